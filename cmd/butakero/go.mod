@@ -1,0 +1,3 @@
+module github.com/butakero/butakero/cmd/butakero
+
+go 1.26

@@ -1,0 +1,127 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the JetStream stream that holds every event.
+const StreamName = "BUTAKERO"
+
+// ProgressPrefix starts the core NATS subject of progress messages:
+// "progress.<operation_id>". Progress is ephemeral and never in the stream.
+const ProgressPrefix = "progress"
+
+// Subject is where an event of kind k for operation opID is published.
+func Subject(k Kind, opID string) string { return string(k) + "." + opID }
+
+// OperationSubjects is the filter that matches one operation's history.
+func OperationSubjects(opID string) string { return "*.*." + opID }
+
+// ProgressSubject is where progress for operation opID is published.
+func ProgressSubject(opID string) string { return ProgressPrefix + "." + opID }
+
+// KindOf returns the kind of a stream subject ("video.resolved.<id>").
+func KindOf(subject string) (Kind, string, bool) {
+	parts := strings.Split(subject, ".")
+	if len(parts) != 3 {
+		return "", "", false
+	}
+	return Kind(parts[0] + "." + parts[1]), parts[2], true
+}
+
+// DuplicateWindow is how long the stream remembers message ids. A handler
+// that republishes within it is deduplicated by the server; after it,
+// handlers rely on their own idempotency.
+const DuplicateWindow = 30 * time.Minute
+
+// StreamConfig is the definition of the event stream. Events are kept
+// forever: they are the history every projection is rebuilt from.
+func StreamConfig(replicas int) jetstream.StreamConfig {
+	subjects := make([]string, 0, len(Kinds))
+	for _, k := range Kinds {
+		subjects = append(subjects, string(k)+".*")
+	}
+	if replicas < 1 {
+		replicas = 1
+	}
+	return jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Butakero event history: the source of truth",
+		Subjects:    subjects,
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Duplicates:  DuplicateWindow,
+	}
+}
+
+// EnsureStream creates the stream or updates it to StreamConfig.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, StreamConfig(replicas))
+	if err != nil {
+		return nil, fmt.Errorf("events: ensure stream %s: %w", StreamName, err)
+	}
+	return s, nil
+}
+
+// Durable consumer names, one per service that consumes. All processes of
+// a service share its consumer, so each event is worked on by one of them.
+const (
+	ConsumerResolver = "resolver"
+	ConsumerFetcher  = "fetcher"
+	ConsumerEncoder  = "encoder"
+	ConsumerRecorder = "recorder"
+)
+
+// AckWait is how long a delivered message may go without an ack or an
+// InProgress heartbeat before the server delivers it again.
+const AckWait = 30 * time.Second
+
+// ConsumerConfig is the definition of a service's durable consumer.
+// maxDeliver bounds deliveries (MAX_ATTEMPTS); 0 or less means no bound,
+// which the recorder uses because a projection must never skip an event.
+func ConsumerConfig(name string, maxDeliver int) (jetstream.ConsumerConfig, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       AckWait,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxDeliver:    maxDeliver,
+		MaxAckPending: 256,
+	}
+	if maxDeliver <= 0 {
+		cfg.MaxDeliver = -1
+	}
+	switch name {
+	case ConsumerResolver:
+		cfg.FilterSubject = Subject(KindSongRequested, "*")
+	case ConsumerFetcher:
+		cfg.FilterSubject = Subject(KindVideoResolved, "*")
+	case ConsumerEncoder:
+		cfg.FilterSubject = Subject(KindAudioDownloaded, "*")
+	case ConsumerRecorder:
+		// Every event, one at a time, in stream order.
+		cfg.MaxAckPending = 1
+	default:
+		return jetstream.ConsumerConfig{}, fmt.Errorf("events: unknown consumer %q", name)
+	}
+	return cfg, nil
+}
+
+// EnsureConsumer creates or updates the durable consumer called name.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, name string, maxDeliver int) (jetstream.Consumer, error) {
+	cfg, err := ConsumerConfig(name, maxDeliver)
+	if err != nil {
+		return nil, err
+	}
+	c, err := js.CreateOrUpdateConsumer(ctx, StreamName, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("events: ensure consumer %s: %w", name, err)
+	}
+	return c, nil
+}

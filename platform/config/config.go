@@ -1,0 +1,135 @@
+// Package config reads Butakero's environment once, in main, into a Config
+// with defaults and validation. Nothing below main reads the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the CONTRACT's environment table plus the
+// additions documented in the README.
+type Config struct {
+	HTTPAddr          string        // HTTP_ADDR
+	DataDir           string        // DATA_DIR
+	NATSURL           string        // NATS_URL; empty means embedded
+	NATSListen        string        // NATS_LISTEN: embedded server's client listener; empty means none
+	StreamReplicas    int           // STREAM_REPLICAS
+	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, lower-cased
+	YouTubeAPIKey     string        // YOUTUBE_API_KEY
+	YouTubeAPIBaseURL string        // YOUTUBE_API_BASE_URL
+	MaxAttempts       int           // MAX_ATTEMPTS
+	StageTimeout      time.Duration // STAGE_TIMEOUT
+	MaxDuration       time.Duration // MAX_DURATION
+	DCABitrateKbps    int           // DCA_BITRATE_KBPS
+	APIKeys           []string      // API_KEYS
+	YTDLPCookiesFile  string        // YTDLP_COOKIES_FILE
+	YTDLPProxy        string        // YTDLP_PROXY
+	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
+	LogLevel          string        // LOG_LEVEL (GIN_MODE=debug means debug)
+	LogFormat         string        // LOG_FORMAT (GIN_MODE=debug means text)
+}
+
+// Lookup is os.LookupEnv's shape, so tests can pass a map.
+type Lookup func(key string) (string, bool)
+
+// FromMap adapts a map to Lookup.
+func FromMap(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// Load reads the configuration through lookup, applies defaults and
+// validates it. The error lists every bad variable at once.
+func Load(lookup Lookup) (Config, error) {
+	get := func(k, def string) string {
+		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	var errs []error
+	intVar := func(k string, def, min, max int) int {
+		s := get(k, strconv.Itoa(def))
+		n, err := strconv.Atoi(s)
+		if err != nil || n < min || n > max {
+			errs = append(errs, fmt.Errorf("%s=%q: want a whole number from %d to %d", k, s, min, max))
+			return def
+		}
+		return n
+	}
+	durVar := func(k string, def time.Duration) time.Duration {
+		s := get(k, def.String())
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s=%q: want a positive Go duration such as 4m", k, s))
+			return def
+		}
+		return d
+	}
+
+	c := Config{
+		HTTPAddr:          get("HTTP_ADDR", ":8080"),
+		DataDir:           get("DATA_DIR", "./data"),
+		NATSURL:           get("NATS_URL", ""),
+		NATSListen:        get("NATS_LISTEN", ""),
+		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
+		AllowedMediaHosts: list(get("ALLOWED_MEDIA_HOSTS", ""), true),
+		YouTubeAPIKey:     get("YOUTUBE_API_KEY", ""),
+		YouTubeAPIBaseURL: get("YOUTUBE_API_BASE_URL", ""),
+		MaxAttempts:       intVar("MAX_ATTEMPTS", 3, 1, 100),
+		StageTimeout:      durVar("STAGE_TIMEOUT", 4*time.Minute),
+		MaxDuration:       durVar("MAX_DURATION", 3*time.Hour),
+		DCABitrateKbps:    intVar("DCA_BITRATE_KBPS", 96, 8, 128),
+		APIKeys:           list(get("API_KEYS", ""), false),
+		YTDLPCookiesFile:  get("YTDLP_COOKIES_FILE", ""),
+		YTDLPProxy:        get("YTDLP_PROXY", ""),
+		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
+		LogLevel:          strings.ToLower(get("LOG_LEVEL", "info")),
+		LogFormat:         strings.ToLower(get("LOG_FORMAT", "json")),
+	}
+	if strings.EqualFold(get("GIN_MODE", ""), "debug") {
+		if _, ok := lookup("LOG_LEVEL"); !ok {
+			c.LogLevel = "debug"
+		}
+		if _, ok := lookup("LOG_FORMAT"); !ok {
+			c.LogFormat = "text"
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL=%q: want debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_FORMAT=%q: want json or text", c.LogFormat))
+	}
+	if c.NATSListen != "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			errs = append(errs, fmt.Errorf("NATS_LISTEN=%q: want host:port", c.NATSListen))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// Embedded reports whether the process runs its own JetStream server.
+func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+func list(s string, lower bool) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
+		if lower {
+			p = strings.ToLower(p)
+		}
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,123 @@
+// Package objstore keeps blobs (downloaded audio, DCA files) in a JetStream
+// Object Store. Objects are written and read in chunks: a blob is never held
+// whole in memory.
+package objstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Bucket is the object store's name.
+const Bucket = "butakero-blobs"
+
+// ErrNotFound is returned for a key the store does not hold.
+var ErrNotFound = errors.New("objstore: not found")
+
+// Info describes a stored blob.
+type Info struct {
+	Key         string
+	Size        int64
+	ContentType string
+	// Location is a URL naming the blob in its store.
+	Location string
+	// Digest is the store's checksum of the content ("SHA-256=…").
+	Digest string
+}
+
+// Store is a blob store. It is safe for concurrent use.
+type Store struct {
+	obs jetstream.ObjectStore
+}
+
+// Open creates the object store if missing and returns a Store on it.
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
+	if replicas < 1 {
+		replicas = 1
+	}
+	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      Bucket,
+		Description: "Butakero audio and DCA files",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objstore: open %s: %w", Bucket, err)
+	}
+	return &Store{obs: obs}, nil
+}
+
+// Put streams r into the blob key, replacing any blob there. The new blob
+// becomes visible only once r is read to its end without error.
+func (s *Store) Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (Info, error) {
+	headers := map[string][]string{}
+	if contentType != "" {
+		headers["Content-Type"] = []string{contentType}
+	}
+	oi, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, r)
+	if err != nil {
+		return Info{}, fmt.Errorf("objstore: put %s: %w", key, err)
+	}
+	return s.info(oi), nil
+}
+
+// Open returns a reader of blob key and its Info. The caller closes it.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
+	res, err := s.obs.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, Info{}, ErrNotFound
+	}
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("objstore: get %s: %w", key, err)
+	}
+	oi, err := res.Info()
+	if err != nil {
+		res.Close()
+		return nil, Info{}, fmt.Errorf("objstore: info %s: %w", key, err)
+	}
+	return res, s.info(oi), nil
+}
+
+// Stat returns blob key's Info, or ErrNotFound.
+func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
+	oi, err := s.obs.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return Info{}, ErrNotFound
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("objstore: stat %s: %w", key, err)
+	}
+	return s.info(oi), nil
+}
+
+// Delete removes blob key. Deleting a missing blob is not an error.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	err := s.obs.Delete(ctx, key)
+	if err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("objstore: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Ping checks that the store answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if _, err := s.obs.Status(ctx); err != nil {
+		return fmt.Errorf("objstore: %w", err)
+	}
+	return nil
+}
+
+// Location is the URL of blob key in this store.
+func (s *Store) Location(key string) string { return "nats://objects/" + Bucket + "/" + key }
+
+func (s *Store) info(oi *jetstream.ObjectInfo) Info {
+	ct := ""
+	if oi.Headers != nil {
+		ct = oi.Headers.Get("Content-Type")
+	}
+	return Info{Key: oi.Name, Size: int64(oi.Size), ContentType: ct, Location: s.Location(oi.Name), Digest: oi.Digest}
+}

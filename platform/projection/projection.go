@@ -1,0 +1,77 @@
+// Package projection defines the state the recorder projects from the event
+// stream: one Operation per request and one Song per catalog entry. Stores
+// (kvstore, later dynamostore) persist these; the stream can always rebuild
+// them.
+package projection
+
+import "errors"
+
+// ErrNotFound is returned by stores for an id they do not hold.
+var ErrNotFound = errors.New("projection: not found")
+
+// Status values, as the original service named them.
+const (
+	StatusInProgress = "iniciando"
+	StatusSuccess    = "success"
+	StatusFailed     = "failed"
+)
+
+// Stages, the last step an operation reached.
+const (
+	StageRequested  = "requested"
+	StageResolved   = "resolved"
+	StageDownloaded = "downloaded"
+	StageEncoded    = "encoded"
+	StageStored     = "stored"
+	StageFailed     = "failed"
+)
+
+// Operation is one request's state. The JSON names of the first fields are
+// the original service's status object.
+type Operation struct {
+	ID             string `json:"id"`
+	SongID         string `json:"song_id"`
+	Status         string `json:"status"`
+	Message        string `json:"message"`
+	Data           string `json:"data"`
+	ProcessingDate string `json:"processing_date"`
+	Success        bool   `json:"success"`
+	Attempts       int    `json:"attempts"`
+	Failures       int    `json:"failures"`
+	Stage          string `json:"stage"`
+
+	// Query is what the user asked for.
+	Query string `json:"query,omitempty"`
+	// ErrorCode is the failure's code when Status is failed.
+	ErrorCode string `json:"error_code,omitempty"`
+	// CreatedAt and UpdatedAt are RFC 3339 times of the first and last event.
+	CreatedAt string `json:"created_at,omitempty"`
+	UpdatedAt string `json:"updated_at,omitempty"`
+	// LastSeq is the stream sequence of the last event applied. An event at
+	// or below it has been applied already and is skipped.
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// Final reports whether the operation has ended.
+func (o Operation) Final() bool { return o.Status == StatusSuccess || o.Status == StatusFailed }
+
+// Song is a catalog entry.
+type Song struct {
+	ID           string `json:"id"`
+	Title        string `json:"title,omitempty"`
+	DurationMs   int64  `json:"duration_ms,omitempty"`
+	URL          string `json:"url,omitempty"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	Channel      string `json:"channel,omitempty"`
+	Source       string `json:"source,omitempty"`
+
+	// DCAKey, DCALocation and DCASize describe the stored DCA; DCAKey is
+	// empty until one is stored.
+	DCAKey      string `json:"dca_key,omitempty"`
+	DCALocation string `json:"dca_location,omitempty"`
+	DCASize     int64  `json:"dca_size,omitempty"`
+	DCAFrames   int64  `json:"dca_frames,omitempty"`
+
+	UpdatedAt string `json:"updated_at,omitempty"`
+	LastSeq   uint64 `json:"last_seq"`
+}

@@ -1,0 +1,220 @@
+// Package stage runs one pipeline stage (resolve, fetch, encode): it pulls
+// events from the stage's durable consumer, hands each to a Handler, and
+// ends every message explicitly.
+//
+// Ack semantics, per message:
+//   - undecodable (malformed JSON, unknown type): Term, with the reason logged.
+//   - handler returned nil: Ack. The handler has published its next event.
+//   - handler returned a permanent *events.Failure: operation.failed is
+//     published, then Term.
+//   - handler returned any other error, or ran over the stage timeout: Nak
+//     with a backoff delay while deliveries remain, else as permanent.
+//   - the worker is shutting down and the grace period ran out: Nak at once,
+//     so another process takes the message over.
+//
+// While a handler runs, the message is kept alive with InProgress heartbeats.
+// If the process dies, the heartbeats stop and the server redelivers the
+// message after events.AckWait: nothing is lost.
+package stage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Delivery is one message handed to a Handler.
+type Delivery struct {
+	Envelope events.Envelope
+	Event    events.Event
+	// Attempt counts deliveries of this message, from 1.
+	Attempt int
+	// Log carries operation_id, song_id and the stage.
+	Log *slog.Logger
+}
+
+// Handler handles one delivery. It is safe to call twice for the same
+// delivery: a handler publishes its next event with events.Next, whose id is
+// derived from the delivery, so the stream keeps one copy.
+type Handler func(ctx context.Context, d Delivery) error
+
+// Publisher is the part of events.Publisher the worker needs.
+type Publisher interface {
+	Publish(ctx context.Context, env events.Envelope) (*jetstream.PubAck, error)
+}
+
+// Worker consumes one stage's events.
+type Worker struct {
+	// Stage names the stage in logs and in operation.failed events.
+	Stage    string
+	Consumer jetstream.Consumer
+	Publish  Publisher
+	Handle   Handler
+	Log      *slog.Logger
+	// MaxAttempts is the number of deliveries before a transient failure
+	// becomes final. It should match the consumer's MaxDeliver.
+	MaxAttempts int
+	// Timeout bounds one attempt (STAGE_TIMEOUT).
+	Timeout time.Duration
+	// Concurrency is how many messages this process handles at once.
+	Concurrency int
+	// Grace is how long in-flight work may go on after ctx is cancelled.
+	Grace time.Duration
+}
+
+// Run consumes until ctx is cancelled, then stops taking messages and waits
+// for in-flight ones to end (within Grace). It returns nil after a clean stop.
+func (w *Worker) Run(ctx context.Context) error {
+	n := w.Concurrency
+	if n < 1 {
+		n = 1
+	}
+	// work outlives ctx by the grace period so in-flight handlers can finish.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(w.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-work.Done():
+		}
+	}()
+
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- w.loop(ctx, work)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// loop takes one message at a time until ctx ends.
+func (w *Worker) loop(ctx, work context.Context) error {
+	it, err := w.Consumer.Messages(jetstream.PullMaxMessages(1))
+	if err != nil {
+		return fmt.Errorf("stage %s: consume: %w", w.Stage, err)
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			w.Log.Warn("stage: next message", "stage", w.Stage, "error", err)
+			continue
+		}
+		w.handle(ctx, work, msg)
+	}
+}
+
+func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
+	log := w.Log.With("stage", w.Stage, "subject", msg.Subject())
+	env, ev, err := events.Decode(msg.Data())
+	if err != nil {
+		log.Error("stage: terminating undecodable message", "error", err)
+		_ = msg.TermWithReason("undecodable: " + err.Error())
+		return
+	}
+	attempt := 1
+	if md, err := msg.Metadata(); err == nil {
+		attempt = int(md.NumDelivered)
+	}
+	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "attempt", attempt)
+
+	attemptCtx, cancel := context.WithTimeout(work, w.Timeout)
+	defer cancel()
+	stopBeat := heartbeat(attemptCtx, msg)
+	err = w.Handle(attemptCtx, Delivery{Envelope: env, Event: ev, Attempt: attempt, Log: log})
+	stopBeat()
+
+	if err == nil {
+		if err := msg.Ack(); err != nil {
+			log.Warn("stage: ack", "error", err)
+		}
+		return
+	}
+	if work.Err() != nil {
+		// Shut down mid-attempt: let another process take it over.
+		log.Info("stage: shutting down, message left for redelivery")
+		_ = msg.Nak()
+		return
+	}
+	f := events.AsFailure(err)
+	if errors.Is(attemptCtx.Err(), context.DeadlineExceeded) && !f.Code.Permanent() {
+		f = events.Wrap(events.CodeTimeout, err, "the %s stage took longer than %s", w.Stage, w.Timeout)
+	}
+	if !f.Code.Permanent() && attempt < w.MaxAttempts {
+		delay := Backoff(attempt)
+		log.Warn("stage: attempt failed, will retry", "code", f.Code, "error", f, "retry_in", delay)
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	log.Error("stage: operation failed", "code", f.Code, "error", f)
+	failed, err := events.Next(env, "", events.OperationFailed{
+		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: attempt,
+	})
+	if err == nil {
+		pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err = w.Publish.Publish(pubCtx, failed)
+		cancel()
+	}
+	if err != nil {
+		// The failure is not recorded: keep the message so it is.
+		log.Error("stage: publish operation.failed", "error", err)
+		_ = msg.NakWithDelay(Backoff(1))
+		return
+	}
+	_ = msg.TermWithReason(string(f.Code))
+}
+
+// Backoff is the delay before delivery attempt+1: 1s, 2s, 4s… up to 30s.
+func Backoff(attempt int) time.Duration {
+	d := time.Second << min(max(attempt-1, 0), 5)
+	return min(d, 30*time.Second)
+}
+
+// heartbeat tells the server the message is in progress every third of
+// AckWait until stop is called or ctx ends.
+func heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(events.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

@@ -1,0 +1,3 @@
+module github.com/butakero/butakero/services/gateway
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/butakero/butakero/services/recorder
+
+go 1.26

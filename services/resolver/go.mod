@@ -1,0 +1,3 @@
+module github.com/butakero/butakero/services/resolver
+
+go 1.26
