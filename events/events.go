@@ -175,8 +175,8 @@ type Envelope struct {
 	Type        string `json:"type"`
 	OperationID string `json:"operation_id"`
 	// SongID is set once the song is known (from video.resolved on).
-	SongID string    `json:"song_id,omitempty"`
-	Time   time.Time `json:"time"`
+	SongID string          `json:"song_id,omitempty"`
+	Time   time.Time       `json:"time"`
 	Data   json.RawMessage `json:"data"`
 }
 
