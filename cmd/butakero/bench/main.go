@@ -1,0 +1,323 @@
+// Command bench measures Butakero against what a person runs by hand, on
+// this machine, and prints a report (make bench). It is a benchmark, not a
+// test: it asserts nothing and only reports numbers and their targets.
+//
+//  1. Request to stored DCA for a 3-minute song, against yt-dlp then ffmpeg
+//     to Opus at the same bitrate (complexity 10, 20 ms frames) on the same
+//     file, interleaved; medians and their ratio (target ≤ 1.25).
+//  2. The service's peak resident memory (VmHWM) after a 30-second song and
+//     after a 60-minute song (target: at most 64 MiB more).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	rounds := flag.Int("rounds", 5, "interleaved rounds of the 3-minute comparison")
+	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *rounds, *long); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, rounds int, long time.Duration) error {
+	work, err := os.MkdirTemp("", "butakero-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	media := filepath.Join(work, "media")
+	must(os.MkdirAll(media, 0o755))
+
+	step("building butakero")
+	bin := filepath.Join(work, "butakero")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"song3m.m4a", 3 * time.Minute}, {"song30s.m4a", 30 * time.Second}, {"songlong.m4a", long}} {
+		if err := makeM4A(ctx, filepath.Join(media, f.name), f.d); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	mediaSrv := &http.Server{Handler: http.FileServer(http.Dir(media))}
+	go mediaSrv.Serve(ln)
+	defer mediaSrv.Close()
+	mediaURL := "http://" + ln.Addr().String()
+
+	svc, err := startService(ctx, bin, filepath.Join(work, "data"))
+	if err != nil {
+		return err
+	}
+	defer svc.stop()
+
+	// 1. Latency against the hand-run pipeline, interleaved.
+	var hand, service []time.Duration
+	for i := range rounds {
+		step("round %d/%d: by hand", i+1, rounds)
+		d, err := byHand(ctx, work, mediaURL+"/song3m.m4a")
+		if err != nil {
+			return fmt.Errorf("by hand: %w", err)
+		}
+		hand = append(hand, d)
+		step("round %d/%d: butakero", i+1, rounds)
+		// A distinct query string makes a distinct song, so nothing is cached.
+		d, err = svc.request(ctx, fmt.Sprintf("%s/song3m.m4a?round=%d", mediaURL, i))
+		if err != nil {
+			return fmt.Errorf("butakero: %w", err)
+		}
+		service = append(service, d)
+	}
+
+	// 2. Memory: peak RSS after a short song, then after a long one.
+	step("memory: 30-second song")
+	if _, err := svc.request(ctx, mediaURL+"/song30s.m4a"); err != nil {
+		return err
+	}
+	peakShort, err := svc.peakRSS()
+	if err != nil {
+		return err
+	}
+	step("memory: %s song", long)
+	dLong, err := svc.request(ctx, mediaURL+"/songlong.m4a")
+	if err != nil {
+		return err
+	}
+	peakLong, err := svc.peakRSS()
+	if err != nil {
+		return err
+	}
+
+	mh, ms := median(hand), median(service)
+	ratio := float64(ms) / float64(mh)
+	extra := float64(peakLong-peakShort) / (1 << 20)
+	fmt.Printf("\nButakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+	fmt.Printf("\n3-minute song, request to stored DCA (%d interleaved rounds)\n", rounds)
+	fmt.Printf("  by hand (yt-dlp, then ffmpeg libopus %d kb/s, complexity 10, 20 ms): median %s  %s\n", 96, round(mh), list(hand))
+	fmt.Printf("  butakero (POST to status success):                                   median %s  %s\n", round(ms), list(service))
+	fmt.Printf("  ratio %.2f (target ≤ 1.25): %s\n", ratio, verdict(ratio <= 1.25))
+	fmt.Printf("\nPeak resident memory of the service (VmHWM)\n")
+	fmt.Printf("  after a 30-second song: %.1f MiB\n", float64(peakShort)/(1<<20))
+	fmt.Printf("  after a %s song:     %.1f MiB (took %s)\n", long, float64(peakLong)/(1<<20), round(dLong))
+	fmt.Printf("  difference %.1f MiB (target ≤ 64 MiB): %s\n", extra, verdict(extra <= 64))
+	return nil
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func step(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+func makeM4A(ctx context.Context, path string, d time.Duration) error {
+	secs := strconv.FormatFloat(d.Seconds(), 'f', 0, 64)
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration="+secs,
+		"-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.1:sample_rate=44100:duration="+secs,
+		"-filter_complex", "amix=inputs=2,aformat=channel_layouts=stereo",
+		"-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ffmpeg %s: %v\n%s", path, err, out)
+	}
+	return nil
+}
+
+// byHand is what a person runs: yt-dlp to a file, then ffmpeg to Opus.
+func byHand(ctx context.Context, work, src string) (time.Duration, error) {
+	dir, err := os.MkdirTemp(work, "hand-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	dl := exec.CommandContext(ctx, "yt-dlp", "--ignore-config", "-q", "-f", "bestaudio/best", "-o", filepath.Join(dir, "in.%(ext)s"), "--", src)
+	if out, err := dl.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("yt-dlp: %v\n%s", err, out)
+	}
+	in, _ := filepath.Glob(filepath.Join(dir, "in.*"))
+	if len(in) != 1 {
+		return 0, fmt.Errorf("yt-dlp wrote %v", in)
+	}
+	enc := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", in[0],
+		"-map", "0:a", "-c:a", "libopus", "-b:a", "96k", "-vbr", "on", "-compression_level", "10",
+		"-frame_duration", "20", "-application", "audio", "-ar", "48000", "-ac", "2", filepath.Join(dir, "out.ogg"))
+	if out, err := enc.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("ffmpeg: %v\n%s", err, out)
+	}
+	return time.Since(start), nil
+}
+
+type service struct {
+	cmd  *exec.Cmd
+	base string
+	done chan error
+}
+
+func startService(ctx context.Context, bin, dataDir string) (*service, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1", "LOG_LEVEL=warn", "STAGE_TIMEOUT=30m")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &service{cmd: cmd, base: "http://" + addr, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("butakero exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("butakero not ready within 60s")
+		}
+	}
+}
+
+func (s *service) stop() {
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+	}
+}
+
+// request asks for song and waits until its status is final.
+func (s *service) request(ctx context.Context, song string) (time.Duration, error) {
+	start := time.Now()
+	resp, err := http.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)
+	if err != nil {
+		return 0, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var sr struct {
+		OperationID string `json:"operation_id"`
+	}
+	if err := json.Unmarshal(body, &sr); err != nil || sr.OperationID == "" {
+		return 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
+	}
+	for {
+		resp, err := http.Get(s.base + "/api/audio/status?operation_id=" + sr.OperationID)
+		if err != nil {
+			return 0, err
+		}
+		var st struct {
+			Status struct{ Status, Message string } `json:"status"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		switch st.Status.Status {
+		case "success":
+			return time.Since(start), nil
+		case "failed":
+			return 0, fmt.Errorf("operation failed: %s", st.Status.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// peakRSS is the service process's VmHWM in bytes.
+func (s *service) peakRSS() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "VmHWM:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", s.cmd.Process.Pid)
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func round(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+
+func list(ds []time.Duration) string {
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = round(d).String()
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}

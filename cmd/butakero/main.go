@@ -1,0 +1,43 @@
+// Command butakero is the all-in-one: with no NATS_URL it starts an embedded
+// JetStream server under DATA_DIR and runs the five services and the gateway
+// in one process; with NATS_URL it runs the same services against that
+// cluster.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/butakero/butakero/cmd/butakero/app"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "butakero:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	switch {
+	case len(args) == 0 || args[0] == "serve":
+		return (&app.Main{Config: cfg, Log: log}).Run(ctx)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Println("usage: butakero [serve]\n\nRuns the Butakero services and gateway; see README.md for the environment.")
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (try: butakero help)", args[0])
+	}
+}
