@@ -129,7 +129,7 @@ type DCAEncoded struct {
 // UploadDone ends an operation successfully: a valid DCA is stored.
 type UploadDone struct {
 	Song Song `json:"song"`
-	// Key is the DCA's blob key ("dca/<song_id>.dca").
+	// Key is the DCA's blob key ("audio/<song_id>.dca").
 	Key string `json:"key"`
 	// Location is where the DCA lives, as a URL of its store
 	// ("nats://objects/<bucket>/<key>" or "s3://<bucket>/<key>").

@@ -83,18 +83,23 @@ const (
 const AckWait = 30 * time.Second
 
 // ConsumerConfig is the definition of a service's durable consumer.
-// maxDeliver bounds deliveries (MAX_ATTEMPTS); 0 or less means no bound,
-// which the recorder uses because a projection must never skip an event.
-func ConsumerConfig(name string, maxDeliver int) (jetstream.ConsumerConfig, error) {
+// maxAttempts is MAX_ATTEMPTS; 0 or less means no bound, which the recorder
+// uses because a projection must never skip an event.
+//
+// The server may deliver a message once more than maxAttempts: an attempt
+// cut short by a shutdown or a crash is not a real attempt, and the spare
+// delivery lets the last real one end the operation (the stage worker fails
+// it once the count reaches maxAttempts) instead of leaving it in progress.
+func ConsumerConfig(name string, maxAttempts int) (jetstream.ConsumerConfig, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       AckWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxDeliver:    maxDeliver,
+		MaxDeliver:    maxAttempts + 1,
 		MaxAckPending: 256,
 	}
-	if maxDeliver <= 0 {
+	if maxAttempts <= 0 {
 		cfg.MaxDeliver = -1
 	}
 	switch name {
@@ -114,8 +119,8 @@ func ConsumerConfig(name string, maxDeliver int) (jetstream.ConsumerConfig, erro
 }
 
 // EnsureConsumer creates or updates the durable consumer called name.
-func EnsureConsumer(ctx context.Context, js jetstream.JetStream, name string, maxDeliver int) (jetstream.Consumer, error) {
-	cfg, err := ConsumerConfig(name, maxDeliver)
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, name string, maxAttempts int) (jetstream.Consumer, error) {
+	cfg, err := ConsumerConfig(name, maxAttempts)
 	if err != nil {
 		return nil, err
 	}

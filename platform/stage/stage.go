@@ -57,8 +57,10 @@ type Worker struct {
 	Publish  Publisher
 	Handle   Handler
 	Log      *slog.Logger
-	// MaxAttempts is the number of deliveries before a transient failure
-	// becomes final. It should match the consumer's MaxDeliver.
+	// MaxAttempts is the number of deliveries after which a transient
+	// failure is final. The consumer (events.EnsureConsumer with the same
+	// number) allows one spare delivery for an attempt cut short by a
+	// shutdown or crash; that delivery's failure is final too.
 	MaxAttempts int
 	// Timeout bounds one attempt (STAGE_TIMEOUT).
 	Timeout time.Duration
