@@ -66,6 +66,9 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 }
 
 // Open returns a reader of blob key and its Info. The caller closes it.
+// Reading goes on under ctx: keep ctx alive until the reader is closed, and
+// give it a deadline long enough for the whole read (without one, the
+// client's default of 5 s bounds the whole read).
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
 	res, err := s.obs.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {

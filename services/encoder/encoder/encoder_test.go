@@ -1,0 +1,409 @@
+package encoder_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/natstest"
+	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/services/encoder/dcafile"
+	"github.com/butakero/butakero/services/encoder/encoder"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+type rig struct {
+	env   *natstest.Env
+	blobs *objstore.Store
+	dir   string
+}
+
+// start runs the encoder on a fresh JetStream server until the test ends.
+// stop cancels Run and returns what it returned, once it has.
+func start(t *testing.T, grace time.Duration) (r *rig, stop func() error) {
+	t.Helper()
+	env := natstest.Start(t)
+	blobs, err := objstore.Open(context.Background(), env.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(config.FromMap(map[string]string{"MAX_ATTEMPTS": "2", "STAGE_TIMEOUT": "1m"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ShutdownGrace = grace
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- encoder.Run(ctx, encoder.Deps{
+			NC: env.NC, JS: env.JS, Blobs: blobs, Config: cfg, Concurrency: 4,
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		})
+	}()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("Run did not return within 30s of the cancel")
+		}
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return &rig{env: env, blobs: blobs, dir: t.TempDir()}, stop
+}
+
+// gone waits until blob key is deleted (or was never there).
+func (r *rig) gone(ctx context.Context, t *testing.T, key string) {
+	t.Helper()
+	obs, err := r.env.JS.ObjectStore(ctx, objstore.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := obs.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	// The watcher sends every current object, then nil, then changes.
+	present := false
+	for {
+		select {
+		case info := <-w.Updates():
+			switch {
+			case info == nil:
+				if !present {
+					return
+				}
+			case info.Name == key && info.Deleted:
+				return
+			case info.Name == key:
+				present = true
+			}
+		case <-ctx.Done():
+			t.Fatalf("blob %s still stored: %v", key, ctx.Err())
+		}
+	}
+}
+
+// stage puts body into the blob store as the fetcher would and publishes
+// audio.downloaded for a new operation.
+func (r *rig) stage(t *testing.T, songID, title, ext string, body io.Reader) events.Envelope {
+	t.Helper()
+	opID := events.NewID()
+	key := "staging/" + opID + "." + ext
+	info, err := r.blobs.Put(context.Background(), key, "", nil, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := events.New(opID, songID, events.AudioDownloaded{
+		Song: events.Song{ID: songID, Title: title, URL: "https://example.test/" + songID, Source: "direct"},
+		Key:  key, Size: info.Size, Ext: ext,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.env.Publish(t, env)
+	return env
+}
+
+// end waits for the operation's upload.done or operation.failed.
+func (r *rig) end(ctx context.Context, t *testing.T, opID string) (events.Envelope, events.Event) {
+	t.Helper()
+	c, err := r.env.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.Subject(events.KindUploadDone, opID), events.Subject(events.KindOperationFailed, opID)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := c.Next(jetstream.FetchContext(ctx))
+	if err != nil {
+		t.Fatalf("waiting for the end of %s: %v", opID, err)
+	}
+	env, ev, err := events.Decode(msg.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, ev
+}
+
+func TestEncode(t *testing.T) {
+	r, _ := start(t, 10*time.Second)
+	random := make([]byte, 256<<10)
+	rand.New(rand.NewSource(7)).Read(random)
+
+	cases := []struct {
+		name string
+		spec audiofixture.Spec // a fixture made with ffmpeg, or
+		body []byte            // raw bytes
+		ext  string
+		code events.Code // empty for success
+	}{
+		{name: "m4a faststart", spec: audiofixture.M4A("a.m4a", 3*time.Second), ext: "m4a"},
+		{name: "m4a with the index at the end", spec: audiofixture.Spec{Name: "late.m4a", Duration: 2 * time.Second, Args: []string{"-c:a", "aac"}}, ext: "m4a"},
+		{name: "mp3", spec: audiofixture.MP3("a.mp3", 2*time.Second), ext: "mp3"},
+		{name: "webm opus", spec: audiofixture.WebMOpus("a.webm", 2*time.Second), ext: "webm"},
+		{name: "ogg vorbis", spec: audiofixture.OggVorbis("a.ogg", 2*time.Second), ext: "ogg"},
+		{name: "wav", spec: audiofixture.WAV("a.wav", 2*time.Second), ext: "wav"},
+		{name: "mono 22 kHz mp3", spec: audiofixture.Mono22k("m.mp3", 2*time.Second), ext: "mp3"},
+		{name: "mp4 with video", spec: audiofixture.MP4Video("v.mp4", 2*time.Second), ext: "mp4"},
+		{name: "no extension", spec: audiofixture.OggVorbis("noext.ogg", 2*time.Second), ext: ""},
+		{name: "random bytes", body: random, ext: "m4a", code: events.CodeInvalidAudio},
+		{name: "empty file", body: []byte{}, ext: "webm", code: events.CodeEmptyAudio},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			body := tc.body
+			if body == nil {
+				var err error
+				if body, err = os.ReadFile(audiofixture.Make(t, r.dir, tc.spec)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			songID := "song-" + string(rune('a'+i))
+			title := "Título " + tc.name
+			progress := make(chan *nats.Msg, 64)
+			sub, err := r.env.NC.ChanSubscribe(events.ProgressPrefix+".>", progress)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+
+			req := r.stage(t, songID, title, tc.ext, bytes.NewReader(body))
+			env, ev := r.end(ctx, t, req.OperationID)
+			if env.SongID != songID {
+				t.Errorf("song id = %q, want %q", env.SongID, songID)
+			}
+			// The staged audio is deleted once the operation ends.
+			r.gone(ctx, t, "staging/"+req.OperationID+"."+tc.ext)
+
+			if tc.code != "" {
+				failed, ok := ev.(events.OperationFailed)
+				if !ok {
+					t.Fatalf("got %s, want operation.failed", env.Type)
+				}
+				if failed.Code != tc.code || failed.Stage != "encode" {
+					t.Fatalf("failed = %+v, want code %s in stage encode", failed, tc.code)
+				}
+				if strings.Contains(failed.Message, os.TempDir()) || strings.Contains(failed.Message, "butakero-encode") {
+					t.Fatalf("message shows a temp path: %q", failed.Message)
+				}
+				if _, err := r.blobs.Stat(ctx, encoder.Key(songID)); !errors.Is(err, objstore.ErrNotFound) {
+					t.Fatalf("a DCA was stored for a failed encode: %v", err)
+				}
+				t.Logf("message: %s", failed.Message)
+				return
+			}
+
+			done, ok := ev.(events.UploadDone)
+			if !ok {
+				t.Fatalf("got %s %s, want upload.done", env.Type, env.Data)
+			}
+			_, encEv := r.env.Next(ctx, t, events.KindDCAEncoded, req.OperationID)
+			enc := encEv.(events.DCAEncoded)
+			key := encoder.Key(songID)
+			if done.Key != key || done.Location != r.blobs.Location(key) || done.Song.Title != title {
+				t.Fatalf("upload.done = %+v", done)
+			}
+			rd, info, err := r.blobs.Open(ctx, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rd.Close()
+			if info.ContentType != encoder.ContentType || info.Size != done.Size {
+				t.Fatalf("stored %+v, upload.done says size %d", info, done.Size)
+			}
+			dca, err := dcafile.Parse(rd)
+			if err != nil {
+				t.Fatalf("stored DCA: %v", err)
+			}
+			if dca.Frames != enc.Frames || dca.Duration.Milliseconds() != enc.DurationMs || dca.Size != done.Size {
+				t.Fatalf("DCA has %d frames (%s, %d bytes); dca.encoded %+v, upload.done size %d", dca.Frames, dca.Duration, dca.Size, enc, done.Size)
+			}
+			if dca.Metadata.SongInfo.Title != title || dca.Metadata.Opus.SampleRate != 48000 || dca.Metadata.Opus.Channels != 2 || enc.BitrateKbps != 96 {
+				t.Fatalf("metadata %+v %+v, bitrate %d", dca.Metadata.SongInfo, dca.Metadata.Opus, enc.BitrateKbps)
+			}
+			want := tc.spec.Duration
+			if diff := (dca.Duration - want).Abs(); diff > want/100+20*time.Millisecond {
+				t.Fatalf("frames cover %s, the fixture lasts %s", dca.Duration, want)
+			}
+			if diff := time.Duration(enc.SourceDurationMs)*time.Millisecond - want; diff.Abs() > 30*time.Millisecond {
+				t.Fatalf("source duration %d ms, the fixture lasts %s", enc.SourceDurationMs, want)
+			}
+			var last events.Progress
+			for len(progress) > 0 {
+				var p events.Progress
+				if err := json.Unmarshal((<-progress).Data, &p); err == nil && p.OperationID == req.OperationID {
+					last = p
+				}
+			}
+			if last.Stage != "encode" || last.Percent != 100 {
+				t.Fatalf("last progress = %+v, want encode at 100%%", last)
+			}
+		})
+	}
+}
+
+// TestRedelivery runs the same audio.downloaded twice under different
+// operations of one song, then republishes the first after its staging blob
+// is gone (an ack lost after success): every run ends in upload.done and the
+// stream keeps one copy of each derived event.
+func TestRedelivery(t *testing.T) {
+	r, _ := start(t, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	path := audiofixture.Make(t, r.dir, audiofixture.MP3("r.mp3", 2*time.Second))
+	open := func() io.Reader {
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	first := r.stage(t, "same", "Same", "mp3", open())
+	if _, ev := r.end(ctx, t, first.OperationID); ev.Kind() != events.KindUploadDone {
+		t.Fatalf("first run: %+v", ev)
+	}
+	second := r.stage(t, "same", "Same", "mp3", open())
+	if _, ev := r.end(ctx, t, second.OperationID); ev.Kind() != events.KindUploadDone {
+		t.Fatalf("second run: %+v", ev)
+	}
+
+	// Redeliver the first event: same envelope, new message id so the
+	// stream takes it, staging blob already deleted.
+	again := first
+	again.ID = events.NewID()
+	r.env.Publish(t, again)
+	wantID := events.DeriveID(again.ID, events.TypeUploadDone)
+	c, err := r.env.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.Subject(events.KindUploadDone, first.OperationID), events.Subject(events.KindOperationFailed, first.OperationID)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		msg, err := c.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			t.Fatalf("waiting for the republished upload.done: %v", err)
+		}
+		env, ev, err := events.Decode(msg.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind() == events.KindOperationFailed {
+			t.Fatalf("redelivery failed the operation: %+v", ev)
+		}
+		if env.ID == wantID {
+			if done := ev.(events.UploadDone); done.Key != encoder.Key("same") || done.Size == 0 {
+				t.Fatalf("republished upload.done = %+v", done)
+			}
+			break
+		}
+	}
+}
+
+// TestShutdownMidEncode cancels Run while an encode is under way with a
+// short grace: ffmpeg is killed, no DCA and no temp file are left, no
+// failure is published, and the staged audio stays for the redelivery.
+func TestShutdownMidEncode(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	r, stop := start(t, 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	spec := audiofixture.WAV("long.wav", 120*time.Second)
+	f, err := os.Open(audiofixture.Make(t, r.dir, spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	sub, err := r.env.NC.SubscribeSync(events.ProgressPrefix + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := r.stage(t, "long", "Long", "wav", f)
+	if _, err := sub.NextMsgWithContext(ctx); err != nil {
+		t.Fatalf("no progress: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := r.blobs.Stat(ctx, encoder.Key("long")); !errors.Is(err, objstore.ErrNotFound) {
+		t.Fatalf("a DCA was stored by a cancelled encode: %v", err)
+	}
+	if _, err := r.blobs.Stat(ctx, "staging/"+req.OperationID+".wav"); err != nil {
+		t.Fatalf("staged audio gone after a cancelled encode: %v", err)
+	}
+	if kids := childProcesses(t, "ffmpeg"); len(kids) > 0 {
+		t.Fatalf("ffmpeg left running: %v", kids)
+	}
+	left, _ := filepath.Glob(filepath.Join(tmp, "*"))
+	if len(left) > 0 {
+		t.Fatalf("temp files left: %v", left)
+	}
+	info, err := r.env.Stream.Info(ctx, jetstream.WithSubjectFilter(events.Subject(events.KindOperationFailed, ">")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(info.State.Subjects); n != 0 {
+		t.Fatalf("a cancelled encode published %d failures", n)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// childProcesses lists this process's live children running name.
+func childProcesses(t *testing.T, name string) []string {
+	t.Helper()
+	self := strconv.Itoa(os.Getpid())
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		// After the command: state, then parent pid.
+		if f := strings.Fields(s[end+1:]); len(f) > 1 && f[1] == self && s[open+1:end] == name {
+			out = append(out, p+" state "+f[0])
+		}
+	}
+	return out
+}

@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/projection"
+	"github.com/gofiber/fiber/v2"
+)
+
+// dcaContentType is the media type the DCA is served as.
+const dcaContentType = "audio/x-dca"
+
+// dca handles GET (and HEAD) /v1/songs/:id/dca: the song's DCA streamed
+// from the blob store, never held in memory. One "Range: bytes=…" is
+// honoured with 206; a Range the blob cannot satisfy gets 416; several
+// ranges, or a malformed one, are ignored and the whole blob is sent, as
+// RFC 9110 allows.
+func (s *server) dca(c *fiber.Ctx) error {
+	id := c.Params("id")
+	if !validSongID(id) {
+		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
+	}
+	id = strings.Clone(id)
+	c.Locals(localSongID, id)
+
+	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
+	song, err := s.store.Song(ctx, id)
+	cancel()
+	if errors.Is(err, projection.ErrNotFound) {
+		return errorf(CodeNotFound, "unknown song")
+	}
+	if err != nil {
+		return internal(fmt.Errorf("read song: %w", err))
+	}
+	if song.DCAKey == "" {
+		return errorf(CodeNotFound, "the song has no DCA yet")
+	}
+
+	// The blob is read after this handler returns, while fasthttp writes
+	// the body: its context ends when fasthttp closes the body.
+	bctx, bcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), streamTimeout)
+	rc, info, err := s.blobs.Open(bctx, song.DCAKey)
+	if err != nil {
+		bcancel()
+		if errors.Is(err, objstore.ErrNotFound) {
+			// The projection is ahead of the blob store or the blob was
+			// removed: for the client the DCA is simply not there.
+			s.log.Warn("song names a DCA the blob store does not hold", "song_id", id, "key", song.DCAKey)
+			return errorf(CodeNotFound, "the song's DCA is not stored")
+		}
+		return internal(fmt.Errorf("open DCA %s: %w", song.DCAKey, err))
+	}
+	body := &blobBody{rc: rc, cancel: bcancel}
+
+	etag := ""
+	if info.Digest != "" {
+		etag = `"` + info.Digest + `"`
+		c.Set(fiber.HeaderETag, etag)
+	}
+	c.Set(fiber.HeaderAcceptRanges, "bytes")
+	if etag != "" && etagMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		_ = body.Close()
+		return c.SendStatus(fiber.StatusNotModified)
+	}
+
+	rangeHeader := c.Get(fiber.HeaderRange)
+	if ir := c.Get(fiber.HeaderIfRange); ir != "" && (etag == "" || ir != etag) {
+		rangeHeader = "" // the client's copy is stale: send it all
+	}
+	start, length, partial, err := parseRange(rangeHeader, info.Size)
+	if err != nil {
+		_ = body.Close()
+		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(info.Size, 10))
+		return errorf(CodeRangeNotSatisfiable, fmt.Sprintf("range not satisfiable: the DCA has %d bytes", info.Size))
+	}
+
+	c.Set(fiber.HeaderContentType, dcaContentType)
+	if partial {
+		c.Status(fiber.StatusPartialContent)
+		c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, info.Size))
+	}
+	if c.Method() == fiber.MethodHead {
+		_ = body.Close()
+		c.Response().Header.SetContentLength(int(length))
+		return nil
+	}
+	// The object store reader cannot seek: skip to the range by reading.
+	if start > 0 {
+		if _, err := io.CopyN(io.Discard, rc, start); err != nil {
+			_ = body.Close()
+			return internal(fmt.Errorf("skip %d bytes of DCA %s: %w", start, song.DCAKey, err))
+		}
+	}
+	body.r = io.LimitReader(rc, length)
+	return c.SendStream(body, int(length))
+}
+
+// blobBody is a response body on a blob. fasthttp closes it once the body is
+// written or the client is gone; closing ends the blob read and its context.
+type blobBody struct {
+	r      io.Reader
+	rc     io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *blobBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+func (b *blobBody) Close() error {
+	err := b.rc.Close()
+	b.cancel()
+	return err
+}
+
+// errUnsatisfiable is parseRange's answer to a range outside the blob.
+var errUnsatisfiable = errors.New("range not satisfiable")
+
+// parseRange reads a Range header against a blob of size bytes and returns
+// the part to send. partial is false when the whole blob is to be sent: no
+// header, another unit, several ranges or a malformed one.
+func parseRange(h string, size int64) (start, length int64, partial bool, err error) {
+	full := func() (int64, int64, bool, error) { return 0, size, false, nil }
+	unit, spec, ok := strings.Cut(strings.TrimSpace(h), "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(unit), "bytes") || strings.Contains(spec, ",") {
+		return full()
+	}
+	first, last, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok {
+		return full()
+	}
+	first, last = strings.TrimSpace(first), strings.TrimSpace(last)
+	if first == "" {
+		// Suffix range: the last n bytes.
+		n, ok := digits(last)
+		if !ok {
+			return full()
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false, errUnsatisfiable
+		}
+		n = min(n, size)
+		return size - n, n, true, nil
+	}
+	from, ok := digits(first)
+	if !ok {
+		return full()
+	}
+	to := size - 1
+	if last != "" {
+		if to, ok = digits(last); !ok || to < from {
+			return full()
+		}
+	}
+	if from >= size {
+		return 0, 0, false, errUnsatisfiable
+	}
+	to = min(to, size-1)
+	return from, to - from + 1, true, nil
+}
+
+// digits parses a non-negative decimal made of ASCII digits only.
+func digits(s string) (int64, bool) {
+	if s == "" || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+// etagMatch reports whether an If-None-Match header names etag (weak
+// comparison, as RFC 9110 asks for If-None-Match).
+func etagMatch(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
+}

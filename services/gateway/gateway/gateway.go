@@ -1,0 +1,220 @@
+// Package gateway is Butakero's HTTP front door: it turns a song request
+// into a song.requested event, answers status reads from the operations
+// projection (or the stream while the recorder lags), and streams stored
+// DCA files. It serves the seed-compatible /api/audio/* routes and the /v1
+// routes listed in CONTRACT.md.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/projection"
+	"github.com/gofiber/fiber/v2"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Publisher stores an event in the stream and returns once the server
+// acknowledged it. *events.Publisher satisfies it.
+type Publisher interface {
+	Publish(ctx context.Context, env events.Envelope) (*jetstream.PubAck, error)
+}
+
+// Store reads the operation and song projections the recorder keeps.
+// Both reads return projection.ErrNotFound for an unknown id. Implementations
+// must be safe for concurrent use; *kvstore.Store is one.
+type Store interface {
+	Operation(ctx context.Context, id string) (projection.Operation, error)
+	Song(ctx context.Context, id string) (projection.Song, error)
+	// Ping reports whether the store answers; /readyz calls it.
+	Ping(ctx context.Context) error
+}
+
+// Blobs reads stored blobs. Open returns objstore.ErrNotFound for a missing
+// key; the reader it returns keeps reading under ctx until it is closed, so
+// ctx must outlive the read. Implementations must be safe for concurrent
+// use; *objstore.Store is one.
+type Blobs interface {
+	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	// Ping reports whether the store answers; /readyz calls it.
+	Ping(ctx context.Context) error
+}
+
+var (
+	_ Publisher = (*events.Publisher)(nil)
+	_ Store     = (*kvstore.Store)(nil)
+	_ Blobs     = (*objstore.Store)(nil)
+)
+
+// DefaultStartWait is how long POST /api/audio/start waits for the resolver
+// to name the song before answering with an empty song_id.
+const DefaultStartWait = 3 * time.Second
+
+// Limits of one request. Bodies are small JSON documents at most; the
+// header limit is the read buffer fasthttp parses the request head in.
+const (
+	bodyLimit      = 64 << 10
+	headerLimit    = 16 << 10
+	readTimeout    = 30 * time.Second
+	idleTimeout    = 2 * time.Minute
+	storeTimeout   = 5 * time.Second
+	publishTimeout = 5 * time.Second
+	readyTimeout   = 2 * time.Second
+	// streamTimeout bounds one DCA download. The object store reads its
+	// chunks under the context given to Open, and without a deadline
+	// nats.go applies its 5 s default to the whole read.
+	streamTimeout = time.Hour
+)
+
+// Deps is what the gateway needs. NC, JS, Store and Blobs are
+// required; the rest have defaults.
+type Deps struct {
+	// NC carries the core NATS subscriptions that learn a new operation's
+	// song id; /readyz reports its connection state.
+	NC *nats.Conn
+	// JS reads the stream when the projection does not know an operation yet.
+	JS jetstream.JetStream
+	// Publisher publishes song.requested; nil means events.NewPublisher(JS).
+	Publisher Publisher
+	// Store answers status reads and names each song's DCA blob.
+	Store Store
+	// Blobs streams the DCA files.
+	Blobs Blobs
+	// Config supplies APIKeys, HTTPAddr and ShutdownGrace.
+	Config config.Config
+	// Log receives the access log and every internal error; nil means
+	// slog.Default().
+	Log *slog.Logger
+	// Listener, when set, is served instead of listening on Config.HTTPAddr.
+	// Run closes it on shutdown.
+	Listener net.Listener
+	// StartWait overrides DefaultStartWait when positive.
+	StartWait time.Duration
+}
+
+type server struct {
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	pub       Publisher
+	store     Store
+	blobs     Blobs
+	log       *slog.Logger
+	keys      *apiKeys
+	startWait time.Duration
+}
+
+// New builds the gateway's fiber app without serving it, for Run and for
+// tests (app.Test or app.Listener). The app's handlers are safe for
+// concurrent use.
+func New(d Deps) (*fiber.App, error) {
+	switch {
+	case d.NC == nil:
+		return nil, errors.New("gateway: Deps.NC is required")
+	case d.JS == nil:
+		return nil, errors.New("gateway: Deps.JS is required")
+	case d.Store == nil:
+		return nil, errors.New("gateway: Deps.Store is required")
+	case d.Blobs == nil:
+		return nil, errors.New("gateway: Deps.Blobs is required")
+	}
+	s := &server{
+		nc:        d.NC,
+		js:        d.JS,
+		pub:       d.Publisher,
+		store:     d.Store,
+		blobs:     d.Blobs,
+		log:       d.Log,
+		keys:      newAPIKeys(d.Config.APIKeys),
+		startWait: d.StartWait,
+	}
+	if s.pub == nil {
+		s.pub = events.NewPublisher(d.JS)
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.startWait <= 0 {
+		s.startWait = DefaultStartWait
+	}
+
+	app := fiber.New(fiber.Config{
+		AppName:               "butakero-gateway",
+		DisableStartupMessage: true,
+		ErrorHandler:          s.errorHandler,
+		BodyLimit:             bodyLimit,
+		ReadBufferSize:        headerLimit,
+		ReadTimeout:           readTimeout,
+		IdleTimeout:           idleTimeout,
+		CaseSensitive:         true,
+	})
+	app.Use(s.accessLog, s.recoverPanic)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+
+	api := app.Group("/api")
+	v1 := app.Group("/v1")
+	if s.keys.enabled() {
+		api.Use(s.keys.middleware)
+		v1.Use(s.keys.middleware)
+	}
+	api.Post("/audio/start", s.start)
+	api.Get("/audio/status", s.status)
+	v1.Get("/songs/:id/dca", s.dca)
+	return app, nil
+}
+
+// Run serves the gateway until ctx is cancelled, then stops accepting
+// connections and waits up to Config.ShutdownGrace for requests in flight
+// (a DCA download included) to finish. It returns nil after a clean stop and
+// an error when serving fails or the grace runs out. It owns the listener.
+func Run(ctx context.Context, d Deps) error {
+	app, err := New(d)
+	if err != nil {
+		return err
+	}
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	ln := d.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", d.Config.HTTPAddr); err != nil {
+			return fmt.Errorf("gateway: listen on %s: %w", d.Config.HTTPAddr, err)
+		}
+	}
+	log.Info("gateway listening", "addr", ln.Addr().String())
+
+	served := make(chan error, 1)
+	go func() { served <- app.Listener(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	grace := d.Config.ShutdownGrace
+	if grace <= 0 {
+		grace = 20 * time.Second
+	}
+	log.Info("gateway stopping", "grace", grace)
+	shutdownErr := app.ShutdownWithTimeout(grace)
+	if err := <-served; err != nil && shutdownErr == nil {
+		shutdownErr = err
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("gateway: shutdown: %w", shutdownErr)
+	}
+	log.Info("gateway stopped")
+	return nil
+}

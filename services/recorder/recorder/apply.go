@@ -1,0 +1,173 @@
+package recorder
+
+import (
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/projection"
+)
+
+// stageRank orders the stages so that a late or repeated event never moves
+// an operation back.
+var stageRank = map[string]int{
+	projection.StageRequested:  1,
+	projection.StageResolved:   2,
+	projection.StageDownloaded: 3,
+	projection.StageEncoded:    4,
+	projection.StageStored:     5,
+	projection.StageFailed:     5,
+}
+
+// SongID is the song an event is about: the one its data names, else the
+// envelope's, else the one the operation already knows. It is "" when none
+// is known or the id could not be a store key (such an event still updates
+// its operation; the song catalog just cannot hold it).
+func SongID(op projection.Operation, env events.Envelope, ev events.Event) string {
+	id := env.SongID
+	switch e := ev.(type) {
+	case events.VideoResolved:
+		id = pick(e.Song.ID, id)
+	case events.AudioDownloaded:
+		id = pick(e.Song.ID, id)
+	case events.UploadDone:
+		id = pick(e.Song.ID, id)
+	}
+	id = pick(id, op.SongID)
+	if !validKey(id) {
+		return ""
+	}
+	return id
+}
+
+// Apply returns op and song after the event ev (in envelope env) at stream
+// sequence seq, recorded at time t (the stream's timestamp of the message).
+// It is pure and deterministic, so that the live recorder and a replay of
+// the stream build the same projections.
+//
+// op is the operation's current record (zero if none) and song the record
+// of SongID(op, env, ev) (zero if none or no song). A record whose LastSeq
+// changed in the result must be stored; one whose LastSeq did not is
+// unchanged. Store the song before the operation: an event at or below
+// op.LastSeq counts as fully applied and changes nothing, while the song
+// has its own LastSeq guard for the case where only the song was stored.
+//
+// An event for an operation that has already ended is only recorded as
+// applied (op.LastSeq). An event for an operation not seen yet (its
+// song.requested missing) creates the record.
+func Apply(op projection.Operation, song projection.Song, env events.Envelope, ev events.Event, seq uint64, t time.Time) (projection.Operation, projection.Song) {
+	if seq <= op.LastSeq {
+		return op, song
+	}
+	if op.Final() {
+		op.LastSeq = seq
+		return op, song
+	}
+	at := env.Time
+	if at.IsZero() {
+		at = t
+	}
+	evTime := at.UTC().Format(time.RFC3339)
+	recTime := t.UTC().Format(time.RFC3339)
+	songID := SongID(op, env, ev)
+
+	if op.ID == "" {
+		op = projection.Operation{ID: env.OperationID, Status: projection.StatusInProgress, CreatedAt: evTime, Attempts: 1}
+	}
+	if songID != "" {
+		op.SongID = songID
+	}
+	op.LastSeq = seq
+	op.UpdatedAt = recTime
+	advance := func(stage string) {
+		if stageRank[stage] > stageRank[op.Stage] {
+			op.Stage = stage
+		}
+	}
+	switch e := ev.(type) {
+	case events.SongRequested:
+		op.Query = e.Query
+		advance(projection.StageRequested)
+	case events.VideoResolved:
+		advance(projection.StageResolved)
+	case events.AudioDownloaded:
+		advance(projection.StageDownloaded)
+	case events.DCAEncoded:
+		advance(projection.StageEncoded)
+	case events.UploadDone:
+		op.Status = projection.StatusSuccess
+		op.Success = true
+		op.Stage = projection.StageStored
+		op.Message = "DCA stored"
+		op.Data = e.Location
+		op.ProcessingDate = evTime
+		op.ErrorCode = ""
+	case events.OperationFailed:
+		op.Status = projection.StatusFailed
+		op.Success = false
+		op.Stage = projection.StageFailed
+		op.Message = e.Message
+		op.ErrorCode = string(e.Code)
+		op.Attempts = e.Attempts
+		op.Failures = e.Attempts
+		op.ProcessingDate = evTime
+	}
+
+	if songID == "" || seq <= song.LastSeq {
+		return op, song
+	}
+	touched := true
+	switch e := ev.(type) {
+	case events.VideoResolved:
+		song = merge(song, e.Song)
+	case events.AudioDownloaded:
+		song = merge(song, e.Song)
+	case events.DCAEncoded:
+		song.DCAFrames = e.Frames
+	case events.UploadDone:
+		song = merge(song, e.Song)
+		song.DCAKey = e.Key
+		song.DCALocation = e.Location
+		song.DCASize = e.Size
+	default:
+		touched = false
+	}
+	if touched {
+		song.ID = songID
+		song.LastSeq = seq
+		song.UpdatedAt = recTime
+	}
+	return op, song
+}
+
+// merge folds what an event says of a song into its record. The event is
+// newer, so its non-empty fields win.
+func merge(rec projection.Song, s events.Song) projection.Song {
+	m := s.Merge(events.Song{
+		ID: rec.ID, Title: rec.Title, DurationMs: rec.DurationMs, URL: rec.URL,
+		ThumbnailURL: rec.ThumbnailURL, Channel: rec.Channel, Source: rec.Source,
+	})
+	rec.Title, rec.DurationMs, rec.URL = m.Title, m.DurationMs, m.URL
+	rec.ThumbnailURL, rec.Channel, rec.Source = m.ThumbnailURL, m.Channel, m.Source
+	return rec
+}
+
+func pick(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// validKey accepts the ids every projection store takes as a key: 1 to 128
+// letters, digits, '-' and '_' (kvstore's rule).
+func validKey(k string) bool {
+	if k == "" || len(k) > 128 {
+		return false
+	}
+	for _, r := range k {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,187 @@
+package recorder
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/projection"
+)
+
+var (
+	t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	t1 = t0.Add(time.Minute)
+)
+
+func envelope(t *testing.T, songID string, ev events.Event) events.Envelope {
+	t.Helper()
+	env, err := events.NewWithID("e-"+ev.Type(), "op1", songID, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Time = t0
+	return env
+}
+
+func TestApply(t *testing.T) {
+	song := events.Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube"}
+	inProgress := projection.Operation{ID: "op1", SongID: "vid1", Status: projection.StatusInProgress, Stage: projection.StageDownloaded, Query: "q", Attempts: 1, CreatedAt: "2025-03-01T11:00:00Z", LastSeq: 5}
+	known := projection.Song{ID: "vid1", Title: "Old title", DurationMs: 1000, URL: "https://youtu.be/vid1", Channel: "Chan", LastSeq: 4}
+	success := inProgress
+	success.Status, success.Success, success.Stage, success.Message, success.Data = projection.StatusSuccess, true, projection.StageStored, "DCA stored", "nats://x"
+
+	cases := []struct {
+		name     string
+		op       projection.Operation
+		song     projection.Song
+		songID   string // envelope's
+		ev       events.Event
+		seq      uint64
+		wantOp   projection.Operation
+		wantSong projection.Song
+	}{
+		{
+			name: "song.requested creates the operation",
+			ev:   events.SongRequested{Query: "never gonna"}, seq: 1,
+			wantOp: projection.Operation{ID: "op1", Status: "iniciando", Stage: "requested", Query: "never gonna", Attempts: 1,
+				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 1},
+		},
+		{
+			name: "video.resolved sets the song and starts its record",
+			op:   projection.Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
+			ev:   events.VideoResolved{Song: song}, seq: 2, songID: "vid1",
+			wantOp:   projection.Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+			wantSong: projection.Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+		},
+		{
+			name: "audio.downloaded merges the song, the event's fields winning",
+			op:   inProgress, song: known, songID: "vid1",
+			ev:  events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New title", DurationMs: 212000}, Key: "staging/op1.m4a", Size: 10},
+			seq: 6,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
+				return o
+			}(),
+			wantSong: projection.Song{ID: "vid1", Title: "New title", DurationMs: 212000, URL: "https://youtu.be/vid1", Channel: "Chan", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 6},
+		},
+		{
+			name: "dca.encoded: stage encoded, song frames; song id from the operation",
+			op:   inProgress, song: known,
+			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000}, seq: 7,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
+				return o
+			}(),
+			wantSong: func() projection.Song {
+				s := known
+				s.DCAFrames, s.UpdatedAt, s.LastSeq = 150, "2025-03-01T12:01:00Z", 7
+				return s
+			}(),
+		},
+		{
+			name: "upload.done ends in success",
+			op:   inProgress, song: known, songID: "vid1",
+			ev:  events.UploadDone{Song: song, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
+			seq: 8,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
+				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:01:00Z", 8
+				return o
+			}(),
+			wantSong: func() projection.Song {
+				s := known
+				s.Source, s.DCAKey, s.DCALocation, s.DCASize = "youtube", "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
+				s.UpdatedAt, s.LastSeq = "2025-03-01T12:01:00Z", 8
+				return s
+			}(),
+		},
+		{
+			name: "operation.failed ends in failure and leaves the song",
+			op:   inProgress, song: known, songID: "vid1",
+			ev:  events.OperationFailed{Stage: "encode", Code: events.CodeInvalidAudio, Message: "not audio", Attempts: 3},
+			seq: 9,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.Status, o.Success, o.Stage, o.Message, o.ErrorCode = "failed", false, "failed", "not audio", "invalid_audio"
+				o.Attempts, o.Failures, o.ProcessingDate, o.UpdatedAt, o.LastSeq = 3, 3, "2025-03-01T12:00:00Z", "2025-03-01T12:01:00Z", 9
+				return o
+			}(),
+			wantSong: known,
+		},
+		{
+			name: "an event at or below LastSeq changes nothing",
+			op:   inProgress, song: known, songID: "vid1",
+			ev: events.UploadDone{Song: song, Key: "k"}, seq: 5,
+			wantOp: inProgress, wantSong: known,
+		},
+		{
+			name: "the song part is skipped when the song already has the event",
+			op:   inProgress, song: func() projection.Song { s := known; s.LastSeq = 6; return s }(), songID: "vid1",
+			ev: events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New"}}, seq: 6,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
+				return o
+			}(),
+			wantSong: func() projection.Song { s := known; s.LastSeq = 6; return s }(),
+		},
+		{
+			name: "an event after the end is only recorded as applied",
+			op:   success, song: known, songID: "vid1",
+			ev: events.OperationFailed{Stage: "encode", Code: events.CodeTimeout, Message: "late", Attempts: 2}, seq: 10,
+			wantOp:   func() projection.Operation { o := success; o.LastSeq = 10; return o }(),
+			wantSong: known,
+		},
+		{
+			name: "an event for an unseen operation creates it",
+			ev:   events.AudioDownloaded{Song: events.Song{ID: "vid9", Title: "T"}}, seq: 3,
+			wantOp: projection.Operation{ID: "op1", SongID: "vid9", Status: "iniciando", Stage: "downloaded", Attempts: 1,
+				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
+			wantSong: projection.Song{ID: "vid9", Title: "T", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
+		},
+		{
+			name: "a repeated video.resolved does not move the stage back",
+			op:   inProgress, song: known, songID: "vid1",
+			ev: events.VideoResolved{Song: song}, seq: 6,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
+				return o
+			}(),
+			wantSong: func() projection.Song {
+				s := known
+				s.Source, s.UpdatedAt, s.LastSeq = "youtube", "2025-03-01T12:01:00Z", 6
+				return s
+			}(),
+		},
+		{
+			name: "a song id that cannot be a key is left out",
+			op:   projection.Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
+			ev:   events.VideoResolved{Song: events.Song{ID: "bad/id"}}, seq: 2,
+			wantOp: projection.Operation{ID: "op1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := envelope(t, tc.songID, tc.ev)
+			op, song := Apply(tc.op, tc.song, env, tc.ev, tc.seq, t1)
+			if op != tc.wantOp {
+				t.Errorf("operation\n got %s\nwant %s", js(op), js(tc.wantOp))
+			}
+			if song != tc.wantSong {
+				t.Errorf("song\n got %s\nwant %s", js(song), js(tc.wantSong))
+			}
+			// Applying the same event again changes nothing.
+			op2, song2 := Apply(op, song, env, tc.ev, tc.seq, t1.Add(time.Hour))
+			if op2 != op || song2 != song {
+				t.Errorf("second Apply changed the records:\n%s\n%s", js(op2), js(song2))
+			}
+		})
+	}
+}
+
+func js(v any) string { b, _ := json.Marshal(v); return string(b) }

@@ -1,0 +1,379 @@
+package recorder_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/natstest"
+	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/services/recorder/recorder"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// start runs the recorder on env with store until the test ends. stop
+// cancels it and returns what Run returned.
+func start(t *testing.T, env *natstest.Env, store recorder.Store) (stop func() error) {
+	t.Helper()
+	cfg, err := config.Load(config.FromMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ShutdownGrace = 5 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- recorder.Run(ctx, recorder.Deps{JS: env.JS, Store: store, Config: cfg,
+			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	}()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("Run did not return within 30s of the cancel")
+		}
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return stop
+}
+
+func openStore(t *testing.T, env *natstest.Env) *kvstore.Store {
+	t.Helper()
+	s, err := kvstore.Open(context.Background(), env.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// waitOp watches operation id in the KV bucket until done says so, and
+// returns the record that satisfied it.
+func waitOp(ctx context.Context, t *testing.T, env *natstest.Env, id string, done func(projection.Operation) bool) projection.Operation {
+	t.Helper()
+	kv, err := env.JS.KeyValue(ctx, kvstore.OperationsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var last projection.Operation
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			if err := json.Unmarshal(e.Value(), &last); err != nil {
+				t.Fatal(err)
+			}
+			if done(last) {
+				return last
+			}
+		case <-ctx.Done():
+			t.Fatalf("operation %s never got there; last seen %+v", id, last)
+		}
+	}
+}
+
+func final(op projection.Operation) bool { return op.Final() }
+
+// publish publishes evs for operation opID and returns the stream
+// sequence of the last one.
+func publish(t *testing.T, env *natstest.Env, opID, songID string, evs ...events.Event) uint64 {
+	t.Helper()
+	var seq uint64
+	for _, ev := range evs {
+		e, err := events.New(opID, songID, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := events.NewPublisher(env.JS).Publish(context.Background(), e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq = ack.Sequence
+	}
+	return seq
+}
+
+// upTo says whether an operation has applied every event up to seq.
+func upTo(seq uint64) func(projection.Operation) bool {
+	return func(op projection.Operation) bool { return op.LastSeq >= seq }
+}
+
+func TestProjectsOperations(t *testing.T) {
+	env := natstest.Start(t)
+	store := openStore(t, env)
+	start(t, env, store)
+
+	song := events.Song{ID: "dQw4w9WgXcQ", URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ", Source: "youtube"}
+	full := song
+	full.Title, full.DurationMs, full.Channel = "Never Gonna Give You Up", 213000, "Rick Astley"
+	done := events.UploadDone{Song: full, Key: "audio/dQw4w9WgXcQ.dca", Location: "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", Size: 2_500_000}
+
+	cases := []struct {
+		name   string
+		songID string
+		events []events.Event
+		want   projection.Operation // the fields compared
+	}{
+		{
+			name: "success", songID: song.ID,
+			events: []events.Event{
+				events.SongRequested{Query: "never gonna give you up"},
+				events.VideoResolved{Song: song},
+				events.AudioDownloaded{Song: full, Key: "staging/x.m4a", Size: 3_000_000, Ext: "m4a"},
+				events.DCAEncoded{Frames: 10650, DurationMs: 213000, SourceDurationMs: 212990, BitrateKbps: 96},
+				done,
+			},
+			want: projection.Operation{SongID: song.ID, Status: "success", Success: true, Stage: "stored", Message: "DCA stored",
+				Data: done.Location, Attempts: 1, Query: "never gonna give you up"},
+		},
+		{
+			name: "failure", songID: song.ID,
+			events: []events.Event{
+				events.SongRequested{Query: "https://example.com/x.mp3"},
+				events.VideoResolved{Song: song},
+				events.OperationFailed{Stage: "fetch", Code: events.CodeDownloadFailed, Message: "the download failed", Attempts: 3},
+			},
+			want: projection.Operation{SongID: song.ID, Status: "failed", Stage: "failed", Message: "the download failed",
+				Attempts: 3, Failures: 3, ErrorCode: "download_failed", Query: "https://example.com/x.mp3"},
+		},
+		{
+			name: "song.requested missing", songID: song.ID,
+			events: []events.Event{events.VideoResolved{Song: song}, done},
+			want: projection.Operation{SongID: song.ID, Status: "success", Success: true, Stage: "stored", Message: "DCA stored",
+				Data: done.Location, Attempts: 1},
+		},
+		{
+			name: "events after the end are ignored", songID: song.ID,
+			events: []events.Event{
+				events.SongRequested{Query: "q"},
+				events.OperationFailed{Stage: "resolve", Code: events.CodeNotFound, Message: "nothing found", Attempts: 1},
+				events.VideoResolved{Song: song},
+			},
+			want: projection.Operation{Status: "failed", Stage: "failed", Message: "nothing found", Attempts: 1, Failures: 1,
+				ErrorCode: "not_found", Query: "q", SongID: song.ID},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			opID := events.NewID()
+			got := waitOp(ctx, t, env, opID, upTo(publish(t, env, opID, tc.songID, tc.events...)))
+			cmp := got
+			cmp.ID, cmp.CreatedAt, cmp.UpdatedAt, cmp.ProcessingDate, cmp.LastSeq = "", "", "", "", 0
+			if cmp != tc.want {
+				t.Fatalf("operation\n got %+v\nwant %+v", cmp, tc.want)
+			}
+			if got.ID != opID || got.CreatedAt == "" || got.ProcessingDate == "" {
+				t.Fatalf("operation %+v", got)
+			}
+			if _, err := time.Parse(time.RFC3339, got.ProcessingDate); err != nil {
+				t.Fatalf("processing date: %v", err)
+			}
+		})
+	}
+	t.Run("song catalog", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		// This runs before the parallel cases above.
+		opID := events.NewID()
+		waitOp(ctx, t, env, opID, upTo(publish(t, env, opID, song.ID, events.VideoResolved{Song: song},
+			events.AudioDownloaded{Song: full, Key: "staging/y.webm"}, events.DCAEncoded{Frames: 10650}, done)))
+		s, err := store.Song(ctx, song.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Title != full.Title || s.DurationMs != full.DurationMs || s.Channel != full.Channel || s.DCAKey != done.Key ||
+			s.DCALocation != done.Location || s.DCASize != done.Size || s.DCAFrames != 10650 {
+			t.Fatalf("song %+v", s)
+		}
+	})
+}
+
+// flakyStore fails chosen writes once and counts every write per
+// (kind, id, seq).
+type flakyStore struct {
+	*kvstore.Store
+	mu       sync.Mutex
+	failOps  map[string]bool // operation status to fail once
+	opPuts   map[uint64]int
+	songPuts map[uint64]int
+}
+
+func (s *flakyStore) PutOperation(ctx context.Context, op projection.Operation) error {
+	s.mu.Lock()
+	if s.failOps[op.Status] {
+		delete(s.failOps, op.Status)
+		s.mu.Unlock()
+		return errors.New("store unavailable")
+	}
+	s.opPuts[op.LastSeq]++
+	s.mu.Unlock()
+	return s.Store.PutOperation(ctx, op)
+}
+
+func (s *flakyStore) PutSong(ctx context.Context, song projection.Song) error {
+	s.mu.Lock()
+	s.songPuts[song.LastSeq]++
+	s.mu.Unlock()
+	return s.Store.PutSong(ctx, song)
+}
+
+func (s *flakyStore) puts() (ops, songs int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.opPuts {
+		ops += n
+	}
+	for _, n := range s.songPuts {
+		songs += n
+	}
+	return ops, songs
+}
+
+// TestStoreErrorRetried: the operation write of upload.done fails once after
+// its song write succeeded; the event is Nak'd, redelivered and applied, and
+// the song write is not repeated.
+func TestStoreErrorRetried(t *testing.T) {
+	env := natstest.Start(t)
+	store := &flakyStore{Store: openStore(t, env), failOps: map[string]bool{"success": true}, opPuts: map[uint64]int{}, songPuts: map[uint64]int{}}
+	start(t, env, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	opID := events.NewID()
+	song := events.Song{ID: "s1", Title: "T"}
+	publish(t, env, opID, "s1", events.SongRequested{Query: "q"}, events.VideoResolved{Song: song},
+		events.UploadDone{Song: song, Key: "audio/s1.dca", Location: "nats://x", Size: 9})
+	op := waitOp(ctx, t, env, opID, final)
+	if op.Status != "success" || op.LastSeq != 3 {
+		t.Fatalf("operation %+v", op)
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.songPuts[3] != 1 || store.opPuts[3] != 1 {
+		t.Fatalf("writes for seq 3: song %d, operation %d; want 1 each", store.songPuts[3], store.opPuts[3])
+	}
+	if len(store.failOps) != 0 {
+		t.Fatal("the failing write never happened")
+	}
+}
+
+// TestRedeliveredEventsSkipped records an operation, then recreates the
+// consumer so that every event is delivered again: none is written again.
+func TestRedeliveredEventsSkipped(t *testing.T) {
+	env := natstest.Start(t)
+	kv := openStore(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	stop := start(t, env, kv)
+	first := events.NewID()
+	song := events.Song{ID: "s2", Title: "T"}
+	publish(t, env, first, "s2", events.SongRequested{Query: "q"}, events.VideoResolved{Song: song},
+		events.UploadDone{Song: song, Key: "audio/s2.dca", Location: "nats://x", Size: 9})
+	before := waitOp(ctx, t, env, first, final)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.JS.DeleteConsumer(ctx, events.StreamName, events.ConsumerRecorder); err != nil {
+		t.Fatal(err)
+	}
+
+	counting := &flakyStore{Store: kv, opPuts: map[uint64]int{}, songPuts: map[uint64]int{}}
+	start(t, env, counting)
+	marker := events.NewID()
+	publish(t, env, marker, "", events.SongRequested{Query: "marker"})
+	waitOp(ctx, t, env, marker, func(op projection.Operation) bool { return op.Stage == "requested" })
+	// The marker comes after the three replayed events in the stream, and
+	// the recorder goes in order: all three were handled.
+	if ops, songs := counting.puts(); ops != 1 || songs != 0 {
+		t.Fatalf("after the replay: %d operation writes (want 1, the marker), %d song writes (want 0)", ops, songs)
+	}
+	after, err := kv.Operation(ctx, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Fatalf("replay changed the operation:\n%+v\n%+v", before, after)
+	}
+}
+
+// TestUndecodableTerminated: messages that do not decode are terminated and
+// the events after them are still applied.
+func TestUndecodableTerminated(t *testing.T) {
+	env := natstest.Start(t)
+	start(t, env, openStore(t, env))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	opID := events.NewID()
+	bad := [][]byte{
+		[]byte("not json"),
+		[]byte(`{"id":"x","type":"butakero.song.requested.v9","operation_id":"` + opID + `","data":{}}`),
+		[]byte(`{"id":"y","type":"butakero.song.requested.v1","operation_id":"bad op id","data":{}}`),
+		[]byte(`{"id":"z","type":"butakero.video.resolved.v1","operation_id":"` + opID + `","data":{"song":"not an object"}}`),
+	}
+	for _, body := range bad {
+		if _, err := env.JS.Publish(ctx, events.Subject(events.KindSongRequested, opID), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	op := waitOp(ctx, t, env, opID, upTo(publish(t, env, opID, "", events.SongRequested{Query: "after the garbage"},
+		events.OperationFailed{Stage: "resolve", Code: events.CodeNotFound, Message: "nothing", Attempts: 1})))
+	if op.Query != "after the garbage" || op.Status != "failed" {
+		t.Fatalf("operation %+v", op)
+	}
+	cons, err := env.JS.Consumer(ctx, events.StreamName, events.ConsumerRecorder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last event is acked just after it is stored: poll until then.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == info.Delivered.Stream {
+			if info.NumRedelivered != 0 {
+				t.Fatalf("undecodable messages were redelivered: %+v", info)
+			}
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatalf("consumer still has work: %+v", info)
+		}
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
