@@ -1,0 +1,332 @@
+// Package fetcher is the fetch stage: for each video.resolved it runs
+// yt-dlp (through goutubedl) and streams the audio into the blob store at
+// "staging/<operation_id>.<ext>", then publishes audio.downloaded.
+//
+// yt-dlp always runs with --ignore-config, gets its URL on standard input
+// (so no URL can become an option), and writes the media to its standard
+// output, which goes straight into the store: a download is never held in
+// memory or on disk. Download progress goes out on core NATS
+// (events.PublishProgress), a few times per second at most.
+package fetcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/stage"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/wader/goutubedl"
+)
+
+// StageName names the stage in logs, progress and operation.failed events.
+const StageName = "fetch"
+
+// Concurrency is how many downloads one process runs at once.
+const Concurrency = 2
+
+// Format is the yt-dlp format selector: the best audio-only format, else
+// the best format with audio and video in one file.
+const Format = "bestaudio/best"
+
+// Blobs is the part of the blob store the fetcher needs (*objstore.Store).
+type Blobs interface {
+	// Put streams r into key. The blob must become visible only once r is
+	// read to its end without error: a failed Put leaves nothing new.
+	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
+}
+
+var _ Blobs = (*objstore.Store)(nil)
+
+// Deps is what the fetcher needs. JS, Blobs and Log are required.
+type Deps struct {
+	// NC carries progress messages; nil means none are sent.
+	NC *nats.Conn
+	// JS holds the event stream (created beforehand, events.EnsureStream).
+	JS jetstream.JetStream
+	// Publisher publishes audio.downloaded; nil means events.NewPublisher(JS).
+	Publisher stage.Publisher
+	Blobs     Blobs
+	// Config gives MaxAttempts, StageTimeout, ShutdownGrace, MaxDuration,
+	// YTDLPProxy and YTDLPCookiesFile.
+	Config config.Config
+	Log    *slog.Logger
+}
+
+// Run ensures the fetcher's durable consumer and handles video.resolved
+// events until ctx is cancelled. Each message is acked once the audio is
+// stored and audio.downloaded published, or ended by the stage runtime
+// with operation.failed (see package stage). After cancellation, in-flight
+// downloads get Config.ShutdownGrace to finish; after that yt-dlp is killed,
+// nothing is stored and the message is left for redelivery. Run returns
+// nil after a clean stop.
+func Run(ctx context.Context, d Deps) error {
+	if d.JS == nil || d.Blobs == nil || d.Log == nil {
+		return errors.New("fetcher: Deps.JS, Deps.Blobs and Deps.Log are required")
+	}
+	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerFetcher, d.Config.MaxAttempts)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("fetcher: %w", err)
+	}
+	pub := d.Publisher
+	if pub == nil {
+		pub = events.NewPublisher(d.JS)
+	}
+	f := &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config}
+	w := &stage.Worker{
+		Stage:       StageName,
+		Consumer:    cons,
+		Publish:     pub,
+		Handle:      handler(f, pub),
+		Log:         d.Log,
+		MaxAttempts: d.Config.MaxAttempts,
+		Timeout:     d.Config.StageTimeout,
+		Concurrency: Concurrency,
+		Grace:       d.Config.ShutdownGrace,
+	}
+	d.Log.Info("fetcher running", "max_duration", d.Config.MaxDuration.String())
+	return w.Run(ctx)
+}
+
+// handler publishes audio.downloaded for each fetched video. It is safe to
+// run twice: the second run stores the same key again and publishes an
+// event with the same id, which the stream keeps once.
+func handler(f *Fetcher, pub stage.Publisher) stage.Handler {
+	return func(ctx context.Context, d stage.Delivery) error {
+		ev, ok := d.Event.(events.VideoResolved)
+		if !ok {
+			return events.Fail(events.CodeInvalidInput, "the fetcher cannot handle %s", d.Envelope.Type)
+		}
+		done, err := f.Fetch(ctx, d.Envelope.OperationID, ev.Song, d.Log)
+		if err != nil {
+			return err
+		}
+		env, err := events.Next(d.Envelope, done.Song.ID, done)
+		if err != nil {
+			return events.Wrap(events.CodeInternal, err, "the download could not be recorded")
+		}
+		if _, err := pub.Publish(ctx, env); err != nil {
+			return events.Wrap(events.CodeInternal, err, "the download could not be recorded")
+		}
+		return nil
+	}
+}
+
+// Fetcher downloads songs into the blob store. It is safe for concurrent
+// use: every Fetch runs its own yt-dlp processes.
+type Fetcher struct {
+	// NC carries progress messages; nil means none are sent.
+	NC     *nats.Conn
+	Blobs  Blobs
+	Config config.Config
+}
+
+// Fetch downloads song.URL into the blob store at
+// "staging/<opID>.<ext>" and returns the audio.downloaded event to publish.
+//
+// It fails with a permanent *events.Failure for what no retry would fix
+// (the source is missing, private, live, too long or empty), and with a
+// transient error otherwise. When ctx ends, yt-dlp (and any child) is
+// killed and the partial upload discarded; the error then wraps ctx.Err().
+func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log *slog.Logger) (events.AudioDownloaded, error) {
+	if err := events.ValidOperationID(song.ID); err != nil {
+		return events.AudioDownloaded{}, events.Fail(events.CodeInvalidInput, "the song has no valid id")
+	}
+	if u, err := url.Parse(song.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return events.AudioDownloaded{}, events.Fail(events.CodeInvalidInput, "the song has no http(s) URL to fetch")
+	}
+	progress := func(float64) {}
+	if f.NC != nil {
+		progress = func(pct float64) { events.PublishProgress(f.NC, opID, StageName, pct) }
+	}
+	proc := newProcess(progress)
+	started := time.Now()
+
+	res, err := goutubedl.New(ctx, song.URL, goutubedl.Options{
+		Type:     goutubedl.TypeSingle,
+		ProxyUrl: f.Config.YTDLPProxy,
+		Cookies:  f.Config.YTDLPCookiesFile,
+		StderrFn: proc.attach,
+	})
+	if err != nil {
+		_, _, lastErr, tail := proc.state()
+		log.Warn("fetcher: yt-dlp metadata failed", "error", err, "stderr", tail)
+		return events.AudioDownloaded{}, classify(ctx, err, lastErr)
+	}
+	if err := admit(res.Info, f.Config.MaxDuration); err != nil {
+		return events.AudioDownloaded{}, err
+	}
+
+	dl, err := res.Download(ctx, Format)
+	if err != nil {
+		if dl != nil {
+			closeDownload(dl, log)
+		}
+		_, _, lastErr, tail := proc.state()
+		log.Warn("fetcher: yt-dlp download failed", "error", err, "stderr", tail)
+		return events.AudioDownloaded{}, classify(ctx, err, lastErr)
+	}
+	// goutubedl returns once yt-dlp has started downloading: it has named
+	// the format, hence the container, by now.
+	_, formatID, _, _ := proc.state()
+	ext := extension(res.Info, formatID)
+	key := "staging/" + opID + "." + ext
+	body := &audioReader{ctx: ctx, r: dl, proc: proc}
+	meta := map[string]string{"operation_id": opID, "song_id": song.ID, "format_id": formatID}
+	// The store gets a context that outlives ctx so that, when ctx ends, it
+	// can still discard the chunks already written: cancellation reaches
+	// it through body, which then fails.
+	info, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, body)
+	closeDownload(dl, log)
+	if err != nil {
+		if body.err != nil {
+			if _, _, _, tail := proc.state(); !errors.Is(body.err, context.Canceled) {
+				log.Warn("fetcher: yt-dlp failed mid-download", "error", body.err, "stderr", tail)
+			}
+			return events.AudioDownloaded{}, body.err
+		}
+		return events.AudioDownloaded{}, events.Wrap(events.CodeInternal, err, "the audio could not be stored")
+	}
+	progress(100)
+
+	learnt := events.Song{
+		Title:        res.Info.Title,
+		DurationMs:   int64(res.Info.Duration * 1000),
+		ThumbnailURL: res.Info.Thumbnail,
+		Channel:      firstNonEmpty(res.Info.Channel, res.Info.Uploader),
+	}
+	log.Info("fetcher: downloaded", "key", key, "size", info.Size, "format_id", formatID, "took", time.Since(started).Round(time.Millisecond))
+	return events.AudioDownloaded{Song: song.Merge(learnt), Key: key, Size: info.Size, Ext: ext}, nil
+}
+
+// audioReader reads yt-dlp's standard output for the store. It turns the
+// end of a failed or cancelled download into an error, so that the store
+// never keeps a truncated or empty file: goutubedl itself reports such an
+// end as a plain EOF.
+type audioReader struct {
+	ctx  context.Context
+	r    io.Reader
+	proc *process
+	n    int64
+	// err is the failure Read returned, if any.
+	err error
+}
+
+func (a *audioReader) Read(p []byte) (int, error) {
+	if a.err != nil {
+		return 0, a.err
+	}
+	if err := a.ctx.Err(); err != nil {
+		a.err = fmt.Errorf("fetcher: download stopped: %w", err)
+		return 0, a.err
+	}
+	n, err := a.r.Read(p)
+	a.n += int64(n)
+	switch {
+	case err == io.EOF:
+		// goutubedl closes stdout only after yt-dlp has exited and been
+		// waited for, so its exit status is known here.
+		cmd, _, lastErr, _ := a.proc.state()
+		if cmd == nil || cmd.ProcessState == nil || !cmd.ProcessState.Success() {
+			status := "unknown"
+			if cmd != nil && cmd.ProcessState != nil {
+				status = cmd.ProcessState.String()
+			}
+			a.err = classify(a.ctx, fmt.Errorf("yt-dlp exited: %s", status), lastErr)
+			return n, a.err
+		}
+		if a.n == 0 {
+			a.err = events.Fail(events.CodeEmptyAudio, "the source gave no audio: the file is empty")
+			return n, a.err
+		}
+		return n, io.EOF
+	case err != nil:
+		a.err = classify(a.ctx, err, "")
+		return n, a.err
+	}
+	return n, nil
+}
+
+// closeDownload stops yt-dlp's output and waits for the process to end.
+// goutubedl's Close waits without a limit; the process is killed by ctx or
+// ends on the closed pipe, and waitDelay bounds exec's own wait, so a
+// Close that still does not return is logged and left behind rather than
+// holding the worker.
+func closeDownload(dl *goutubedl.DownloadResult, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() {
+		_ = dl.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * waitDelay):
+		log.Error("fetcher: yt-dlp did not end after its output was closed")
+	}
+}
+
+// extension is the container's extension as yt-dlp names it, for the
+// format it downloads, restricted to [a-z0-9] ("bin" when unknown).
+func extension(info goutubedl.Info, formatID string) string {
+	ext := info.Ext
+	for _, f := range info.Formats {
+		if formatID != "" && f.FormatID == formatID && f.Ext != "" {
+			ext = f.Ext
+			break
+		}
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(ext) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 || b.Len() > 10 {
+		return "bin"
+	}
+	return b.String()
+}
+
+// contentType is the media type stored with the blob.
+func contentType(ext string) string {
+	switch ext {
+	case "m4a":
+		return "audio/mp4"
+	case "webm", "weba":
+		return "audio/webm"
+	case "mp3":
+		return "audio/mpeg"
+	case "ogg", "opus", "oga":
+		return "audio/ogg"
+	case "wav":
+		return "audio/wav"
+	case "mp4":
+		return "video/mp4"
+	}
+	if t := mime.TypeByExtension("." + ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

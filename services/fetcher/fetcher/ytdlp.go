@@ -1,0 +1,191 @@
+package fetcher
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// waitDelay bounds how long exec waits for yt-dlp's pipes once it has
+// exited or been killed, so that a leftover child holding them cannot hold
+// the handler.
+const waitDelay = 5 * time.Second
+
+// progressEvery is the shortest interval between two progress messages.
+const progressEvery = 250 * time.Millisecond
+
+// errStopTee is returned to stop exec copying stderr; see tee.Write.
+var errStopTee = errors.New("fetcher: yt-dlp stderr no longer read")
+
+// process follows the yt-dlp processes goutubedl starts for one fetch (the
+// metadata run, then the download run). goutubedl hands each command to
+// attach before starting it: attach makes yt-dlp ignore configuration
+// files, puts it in its own process group (so cancelling kills any child
+// too) and tees its standard error through the process, which parses the
+// download progress, the chosen format and the last error.
+type process struct {
+	progress func(pct float64)
+	now      func() time.Time
+
+	mu          sync.Mutex
+	cmd         *exec.Cmd
+	download    bool // cmd is the download run
+	partial     []byte
+	sawDownload bool
+	stopped     bool
+	formatID    string
+	lastErr     string
+	lastSent    time.Time
+	sentAny     bool
+	tail        tailBuffer
+}
+
+func newProcess(progress func(pct float64)) *process {
+	return &process{progress: progress, now: time.Now, tail: tailBuffer{max: 4 << 10}}
+}
+
+// attach is goutubedl's Options.StderrFn. It is called once per yt-dlp
+// run, before the command starts, and never concurrently.
+func (p *process) attach(cmd *exec.Cmd) io.Writer {
+	ignoreConfig(cmd)
+	cmd.WaitDelay = waitDelay
+	killGroupOnCancel(cmd)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// goutubedl's download run writes the media to stdout ("--output -").
+	p.download = containsArg(cmd.Args, "--output")
+	p.cmd = cmd
+	p.partial, p.sawDownload, p.stopped, p.lastErr = nil, false, false, ""
+	return tee{p}
+}
+
+// ignoreConfig makes yt-dlp ignore every configuration file (system, user,
+// the working directory's), so nothing on the host changes what it does.
+// goutubedl does not pass the flag; it goes right after the program name.
+func ignoreConfig(cmd *exec.Cmd) {
+	if len(cmd.Args) == 0 || containsArg(cmd.Args, "--ignore-config") {
+		return
+	}
+	args := make([]string, 0, len(cmd.Args)+1)
+	args = append(args, cmd.Args[0], "--ignore-config")
+	cmd.Args = append(args, cmd.Args[1:]...)
+}
+
+func containsArg(args []string, a string) bool {
+	for _, v := range args {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// tee receives yt-dlp's standard error.
+type tee struct{ p *process }
+
+// Write parses whole lines as they come. It never fails, except in one
+// case: goutubedl stops reading the download run's stderr when it meets an
+// error before any "[download]" line, and a later write would block yt-dlp's
+// exit (and the handler) forever; failing it instead makes exec stop
+// copying.
+func (t tee) Write(b []byte) (int, error) {
+	p := t.p
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return 0, errStopTee
+	}
+	p.tail.Write(b)
+	p.partial = append(p.partial, b...)
+	var pcts []float64
+	for {
+		i := bytes.IndexAny(p.partial, "\r\n")
+		if i < 0 {
+			break
+		}
+		line := string(p.partial[:i])
+		p.partial = p.partial[i+1:]
+		if pct, ok := p.line(line); ok {
+			pcts = append(pcts, pct)
+		}
+	}
+	if len(p.partial) > 8<<10 { // no line is that long; do not grow
+		p.partial = p.partial[:0]
+	}
+	if p.download && p.lastErr != "" && !p.sawDownload {
+		p.stopped = true
+	}
+	p.mu.Unlock()
+	for _, pct := range pcts {
+		p.progress(pct)
+	}
+	return len(b), nil
+}
+
+var (
+	progressLine = regexp.MustCompile(`^\[download\]\s+([0-9]+(?:\.[0-9]+)?)%`)
+	formatLine   = regexp.MustCompile(`^\[info\] .*: Downloading \d+ format\(s\): (\S+)`)
+)
+
+// line handles one stderr line under p.mu and reports a progress
+// percentage to publish, throttled to one per progressEvery.
+func (p *process) line(line string) (float64, bool) {
+	switch {
+	case strings.HasPrefix(line, "ERROR: "):
+		p.lastErr = strings.TrimPrefix(line, "ERROR: ")
+	case strings.HasPrefix(line, "[download]"):
+		p.sawDownload = true
+		m := progressLine.FindStringSubmatch(line)
+		if m == nil {
+			return 0, false
+		}
+		pct, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return 0, false
+		}
+		pct = min(pct, 100)
+		now := p.now()
+		if p.sentAny && now.Sub(p.lastSent) < progressEvery {
+			return 0, false
+		}
+		p.sentAny, p.lastSent = true, now
+		return pct, true
+	default:
+		if m := formatLine.FindStringSubmatch(line); m != nil {
+			// "251" or, for merged formats, "248+251": the first names the
+			// container.
+			p.formatID, _, _ = strings.Cut(m[1], "+")
+		}
+	}
+	return 0, false
+}
+
+// state returns what the current run has shown so far.
+func (p *process) state() (cmd *exec.Cmd, formatID, lastErr, tail string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.formatID, p.lastErr, p.tail.String()
+}
+
+// tailBuffer keeps the last max bytes written to it, for logs. Callers
+// synchronize.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(b []byte) {
+	t.buf = append(t.buf, b...)
+	if extra := len(t.buf) - t.max; extra > 0 {
+		t.buf = append(t.buf[:0], t.buf[extra:]...)
+	}
+}
+
+func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.buf)) }

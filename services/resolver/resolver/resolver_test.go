@@ -1,0 +1,175 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/natstest"
+)
+
+// scriptedSearcher stands in for YouTube, which cannot be reached from
+// here, for the texts it knows; other texts go to the real yt-dlp.
+type scriptedSearcher struct {
+	mu      sync.Mutex
+	results map[string][]error // per text, the errors to return first
+	songs   map[string]events.Song
+	calls   map[string]int
+}
+
+func (s *scriptedSearcher) Search(ctx context.Context, text string) (events.Song, error) {
+	s.mu.Lock()
+	song, ok := s.songs[text]
+	if !ok {
+		s.mu.Unlock()
+		return (&YTDLPSearcher{}).Search(ctx, text)
+	}
+	n := s.calls[text]
+	s.calls[text]++
+	errs := s.results[text]
+	s.mu.Unlock()
+	if n < len(errs) {
+		return events.Song{}, errs[n]
+	}
+	return song, nil
+}
+
+func testConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := config.Load(config.FromMap(map[string]string{
+		"ALLOWED_MEDIA_HOSTS": "cdn.example.com,127.0.0.1",
+		"MAX_ATTEMPTS":        "3",
+		"STAGE_TIMEOUT":       "30s",
+		"SHUTDOWN_GRACE":      "5s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startResolver runs the resolver on env until the test ends, and checks
+// that it then stops cleanly.
+func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Deps{NC: env.NC, JS: env.JS, Search: search, Config: testConfig(t),
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v after cancel; want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+func TestResolver(t *testing.T) {
+	env := natstest.Start(t)
+	found := events.Song{ID: "abcdefghijk", URL: YouTubeWatchURL("abcdefghijk"), Source: "youtube", Title: "A song", DurationMs: 201000}
+	search := &scriptedSearcher{
+		songs: map[string]events.Song{"a song": found, "flaky song": found},
+		results: map[string][]error{
+			"flaky song": {events.Fail(events.CodeDownloadFailed, "search failed")},
+		},
+		calls: map[string]int{},
+	}
+	startResolver(t, env, search)
+
+	tests := []struct {
+		name  string
+		query string
+		// want is the resolved song, or zero when the operation must fail.
+		want         events.Song
+		wantCode     events.Code
+		wantMessage  string
+		wantAttempts int
+	}{
+		{name: "youtube url", query: "https://youtu.be/" + rick + "?t=3",
+			want: events.Song{ID: rick, URL: YouTubeWatchURL(rick), Source: "youtube"}},
+		{name: "bare id", query: rick,
+			want: events.Song{ID: rick, URL: YouTubeWatchURL(rick), Source: "youtube"}},
+		{name: "allowed direct url", query: "http://127.0.0.1:8000/tone.m4a#x",
+			want: events.Song{ID: directID("http://127.0.0.1:8000/tone.m4a"), URL: "http://127.0.0.1:8000/tone.m4a", Source: "direct"}},
+		{name: "search", query: "a song", want: found},
+		{name: "search retried after a transient failure", query: "flaky song", want: found},
+		{name: "host not allowed", query: "https://evil.example/a.mp3",
+			wantCode: events.CodeInvalidInput, wantMessage: "host evil.example is not allowed", wantAttempts: 1},
+		{name: "other scheme", query: "ftp://cdn.example.com/a.mp3",
+			wantCode: events.CodeInvalidInput, wantMessage: "only http and https URLs are accepted, not ftp", wantAttempts: 1},
+		{name: "control characters", query: "a\x1bsong",
+			wantCode: events.CodeInvalidInput, wantMessage: "the query holds control characters", wantAttempts: 1},
+		// The real yt-dlp, without network: permanent, at the first attempt.
+		{name: "search finds nothing", query: "never gonna give you up",
+			wantCode: events.CodeNotFound, wantMessage: `no video found for "never gonna give you up"`, wantAttempts: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			req, err := events.New(events.NewID(), "", events.SongRequested{Query: tc.query})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Publish(t, req)
+			if tc.wantCode == "" {
+				got, ev := env.Next(ctx, t, events.KindVideoResolved, req.OperationID)
+				if song := ev.(events.VideoResolved).Song; song != tc.want {
+					t.Fatalf("resolved\n got %+v\nwant %+v", song, tc.want)
+				}
+				if got.SongID != tc.want.ID {
+					t.Errorf("envelope song_id %q; want %q", got.SongID, tc.want.ID)
+				}
+				if want := events.DeriveID(req.ID, events.TypeVideoResolved); got.ID != want {
+					t.Errorf("event id %q; want the id derived from the request, %q", got.ID, want)
+				}
+				return
+			}
+			_, ev := env.Next(ctx, t, events.KindOperationFailed, req.OperationID)
+			want := events.OperationFailed{Stage: StageName, Code: tc.wantCode, Message: tc.wantMessage, Attempts: tc.wantAttempts}
+			if got := ev.(events.OperationFailed); got != want {
+				t.Fatalf("failed\n got %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestYTDLPSearcherNoNetwork runs the real yt-dlp: without network it
+// answers "entries": [null] and exits 1, which must be a permanent
+// not_found, not a success with an empty song.
+func TestYTDLPSearcherNoNetwork(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	song, err := (&YTDLPSearcher{}).Search(ctx, "--version")
+	var f *events.Failure
+	if !errors.As(err, &f) || f.Code != events.CodeNotFound {
+		t.Fatalf("Search = %+v, %v; want a not_found failure", song, err)
+	}
+	if f.Message != `no video found for "--version"` {
+		t.Errorf("message %q", f.Message)
+	}
+}
+
+// TestYTDLPSearcherCancelled checks that a cancelled search stops and is
+// not reported as not_found.
+func TestYTDLPSearcherCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := (&YTDLPSearcher{}).Search(ctx, "anything")
+	if err == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Search with a cancelled ctx = %v; want context.Canceled", err)
+	}
+}
