@@ -52,13 +52,17 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 }
 
 // Put streams r into the blob key, replacing any blob there. The new blob
-// becomes visible only once r is read to its end without error.
+// becomes visible only once r is read to its end without error; a read error
+// or a cancelled ctx leaves the previous blob (or none) in place.
 func (s *Store) Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (Info, error) {
 	headers := map[string][]string{}
 	if contentType != "" {
 		headers["Content-Type"] = []string{contentType}
 	}
-	oi, err := s.obs.Put(ctx, jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, r)
+	// nats.go purges the chunks of a failed Put with the ctx it was given;
+	// a cancelled ctx would leave them behind. So cancellation reaches Put
+	// as a read error instead, and the purge runs on a live context.
+	oi, err := s.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, ctxReader{ctx, r})
 	if err != nil {
 		return Info{}, fmt.Errorf("objstore: put %s: %w", key, err)
 	}
@@ -123,4 +127,17 @@ func (s *Store) info(oi *jetstream.ObjectInfo) Info {
 		ct = oi.Headers.Get("Content-Type")
 	}
 	return Info{Key: oi.Name, Size: int64(oi.Size), ContentType: ct, Location: s.Location(oi.Name), Digest: oi.Digest}
+}
+
+// ctxReader fails reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -1,0 +1,133 @@
+// Package app wires Butakero's services into one process: the all-in-one.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/natsconn"
+	"github.com/butakero/butakero/platform/natsembed"
+	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/services/encoder/encoder"
+	"github.com/butakero/butakero/services/fetcher/fetcher"
+	"github.com/butakero/butakero/services/gateway/gateway"
+	"github.com/butakero/butakero/services/recorder/recorder"
+	"github.com/butakero/butakero/services/resolver/resolver"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/run"
+)
+
+// Main is one all-in-one process.
+type Main struct {
+	Config config.Config
+	Log    *slog.Logger
+	// Listener, when set, is where the gateway serves instead of
+	// Config.HTTPAddr (tests pass one on 127.0.0.1:0).
+	Listener net.Listener
+	// Ready, when set, is closed once every service runs.
+	Ready chan struct{}
+}
+
+// Run starts everything and blocks until ctx is cancelled or a component
+// fails; the first failure stops all. Shutdown goes in order: the gateway
+// stops taking requests, the consumers finish or release their in-flight
+// work, the NATS connection drains, and the embedded server (if any) stops
+// after flushing its store.
+func (m *Main) Run(ctx context.Context) (err error) {
+	cfg, log := m.Config, m.Log
+
+	var nc *nats.Conn
+	if cfg.Embedded() {
+		dir := filepath.Join(cfg.DataDir, "jetstream")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+		srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen})
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown()
+		log.Info("embedded JetStream started", "store_dir", dir, "client_url", srv.ClientURL())
+		nc, err = srv.Connect("butakero")
+		if err != nil {
+			return err
+		}
+	} else {
+		nc, err = natsconn.Connect(cfg.NATSURL, "butakero", log)
+		if err != nil {
+			return err
+		}
+	}
+	defer natsconn.Drain(nc, 10*time.Second, log)
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+		return err
+	}
+	store, err := kvstore.Open(setup, js, cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
+	blobs, err := objstore.Open(setup, js, cfg.StreamReplicas)
+	if err != nil {
+		return err
+	}
+	pub := events.NewPublisher(js)
+
+	var g run.Group
+	add := func(name string, fn func(context.Context) error) {
+		cctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			if err := fn(cctx); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
+	add("gateway", func(ctx context.Context) error {
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
+	})
+	add("resolver", func(ctx context.Context) error {
+		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Config: cfg, Log: log.With("service", "resolver")})
+	})
+	add("fetcher", func(ctx context.Context) error {
+		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Config: cfg, Log: log.With("service", "fetcher")})
+	})
+	add("encoder", func(ctx context.Context) error {
+		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Config: cfg, Log: log.With("service", "encoder")})
+	})
+	add("recorder", func(ctx context.Context) error {
+		return recorder.Run(ctx, recorder.Deps{JS: js, Store: store, Config: cfg, Log: log.With("service", "recorder")})
+	})
+	// Stops the group when the process is told to.
+	stop := make(chan struct{})
+	g.Add(func() error {
+		if m.Ready != nil {
+			close(m.Ready)
+		}
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		return nil
+	}, func(error) { close(stop) })
+
+	log.Info("butakero running", "http_addr", cfg.HTTPAddr, "embedded", cfg.Embedded())
+	err = g.Run()
+	log.Info("butakero stopped", "error", err)
+	return err
+}
