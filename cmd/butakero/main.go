@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,6 +32,8 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat)
+	// Libraries that log through the default logger (jonas747/dca) get ours.
+	slog.SetDefault(log)
 	switch {
 	case len(args) == 0 || args[0] == "serve":
 		return (&app.Main{Config: cfg, Log: log}).Run(ctx)

@@ -1,0 +1,74 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/platform/config"
+)
+
+func TestLoad(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		check   func(t *testing.T, c config.Config)
+		wantErr string
+	}{
+		{"defaults", nil, func(t *testing.T, c config.Config) {
+			if c.HTTPAddr != ":8080" || c.DataDir != "./data" || !c.Embedded() || c.StreamReplicas != 1 ||
+				c.MaxAttempts != 3 || c.StageTimeout != 4*time.Minute || c.MaxDuration != 3*time.Hour ||
+				c.DCABitrateKbps != 96 || c.LogLevel != "info" || c.LogFormat != "json" {
+				t.Errorf("defaults = %+v", c)
+			}
+		}, ""},
+		{"lists are trimmed and hosts lower-cased", map[string]string{"ALLOWED_MEDIA_HOSTS": " CDN.example.com, ,127.0.0.1", "API_KEYS": "a, b"}, func(t *testing.T, c config.Config) {
+			if strings.Join(c.AllowedMediaHosts, "|") != "cdn.example.com|127.0.0.1" || strings.Join(c.APIKeys, "|") != "a|b" {
+				t.Errorf("hosts %q, keys %q", c.AllowedMediaHosts, c.APIKeys)
+			}
+		}, ""},
+		{"GIN_MODE=debug from the seed", map[string]string{"GIN_MODE": "debug"}, func(t *testing.T, c config.Config) {
+			if c.LogLevel != "debug" || c.LogFormat != "text" {
+				t.Errorf("level %q format %q", c.LogLevel, c.LogFormat)
+			}
+		}, ""},
+		{"explicit LOG_LEVEL wins over GIN_MODE", map[string]string{"GIN_MODE": "debug", "LOG_LEVEL": "warn"}, func(t *testing.T, c config.Config) {
+			if c.LogLevel != "warn" {
+				t.Errorf("level %q", c.LogLevel)
+			}
+		}, ""},
+		{"NATS_URL means a cluster", map[string]string{"NATS_URL": "nats://a:4222,nats://b:4222"}, func(t *testing.T, c config.Config) {
+			if c.Embedded() {
+				t.Error("still embedded")
+			}
+		}, ""},
+		{"bad duration", map[string]string{"STAGE_TIMEOUT": "soon"}, nil, "STAGE_TIMEOUT"},
+		{"negative duration", map[string]string{"MAX_DURATION": "-1h"}, nil, "MAX_DURATION"},
+		{"attempts out of range", map[string]string{"MAX_ATTEMPTS": "0"}, nil, "MAX_ATTEMPTS"},
+		{"bitrate above what Discord takes", map[string]string{"DCA_BITRATE_KBPS": "320"}, nil, "DCA_BITRATE_KBPS"},
+		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
+		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222"}, nil, "NATS_LISTEN"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(config.FromMap(tc.env))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+func TestLoadReportsEveryBadVariable(t *testing.T) {
+	_, err := config.Load(config.FromMap(map[string]string{"MAX_ATTEMPTS": "x", "STAGE_TIMEOUT": "y"}))
+	if err == nil || !strings.Contains(err.Error(), "MAX_ATTEMPTS") || !strings.Contains(err.Error(), "STAGE_TIMEOUT") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,73 @@
+// Package standalone is the start-up every service shares when it runs
+// alone against NATS_URL, as it does in a container: read the environment
+// once, build the logger, connect, make sure the stream exists, run the
+// service until SIGINT or SIGTERM, then drain the connection.
+package standalone
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/logging"
+	"github.com/butakero/butakero/platform/natsconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Env is what a service's main gets to build its dependencies from.
+type Env struct {
+	Config config.Config
+	Log    *slog.Logger
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+}
+
+// SetupTimeout bounds each call that creates a bucket or store at start.
+const SetupTimeout = 30 * time.Second
+
+// Main runs service name: run is called with a context cancelled on SIGINT
+// or SIGTERM and should return once the service has stopped. Main exits the
+// process with status 1 and the error on stderr when anything fails.
+func Main(name string, run func(ctx context.Context, env Env) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := start(ctx, name, run)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+func start(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat).With("service", name)
+	// Libraries that log through the default logger (jonas747/dca) get ours.
+	slog.SetDefault(log)
+	// natsconn.Connect refuses an empty NATS_URL with a clear message.
+	nc, err := natsconn.Connect(cfg.NATSURL, "butakero-"+name, log)
+	if err != nil {
+		return err
+	}
+	defer natsconn.Drain(nc, 10*time.Second, log)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
+	defer cancel()
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+		return err
+	}
+	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
+	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js})
+}
