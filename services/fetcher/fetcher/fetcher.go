@@ -24,6 +24,7 @@ import (
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/stage"
+	"github.com/butakero/butakero/platform/ytdlp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wader/goutubedl"
@@ -262,7 +263,7 @@ func (a *audioReader) Read(p []byte) (int, error) {
 
 // closeDownload stops yt-dlp's output and waits for the process to end.
 // goutubedl's Close waits without a limit; the process is killed by ctx or
-// ends on the closed pipe, and waitDelay bounds exec's own wait, so a
+// ends on the closed pipe, and ytdlp.WaitDelay bounds exec's own wait, so a
 // Close that still does not return is logged and left behind rather than
 // holding the worker.
 func closeDownload(dl *goutubedl.DownloadResult, log *slog.Logger) {
@@ -273,7 +274,7 @@ func closeDownload(dl *goutubedl.DownloadResult, log *slog.Logger) {
 	}()
 	select {
 	case <-done:
-	case <-time.After(2 * waitDelay):
+	case <-time.After(2 * ytdlp.WaitDelay):
 		log.Error("fetcher: yt-dlp did not end after its output was closed")
 	}
 }

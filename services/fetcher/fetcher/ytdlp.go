@@ -10,12 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// waitDelay bounds how long exec waits for yt-dlp's pipes once it has
-// exited or been killed, so that a leftover child holding them cannot hold
-// the handler.
-const waitDelay = 5 * time.Second
+	"github.com/butakero/butakero/platform/ytdlp"
+)
 
 // progressEvery is the shortest interval between two progress messages.
 const progressEvery = 250 * time.Millisecond
@@ -43,18 +40,17 @@ type process struct {
 	lastErr     string
 	lastSent    time.Time
 	sentAny     bool
-	tail        tailBuffer
+	tail        ytdlp.Tail
 }
 
 func newProcess(progress func(pct float64)) *process {
-	return &process{progress: progress, now: time.Now, tail: tailBuffer{max: 4 << 10}}
+	return &process{progress: progress, now: time.Now, tail: ytdlp.Tail{Max: 4 << 10}}
 }
 
 // attach is goutubedl's Options.StderrFn. It is called once per yt-dlp
 // run, before the command starts, and never concurrently.
 func (p *process) attach(cmd *exec.Cmd) io.Writer {
-	ignoreConfig(cmd)
-	cmd.WaitDelay = waitDelay
+	ytdlp.Harden(cmd)
 	killGroupOnCancel(cmd)
 
 	p.mu.Lock()
@@ -64,18 +60,6 @@ func (p *process) attach(cmd *exec.Cmd) io.Writer {
 	p.cmd = cmd
 	p.partial, p.sawDownload, p.stopped, p.lastErr = nil, false, false, ""
 	return tee{p}
-}
-
-// ignoreConfig makes yt-dlp ignore every configuration file (system, user,
-// the working directory's), so nothing on the host changes what it does.
-// goutubedl does not pass the flag; it goes right after the program name.
-func ignoreConfig(cmd *exec.Cmd) {
-	if len(cmd.Args) == 0 || containsArg(cmd.Args, "--ignore-config") {
-		return
-	}
-	args := make([]string, 0, len(cmd.Args)+1)
-	args = append(args, cmd.Args[0], "--ignore-config")
-	cmd.Args = append(args, cmd.Args[1:]...)
 }
 
 func containsArg(args []string, a string) bool {
@@ -102,7 +86,7 @@ func (t tee) Write(b []byte) (int, error) {
 		p.mu.Unlock()
 		return 0, errStopTee
 	}
-	p.tail.Write(b)
+	_, _ = p.tail.Write(b)
 	p.partial = append(p.partial, b...)
 	var pcts []float64
 	for {
@@ -173,19 +157,3 @@ func (p *process) state() (cmd *exec.Cmd, formatID, lastErr, tail string) {
 	defer p.mu.Unlock()
 	return p.cmd, p.formatID, p.lastErr, p.tail.String()
 }
-
-// tailBuffer keeps the last max bytes written to it, for logs. Callers
-// synchronize.
-type tailBuffer struct {
-	max int
-	buf []byte
-}
-
-func (t *tailBuffer) Write(b []byte) {
-	t.buf = append(t.buf, b...)
-	if extra := len(t.buf) - t.max; extra > 0 {
-		t.buf = append(t.buf[:0], t.buf[extra:]...)
-	}
-}
-
-func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.buf)) }

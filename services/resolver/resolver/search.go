@@ -1,17 +1,15 @@
 package resolver
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os/exec"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/ytdlp"
 	"github.com/wader/goutubedl"
 )
 
@@ -46,13 +44,13 @@ var _ Searcher = (*YTDLPSearcher)(nil)
 // goutubedl reports as success with an empty entry. A search with no usable
 // entry is CodeNotFound; an error goutubedl does report is transient.
 func (s *YTDLPSearcher) Search(ctx context.Context, text string) (events.Song, error) {
-	stderr := &tailBuffer{max: 4 << 10}
+	stderr := &ytdlp.Tail{Max: 4 << 10}
 	res, err := goutubedl.New(ctx, "ytsearch1:"+text, goutubedl.Options{
 		Type:     goutubedl.TypeAny,
 		ProxyUrl: s.Proxy,
 		Cookies:  s.Cookies,
 		StderrFn: func(cmd *exec.Cmd) io.Writer {
-			ignoreConfig(cmd)
+			ytdlp.Harden(cmd)
 			return stderr
 		},
 	})
@@ -90,21 +88,6 @@ func (s *YTDLPSearcher) Search(ctx context.Context, text string) (events.Song, e
 		"no video found for %q", text)
 }
 
-// ignoreConfig makes yt-dlp ignore every configuration file (system, user,
-// the working directory's), so that nothing on the host changes what it
-// does. goutubedl does not pass the flag, but hands the command over before
-// it starts.
-func ignoreConfig(cmd *exec.Cmd) {
-	if len(cmd.Args) == 0 {
-		return
-	}
-	args := make([]string, 0, len(cmd.Args)+1)
-	args = append(args, cmd.Args[0], "--ignore-config")
-	cmd.Args = append(args, cmd.Args[1:]...)
-	// A process that leaves its pipes open must not hold Wait forever.
-	cmd.WaitDelay = 5 * time.Second
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -112,28 +95,4 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
-}
-
-// tailBuffer keeps the last max bytes written to it, for logs. It is safe
-// for concurrent use.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	buf bytes.Buffer
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf.Write(p)
-	if extra := t.buf.Len() - t.max; extra > 0 {
-		t.buf.Next(extra)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return strings.TrimSpace(t.buf.String())
 }
