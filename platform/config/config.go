@@ -30,8 +30,26 @@ type Config struct {
 	YTDLPCookiesFile  string        // YTDLP_COOKIES_FILE
 	YTDLPProxy        string        // YTDLP_PROXY
 	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
-	LogLevel          string        // LOG_LEVEL (GIN_MODE=debug means debug)
-	LogFormat         string        // LOG_FORMAT (GIN_MODE=debug means text)
+	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
+	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept in DynamoDB
+	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means same origin only
+	RateLimit         int           // RATE_LIMIT: requests per minute per API key (or per IP without keys); 0 disables
+	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
+
+	// The AWS profile. BucketName set means blobs in S3; both table names set
+	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
+	// original service's names; when empty the AWS SDK's own chain applies
+	// (AWS_REGION, AWS_ACCESS_KEY_ID, profiles, roles). Endpoints come from
+	// the SDK's AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_DYNAMODB.
+	BucketName      string // BUCKET_NAME
+	Region          string // REGION
+	AccessKey       string // ACCESS_KEY
+	SecretKey       string // SECRET_KEY
+	SongsTable      string // DYNAMODB_TABLE_NAME_SONGS
+	OperationsTable string // DYNAMODB_TABLE_NAME_OPERATION
+	AWSAutoCreate   bool   // AWS_AUTO_CREATE: create a missing bucket and tables at start
+	LogLevel        string // LOG_LEVEL (GIN_MODE=debug means debug)
+	LogFormat       string // LOG_FORMAT (GIN_MODE=debug means text)
 }
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
@@ -71,6 +89,16 @@ func Load(lookup Lookup) (Config, error) {
 		return d
 	}
 
+	boolVar := func(k string, def bool) bool {
+		s := get(k, strconv.FormatBool(def))
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", k, s))
+			return def
+		}
+		return b
+	}
+
 	c := Config{
 		HTTPAddr:          get("HTTP_ADDR", ":8080"),
 		DataDir:           get("DATA_DIR", "./data"),
@@ -88,6 +116,18 @@ func Load(lookup Lookup) (Config, error) {
 		YTDLPCookiesFile:  get("YTDLP_COOKIES_FILE", ""),
 		YTDLPProxy:        get("YTDLP_PROXY", ""),
 		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
+		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
+		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
+		AllowedOrigins:    list(get("ALLOWED_ORIGINS", ""), false),
+		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
+		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
+		BucketName:        get("BUCKET_NAME", ""),
+		Region:            get("REGION", ""),
+		AccessKey:         get("ACCESS_KEY", ""),
+		SecretKey:         get("SECRET_KEY", ""),
+		SongsTable:        get("DYNAMODB_TABLE_NAME_SONGS", ""),
+		OperationsTable:   get("DYNAMODB_TABLE_NAME_OPERATION", ""),
+		AWSAutoCreate:     boolVar("AWS_AUTO_CREATE", false),
 		LogLevel:          strings.ToLower(get("LOG_LEVEL", "info")),
 		LogFormat:         strings.ToLower(get("LOG_FORMAT", "json")),
 	}
@@ -114,8 +154,22 @@ func Load(lookup Lookup) (Config, error) {
 			errs = append(errs, fmt.Errorf("NATS_LISTEN=%q: want host:port", c.NATSListen))
 		}
 	}
+	if (c.SongsTable == "") != (c.OperationsTable == "") {
+		errs = append(errs, errors.New("DYNAMODB_TABLE_NAME_SONGS and DYNAMODB_TABLE_NAME_OPERATION: set both (projections in DynamoDB) or neither"))
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		errs = append(errs, errors.New("ACCESS_KEY and SECRET_KEY: set both or neither"))
+	}
 	return c, errors.Join(errs...)
 }
+
+// BlobsInS3 reports whether audio lives in S3 (BUCKET_NAME set) rather
+// than in the JetStream Object Store.
+func (c Config) BlobsInS3() bool { return c.BucketName != "" }
+
+// ProjectionsInDynamoDB reports whether the projections live in DynamoDB
+// (both table names set) rather than in JetStream KV.
+func (c Config) ProjectionsInDynamoDB() bool { return c.SongsTable != "" && c.OperationsTable != "" }
 
 // Embedded reports whether the process runs its own JetStream server.
 func (c Config) Embedded() bool { return c.NATSURL == "" }

@@ -31,7 +31,8 @@ type Info struct {
 
 // Store is a blob store. It is safe for concurrent use.
 type Store struct {
-	obs jetstream.ObjectStore
+	obs    jetstream.ObjectStore
+	stream jetstream.Stream // the object store's stream, for chunk reads
 }
 
 // Open creates the object store if missing and returns a Store on it.
@@ -48,7 +49,11 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open %s: %w", Bucket, err)
 	}
-	return &Store{obs: obs}, nil
+	stream, err := js.Stream(ctx, "OBJ_"+Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: stream of %s: %w", Bucket, err)
+	}
+	return &Store{obs: obs, stream: stream}, nil
 }
 
 // Put streams r into the blob key, replacing any blob there. The new blob
@@ -70,23 +75,18 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 }
 
 // Open returns a reader of blob key and its Info. The caller closes it.
-// Reading goes on under ctx: keep ctx alive until the reader is closed, and
-// give it a deadline long enough for the whole read (without one, the
-// client's default of 5 s bounds the whole read).
+// The reader fetches one chunk at a time under ctx (keep ctx alive until the
+// reader is closed) and fails at the end if the content does not match the
+// stored size and digest.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Info, error) {
-	res, err := s.obs.Get(ctx, key)
+	oi, err := s.obs.GetInfo(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, Info{}, ErrNotFound
 	}
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("objstore: get %s: %w", key, err)
 	}
-	oi, err := res.Info()
-	if err != nil {
-		res.Close()
-		return nil, Info{}, fmt.Errorf("objstore: info %s: %w", key, err)
-	}
-	return res, s.info(oi), nil
+	return newChunkReader(ctx, s.stream, Bucket, oi), s.info(oi), nil
 }
 
 // Stat returns blob key's Info, or ErrNotFound.

@@ -75,3 +75,24 @@ type Song struct {
 	UpdatedAt string `json:"updated_at,omitempty"`
 	LastSeq   uint64 `json:"last_seq"`
 }
+
+// Video is what the resolver caches about one video: its metadata and what
+// decides whether it can be had. Kept per video id with a TTL
+// (SEARCH_CACHE_TTL), so a repeated request costs no Data API call.
+type Video struct {
+	ID           string `json:"id"`
+	Title        string `json:"title,omitempty"`
+	DurationMs   int64  `json:"duration_ms,omitempty"`
+	URL          string `json:"url,omitempty"`
+	ThumbnailURL string `json:"thumbnail_url,omitempty"`
+	Channel      string `json:"channel,omitempty"`
+	// Live is "none", "live" or "upcoming" (the Data API's
+	// snippet.liveBroadcastContent).
+	Live string `json:"live,omitempty"`
+	// Privacy is "public", "unlisted" or "private"; Removed marks a video the
+	// API no longer returns.
+	Privacy string `json:"privacy,omitempty"`
+	Removed bool   `json:"removed,omitempty"`
+	// CachedAt is when the entry was written (RFC 3339).
+	CachedAt string `json:"cached_at,omitempty"`
+}
