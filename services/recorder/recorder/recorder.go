@@ -147,31 +147,37 @@ func (r *recorder) handle(ctx context.Context, msg jetstream.Msg) {
 // apply loads the records the event touches, applies it and stores what
 // changed: the song first, then the operation (see Apply).
 func (r *recorder) apply(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) error {
+	_, err := r.applyChanged(ctx, env, ev, seq, t, log)
+	return err
+}
+
+// applyChanged is apply that also reports whether a record changed.
+func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) (bool, error) {
 	op, err := r.store.Operation(ctx, env.OperationID)
 	if err != nil && !errors.Is(err, projection.ErrNotFound) {
-		return fmt.Errorf("read operation: %w", err)
+		return false, fmt.Errorf("read operation: %w", err)
 	}
 	var song projection.Song
 	songID := SongID(op, env, ev)
 	if songID != "" {
 		song, err = r.store.Song(ctx, songID)
 		if err != nil && !errors.Is(err, projection.ErrNotFound) {
-			return fmt.Errorf("read song %s: %w", songID, err)
+			return false, fmt.Errorf("read song %s: %w", songID, err)
 		}
 	}
 	newOp, newSong := Apply(op, song, env, ev, seq, t)
 	if songID != "" && newSong.LastSeq != song.LastSeq {
 		if err := r.store.PutSong(ctx, newSong); err != nil {
-			return fmt.Errorf("store song %s: %w", songID, err)
+			return false, fmt.Errorf("store song %s: %w", songID, err)
 		}
 	}
 	if newOp.LastSeq == op.LastSeq {
 		log.Debug("recorder: already applied")
-		return nil
+		return newSong.LastSeq != song.LastSeq, nil
 	}
 	if err := r.store.PutOperation(ctx, newOp); err != nil {
-		return fmt.Errorf("store operation: %w", err)
+		return false, fmt.Errorf("store operation: %w", err)
 	}
 	log.Debug("recorder: applied", "status", newOp.Status, "stage", newOp.Stage)
-	return nil
+	return true, nil
 }
