@@ -9,13 +9,13 @@ GOTEST_FLAGS ?= -count=1 -timeout 15m
 run: deps
 	go run ./cmd/butakero
 
+# scripts/test.sh also installs versitygw and DynamoDB Local (under .tools)
+# and runs the tests in a private network namespace.
 test: deps vet
-	go test $(GOTEST_FLAGS) $(MODULES)
+	GOTEST_FLAGS="$(GOTEST_FLAGS)" ./scripts/test.sh $(MODULES)
 
 deps:
 	@./scripts/deps.sh
-	@go mod download -x 2>/dev/null || true
-	@cd cmd/butakero && go mod download
 
 build:
 	mkdir -p bin && go build -o bin/butakero ./cmd/butakero

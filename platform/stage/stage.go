@@ -26,7 +26,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Delivery is one message handed to a Handler.
@@ -68,7 +71,15 @@ type Worker struct {
 	Concurrency int
 	// Grace is how long in-flight work may go on after ctx is cancelled.
 	Grace time.Duration
+	// Metrics, when set, records each attempt's duration and outcome and
+	// each failure's code; nil records nothing.
+	Metrics *metrics.Metrics
 }
+
+// tracer names the spans of stage attempts. With no OpenTelemetry SDK
+// installed it is a no-op that still carries the incoming trace context, so
+// the handler's published events continue the trace.
+var tracer = otel.Tracer("github.com/butakero/butakero/platform/stage")
 
 // Run consumes until ctx is cancelled, then stops taking messages and waits
 // for in-flight ones to end (within Grace). It returns nil after a clean stop.
@@ -148,13 +159,25 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "attempt", attempt)
 
-	attemptCtx, cancel := context.WithTimeout(work, w.Timeout)
+	// The trace context the publisher put in the headers continues here:
+	// the handler's events carry it on.
+	traceCtx, span := tracer.Start(events.ExtractTrace(work, msg.Headers()), w.Stage,
+		trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		log = log.With("trace_id", sc.TraceID().String())
+	}
+
+	begin := time.Now()
+	attemptCtx, cancel := context.WithTimeout(traceCtx, w.Timeout)
 	defer cancel()
 	stopBeat := heartbeat(attemptCtx, msg)
 	err = w.Handle(attemptCtx, Delivery{Envelope: env, Event: ev, Attempt: attempt, Log: log})
 	stopBeat()
+	took := time.Since(begin)
 
 	if err == nil {
+		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeOK, "", took)
 		if err := msg.Ack(); err != nil {
 			log.Warn("stage: ack", "error", err)
 		}
@@ -162,6 +185,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 	if work.Err() != nil {
 		// Shut down mid-attempt: let another process take it over.
+		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeReleased, "", took)
 		log.Info("stage: shutting down, message left for redelivery")
 		_ = msg.Nak()
 		return
@@ -172,16 +196,18 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 	if !f.Code.Permanent() && attempt < w.MaxAttempts {
 		delay := Backoff(attempt)
+		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeRetry, string(f.Code), took)
 		log.Warn("stage: attempt failed, will retry", "code", f.Code, "error", f, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
+	w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeFailed, string(f.Code), took)
 	log.Error("stage: operation failed", "code", f.Code, "error", f)
 	failed, err := events.Next(env, "", events.OperationFailed{
 		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: attempt,
 	})
 	if err == nil {
-		pubCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		pubCtx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.WithoutCancel(ctx), span.SpanContext()), 10*time.Second)
 		_, err = w.Publish.Publish(pubCtx, failed)
 		cancel()
 	}

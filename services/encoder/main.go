@@ -6,17 +6,16 @@ package main
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/encoder/encoder"
 )
 
 func main() {
 	standalone.Main("encoder", func(ctx context.Context, env standalone.Env) error {
-		blobs, err := objstore.Open(ctx, env.JS, env.Config.StreamReplicas)
+		stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
 		if err != nil {
 			return err
 		}
-		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Config: env.Config, Log: env.Log})
+		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Config: env.Config, Log: env.Log})
 	})
 }

@@ -6,17 +6,16 @@ package main
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 )
 
 func main() {
 	standalone.Main("fetcher", func(ctx context.Context, env standalone.Env) error {
-		blobs, err := objstore.Open(ctx, env.JS, env.Config.StreamReplicas)
+		stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
 		if err != nil {
 			return err
 		}
-		return fetcher.Run(ctx, fetcher.Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Config: env.Config, Log: env.Log})
+		return fetcher.Run(ctx, fetcher.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Config: env.Config, Log: env.Log})
 	})
 }

@@ -6,25 +6,19 @@ import (
 	"context"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/gateway/gateway"
 )
 
 func main() {
 	standalone.Main("gateway", func(ctx context.Context, env standalone.Env) error {
-		store, err := kvstore.Open(ctx, env.JS, env.Config.StreamReplicas)
-		if err != nil {
-			return err
-		}
-		blobs, err := objstore.Open(ctx, env.JS, env.Config.StreamReplicas)
+		stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
 		if err != nil {
 			return err
 		}
 		return gateway.Run(ctx, gateway.Deps{
 			NC: env.NC, JS: env.JS, Publisher: events.NewPublisher(env.JS),
-			Store: store, Blobs: blobs, Config: env.Config, Log: env.Log,
+			Store: stores.Projections, Blobs: stores.Blobs, Config: env.Config, Log: env.Log,
 		})
 	})
 }

@@ -11,6 +11,14 @@ import (
 
 func main() {
 	standalone.Main("resolver", func(ctx context.Context, env standalone.Env) error {
-		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Config: env.Config, Log: env.Log})
+		// The search cache lives where the configuration puts the
+		// projections: JetStream KV, or DynamoDB.
+		setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
+		stores, err := standalone.OpenStores(setup, env.Config, env.JS)
+		cancel()
+		if err != nil {
+			return err
+		}
+		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: stores.Cache, Config: env.Config, Log: env.Log})
 	})
 }

@@ -12,10 +12,10 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/natsconn"
 	"github.com/butakero/butakero/platform/natsembed"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"
@@ -78,15 +78,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
 		return err
 	}
-	store, err := kvstore.Open(setup, js, cfg.StreamReplicas)
+	// JetStream or AWS, as the configuration selects (CONTRACT.md).
+	stores, err := standalone.OpenStores(setup, cfg, js)
 	if err != nil {
 		return err
 	}
-	blobs, err := objstore.Open(setup, js, cfg.StreamReplicas)
-	if err != nil {
-		return err
-	}
+	store, searchCache, blobs := stores.Projections, stores.Cache, stores.Blobs
+	log.Info("stores opened", "stores", stores.Where)
 	pub := events.NewPublisher(js)
+	// One metrics registry for the process, served by the gateway's /metrics.
+	reg := metrics.New(metrics.NewRegistry())
 
 	var g run.Group
 	add := func(name string, fn func(context.Context) error) {
@@ -99,10 +100,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}, func(error) { cancel() })
 	}
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
 	})
 	add("resolver", func(ctx context.Context) error {
-		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Config: cfg, Log: log.With("service", "resolver")})
+		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg.Registry(), Config: cfg, Log: log.With("service", "resolver")})
 	})
 	add("fetcher", func(ctx context.Context) error {
 		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Config: cfg, Log: log.With("service", "fetcher")})

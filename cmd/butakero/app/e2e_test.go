@@ -25,15 +25,36 @@ type instance struct {
 	stop func() error
 }
 
-// start runs the all-in-one on dataDir until the test ends or stop is called.
+// start runs the all-in-one on dataDir until the test ends or stop is
+// called, and waits until /readyz answers 200.
 func start(t *testing.T, dataDir string, env map[string]string) *instance {
 	t.Helper()
+	inst := launch(t, dataDir, env)
+	inst.waitReady(t)
+	return inst
+}
+
+// launch runs the all-in-one on dataDir until the test ends or stop is
+// called, and returns once its services run, ready or not.
+func launch(t *testing.T, dataDir string, env map[string]string) *instance {
+	t.Helper()
+	return launchLogged(t, dataDir, env, nil)
+}
+
+// launchLogged is launch with the log also written to logs, when not nil.
+func launchLogged(t *testing.T, dataDir string, env map[string]string, logs io.Writer) *instance {
+	t.Helper()
+	var logTo io.Writer = testWriter{t}
+	if logs != nil {
+		logTo = io.MultiWriter(logTo, logs)
+	}
 	vars := map[string]string{
 		"DATA_DIR":            dataDir,
 		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
 		"STAGE_TIMEOUT":       "60s",
 		"SHUTDOWN_GRACE":      "5s",
 		"LOG_LEVEL":           "warn",
+		"RATE_LIMIT":          "0", // the test polls status faster than a user
 	}
 	for k, v := range env {
 		vars[k] = v
@@ -47,7 +68,7 @@ func start(t *testing.T, dataDir string, env map[string]string) *instance {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &app.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})), Listener: ln, Ready: make(chan struct{})}
+	m := &app.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})), Listener: ln, Ready: make(chan struct{})}
 	done := make(chan error, 1)
 	go func() { done <- m.Run(ctx) }()
 	select {
@@ -76,9 +97,7 @@ func start(t *testing.T, dataDir string, env map[string]string) *instance {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	inst := &instance{base: "http://" + ln.Addr().String(), stop: stop}
-	inst.waitReady(t)
-	return inst
+	return &instance{base: "http://" + ln.Addr().String(), stop: stop}
 }
 
 type testWriter struct{ t *testing.T }
@@ -196,7 +215,16 @@ func (in *instance) dca(t *testing.T, songID string) dcafile.Info {
 	return info
 }
 
+// TestEndToEnd runs the same cases in each profile (profiles): the
+// embedded default, and the AWS one, where it also checks what was stored
+// through the plain AWS APIs.
 func TestEndToEnd(t *testing.T) {
+	for _, p := range profiles {
+		t.Run(p.name, func(t *testing.T) { endToEnd(t, p) })
+	}
+}
+
+func endToEnd(t *testing.T, p profile) {
 	media := t.TempDir()
 	const d = 4 * time.Second
 	specs := []struct {
@@ -219,7 +247,8 @@ func TestEndToEnd(t *testing.T) {
 	srv := audiofixture.Serve(t, media)
 
 	dataDir := t.TempDir()
-	in := start(t, dataDir, nil)
+	env := p.env(t)
+	in := start(t, dataDir, env)
 
 	type done struct {
 		op   startResp
@@ -318,7 +347,7 @@ func TestEndToEnd(t *testing.T) {
 		if err := in.stop(); err != nil {
 			t.Fatal(err)
 		}
-		again := start(t, dataDir, nil)
+		again := start(t, dataDir, env)
 		for name, before := range succeeded {
 			code, st := again.status(t, before.op.OperationID)
 			if code != http.StatusOK || st.Status != "success" || st.Data != before.st.Data {
@@ -329,4 +358,14 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 	})
+
+	if p.verify != nil {
+		t.Run("stored where the profile says", func(t *testing.T) {
+			var songs []storedSong
+			for _, d := range succeeded {
+				songs = append(songs, storedSong{OperationID: d.op.OperationID, SongID: d.st.SongID, Size: d.info.Size, Frames: d.info.Frames})
+			}
+			p.verify(t, env, songs)
+		})
+	}
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/wader/goutubedl"
@@ -39,28 +38,31 @@ func classify(ctx context.Context, err error, msg string) error {
 	switch {
 	case strings.Contains(lower, "did not get any data blocks"):
 		return events.Wrap(events.CodeEmptyAudio, err, "the source gave no audio: the file is empty")
-	case containsAny(lower, "private video", "sign in to confirm", "members-only", "join this channel",
-		"this live event", "premieres in", "not available in your country", "geo restrict",
+	// YouTube's bot check ("Sign in to confirm you’re not a bot"): the
+	// host is flagged, and no retry within minutes passes it; cookies or
+	// a proxy (YTDLP_COOKIES_FILE, YTDLP_PROXY) do.
+	case strings.Contains(lower, "not a bot"):
+		return events.Wrap(events.CodeUnavailable, err, "YouTube refused the download: it asks to sign in to confirm this is not a bot")
+	case strings.Contains(lower, "sign in to confirm your age") || strings.Contains(lower, "age-restricted"):
+		return events.Wrap(events.CodeUnavailable, err, "the video is age-restricted: it cannot be fetched without a signed-in account")
+	case containsAny(lower, "private video", "this video is private"):
+		return events.Wrap(events.CodeUnavailable, err, "the video is private")
+	case containsAny(lower, "members-only", "join this channel", "this live event", "premieres in",
+		"not available in your country", "not made this video available in your country", "geo restrict",
 		"copyright", "has been terminated", "has been removed", "drm"):
 		return events.Wrap(events.CodeUnavailable, err, "the video cannot be fetched: %s", clean)
 	case containsAny(lower, "http error 404", "http error 410", "unsupported url", "video unavailable",
 		"this video is unavailable", "does not exist", "no video formats found", "requested format is not available"):
 		return events.Wrap(events.CodeNotFound, err, "no audio was found at this URL: %s", clean)
+	// Rate limiting passes with time: transient, retried with backoff.
+	case containsAny(lower, "http error 429", "too many requests", "try again later"):
+		return events.Wrap(events.CodeDownloadFailed, err, "the source is limiting requests (rate limited); the download will be tried again")
+	case containsAny(lower, "name resolution", "name or service not known", "nodename nor servname",
+		"connection refused", "connection reset", "network is unreachable", "no route to host",
+		"timed out", "urlopen error", "remote end closed connection", "incompleteread"):
+		return events.Wrap(events.CodeDownloadFailed, err, "the network failed during the download: %s", clean)
 	}
 	return events.Wrap(events.CodeDownloadFailed, err, "the download failed: %s", clean)
-}
-
-// admit refuses, before anything is downloaded, what the pipeline must not
-// take: live streams and songs longer than max.
-func admit(info goutubedl.Info, max time.Duration) error {
-	if info.IsLive {
-		return events.Fail(events.CodeUnavailable, "live streams cannot be fetched")
-	}
-	d := time.Duration(info.Duration * float64(time.Second))
-	if max > 0 && d > max {
-		return events.Fail(events.CodeUnavailable, "the song lasts %s, longer than the %s limit", d.Round(time.Second), max)
-	}
-	return nil
 }
 
 var (

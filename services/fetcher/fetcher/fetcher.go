@@ -2,6 +2,12 @@
 // yt-dlp (through goutubedl) and streams the audio into the blob store at
 // "staging/<operation_id>.<ext>", then publishes audio.downloaded.
 //
+// A fetch is one yt-dlp run (its start-up alone costs most of a second):
+// yt-dlp itself refuses live streams and songs longer than MAX_DURATION
+// before downloading (--match-filter), and writes the song's metadata to a
+// file just before the download starts (--print-to-file), which is where
+// audio.downloaded's title, duration and container come from.
+//
 // yt-dlp always runs with --ignore-config, gets its URL on standard input
 // (so no URL can become an option), and writes the media to its standard
 // output, which goes straight into the store: a download is never held in
@@ -17,6 +23,8 @@ import (
 	"log/slog"
 	"mime"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -127,7 +135,7 @@ func handler(f *Fetcher, pub stage.Publisher) stage.Handler {
 }
 
 // Fetcher downloads songs into the blob store. It is safe for concurrent
-// use: every Fetch runs its own yt-dlp processes.
+// use: every Fetch runs its own yt-dlp process.
 type Fetcher struct {
 	// NC carries progress messages; nil means none are sent.
 	NC     *nats.Conn
@@ -153,44 +161,56 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 	if f.NC != nil {
 		progress = func(pct float64) { events.PublishProgress(f.NC, opID, StageName, pct) }
 	}
-	proc := newProcess(progress)
+	dir, err := os.MkdirTemp("", "butakero-fetch-")
+	if err != nil {
+		return events.AudioDownloaded{}, events.Wrap(events.CodeInternal, err, "the download could not be prepared")
+	}
+	defer os.RemoveAll(dir)
+	proc := newProcess(progress, fetchArgs(dir, f.Config.MaxDuration)...)
 	started := time.Now()
 
-	res, err := goutubedl.New(ctx, song.URL, goutubedl.Options{
+	// One yt-dlp run: goutubedl.Download passes the URL on stdin, selects
+	// Format and returns once yt-dlp has started downloading (or failed).
+	// stop kills it (and its process group) when the fetch gives up early.
+	dctx, stop := context.WithCancel(ctx)
+	defer stop()
+	dl, err := goutubedl.Download(dctx, song.URL, goutubedl.Options{
 		Type:     goutubedl.TypeSingle,
 		ProxyUrl: f.Config.YTDLPProxy,
 		Cookies:  f.Config.YTDLPCookiesFile,
 		StderrFn: proc.attach,
-	})
-	if err != nil {
-		_, _, lastErr, tail := proc.state()
-		log.Warn("fetcher: yt-dlp metadata failed", "error", err, "stderr", tail)
-		return events.AudioDownloaded{}, classify(ctx, err, lastErr)
-	}
-	if err := admit(res.Info, f.Config.MaxDuration); err != nil {
-		return events.AudioDownloaded{}, err
-	}
-
-	dl, err := res.Download(ctx, Format)
+	}, Format)
 	if err != nil {
 		if dl != nil {
 			closeDownload(dl, log)
 		}
 		_, _, lastErr, tail := proc.state()
-		log.Warn("fetcher: yt-dlp download failed", "error", err, "stderr", tail)
+		log.Warn("fetcher: yt-dlp failed", "error", err, "stderr", tail)
 		return events.AudioDownloaded{}, classify(ctx, err, lastErr)
 	}
-	// goutubedl returns once yt-dlp has started downloading: it has named
-	// the format, hence the container, by now.
-	_, formatID, _, _ := proc.state()
-	ext := extension(res.Info, formatID)
+	if _, playlist := proc.refusal(); playlist {
+		stop()
+		closeDownload(dl, log)
+		return events.AudioDownloaded{}, events.Fail(events.CodeUnavailable, "the URL names a playlist, not one song")
+	}
+	info, ok, err := readInfo(filepath.Join(dir, infoFile))
+	if err != nil || !ok {
+		// yt-dlp never reached the download: its match filter refused the
+		// video, or it failed. Either way it writes no media; let it end
+		// so that its exit status and last words are known.
+		closeDownload(dl, log)
+		return events.AudioDownloaded{}, f.notDownloaded(ctx, dir, proc, err, log)
+	}
+	_, parsedFormat, _, _ := proc.state()
+	formatID := firstNonEmpty(info.FormatID, parsedFormat)
+	ext := extension(info)
 	key := "staging/" + opID + "." + ext
 	body := &audioReader{ctx: ctx, r: dl, proc: proc}
 	meta := map[string]string{"operation_id": opID, "song_id": song.ID, "format_id": formatID}
 	// The store gets a context that outlives ctx so that, when ctx ends, it
 	// can still discard the chunks already written: cancellation reaches
 	// it through body, which then fails.
-	info, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, body)
+	stored, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, body)
 	closeDownload(dl, log)
 	if err != nil {
 		if body.err != nil {
@@ -204,13 +224,41 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 	progress(100)
 
 	learnt := events.Song{
-		Title:        res.Info.Title,
-		DurationMs:   int64(res.Info.Duration * 1000),
-		ThumbnailURL: res.Info.Thumbnail,
-		Channel:      firstNonEmpty(res.Info.Channel, res.Info.Uploader),
+		Title:        info.Title,
+		DurationMs:   int64(info.Duration * 1000),
+		ThumbnailURL: info.Thumbnail,
+		Channel:      firstNonEmpty(info.Channel, info.Uploader),
 	}
-	log.Info("fetcher: downloaded", "key", key, "size", info.Size, "format_id", formatID, "took", time.Since(started).Round(time.Millisecond))
-	return events.AudioDownloaded{Song: song.Merge(learnt), Key: key, Size: info.Size, Ext: ext}, nil
+	log.Info("fetcher: downloaded", "key", key, "size", stored.Size, "format_id", formatID, "took", time.Since(started).Round(time.Millisecond))
+	return events.AudioDownloaded{Song: song.Merge(learnt), Key: key, Size: stored.Size, Ext: ext}, nil
+}
+
+// notDownloaded explains a yt-dlp run that ended without downloading,
+// once it has exited: a video its match filter refused (live, too long),
+// else the failure its exit status and last error tell. readErr is the
+// failure to read the info file, if any.
+func (f *Fetcher) notDownloaded(ctx context.Context, dir string, proc *process, readErr error, log *slog.Logger) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("fetcher: yt-dlp stopped: %w", ctx.Err())
+	}
+	cmd, _, lastErr, tail := proc.state()
+	if filtered, _ := proc.refusal(); filtered {
+		adm, _, err := readInfo(filepath.Join(dir, admissionFile))
+		if err != nil {
+			log.Warn("fetcher: yt-dlp's admission info is unreadable", "error", err)
+		}
+		return refused(adm, f.Config.MaxDuration)
+	}
+	if readErr != nil {
+		log.Warn("fetcher: yt-dlp's info is unreadable", "error", readErr, "stderr", tail)
+		return events.Wrap(events.CodeInternal, readErr, "the download could not be prepared")
+	}
+	status := errors.New("yt-dlp ended without downloading")
+	if cmd != nil && cmd.ProcessState != nil && !cmd.ProcessState.Success() {
+		status = fmt.Errorf("yt-dlp exited: %s", cmd.ProcessState)
+	}
+	log.Warn("fetcher: yt-dlp did not download", "error", status, "stderr", tail)
+	return classify(ctx, status, lastErr)
 }
 
 // audioReader reads yt-dlp's standard output for the store. It turns the
@@ -279,18 +327,11 @@ func closeDownload(dl *goutubedl.DownloadResult, log *slog.Logger) {
 	}
 }
 
-// extension is the container's extension as yt-dlp names it, for the
+// extension is the container's extension as yt-dlp names it for the
 // format it downloads, restricted to [a-z0-9] ("bin" when unknown).
-func extension(info goutubedl.Info, formatID string) string {
-	ext := info.Ext
-	for _, f := range info.Formats {
-		if formatID != "" && f.FormatID == formatID && f.Ext != "" {
-			ext = f.Ext
-			break
-		}
-	}
+func extension(info videoInfo) string {
 	var b strings.Builder
-	for _, r := range strings.ToLower(ext) {
+	for _, r := range strings.ToLower(info.Ext) {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			b.WriteRune(r)
 		}

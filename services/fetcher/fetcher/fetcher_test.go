@@ -90,6 +90,8 @@ func TestFetch(t *testing.T) {
 	srv := audiofixture.Serve(t, dir)
 	audiofixture.Write(t, dir, "page.html", jsonLDPage("A Tone", srv.URL("tone.m4a"), "PT3S", srv.URL("thumb.jpg")))
 	audiofixture.Write(t, dir, "toolong.html", jsonLDPage("Too Long", srv.URL("tone.m4a"), "PT4H", ""))
+	audiofixture.Write(t, dir, "two.html", fmt.Appendf(nil, `<!DOCTYPE html><html><head><title>Two</title></head><body>
+<video src="%s"></video><video src="%s"></video></body></html>`, srv.URL("tone.m4a"), srv.URL("long.wav")))
 	startFetcher(t, env, blobs)
 
 	tests := []struct {
@@ -129,6 +131,8 @@ func TestFetch(t *testing.T) {
 			wantCode: events.CodeNotFound, wantMessage: "HTTP Error 404", wantAttempts: 1},
 		{name: "too long", file: "toolong.html",
 			wantCode: events.CodeUnavailable, wantMessage: "the song lasts 4h0m0s, longer than the 1h0m0s limit", wantAttempts: 1},
+		{name: "playlist", file: "two.html",
+			wantCode: events.CodeUnavailable, wantMessage: "the URL names a playlist, not one song", wantAttempts: 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

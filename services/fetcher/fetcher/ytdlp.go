@@ -20,31 +20,36 @@ const progressEvery = 250 * time.Millisecond
 // errStopTee is returned to stop exec copying stderr; see tee.Write.
 var errStopTee = errors.New("fetcher: yt-dlp stderr no longer read")
 
-// process follows the yt-dlp processes goutubedl starts for one fetch (the
-// metadata run, then the download run). goutubedl hands each command to
-// attach before starting it: attach makes yt-dlp ignore configuration
-// files, puts it in its own process group (so cancelling kills any child
-// too) and tees its standard error through the process, which parses the
-// download progress, the chosen format and the last error.
+// process follows the one yt-dlp run goutubedl starts for a fetch.
+// goutubedl hands the command to attach before starting it: attach makes
+// yt-dlp ignore configuration files, adds the fetch's own options (args),
+// puts it in its own process group (so cancelling kills any child too) and
+// tees its standard error through the process, which parses the download
+// progress, the chosen format, the last error, and whether yt-dlp refused
+// the video (match filter) or met a playlist.
 type process struct {
 	progress func(pct float64)
 	now      func() time.Time
+	// args are appended to yt-dlp's command line (see fetchArgs).
+	args []string
 
 	mu          sync.Mutex
 	cmd         *exec.Cmd
-	download    bool // cmd is the download run
+	download    bool // cmd writes the media to its standard output
 	partial     []byte
 	sawDownload bool
 	stopped     bool
 	formatID    string
 	lastErr     string
+	filtered    bool // yt-dlp's match filter refused the video
+	playlist    bool // the URL is a playlist
 	lastSent    time.Time
 	sentAny     bool
 	tail        ytdlp.Tail
 }
 
-func newProcess(progress func(pct float64)) *process {
-	return &process{progress: progress, now: time.Now, tail: ytdlp.Tail{Max: 4 << 10}}
+func newProcess(progress func(pct float64), args ...string) *process {
+	return &process{progress: progress, now: time.Now, args: args, tail: ytdlp.Tail{Max: 4 << 10}}
 }
 
 // attach is goutubedl's Options.StderrFn. It is called once per yt-dlp
@@ -52,6 +57,7 @@ func newProcess(progress func(pct float64)) *process {
 func (p *process) attach(cmd *exec.Cmd) io.Writer {
 	ytdlp.Harden(cmd)
 	killGroupOnCancel(cmd)
+	cmd.Args = append(cmd.Args, p.args...)
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -59,6 +65,7 @@ func (p *process) attach(cmd *exec.Cmd) io.Writer {
 	p.download = containsArg(cmd.Args, "--output")
 	p.cmd = cmd
 	p.partial, p.sawDownload, p.stopped, p.lastErr = nil, false, false, ""
+	p.filtered, p.playlist = false, false
 	return tee{p}
 }
 
@@ -116,7 +123,13 @@ func (t tee) Write(b []byte) (int, error) {
 var (
 	progressLine = regexp.MustCompile(`^\[download\]\s+([0-9]+(?:\.[0-9]+)?)%`)
 	formatLine   = regexp.MustCompile(`^\[info\] .*: Downloading \d+ format\(s\): (\S+)`)
+	// "[download] Downloading playlist: <title>", also for multi_video.
+	playlistLine = regexp.MustCompile(`^\[download\] Downloading [a-z_]+: `)
 )
+
+// filteredText is in yt-dlp's line for a video its --match-filter refuses:
+// "[download] <title> does not pass filter (<filter>), skipping ..".
+const filteredText = " does not pass filter ("
 
 // line handles one stderr line under p.mu and reports a progress
 // percentage to publish, throttled to one per progressEvery.
@@ -126,6 +139,12 @@ func (p *process) line(line string) (float64, bool) {
 		p.lastErr = strings.TrimPrefix(line, "ERROR: ")
 	case strings.HasPrefix(line, "[download]"):
 		p.sawDownload = true
+		if playlistLine.MatchString(line) {
+			p.playlist = true
+		}
+		if strings.Contains(line, filteredText) {
+			p.filtered = true
+		}
 		m := progressLine.FindStringSubmatch(line)
 		if m == nil {
 			return 0, false
@@ -156,4 +175,12 @@ func (p *process) state() (cmd *exec.Cmd, formatID, lastErr, tail string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.cmd, p.formatID, p.lastErr, p.tail.String()
+}
+
+// refusal reports whether yt-dlp's match filter refused the video, and
+// whether the URL turned out to be a playlist.
+func (p *process) refusal() (filtered, playlist bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.filtered, p.playlist
 }

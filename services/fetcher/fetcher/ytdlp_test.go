@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -38,11 +40,38 @@ func TestClassify(t *testing.T) {
 		{name: "upcoming live", msg: "[youtube] x: This live event will begin in 3 hours.", wantCode: events.CodeUnavailable},
 		{name: "empty", err: errors.New("Did not get any data blocks"), wantCode: events.CodeEmptyAudio},
 		{name: "connection refused is transient", msg: "Unable to download webpage: <urlopen error [Errno 111] Connection refused> (caused by URLError(ConnectionRefusedError(111, 'Connection refused')))",
-			wantCode: events.CodeDownloadFailed, wantMsg: "the download failed: Unable to download webpage: <urlopen error [Errno 111] Connection refused>"},
+			wantCode: events.CodeDownloadFailed, wantMsg: "the network failed during the download: Unable to download webpage: <urlopen error [Errno 111] Connection refused>"},
 		{name: "internal address hidden", msg: "Unable to download webpage: 192.168.1.20:9000 timed out",
-			wantCode: events.CodeDownloadFailed, wantMsg: "the download failed: Unable to download webpage: <address> timed out"},
+			wantCode: events.CodeDownloadFailed, wantMsg: "the network failed during the download: Unable to download webpage: <address> timed out"},
 		{name: "ipv6 address hidden", msg: "could not connect to [fd00::1]:80",
 			wantCode: events.CodeDownloadFailed, wantMsg: "the download failed: could not connect to <address>"},
+		// yt-dlp's own texts for YouTube's refusals and failures.
+		{name: "bot check", msg: "[youtube] dQw4w9WgXcQ: Sign in to confirm you’re not a bot. This helps protect our community. Learn more",
+			wantCode: events.CodeUnavailable, wantMsg: "YouTube refused the download: it asks to sign in to confirm this is not a bot"},
+		{name: "bot check, newer yt-dlp", msg: "[youtube] dQw4w9WgXcQ: Sign in to confirm you're not a bot. Use --cookies-from-browser or --cookies for the authentication. See  https://github.com/yt-dlp/yt-dlp/wiki/FAQ#how-do-i-pass-cookies-to-yt-dlp  for how to manually pass cookies",
+			wantCode: events.CodeUnavailable, wantMsg: "YouTube refused the download: it asks to sign in to confirm this is not a bot"},
+		{name: "private, as unavailable", msg: "[youtube] dQw4w9WgXcQ: Video unavailable. This video is private",
+			wantCode: events.CodeUnavailable, wantMsg: "the video is private"},
+		{name: "removed by the uploader", msg: "[youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader",
+			wantCode: events.CodeUnavailable, wantMsg: "the video cannot be fetched: Video unavailable. This video has been removed by the uploader"},
+		{name: "geo blocked", msg: "[youtube] dQw4w9WgXcQ: Video unavailable. The uploader has not made this video available in your country",
+			wantCode: events.CodeUnavailable},
+		{name: "members only", msg: "[youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and other exclusive perks.",
+			wantCode: events.CodeUnavailable},
+		{name: "rate limited page", msg: "[youtube] dQw4w9WgXcQ: Unable to download webpage: HTTP Error 429: Too Many Requests (caused by <HTTPError 429: 'Too Many Requests'>); please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= , filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U",
+			wantCode: events.CodeDownloadFailed, wantMsg: "the source is limiting requests (rate limited); the download will be tried again"},
+		{name: "rate limited data", msg: "unable to download video data: HTTP Error 429: Too Many Requests",
+			wantCode: events.CodeDownloadFailed, wantMsg: "the source is limiting requests (rate limited); the download will be tried again"},
+		{name: "content not available, try later", msg: "[youtube] dQw4w9WgXcQ: This content isn't available, try again later.",
+			wantCode: events.CodeDownloadFailed, wantMsg: "the source is limiting requests (rate limited); the download will be tried again"},
+		{name: "name resolution", msg: "[youtube] dQw4w9WgXcQ: Unable to download webpage: <urlopen error [Errno -3] Temporary failure in name resolution> (caused by URLError(gaierror(-3, 'Temporary failure in name resolution')))",
+			wantCode: events.CodeDownloadFailed, wantMsg: "the network failed during the download: Unable to download webpage: <urlopen error [Errno -3] Temporary failure in name resolution>"},
+		{name: "read timed out", msg: "unable to download video data: <urlopen error The read operation timed out>",
+			wantCode: events.CodeDownloadFailed},
+		{name: "connection reset", msg: "[youtube] dQw4w9WgXcQ: Unable to download API page: [Errno 104] Connection reset by peer (caused by ConnectionResetError(104, 'Connection reset by peer'))",
+			wantCode: events.CodeDownloadFailed},
+		{name: "forbidden stream", msg: "unable to download video data: HTTP Error 403: Forbidden",
+			wantCode: events.CodeDownloadFailed, wantMsg: "the download failed: unable to download video data: HTTP Error 403: Forbidden"},
 		{name: "no reason", err: errors.New(""), wantCode: events.CodeDownloadFailed, wantMsg: "the download failed: yt-dlp gave no reason"},
 		{name: "playlist", err: goutubedl.ErrNotASingleEntry, wantCode: events.CodeUnavailable},
 		{name: "yt-dlp missing", err: &exec.Error{Name: "yt-dlp", Err: exec.ErrNotFound}, wantCode: events.CodeInternal},
@@ -79,14 +108,20 @@ func TestClassify(t *testing.T) {
 func TestAdmit(t *testing.T) {
 	tests := []struct {
 		name     string
-		info     goutubedl.Info
+		info     videoInfo
 		wantCode events.Code
+		wantMsg  string
 	}{
-		{name: "unknown duration", info: goutubedl.Info{}},
-		{name: "short", info: goutubedl.Info{Duration: 200}},
-		{name: "exactly the limit", info: goutubedl.Info{Duration: 3600}},
-		{name: "too long", info: goutubedl.Info{Duration: 3600.5}, wantCode: events.CodeUnavailable},
-		{name: "live", info: goutubedl.Info{IsLive: true}, wantCode: events.CodeUnavailable},
+		{name: "unknown duration", info: videoInfo{}},
+		{name: "short", info: videoInfo{Duration: 200}},
+		{name: "exactly the limit", info: videoInfo{Duration: 3600}},
+		{name: "was live", info: videoInfo{Duration: 200, LiveStatus: "was_live"}},
+		{name: "too long", info: videoInfo{Duration: 3600.5}, wantCode: events.CodeUnavailable,
+			wantMsg: "the song lasts 1h0m1s, longer than the 1h0m0s limit"},
+		{name: "live", info: videoInfo{IsLive: true}, wantCode: events.CodeUnavailable, wantMsg: "live streams cannot be fetched"},
+		{name: "live by status", info: videoInfo{LiveStatus: "is_live"}, wantCode: events.CodeUnavailable, wantMsg: "live streams cannot be fetched"},
+		{name: "upcoming", info: videoInfo{LiveStatus: "is_upcoming"}, wantCode: events.CodeUnavailable,
+			wantMsg: "the live stream or premiere has not started yet"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,34 +133,80 @@ func TestAdmit(t *testing.T) {
 				return
 			}
 			var f *events.Failure
-			if !errors.As(err, &f) || f.Code != tc.wantCode {
-				t.Fatalf("admit = %v; want %s", err, tc.wantCode)
+			if !errors.As(err, &f) || f.Code != tc.wantCode || f.Message != tc.wantMsg {
+				t.Fatalf("admit = %v; want %s %q", err, tc.wantCode, tc.wantMsg)
 			}
 		})
+	}
+	// A refusal that the admission info cannot explain still names the limit.
+	var f *events.Failure
+	if err := refused(videoInfo{}, time.Hour); !errors.As(err, &f) || f.Code != events.CodeUnavailable ||
+		f.Message != "the video is live or lasts longer than the 1h0m0s limit" {
+		t.Fatalf("refused = %v", err)
+	}
+}
+
+func TestMatchFilter(t *testing.T) {
+	for _, tc := range []struct {
+		max  time.Duration
+		want string
+	}{
+		{3 * time.Hour, "!is_live & duration <=? 10800"},
+		{90*time.Second + 500*time.Millisecond, "!is_live & duration <=? 90"},
+		{0, "!is_live"},
+	} {
+		if got := matchFilter(tc.max); got != tc.want {
+			t.Errorf("matchFilter(%s) = %q; want %q", tc.max, got, tc.want)
+		}
+	}
+	args := fetchArgs("/tmp/100%", time.Hour)
+	want := []string{"--match-filter", "!is_live & duration <=? 3600",
+		"--print-to-file", admissionTemplate, "/tmp/100%%/" + admissionFile,
+		"--print-to-file", infoTemplate, "/tmp/100%%/" + infoFile}
+	if !slices.Equal(args, want) {
+		t.Fatalf("fetchArgs = %q; want %q", args, want)
+	}
+}
+
+func TestReadInfo(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "info.json")
+	if _, ok, err := readInfo(path); ok || err != nil {
+		t.Fatalf("missing file: ok %v, err %v; want neither", ok, err)
+	}
+	// yt-dlp appends one object a line; the last one wins.
+	body := `{"id": "old"}` + "\n" + `{"id": "x", "title": "T", "duration": 3.5, "ext": "m4a", "format_id": "140", "is_live": null}` + "\n"
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := readInfo(path)
+	want := videoInfo{ID: "x", Title: "T", Duration: 3.5, Ext: "m4a", FormatID: "140"}
+	if err != nil || !ok || got != want {
+		t.Fatalf("readInfo = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	if err := os.WriteFile(path, []byte("NA\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := readInfo(path); err == nil {
+		t.Fatal("readInfo of a non-JSON line succeeded")
 	}
 }
 
 func TestExtension(t *testing.T) {
-	info := goutubedl.Info{
-		Format:  goutubedl.Format{Ext: "webm"},
-		Formats: []goutubedl.Format{{FormatID: "140", Ext: "m4a"}, {FormatID: "251", Ext: "webm"}},
-	}
 	tests := []struct {
-		name     string
-		info     goutubedl.Info
-		formatID string
-		want     string
+		name string
+		info videoInfo
+		want string
 	}{
-		{name: "chosen format", info: info, formatID: "140", want: "m4a"},
-		{name: "unknown format falls back to info", info: info, formatID: "999", want: "webm"},
-		{name: "no format", info: info, want: "webm"},
-		{name: "nothing known", info: goutubedl.Info{}, want: "bin"},
-		{name: "sanitized", info: goutubedl.Info{Format: goutubedl.Format{Ext: "../M4A"}}, want: "m4a"},
-		{name: "nothing left", info: goutubedl.Info{Format: goutubedl.Format{Ext: "/.."}}, want: "bin"},
+		{name: "chosen format", info: videoInfo{Ext: "m4a", FormatID: "140"}, want: "m4a"},
+		{name: "upper case", info: videoInfo{Ext: "WebM"}, want: "webm"},
+		{name: "nothing known", info: videoInfo{}, want: "bin"},
+		{name: "sanitized", info: videoInfo{Ext: "../M4A"}, want: "m4a"},
+		{name: "nothing left", info: videoInfo{Ext: "/.."}, want: "bin"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := extension(tc.info, tc.formatID); got != tc.want {
+			if got := extension(tc.info); got != tc.want {
 				t.Fatalf("extension = %q; want %q", got, tc.want)
 			}
 		})
@@ -164,6 +245,30 @@ func TestProcessStderr(t *testing.T) {
 	_, formatID, lastErr, _ := p.state()
 	if formatID != "251" || lastErr != "unable to write data: [Errno 32] Broken pipe" {
 		t.Fatalf("format %q, last error %q", formatID, lastErr)
+	}
+
+	// The match filter's refusal and a playlist are noticed.
+	p4 := newProcess(func(float64) {}, "--match-filter", "!is_live")
+	cmd4 := exec.Command("yt-dlp", "--output", "-", "--batch-file", "-")
+	w4 := p4.attach(cmd4)
+	if want := []string{"yt-dlp", "--ignore-config", "--output", "-", "--batch-file", "-", "--match-filter", "!is_live"}; !slices.Equal(cmd4.Args, want) {
+		t.Fatalf("args %q; want %q", cmd4.Args, want)
+	}
+	if f, pl := p4.refusal(); f || pl {
+		t.Fatal("refusal before any line")
+	}
+	if _, err := w4.Write([]byte("[download] Too Long does not pass filter (!is_live & duration <=? 3600), skipping ..\n")); err != nil {
+		t.Fatal(err)
+	}
+	if f, pl := p4.refusal(); !f || pl {
+		t.Fatalf("filtered %v, playlist %v after the filter's line; want true, false", f, pl)
+	}
+	p4.attach(exec.Command("yt-dlp", "--output", "-"))
+	if _, err := w4.Write([]byte("[download] Downloading playlist: Two\n[download] Downloading item 1 of 2\n")); err != nil {
+		t.Fatal(err)
+	}
+	if f, pl := p4.refusal(); f || !pl {
+		t.Fatalf("filtered %v, playlist %v after a playlist line; want false, true", f, pl)
 	}
 
 	// An error before any download line: goutubedl stops reading, so the

@@ -26,41 +26,154 @@ type startResponse struct {
 
 // start handles POST /api/audio/start?song=…: it publishes song.requested
 // for a new operation and waits up to startWait for the resolver to name the
-// song, answering with an empty song_id when it does not in time.
+// song, answering with an empty song_id when it does not in time. An
+// Idempotency-Key header makes a retry answer with the first operation.
 func (s *server) start(c *fiber.Ctx) error {
 	query, err := songQuery(c.Query("song"))
 	if err != nil {
 		return err
 	}
-	opID := events.NewID()
-	c.Locals(localOperationID, opID)
-	env, err := events.New(opID, "", events.SongRequested{Query: query})
+	sub, err := s.submit(c, "POST /api/audio/start", query)
 	if err != nil {
-		return internal(fmt.Errorf("build song.requested: %w", err))
+		return err
 	}
-	songID, err := s.request(c.UserContext(), env)
+	return c.JSON(startResponse{OperationID: sub.opID, SongID: sub.songID})
+}
+
+// submission is the outcome of a song request.
+type submission struct {
+	opID, songID string
+	// replayed is true when an Idempotency-Key named an earlier request,
+	// whose operation this is; HeaderReplayed is then set on the answer.
+	replayed bool
+}
+
+// submit starts an operation for query, or, with an Idempotency-Key the
+// caller used before for the same route and query, returns that operation.
+// route names the endpoint in the key's fingerprint. A new operation's
+// song id is what the resolver says within startWait; a replay's is what
+// the projection or the stream knows now.
+func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
+	ctx := c.UserContext()
+	key := c.Get(HeaderIdempotencyKey)
+	if key == "" {
+		opID := events.NewID()
+		c.Locals(localOperationID, opID)
+		env, err := events.New(opID, "", events.SongRequested{Query: query})
+		if err != nil {
+			return submission{}, internal(fmt.Errorf("build song.requested: %w", err))
+		}
+		return s.publishNew(c, env)
+	}
+	if !validIdempotencyKey(key) {
+		return submission{}, errorf(CodeBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
+	}
+	kctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), strings.Clone(key), route, query)
+	cancel()
 	if err != nil {
-		return internal(err)
+		var e *Error
+		if errors.As(err, &e) {
+			return submission{}, e
+		}
+		return submission{}, internal(err)
+	}
+	c.Locals(localOperationID, rec.OperationID)
+	env, err := events.NewWithID(events.DeriveID(rec.OperationID, events.TypeSongRequested),
+		rec.OperationID, "", events.SongRequested{Query: rec.Query})
+	if err != nil {
+		return submission{}, internal(fmt.Errorf("build song.requested: %w", err))
+	}
+	if fresh {
+		return s.publishNew(c, env)
+	}
+
+	// A replay: make sure the operation was published (the owner may still
+	// be at it, or have died before), then answer with what is known.
+	c.Set(HeaderReplayed, "true")
+	rctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if _, err := s.requested(rctx, rec.OperationID); errors.Is(err, projection.ErrNotFound) {
+		pctx, pcancel := context.WithTimeout(ctx, publishTimeout)
+		_, err = s.pub.Publish(pctx, env)
+		pcancel()
+		if err != nil {
+			return submission{}, internal(fmt.Errorf("republish song.requested: %w", err))
+		}
+	} else if err != nil {
+		return submission{}, internal(err)
+	}
+	songID, err := s.knownSongID(rctx, rec.OperationID)
+	if err != nil {
+		return submission{}, internal(err)
 	}
 	if songID != "" {
 		c.Locals(localSongID, songID)
 	}
-	return c.JSON(startResponse{OperationID: opID, SongID: songID})
+	return submission{opID: rec.OperationID, songID: songID, replayed: true}, nil
+}
+
+// publishNew publishes a new operation's song.requested and waits for its
+// song id (see request).
+func (s *server) publishNew(c *fiber.Ctx, env events.Envelope) (submission, error) {
+	songID, err := s.request(c.UserContext(), env)
+	if err != nil {
+		return submission{}, internal(err)
+	}
+	if songID != "" {
+		c.Locals(localSongID, songID)
+	}
+	return submission{opID: env.OperationID, songID: songID}, nil
+}
+
+// knownSongID is the song id of an operation as far as it is known now:
+// from the projection, else from the stream's video.resolved, else "".
+func (s *server) knownSongID(ctx context.Context, opID string) (string, error) {
+	op, err := s.store.Operation(ctx, opID)
+	if err == nil && op.SongID != "" {
+		return op.SongID, nil
+	}
+	if err != nil && !errors.Is(err, projection.ErrNotFound) {
+		return "", fmt.Errorf("read operation: %w", err)
+	}
+	stream, err := s.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return "", fmt.Errorf("open stream %s: %w", events.StreamName, err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.KindVideoResolved, opID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read video.resolved: %w", err)
+	}
+	env, ev, err := events.Decode(msg.Data)
+	if err != nil {
+		return "", fmt.Errorf("decode video.resolved: %w", err)
+	}
+	if env.SongID != "" {
+		return env.SongID, nil
+	}
+	return ev.(events.VideoResolved).Song.ID, nil
 }
 
 // songQuery validates the song parameter and returns it trimmed, as a copy
 // that does not alias fasthttp's request buffer.
-func songQuery(raw string) (string, error) {
+func songQuery(raw string) (string, error) { return checkQuery("song", raw) }
+
+// checkQuery validates what a user typed as a song, named name in the
+// error messages.
+func checkQuery(name, raw string) (string, error) {
 	q := strings.TrimSpace(raw)
 	switch {
 	case q == "":
-		return "", errorf(CodeBadRequest, "song is required")
+		return "", errorf(CodeBadRequest, name+" is required")
 	case len(q) > maxQueryBytes:
-		return "", errorf(CodeBadRequest, fmt.Sprintf("song must be at most %d bytes", maxQueryBytes))
+		return "", errorf(CodeBadRequest, fmt.Sprintf("%s must be at most %d bytes", name, maxQueryBytes))
 	case !utf8.ValidString(q):
-		return "", errorf(CodeBadRequest, "song must be valid UTF-8")
+		return "", errorf(CodeBadRequest, name+" must be valid UTF-8")
 	case strings.IndexFunc(q, unicode.IsControl) >= 0:
-		return "", errorf(CodeBadRequest, "song must not contain control characters")
+		return "", errorf(CodeBadRequest, name+" must not contain control characters")
 	}
 	return strings.Clone(q), nil
 }

@@ -16,6 +16,9 @@ import (
 // dcaContentType is the media type the DCA is served as.
 const dcaContentType = "audio/x-dca"
 
+// dcaMaxAge is the DCA's Cache-Control max-age in seconds: one day.
+const dcaMaxAge = 86400
+
 // dca handles GET (and HEAD) /v1/songs/:id/dca: the song's DCA streamed
 // from the blob store, never held in memory. One "Range: bytes=…" is
 // honoured with 206; a Range the blob cannot satisfy gets 416; several
@@ -58,6 +61,13 @@ func (s *server) dca(c *fiber.Ctx) error {
 	}
 	body := &blobBody{rc: rc, cancel: bcancel}
 
+	// A song's DCA changes only if it is encoded again: caches may keep it
+	// a day and revalidate with the ETag. Behind API keys it is private.
+	if s.keys.enabled() {
+		c.Set(fiber.HeaderCacheControl, "private, max-age="+strconv.Itoa(dcaMaxAge))
+	} else {
+		c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(dcaMaxAge))
+	}
 	etag := ""
 	if info.Digest != "" {
 		etag = `"` + info.Digest + `"`

@@ -11,19 +11,33 @@ import (
 // {"error":{"code","message"}}. Its HTTP status comes from httpStatus alone.
 type Code string
 
-// Error codes of the HTTP API.
+// Error codes of the HTTP API. The README and /openapi.json list them with
+// their statuses; a client switches on the code, never on the message.
 const (
-	CodeBadRequest          Code = "bad_request"
-	CodeUnauthorized        Code = "unauthorized"
-	CodeNotFound            Code = "not_found"
-	CodeMethodNotAllowed    Code = "method_not_allowed"
-	CodeRequestTimeout      Code = "request_timeout"
-	CodePayloadTooLarge     Code = "payload_too_large"
-	CodeRangeNotSatisfiable Code = "range_not_satisfiable"
-	CodeHeadersTooLarge     Code = "headers_too_large"
-	CodeInternal            Code = "internal"
-	CodeNotReady            Code = "not_ready"
+	CodeBadRequest          Code = "bad_request"            // 400: malformed input
+	CodeUnauthorized        Code = "unauthorized"           // 401: API key missing or wrong
+	CodeForbidden           Code = "forbidden"              // 403: WebSocket Origin not allowed
+	CodeNotFound            Code = "not_found"              // 404: unknown route, operation or song
+	CodeMethodNotAllowed    Code = "method_not_allowed"     // 405
+	CodeRequestTimeout      Code = "request_timeout"        // 408: request not received in time
+	CodePayloadTooLarge     Code = "payload_too_large"      // 413
+	CodeUnsupportedMedia    Code = "unsupported_media_type" // 415: body not JSON
+	CodeRangeNotSatisfiable Code = "range_not_satisfiable"  // 416
+	CodeIdempotencyMismatch Code = "idempotency_key_reused" // 422: key reused for another request
+	CodeUpgradeRequired     Code = "upgrade_required"       // 426: WebSocket route without upgrade
+	CodeRateLimited         Code = "rate_limited"           // 429: over RATE_LIMIT; see Retry-After
+	CodeHeadersTooLarge     Code = "headers_too_large"      // 431
+	CodeInternal            Code = "internal"               // 500
+	CodeNotReady            Code = "not_ready"              // 503: /readyz, a dependency is down
+	CodeTooManyConnections  Code = "too_many_connections"   // 503: MAX_SOCKETS WebSockets open
 )
+
+// Codes lists every code, for the documentation test.
+var Codes = []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound,
+	CodeMethodNotAllowed, CodeRequestTimeout, CodePayloadTooLarge,
+	CodeUnsupportedMedia, CodeRangeNotSatisfiable, CodeIdempotencyMismatch,
+	CodeUpgradeRequired, CodeRateLimited, CodeHeadersTooLarge, CodeInternal,
+	CodeNotReady, CodeTooManyConnections}
 
 // Error is an error a handler returns to end a request with an error
 // response. Message is shown to the client; Err, when set, only goes to the
@@ -57,6 +71,18 @@ func httpStatus(code Code) int {
 		return fiber.StatusBadRequest
 	case CodeUnauthorized:
 		return fiber.StatusUnauthorized
+	case CodeForbidden:
+		return fiber.StatusForbidden
+	case CodeUnsupportedMedia:
+		return fiber.StatusUnsupportedMediaType
+	case CodeIdempotencyMismatch:
+		return fiber.StatusUnprocessableEntity
+	case CodeUpgradeRequired:
+		return fiber.StatusUpgradeRequired
+	case CodeRateLimited:
+		return fiber.StatusTooManyRequests
+	case CodeTooManyConnections:
+		return fiber.StatusServiceUnavailable
 	case CodeNotFound:
 		return fiber.StatusNotFound
 	case CodeMethodNotAllowed:
@@ -91,6 +117,8 @@ func fromFiber(fe *fiber.Error) *Error {
 		return errorf(CodePayloadTooLarge, "request body too large")
 	case fiber.StatusRequestHeaderFieldsTooLarge:
 		return errorf(CodeHeadersTooLarge, "request headers too large")
+	case fiber.StatusUpgradeRequired:
+		return errorf(CodeUpgradeRequired, "this route is a WebSocket: send an upgrade request")
 	}
 	if fe.Code >= 400 && fe.Code < 500 {
 		return errorf(CodeBadRequest, "malformed request")
@@ -123,7 +151,7 @@ func (s *server) errorHandler(c *fiber.Ctx, err error) error {
 	status := httpStatus(e.Code)
 	level := slog.LevelDebug
 	switch {
-	case e.Code == CodeNotReady:
+	case e.Code == CodeNotReady || e.Code == CodeTooManyConnections:
 		level = slog.LevelWarn
 	case status >= 500:
 		level = slog.LevelError

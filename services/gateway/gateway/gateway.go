@@ -1,8 +1,14 @@
 // Package gateway is Butakero's HTTP front door: it turns a song request
 // into a song.requested event, answers status reads from the operations
-// projection (or the stream while the recorder lags), and streams stored
-// DCA files. It serves the seed-compatible /api/audio/* routes and the /v1
-// routes listed in CONTRACT.md.
+// projection (or the stream while the recorder lags), streams stored DCA
+// files, searches the catalog and follows operations live over WebSocket.
+// It serves the seed-compatible /api/audio/* routes and the /v1 routes
+// listed in CONTRACT.md, documented in the embedded /openapi.json.
+//
+// Every /api and /v1 route shares one access policy: API keys when
+// configured, a per-client rate limit, and CORS only for the configured
+// origins. Every route is measured (Prometheus, /metrics) and continues the
+// W3C trace context of the request into the events it publishes.
 package gateway
 
 import (
@@ -17,11 +23,15 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Publisher stores an event in the stream and returns once the server
@@ -50,9 +60,21 @@ type Blobs interface {
 	Ping(ctx context.Context) error
 }
 
+// Catalog searches the song catalog. SearchSongs returns one page of the
+// songs matching q (by normalized title; "" matches all), at most limit of
+// them, after cursor ("" for the first page), and the cursor of the next
+// page ("" after the last). Cursors are opaque to the gateway. A cursor the
+// implementation did not make must yield an error with a method
+// InvalidCursor() bool that returns true, which the gateway answers with 400.
+// Implementations must be safe for concurrent use; *kvstore.Store is one.
+type Catalog interface {
+	SearchSongs(ctx context.Context, q string, limit int, cursor string) ([]projection.Song, string, error)
+}
+
 var (
 	_ Publisher = (*events.Publisher)(nil)
 	_ Store     = (*kvstore.Store)(nil)
+	_ Catalog   = (*kvstore.Store)(nil)
 	_ Blobs     = (*objstore.Store)(nil)
 )
 
@@ -78,6 +100,9 @@ const (
 
 // Deps is what the gateway needs. NC, JS, Store and Blobs are
 // required; the rest have defaults.
+//
+// Config supplies APIKeys, AllowedOrigins, RateLimit, MaxSockets,
+// StreamReplicas (of the idempotency bucket), HTTPAddr and ShutdownGrace.
 type Deps struct {
 	// NC carries the core NATS subscriptions that learn a new operation's
 	// song id; /readyz reports its connection state.
@@ -90,8 +115,13 @@ type Deps struct {
 	Store Store
 	// Blobs streams the DCA files.
 	Blobs Blobs
-	// Config supplies APIKeys, HTTPAddr and ShutdownGrace.
-	Config config.Config
+	// Catalog answers GET /v1/songs; nil means Store, which must then
+	// implement Catalog.
+	Catalog Catalog
+	// Metrics receives the HTTP and WebSocket measures and is what /metrics
+	// serves (its Registry). nil means a registry of the gateway's own.
+	Metrics *metrics.Metrics
+	Config  config.Config
 	// Log receives the access log and every internal error; nil means
 	// slog.Default().
 	Log *slog.Logger
@@ -107,16 +137,28 @@ type server struct {
 	js        jetstream.JetStream
 	pub       Publisher
 	store     Store
+	catalog   Catalog
 	blobs     Blobs
 	log       *slog.Logger
 	keys      *apiKeys
+	limiter   *rateLimiter
+	origins   *origins
+	idem      jetstream.KeyValue
+	metrics   *metrics.Metrics
+	hub       *hub
+	sockets   *socketCap
 	startWait time.Duration
 }
 
+// setupTimeout bounds the requests New makes to NATS.
+const setupTimeout = 30 * time.Second
+
 // New builds the gateway's fiber app without serving it, for Run and for
-// tests (app.Test or app.Listener). The app's handlers are safe for
-// concurrent use.
-func New(d Deps) (*fiber.App, error) {
+// tests (app.Test or app.Listener). It creates the idempotency bucket and
+// starts the gateway's one subscription to the stream and to progress,
+// which live until ctx is cancelled: then every open WebSocket is closed
+// (1001, going away). The app's handlers are safe for concurrent use.
+func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	switch {
 	case d.NC == nil:
 		return nil, errors.New("gateway: Deps.NC is required")
@@ -127,14 +169,23 @@ func New(d Deps) (*fiber.App, error) {
 	case d.Blobs == nil:
 		return nil, errors.New("gateway: Deps.Blobs is required")
 	}
+	origins, err := newOrigins(d.Config.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
 	s := &server{
 		nc:        d.NC,
 		js:        d.JS,
 		pub:       d.Publisher,
 		store:     d.Store,
+		catalog:   d.Catalog,
 		blobs:     d.Blobs,
 		log:       d.Log,
 		keys:      newAPIKeys(d.Config.APIKeys),
+		limiter:   newRateLimiter(d.Config.RateLimit, time.Minute, time.Now),
+		origins:   origins,
+		metrics:   d.Metrics,
+		sockets:   newSocketCap(d.Config.MaxSockets),
 		startWait: d.StartWait,
 	}
 	if s.pub == nil {
@@ -145,6 +196,28 @@ func New(d Deps) (*fiber.App, error) {
 	}
 	if s.startWait <= 0 {
 		s.startWait = DefaultStartWait
+	}
+	if s.catalog == nil {
+		c, ok := d.Store.(Catalog)
+		if !ok {
+			return nil, errors.New("gateway: Deps.Catalog is required when Deps.Store cannot search songs")
+		}
+		s.catalog = c
+	}
+	if s.metrics == nil {
+		s.metrics = metrics.New(metrics.NewRegistry())
+	}
+	// This process exports the lag of every stage's durable consumer.
+	s.metrics.WatchConsumers(d.JS, events.StreamName,
+		events.ConsumerResolver, events.ConsumerFetcher, events.ConsumerEncoder, events.ConsumerRecorder)
+
+	setup, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	if s.idem, err = openIdempotency(setup, d.JS, d.Config.StreamReplicas); err != nil {
+		return nil, err
+	}
+	if s.hub, err = startHub(setup, ctx, d.NC, d.JS, s.log); err != nil {
+		return nil, err
 	}
 
 	app := fiber.New(fiber.Config{
@@ -158,18 +231,39 @@ func New(d Deps) (*fiber.App, error) {
 		CaseSensitive:         true,
 	})
 	app.Use(s.accessLog, s.recoverPanic)
+	if cors := s.origins.cors(); cors != nil {
+		app.Use(cors)
+	}
 
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.metrics.Registry(), promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+	})))
+	app.Get("/openapi.json", s.openAPI)
 
-	api := app.Group("/api")
-	v1 := app.Group("/v1")
-	if s.keys.enabled() {
-		api.Use(s.keys.middleware)
-		v1.Use(s.keys.middleware)
-	}
+	// /api and /v1 share the access policy: key, then rate limit by key.
+	api := app.Group("/api", s.keys.middleware, s.limiter.middleware)
+	v1 := app.Group("/v1", s.keys.middleware, s.limiter.middleware)
+
 	api.Post("/audio/start", s.start)
 	api.Get("/audio/status", s.status)
+
+	v1.Post("/operations", s.createOperation)
+	v1.Get("/operations/:id", s.getOperation)
+	v1.Get("/operations/:id/events", s.beforeUpgrade, websocket.New(s.socket, websocket.Config{
+		HandshakeTimeout: 10 * time.Second,
+		// beforeUpgrade has checked the origin and answered a refusal in
+		// the API's error shape.
+		Origins: []string{"*"},
+		// The socket only logs a handler's panic; the gauge and the hub
+		// are released by the handler's deferred calls.
+		RecoverHandler: s.recoverSocket,
+	}))
+	v1.Get("/songs", s.searchSongs)
+	v1.Get("/songs/:id", s.getSong)
 	v1.Get("/songs/:id/dca", s.dca)
 	return app, nil
 }
@@ -179,7 +273,7 @@ func New(d Deps) (*fiber.App, error) {
 // (a DCA download included) to finish. It returns nil after a clean stop and
 // an error when serving fails or the grace runs out. It owns the listener.
 func Run(ctx context.Context, d Deps) error {
-	app, err := New(d)
+	app, err := New(ctx, d)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/projection"
@@ -39,16 +40,27 @@ const startWait = 2 * time.Second
 // embedded JetStream, with its own NATS connection (so a test can cut it)
 // and stores the test writes through the test's connection.
 type harness struct {
-	env    *natstest.Env
-	url    string
-	gwNC   *nats.Conn
-	store  *kvstore.Store
-	blobs  *objstore.Store
-	client *http.Client
+	env     *natstest.Env
+	url     string
+	gwNC    *nats.Conn
+	store   *kvstore.Store
+	blobs   *objstore.Store
+	client  *http.Client
+	metrics *metrics.Metrics
 }
 
 func start(t *testing.T, apiKeys ...string) *harness {
 	t.Helper()
+	return startWith(t, config.Config{APIKeys: apiKeys})
+}
+
+// startWith starts a gateway with cfg (ShutdownGrace defaults to 5 s).
+func startWith(t *testing.T, cfg config.Config) *harness {
+	t.Helper()
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 5 * time.Second
+	}
+	m := metrics.New(metrics.NewRegistry())
 	env := natstest.Start(t)
 	ctx := context.Background()
 	gwNC, err := env.Server.Connect("gateway")
@@ -89,7 +101,8 @@ func start(t *testing.T, apiKeys ...string) *harness {
 			JS:        gwJS,
 			Store:     gwStore,
 			Blobs:     gwBlobs,
-			Config:    config.Config{APIKeys: apiKeys, ShutdownGrace: 5 * time.Second},
+			Metrics:   m,
+			Config:    cfg,
 			Log:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Listener:  ln,
 			StartWait: startWait,
@@ -103,7 +116,7 @@ func start(t *testing.T, apiKeys ...string) *harness {
 			t.Errorf("Run returned %v after cancel, want nil", err)
 		}
 	})
-	return &harness{env: env, url: "http://" + ln.Addr().String(), gwNC: gwNC, store: store, blobs: blobs, client: client}
+	return &harness{env: env, url: "http://" + ln.Addr().String(), gwNC: gwNC, store: store, blobs: blobs, client: client, metrics: m}
 }
 
 type response struct {
@@ -509,6 +522,9 @@ func TestDCA(t *testing.T) {
 			if got := r.header.Get("ETag"); got != etag {
 				t.Errorf("ETag %q, want %q", got, etag)
 			}
+			if got := r.header.Get("Cache-Control"); got != "public, max-age=86400" {
+				t.Errorf("Cache-Control %q, want public, max-age=86400", got)
+			}
 			if tc.status == 304 {
 				return
 			}
@@ -674,7 +690,7 @@ func TestPanicIsInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := gateway.New(gateway.Deps{NC: env.NC, JS: env.JS, Store: store, Blobs: blobs,
+	app, err := gateway.New(t.Context(), gateway.Deps{NC: env.NC, JS: env.JS, Store: store, Blobs: blobs,
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -1,15 +1,22 @@
 package gateway
 
 import (
+	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/butakero/butakero/events"
 	"github.com/gofiber/fiber/v2"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // localKey keys the values handlers leave in fiber's Locals for the access
@@ -19,12 +26,22 @@ type localKey int
 const (
 	localOperationID localKey = iota
 	localSongID
+	// localClient names the caller for rate limiting and idempotency
+	// scopes: "key:<hash prefix>" with API keys, else "ip:<address>".
+	localClient
 )
+
+// tracer names the gateway's server spans. With no OpenTelemetry SDK
+// installed it only carries the trace context along.
+var tracer = otel.Tracer("github.com/butakero/butakero/services/gateway")
 
 // requestAttrs are the log attributes naming a request and, when the
 // handler has learnt them, its operation and song.
 func requestAttrs(c *fiber.Ctx) []slog.Attr {
 	attrs := []slog.Attr{slog.String("method", c.Method()), slog.String("path", c.Path())}
+	if sc := trace.SpanContextFromContext(c.UserContext()); sc.HasTraceID() {
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+	}
 	if id, ok := c.Locals(localOperationID).(string); ok && id != "" {
 		attrs = append(attrs, slog.String("operation_id", id))
 	}
@@ -34,29 +51,69 @@ func requestAttrs(c *fiber.Ctx) []slog.Attr {
 	return attrs
 }
 
-// accessLog is the outermost middleware. It answers any error the chain
-// returns through the error handler itself, so that it logs the status the
-// client gets; probes log at debug, everything else at info. For a streamed
-// body (the DCA) the duration ends when the headers are ready, not when the
-// last byte is sent.
+// accessLog is the outermost middleware. It starts the request's trace
+// (continuing the client's W3C traceparent when it sent one), answers any
+// error the chain returns through the error handler itself, so that it logs
+// and counts the status the client gets, and records the request in the
+// metrics by route pattern. Probes log at debug, everything else at info.
+// For a streamed body (the DCA) the duration ends when the headers are
+// ready, not when the last byte is sent; for a WebSocket, at the upgrade.
 func (s *server) accessLog(c *fiber.Ctx) error {
 	begin := time.Now()
+	ctx, span := tracer.Start(requestTrace(c), "HTTP "+c.Method(), trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
+	c.SetUserContext(ctx)
+
+	route := ""
 	if err := c.Next(); err != nil {
+		var fe *fiber.Error
+		if errors.As(err, &fe) && (fe.Code == fiber.StatusNotFound || fe.Code == fiber.StatusMethodNotAllowed) {
+			route = "unmatched" // fiber's own: no route took the request
+		}
 		if herr := s.errorHandler(c, err); herr != nil {
 			s.log.Error("error handler failed", "error", herr)
 			_ = c.SendStatus(fiber.StatusInternalServerError)
 		}
 	}
+	if route == "" {
+		route = c.Route().Path
+	}
+	status := c.Response().StatusCode()
+	took := time.Since(begin)
+	s.metrics.ObserveHTTP(route, c.Method(), status, took)
 	level := slog.LevelInfo
-	if p := c.Path(); p == "/healthz" || p == "/readyz" {
+	if p := c.Path(); p == "/healthz" || p == "/readyz" || p == "/metrics" {
 		level = slog.LevelDebug
 	}
-	attrs := append(requestAttrs(c),
-		slog.Int("status", c.Response().StatusCode()),
-		slog.Duration("duration", time.Since(begin)))
+	attrs := append(requestAttrs(c), slog.Int("status", status), slog.Duration("duration", took))
 	s.log.LogAttrs(c.UserContext(), level, "http request", attrs...)
 	return nil
 }
+
+// requestTrace is the request's context carrying the client's trace
+// context from its traceparent header, or a new trace of the gateway's own
+// when the client sent none, so that every operation's events share a
+// trace id even with no tracing SDK installed.
+func requestTrace(c *fiber.Ctx) context.Context {
+	ctx := events.TracePropagator.Extract(c.UserContext(), fiberCarrier{c})
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	var tid trace.TraceID
+	var sid trace.SpanID
+	_, _ = rand.Read(tid[:])
+	_, _ = rand.Read(sid[:])
+	return trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled,
+	}))
+}
+
+// fiberCarrier reads a request's headers for the trace propagator.
+type fiberCarrier struct{ c *fiber.Ctx }
+
+func (f fiberCarrier) Get(key string) string { return strings.Clone(f.c.Get(key)) }
+func (f fiberCarrier) Set(string, string)    {} // requests are read, never written
+func (f fiberCarrier) Keys() []string        { return []string{"traceparent", "tracestate"} }
 
 // recoverPanic turns a handler's panic into an internal error; the stack
 // goes to the log, never to the client.
@@ -98,8 +155,14 @@ func (a *apiKeys) valid(key string) bool {
 	return ok == 1
 }
 
-// middleware rejects a request without a valid key with 401.
+// middleware rejects a request without a valid key with 401 and names the
+// caller in Locals (localClient) for the rate limiter and idempotency: by a
+// hash prefix of its key, or by IP address when no key is configured.
 func (a *apiKeys) middleware(c *fiber.Ctx) error {
+	if !a.enabled() {
+		c.Locals(localClient, "ip:"+c.IP())
+		return c.Next()
+	}
 	key := c.Get("X-API-Key")
 	if key == "" {
 		if scheme, token, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
@@ -114,5 +177,15 @@ func (a *apiKeys) middleware(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="butakero", error="invalid_token"`)
 		return errorf(CodeUnauthorized, "invalid API key")
 	}
+	sum := sha256.Sum256([]byte(key))
+	c.Locals(localClient, "key:"+hex.EncodeToString(sum[:8]))
 	return c.Next()
+}
+
+// clientOf is the caller's name set by apiKeys.middleware.
+func clientOf(c *fiber.Ctx) string {
+	if id, ok := c.Locals(localClient).(string); ok {
+		return id
+	}
+	return "ip:" + c.IP()
 }

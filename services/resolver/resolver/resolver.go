@@ -1,10 +1,21 @@
 // Package resolver is the resolve stage: it turns a song.requested query
 // into the song it names and publishes video.resolved.
 //
-// YouTube URLs and video ids, and URLs on ALLOWED_MEDIA_HOSTS, are resolved
-// without any network access (see Parse); free text is searched for through
-// a Searcher (yt-dlp by default). Any other URL fails the operation with
-// invalid_input.
+// Parse decides, without any network access, what a query names: a YouTube
+// video (any URL form, or a bare id), a URL on ALLOWED_MEDIA_HOSTS, or free
+// text; any other URL fails the operation with invalid_input.
+//
+// With a Data API key (YOUTUBE_API_KEY) free text is searched with
+// search.list, and every YouTube video's metadata comes from videos.list:
+// live and upcoming streams, private or removed videos and videos longer
+// than MAX_DURATION then fail the operation at once (permanent, one
+// attempt). Without a key, or when the API fails (quota, key, server,
+// network), free text is searched through yt-dlp ("ytsearch1:") and a URL
+// or id is passed on as it is: the fetcher's own yt-dlp run applies the
+// same limits. Every fallback is logged and counted.
+//
+// A Cache keeps a normalized query's video id and each video's metadata
+// (SEARCH_CACHE_TTL), so a repeated query costs no Data API call.
 package resolver
 
 import (
@@ -18,13 +29,14 @@ import (
 	"github.com/butakero/butakero/platform/stage"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // StageName names the stage in logs and in operation.failed events.
 const StageName = "resolve"
 
 // Concurrency is how many queries one process resolves at once. A search
-// runs one yt-dlp process; everything else is cheap.
+// without the Data API runs one yt-dlp process; everything else is cheap.
 const Concurrency = 4
 
 // Deps is what the resolver needs. JS, Config and Log are required.
@@ -36,9 +48,23 @@ type Deps struct {
 	JS jetstream.JetStream
 	// Publisher publishes video.resolved; nil means events.NewPublisher(JS).
 	Publisher stage.Publisher
-	// Search finds free-text queries; nil means a YTDLPSearcher configured
-	// from Config.
+	// API is the YouTube Data API; nil means a YouTubeAPI on
+	// Config.YouTubeAPIKey and Config.YouTubeAPIBaseURL, or none when there
+	// is no key.
+	API VideoAPI
+	// Search finds free-text queries without the Data API; nil means a
+	// YTDLPSearcher configured from Config.
 	Search Searcher
+	// Cache keeps searches and metadata (kvstore.OpenCache with
+	// Config.SearchCacheTTL); nil means nothing is cached.
+	Cache Cache
+	// Metrics registers the resolver's counters (resolver_api_calls_total,
+	// resolver_fallbacks_total, resolver_cache_total); nil means they are
+	// not exported.
+	Metrics prometheus.Registerer
+	// Config gives AllowedMediaHosts, MaxDuration, YouTubeAPIKey,
+	// YouTubeAPIBaseURL, YTDLPProxy, YTDLPCookiesFile and the stage
+	// settings (MaxAttempts, StageTimeout, ShutdownGrace).
 	Config config.Config
 	Log    *slog.Logger
 }
@@ -53,6 +79,18 @@ func Run(ctx context.Context, d Deps) error {
 	if d.JS == nil || d.Log == nil {
 		return errors.New("resolver: Deps.JS and Deps.Log are required")
 	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return fmt.Errorf("resolver: metrics: %w", err)
+	}
+	api := d.API
+	if api == nil && d.Config.YouTubeAPIKey != "" {
+		yt, err := NewYouTubeAPI(ctx, d.Config.YouTubeAPIKey, d.Config.YouTubeAPIBaseURL, nil)
+		if err != nil {
+			return err
+		}
+		api = yt
+	}
 	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerResolver, d.Config.MaxAttempts)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -64,64 +102,57 @@ func Run(ctx context.Context, d Deps) error {
 	if pub == nil {
 		pub = events.NewPublisher(d.JS)
 	}
-	h := &handler{
-		pub:     pub,
-		search:  d.Search,
-		allowed: d.Config.AllowedMediaHosts,
+	r := &Resolver{
+		API:         api,
+		Search:      d.Search,
+		Cache:       d.Cache,
+		Allowed:     d.Config.AllowedMediaHosts,
+		MaxDuration: d.Config.MaxDuration,
+		metrics:     m,
 	}
-	if h.search == nil {
-		h.search = &YTDLPSearcher{Proxy: d.Config.YTDLPProxy, Cookies: d.Config.YTDLPCookiesFile}
+	if r.Search == nil {
+		r.Search = &YTDLPSearcher{Proxy: d.Config.YTDLPProxy, Cookies: d.Config.YTDLPCookiesFile}
 	}
 	w := &stage.Worker{
 		Stage:       StageName,
 		Consumer:    cons,
 		Publish:     pub,
-		Handle:      h.handle,
+		Handle:      handler(r, pub),
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
 		Concurrency: Concurrency,
 		Grace:       d.Config.ShutdownGrace,
 	}
-	d.Log.Info("resolver running", "allowed_media_hosts", d.Config.AllowedMediaHosts)
+	d.Log.Info("resolver running", "allowed_media_hosts", d.Config.AllowedMediaHosts,
+		"data_api", api != nil, "cache", d.Cache != nil, "max_duration", d.Config.MaxDuration.String())
+	if api == nil {
+		d.Log.Info("resolver: no YOUTUBE_API_KEY: searches go through yt-dlp")
+	}
 	return w.Run(ctx)
 }
 
-type handler struct {
-	pub     stage.Publisher
-	search  Searcher
-	allowed []string
-}
-
-// handle resolves one song.requested. It is safe to run twice: the
-// video.resolved id derives from the request's, so the stream keeps one.
-func (h *handler) handle(ctx context.Context, d stage.Delivery) error {
-	req, ok := d.Event.(events.SongRequested)
-	if !ok {
-		return events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
-	}
-	q, err := Parse(req.Query, h.allowed)
-	if err != nil {
-		return err
-	}
-	song := q.Song
-	if q.Kind == KindSearch {
-		d.Log.Info("resolver: searching", "query", q.Text)
-		song, err = h.search.Search(ctx, q.Text)
+// handler publishes video.resolved for each request. It is safe to run
+// twice: the video.resolved id derives from the request's, so the stream
+// keeps one.
+func handler(r *Resolver, pub stage.Publisher) stage.Handler {
+	return func(ctx context.Context, d stage.Delivery) error {
+		req, ok := d.Event.(events.SongRequested)
+		if !ok {
+			return events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+		}
+		song, err := r.Resolve(ctx, req.Query, d.Log)
 		if err != nil {
 			return err
 		}
-		if !videoID.MatchString(song.ID) {
-			return events.Fail(events.CodeInternal, "the search returned an invalid video id %q", song.ID)
+		env, err := events.Next(d.Envelope, song.ID, events.VideoResolved{Song: song})
+		if err != nil {
+			return events.Wrap(events.CodeInternal, err, "the resolved song could not be recorded")
 		}
+		if _, err := pub.Publish(ctx, env); err != nil {
+			return events.Wrap(events.CodeInternal, err, "the resolved song could not be recorded")
+		}
+		d.Log.Info("resolver: resolved", "song_id", song.ID, "source", song.Source, "title", song.Title)
+		return nil
 	}
-	env, err := events.Next(d.Envelope, song.ID, events.VideoResolved{Song: song})
-	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the resolved song could not be recorded")
-	}
-	if _, err := h.pub.Publish(ctx, env); err != nil {
-		return events.Wrap(events.CodeInternal, err, "the resolved song could not be recorded")
-	}
-	d.Log.Info("resolver: resolved", "song_id", song.ID, "kind", q.Kind.String(), "source", song.Source)
-	return nil
 }

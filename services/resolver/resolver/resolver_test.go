@@ -11,7 +11,12 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/natstest"
+	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/services/resolver/youtubetest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // scriptedSearcher stands in for YouTube, which cannot be reached from
@@ -19,11 +24,11 @@ import (
 type scriptedSearcher struct {
 	mu      sync.Mutex
 	results map[string][]error // per text, the errors to return first
-	songs   map[string]events.Song
+	songs   map[string]projection.Video
 	calls   map[string]int
 }
 
-func (s *scriptedSearcher) Search(ctx context.Context, text string) (events.Song, error) {
+func (s *scriptedSearcher) Search(ctx context.Context, text string) (projection.Video, error) {
 	s.mu.Lock()
 	song, ok := s.songs[text]
 	if !ok {
@@ -35,7 +40,7 @@ func (s *scriptedSearcher) Search(ctx context.Context, text string) (events.Song
 	errs := s.results[text]
 	s.mu.Unlock()
 	if n < len(errs) {
-		return events.Song{}, errs[n]
+		return projection.Video{}, errs[n]
 	}
 	return song, nil
 }
@@ -79,9 +84,10 @@ func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
 
 func TestResolver(t *testing.T) {
 	env := natstest.Start(t)
+	foundVideo := projection.Video{ID: "abcdefghijk", URL: YouTubeWatchURL("abcdefghijk"), Title: "A song", DurationMs: 201000, Live: "none"}
 	found := events.Song{ID: "abcdefghijk", URL: YouTubeWatchURL("abcdefghijk"), Source: "youtube", Title: "A song", DurationMs: 201000}
 	search := &scriptedSearcher{
-		songs: map[string]events.Song{"a song": found, "flaky song": found},
+		songs: map[string]projection.Video{"a song": foundVideo, "flaky song": foundVideo},
 		results: map[string][]error{
 			"flaky song": {events.Fail(events.CodeDownloadFailed, "search failed")},
 		},
@@ -171,5 +177,76 @@ func TestYTDLPSearcherCancelled(t *testing.T) {
 	_, err := (&YTDLPSearcher{}).Search(ctx, "anything")
 	if err == nil || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Search with a cancelled ctx = %v; want context.Canceled", err)
+	}
+}
+
+// TestRunWithDataAPI runs the stage as the all-in-one does with a key: the
+// Data API (the fake) from Config, the KV cache, the counters registered.
+func TestRunWithDataAPI(t *testing.T) {
+	env := natstest.Start(t)
+	srv := fakeYouTube(t)
+	cfg := testConfig(t)
+	cfg.YouTubeAPIKey, cfg.YouTubeAPIBaseURL = youtubetest.Key, srv.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	cache, err := kvstore.OpenCache(ctx, env.JS, 1, cfg.SearchCacheTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Deps{NC: env.NC, JS: env.JS, Cache: cache, Metrics: reg, Config: cfg, Log: quietLog()})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run returned %v after cancel; want nil", err)
+		}
+	})
+
+	tests := []struct {
+		name, query  string
+		want         events.Song
+		wantCode     events.Code
+		wantMessage  string
+		wantAPICalls int
+	}{
+		{name: "search", query: "never gonna give you up", want: rickSong(), wantAPICalls: 2},
+		{name: "search again", query: "Never Gonna Give You Up", want: rickSong()},
+		{name: "id", query: rick, want: rickSong()},
+		{name: "private", query: "https://youtu.be/privateprvt", wantAPICalls: 1,
+			wantCode: events.CodeUnavailable, wantMessage: "the video is private"},
+		{name: "no result", query: "no such song", wantAPICalls: 1,
+			wantCode: events.CodeNotFound, wantMessage: `no video found for "no such song"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tctx, tcancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer tcancel()
+			calls := srv.TotalCalls()
+			req, err := events.New(events.NewID(), "", events.SongRequested{Query: tc.query})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Publish(t, req)
+			if tc.wantCode == "" {
+				_, ev := env.Next(tctx, t, events.KindVideoResolved, req.OperationID)
+				if song := ev.(events.VideoResolved).Song; song != tc.want {
+					t.Fatalf("resolved\n got %+v\nwant %+v", song, tc.want)
+				}
+			} else {
+				_, ev := env.Next(tctx, t, events.KindOperationFailed, req.OperationID)
+				want := events.OperationFailed{Stage: StageName, Code: tc.wantCode, Message: tc.wantMessage, Attempts: 1}
+				if got := ev.(events.OperationFailed); got != want {
+					t.Fatalf("failed\n got %+v\nwant %+v", got, want)
+				}
+			}
+			if got := srv.TotalCalls() - calls; got != tc.wantAPICalls {
+				t.Errorf("%d API calls; want %d", got, tc.wantAPICalls)
+			}
+		})
+	}
+	if n, err := testutil.GatherAndCount(reg, "resolver_api_calls_total", "resolver_cache_total"); err != nil || n != 4 {
+		t.Errorf("exported series %d, %v; want 4 (two methods, hit and miss)", n, err)
 	}
 }

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,19 +10,21 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/ytdlp"
 	"github.com/wader/goutubedl"
 )
 
-// Searcher finds the YouTube video that best matches free text.
+// Searcher finds the YouTube video that best matches free text, without
+// the Data API (the fallback).
 //
-// Search returns a Song with at least ID (a valid video id), URL and
-// Source "youtube", or an error: an *events.Failure with CodeNotFound when
-// nothing matches (permanent), any other error when the search may succeed
-// later (transient). It must stop when ctx ends and be safe for concurrent
-// use.
+// Search returns the video with at least ID (a valid video id) and URL, and
+// what else is known of it, or an error: an *events.Failure with
+// CodeNotFound when nothing matches (permanent), any other error when the
+// search may succeed later (transient). It must stop when ctx ends and be
+// safe for concurrent use.
 type Searcher interface {
-	Search(ctx context.Context, text string) (events.Song, error)
+	Search(ctx context.Context, text string) (projection.Video, error)
 }
 
 // YTDLPSearcher searches YouTube through yt-dlp ("ytsearch1:<text>") with
@@ -43,7 +46,7 @@ var _ Searcher = (*YTDLPSearcher)(nil)
 // with a playlist whose only entry is null and exit status 1, which
 // goutubedl reports as success with an empty entry. A search with no usable
 // entry is CodeNotFound; an error goutubedl does report is transient.
-func (s *YTDLPSearcher) Search(ctx context.Context, text string) (events.Song, error) {
+func (s *YTDLPSearcher) Search(ctx context.Context, text string) (projection.Video, error) {
 	stderr := &ytdlp.Tail{Max: 4 << 10}
 	res, err := goutubedl.New(ctx, "ytsearch1:"+text, goutubedl.Options{
 		Type:     goutubedl.TypeAny,
@@ -56,36 +59,77 @@ func (s *YTDLPSearcher) Search(ctx context.Context, text string) (events.Song, e
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return events.Song{}, fmt.Errorf("search: %w", ctx.Err())
+			return projection.Video{}, fmt.Errorf("search: %w", ctx.Err())
 		}
 		var ytErr goutubedl.YoutubedlError
 		if errors.As(err, &ytErr) {
-			return events.Song{}, events.Wrap(events.CodeDownloadFailed, err, "the search for %q failed; it will be tried again", text)
+			return projection.Video{}, events.Wrap(events.CodeDownloadFailed, err, "the search for %q failed; it will be tried again", text)
 		}
-		return events.Song{}, events.Wrap(events.CodeInternal, err, "the search could not be run")
+		return projection.Video{}, events.Wrap(events.CodeInternal, err, "the search could not be run")
 	}
-	info := res.Info
-	candidates := info.Entries
-	if info.Type != "playlist" && info.Type != "multi_video" {
-		candidates = []goutubedl.Info{info}
+	var found searchResult
+	if err := json.Unmarshal(res.RawJSON, &found); err != nil {
+		return projection.Video{}, events.Wrap(events.CodeInternal, err, "the search answer could not be read")
+	}
+	candidates := found.Entries
+	if found.Type != "playlist" && found.Type != "multi_video" {
+		candidates = []*searchEntry{&found.searchEntry}
 	}
 	for _, e := range candidates {
-		if !videoID.MatchString(e.ID) {
+		if e == nil || !videoID.MatchString(e.ID) {
 			continue
 		}
-		return events.Song{
-			ID:           e.ID,
-			URL:          YouTubeWatchURL(e.ID),
-			Source:       "youtube",
-			Title:        e.Title,
-			DurationMs:   int64(e.Duration * float64(time.Second/time.Millisecond)),
-			ThumbnailURL: e.Thumbnail,
-			Channel:      firstNonEmpty(e.Channel, e.Uploader),
-		}, nil
+		return e.video(), nil
 	}
-	return events.Song{}, events.Wrap(events.CodeNotFound,
+	return projection.Video{}, events.Wrap(events.CodeNotFound,
 		fmt.Errorf("yt-dlp returned no usable entry; stderr: %s", stderr.String()),
 		"no video found for %q", text)
+}
+
+// searchEntry is what the resolver reads of yt-dlp's info for one video.
+type searchEntry struct {
+	ID         string  `json:"id"`
+	Title      string  `json:"title"`
+	Duration   float64 `json:"duration"`
+	Thumbnail  string  `json:"thumbnail"`
+	Channel    string  `json:"channel"`
+	Uploader   string  `json:"uploader"`
+	IsLive     bool    `json:"is_live"`
+	LiveStatus string  `json:"live_status"`
+	// Availability is "public", "unlisted", "private", "needs_auth"…
+	Availability string `json:"availability"`
+}
+
+// searchResult is yt-dlp's answer to "ytsearch1:": a playlist whose
+// entries may be null.
+type searchResult struct {
+	searchEntry
+	Type    string         `json:"_type"`
+	Entries []*searchEntry `json:"entries"`
+}
+
+// video maps yt-dlp's fields onto the Data API's meanings.
+func (e *searchEntry) video() projection.Video {
+	v := projection.Video{
+		ID:           e.ID,
+		URL:          YouTubeWatchURL(e.ID),
+		Title:        e.Title,
+		DurationMs:   int64(e.Duration * float64(time.Second/time.Millisecond)),
+		ThumbnailURL: e.Thumbnail,
+		Channel:      firstNonEmpty(e.Channel, e.Uploader),
+		Live:         "none",
+	}
+	switch {
+	case e.IsLive || e.LiveStatus == "is_live":
+		v.Live = "live"
+	case e.LiveStatus == "is_upcoming":
+		v.Live = "upcoming"
+	}
+	switch e.Availability {
+	case "public", "unlisted", "private":
+		v.Privacy = e.Availability
+	}
+	return v
 }
 
 func firstNonEmpty(s ...string) string {

@@ -1,0 +1,92 @@
+package projectiontest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/butakero/butakero/platform/projection"
+)
+
+// Cache is the resolver's search and video metadata cache.
+type Cache interface {
+	QueryVideo(ctx context.Context, q string) (string, error)
+	PutQueryVideo(ctx context.Context, q, id string) error
+	Video(ctx context.Context, id string) (projection.Video, error)
+	PutVideo(ctx context.Context, v projection.Video) error
+	Ping(ctx context.Context) error
+}
+
+// RunCache runs the cache contract against caches made by newCache, which
+// returns a fresh, empty cache (with a TTL far longer than the test) for
+// each case.
+func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, ctx context.Context, c Cache)
+	}{
+		{"a query's video", func(t *testing.T, ctx context.Context, c Cache) {
+			if _, err := c.QueryVideo(ctx, "never asked"); !errors.Is(err, projection.ErrNotFound) {
+				t.Errorf("QueryVideo of an unknown query: %v, want projection.ErrNotFound", err)
+			}
+			q := "canción de prueba «en vivo» / 2026"
+			if err := c.PutQueryVideo(ctx, q, "dQw4w9WgXcQ"); err != nil {
+				t.Fatal(err)
+			}
+			if id, err := c.QueryVideo(ctx, q); err != nil || id != "dQw4w9WgXcQ" {
+				t.Errorf("QueryVideo = %q, %v", id, err)
+			}
+			if err := c.PutQueryVideo(ctx, q, "otherVideo1"); err != nil {
+				t.Fatal(err)
+			}
+			if id, err := c.QueryVideo(ctx, q); err != nil || id != "otherVideo1" {
+				t.Errorf("QueryVideo after a new answer = %q, %v", id, err)
+			}
+		}},
+		{"refuses what it cannot key", func(t *testing.T, ctx context.Context, c Cache) {
+			if err := c.PutQueryVideo(ctx, "", "dQw4w9WgXcQ"); err == nil {
+				t.Error("PutQueryVideo with an empty query succeeded")
+			}
+			if err := c.PutQueryVideo(ctx, "q", "not/an id"); err == nil {
+				t.Error("PutQueryVideo with a bad id succeeded")
+			}
+			if _, err := c.Video(ctx, "a.b"); !errors.Is(err, projection.ErrNotFound) {
+				t.Errorf("Video of a bad id: %v, want projection.ErrNotFound", err)
+			}
+		}},
+		{"a video's metadata", func(t *testing.T, ctx context.Context, c Cache) {
+			if _, err := c.Video(ctx, "unknownVid1"); !errors.Is(err, projection.ErrNotFound) {
+				t.Errorf("Video of an unknown id: %v, want projection.ErrNotFound", err)
+			}
+			v := projection.Video{ID: "dQw4w9WgXcQ", Title: "Título ☃", DurationMs: 213_000, URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+				ThumbnailURL: "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg", Channel: "Rick", Live: "none", Privacy: "public"}
+			if err := c.PutVideo(ctx, v); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Video(ctx, v.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CachedAt == "" {
+				t.Error("CachedAt not stamped")
+			}
+			got.CachedAt = ""
+			if !reflect.DeepEqual(got, v) {
+				t.Errorf("Video = %+v, want %+v", got, v)
+			}
+		}},
+		{"ping", func(t *testing.T, ctx context.Context, c Cache) {
+			if err := c.Ping(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			tc.run(t, ctx, newCache(t))
+		})
+	}
+}

