@@ -57,6 +57,12 @@ type Metrics struct {
 	SingleFlightJoins *prometheus.CounterVec
 	// OpenSockets is the number of open WebSocket connections.
 	OpenSockets prometheus.Gauge
+	// APICalls counts YouTube Data API calls by method ("search.list",
+	// "videos.list"): each one costs quota.
+	APICalls *prometheus.CounterVec
+	// Fallbacks counts resolutions done through yt-dlp instead of the Data
+	// API, by reason (no_key, quota_exceeded, key_invalid, server_error…).
+	Fallbacks *prometheus.CounterVec
 
 	lagOnce sync.Once
 }
@@ -120,9 +126,18 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Subsystem: "websocket", Name: "open_connections",
 			Help: "Open WebSocket connections.",
 		}),
+		APICalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "resolver", Name: "api_calls_total",
+			Help: "YouTube Data API calls made by the resolver, by method.",
+		}, []string{"method"}),
+		Fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "resolver", Name: "fallbacks_total",
+			Help: "Resolutions done through yt-dlp instead of the YouTube Data API, by reason.",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
-		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets)
+		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets,
+		m.APICalls, m.Fallbacks)
 	return m
 }
 
@@ -178,6 +193,20 @@ func (m *Metrics) SingleFlightJoined(what string) {
 		return
 	}
 	m.SingleFlightJoins.WithLabelValues(what).Inc()
+}
+
+// APICall records one YouTube Data API call of method.
+func (m *Metrics) APICall(method string) {
+	if m != nil {
+		m.APICalls.WithLabelValues(method).Inc()
+	}
+}
+
+// Fallback records a resolution done through yt-dlp, and why.
+func (m *Metrics) Fallback(reason string) {
+	if m != nil {
+		m.Fallbacks.WithLabelValues(reason).Inc()
+	}
 }
 
 // SocketOpened and SocketClosed move the open-sockets gauge.

@@ -103,13 +103,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
 	})
 	add("resolver", func(ctx context.Context) error {
-		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg.Registry(), Config: cfg, Log: log.With("service", "resolver")})
+		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
 	})
 	add("fetcher", func(ctx context.Context) error {
-		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Config: cfg, Log: log.With("service", "fetcher")})
+		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher")})
 	})
 	add("encoder", func(ctx context.Context) error {
-		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Config: cfg, Log: log.With("service", "encoder")})
+		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder")})
 	})
 	add("recorder", func(ctx context.Context) error {
 		return recorder.Run(ctx, recorder.Deps{JS: js, Store: store, Config: cfg, Log: log.With("service", "recorder")})

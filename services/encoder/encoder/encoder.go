@@ -24,6 +24,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/stage"
 	"github.com/butakero/butakero/services/encoder/dcafile"
@@ -75,6 +76,9 @@ type Deps struct {
 	// DCABitrateKbps.
 	Config config.Config
 	Log    *slog.Logger
+	// Metrics records stage attempts, durations and failures; nil records
+	// nothing.
+	Metrics *metrics.Metrics
 	// Concurrency is how many events this process encodes at once;
 	// 0 means DefaultConcurrency.
 	Concurrency int
@@ -111,6 +115,7 @@ func Run(ctx context.Context, d Deps) error {
 		Timeout:     d.Config.StageTimeout,
 		Concurrency: n,
 		Grace:       d.Config.ShutdownGrace,
+		Metrics:     d.Metrics,
 	}
 	d.Log.Info("encoder: running", "concurrency", n, "bitrate_kbps", h.bitrate)
 	return w.Run(ctx)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/stage"
 	"github.com/butakero/butakero/platform/ytdlp"
@@ -70,6 +71,9 @@ type Deps struct {
 	// YTDLPProxy and YTDLPCookiesFile.
 	Config config.Config
 	Log    *slog.Logger
+	// Metrics records stage attempts, durations and failures; nil records
+	// nothing.
+	Metrics *metrics.Metrics
 }
 
 // Run ensures the fetcher's durable consumer and handles video.resolved
@@ -105,6 +109,7 @@ func Run(ctx context.Context, d Deps) error {
 		Timeout:     d.Config.StageTimeout,
 		Concurrency: Concurrency,
 		Grace:       d.Config.ShutdownGrace,
+		Metrics:     d.Metrics,
 	}
 	d.Log.Info("fetcher running", "max_duration", d.Config.MaxDuration.String())
 	return w.Run(ctx)

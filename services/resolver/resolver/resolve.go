@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/projection"
 )
 
@@ -25,7 +26,7 @@ type Resolver struct {
 	// MaxDuration is the longest song accepted; 0 means no limit.
 	MaxDuration time.Duration
 
-	metrics *metrics // nil: counted nowhere (a Resolver built by hand)
+	metrics *metrics.Metrics // nil: counted nowhere (a Resolver built by hand)
 }
 
 // Resolve returns the song query names, with what is known of it.
@@ -67,7 +68,7 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 		return r.video(ctx, id, log)
 	}
 	if r.API != nil {
-		r.metrics.apiCall("search.list")
+		r.metrics.APICall("search.list")
 		id, err := r.API.SearchVideo(ctx, text)
 		switch {
 		case err == nil:
@@ -82,10 +83,10 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 			return projection.Video{}, fmt.Errorf("resolver: search stopped: %w", ctx.Err())
 		}
 		reason := FallbackReason(err)
-		r.metrics.fallback(reason)
+		r.metrics.Fallback(reason)
 		log.Warn("resolver: the Data API failed; searching through yt-dlp", "reason", reason, "error", err)
 	} else {
-		r.metrics.fallback(ReasonNoKey)
+		r.metrics.Fallback(ReasonNoKey)
 		log.Info("resolver: searching through yt-dlp", "query", text)
 	}
 	v, err := r.Search.Search(ctx, text)
@@ -116,14 +117,14 @@ func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (proj
 	if r.API == nil {
 		return unknown, nil
 	}
-	r.metrics.apiCall("videos.list")
+	r.metrics.APICall("videos.list")
 	v, err := r.API.Video(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return projection.Video{}, fmt.Errorf("resolver: video lookup stopped: %w", ctx.Err())
 		}
 		reason := FallbackReason(err)
-		r.metrics.fallback(reason)
+		r.metrics.Fallback(reason)
 		log.Warn("resolver: the Data API failed; the video goes on unchecked, the fetcher applies the limits",
 			"song_id", id, "reason", reason, "error", err)
 		return unknown, nil
@@ -157,6 +158,12 @@ func cacheable(v projection.Video) bool {
 	return !v.Removed && v.Privacy != "private" && v.Live != "live" && v.Live != "upcoming"
 }
 
+// Cache names, the "cache" label of the cache lookup metrics.
+const (
+	CacheQueries = "resolver_queries"
+	CacheVideos  = "resolver_videos"
+)
+
 func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger) (string, bool) {
 	if r.Cache == nil {
 		return "", false
@@ -164,12 +171,12 @@ func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger)
 	id, err := r.Cache.QueryVideo(ctx, nq)
 	switch {
 	case err == nil && videoID.MatchString(id):
-		r.metrics.cacheResult(true)
+		r.metrics.CacheLookup(CacheQueries, true)
 		return id, true
 	case err != nil && !errors.Is(err, projection.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "error", err)
 	}
-	r.metrics.cacheResult(false)
+	r.metrics.CacheLookup(CacheQueries, false)
 	return "", false
 }
 
@@ -180,12 +187,12 @@ func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger)
 	v, err := r.Cache.Video(ctx, id)
 	switch {
 	case err == nil && v.ID == id:
-		r.metrics.cacheResult(true)
+		r.metrics.CacheLookup(CacheVideos, true)
 		return v, true
 	case err != nil && !errors.Is(err, projection.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "song_id", id, "error", err)
 	}
-	r.metrics.cacheResult(false)
+	r.metrics.CacheLookup(CacheVideos, false)
 	return projection.Video{}, false
 }
 

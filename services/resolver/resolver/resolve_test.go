@@ -11,6 +11,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
@@ -57,11 +58,8 @@ func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *p
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	m, err := newMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg)
 	if search == nil {
 		search = &scriptedSearcher{songs: map[string]projection.Video{}, calls: map[string]int{}}
 	}
@@ -186,17 +184,21 @@ func TestResolveCache(t *testing.T) {
 		t.Fatalf("repeated queries made %d API calls in all; want still 2", got)
 	}
 	want := `
-# HELP resolver_api_calls_total YouTube Data API calls made by the resolver, by method.
-# TYPE resolver_api_calls_total counter
-resolver_api_calls_total{method="search.list"} 1
-resolver_api_calls_total{method="videos.list"} 1
+# HELP butakero_resolver_api_calls_total YouTube Data API calls made by the resolver, by method.
+# TYPE butakero_resolver_api_calls_total counter
+butakero_resolver_api_calls_total{method="search.list"} 1
+butakero_resolver_api_calls_total{method="videos.list"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "resolver_api_calls_total"); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "butakero_resolver_api_calls_total"); err != nil {
 		t.Fatal(err)
 	}
 	// 1 query miss, 1 video miss, then 4 query hits and 6 video hits.
-	if hit, miss := testutil.ToFloat64(r.metrics.cache.WithLabelValues("hit")), testutil.ToFloat64(r.metrics.cache.WithLabelValues("miss")); hit != 10 || miss != 2 {
-		t.Fatalf("cache hits %v, misses %v; want 10 and 2", hit, miss)
+	count := func(v *prometheus.CounterVec, cache string) float64 { return testutil.ToFloat64(v.WithLabelValues(cache)) }
+	if hit, miss := count(r.metrics.CacheHits, CacheQueries), count(r.metrics.CacheMisses, CacheQueries); hit != 4 || miss != 1 {
+		t.Errorf("query cache hits %v, misses %v; want 4 and 1", hit, miss)
+	}
+	if hit, miss := count(r.metrics.CacheHits, CacheVideos), count(r.metrics.CacheMisses, CacheVideos); hit != 6 || miss != 1 {
+		t.Errorf("video cache hits %v, misses %v; want 6 and 1", hit, miss)
 	}
 }
 
@@ -272,8 +274,8 @@ func TestResolveFallback(t *testing.T) {
 			if search.calls[tc.query] != 1 {
 				t.Fatalf("yt-dlp searched %d times; want 1", search.calls[tc.query])
 			}
-			if got := testutil.ToFloat64(r.metrics.fallbacks.WithLabelValues(tc.reason)); got != 1 {
-				t.Fatalf("resolver_fallbacks_total{reason=%q} = %v; want 1", tc.reason, got)
+			if got := testutil.ToFloat64(r.metrics.Fallbacks.WithLabelValues(tc.reason)); got != 1 {
+				t.Fatalf("butakero_resolver_fallbacks_total{reason=%q} = %v; want 1", tc.reason, got)
 			}
 			if tc.noKey && srv.TotalCalls() != before {
 				t.Fatal("the Data API was called without a key")
@@ -299,7 +301,7 @@ func TestResolveFallback(t *testing.T) {
 		if err != nil || song != want {
 			t.Fatalf("Resolve = %+v, %v; want %+v", song, err, want)
 		}
-		if n, err := testutil.GatherAndCount(reg, "resolver_fallbacks_total"); err != nil || n != 1 {
+		if n, err := testutil.GatherAndCount(reg, "butakero_resolver_fallbacks_total"); err != nil || n != 1 {
 			t.Fatalf("fallback series %d, %v; want 1", n, err)
 		}
 	})

@@ -26,10 +26,10 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/stage"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // StageName names the stage in logs and in operation.failed events.
@@ -58,10 +58,9 @@ type Deps struct {
 	// Cache keeps searches and metadata (kvstore.OpenCache with
 	// Config.SearchCacheTTL); nil means nothing is cached.
 	Cache Cache
-	// Metrics registers the resolver's counters (resolver_api_calls_total,
-	// resolver_fallbacks_total, resolver_cache_total); nil means they are
-	// not exported.
-	Metrics prometheus.Registerer
+	// Metrics records stage attempts, Data API calls, fallbacks and cache
+	// lookups; nil records nothing.
+	Metrics *metrics.Metrics
 	// Config gives AllowedMediaHosts, MaxDuration, YouTubeAPIKey,
 	// YouTubeAPIBaseURL, YTDLPProxy, YTDLPCookiesFile and the stage
 	// settings (MaxAttempts, StageTimeout, ShutdownGrace).
@@ -79,10 +78,7 @@ func Run(ctx context.Context, d Deps) error {
 	if d.JS == nil || d.Log == nil {
 		return errors.New("resolver: Deps.JS and Deps.Log are required")
 	}
-	m, err := newMetrics(d.Metrics)
-	if err != nil {
-		return fmt.Errorf("resolver: metrics: %w", err)
-	}
+	m := d.Metrics
 	api := d.API
 	if api == nil && d.Config.YouTubeAPIKey != "" {
 		yt, err := NewYouTubeAPI(ctx, d.Config.YouTubeAPIKey, d.Config.YouTubeAPIBaseURL, nil)
@@ -123,6 +119,7 @@ func Run(ctx context.Context, d Deps) error {
 		Timeout:     d.Config.StageTimeout,
 		Concurrency: Concurrency,
 		Grace:       d.Config.ShutdownGrace,
+		Metrics:     d.Metrics,
 	}
 	d.Log.Info("resolver running", "allowed_media_hosts", d.Config.AllowedMediaHosts,
 		"data_api", api != nil, "cache", d.Cache != nil, "max_duration", d.Config.MaxDuration.String())

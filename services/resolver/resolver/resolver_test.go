@@ -12,10 +12,10 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/kvstore"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -192,7 +192,7 @@ func TestRunWithDataAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
+	reg := metrics.New(metrics.NewRegistry())
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Deps{NC: env.NC, JS: env.JS, Cache: cache, Metrics: reg, Config: cfg, Log: quietLog()})
@@ -246,7 +246,7 @@ func TestRunWithDataAPI(t *testing.T) {
 			}
 		})
 	}
-	if n, err := testutil.GatherAndCount(reg, "resolver_api_calls_total", "resolver_cache_total"); err != nil || n != 4 {
-		t.Errorf("exported series %d, %v; want 4 (two methods, hit and miss)", n, err)
+	if n, err := testutil.GatherAndCount(reg.Registry(), "butakero_resolver_api_calls_total", "butakero_cache_hits_total", "butakero_cache_misses_total"); err != nil || n != 6 {
+		t.Errorf("exported series %d, %v; want 6 (two methods; hits and misses of two caches)", n, err)
 	}
 }
