@@ -193,7 +193,9 @@ butakero_resolver_api_calls_total{method="videos.list"} 1
 		t.Fatal(err)
 	}
 	// 1 query miss, 1 video miss, then 4 query hits and 6 video hits.
-	count := func(v *prometheus.CounterVec, cache string) float64 { return testutil.ToFloat64(v.WithLabelValues(cache)) }
+	count := func(v *prometheus.CounterVec, cache string) float64 {
+		return testutil.ToFloat64(v.WithLabelValues(cache))
+	}
 	if hit, miss := count(r.metrics.CacheHits, CacheQueries), count(r.metrics.CacheMisses, CacheQueries); hit != 4 || miss != 1 {
 		t.Errorf("query cache hits %v, misses %v; want 4 and 1", hit, miss)
 	}
