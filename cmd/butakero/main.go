@@ -26,6 +26,16 @@ func main() {
 	}
 }
 
+const usage = `usage: butakero [command]
+
+commands:
+  serve     run the services and the gateway (the default)
+  replay    rebuild the operation and song projections from the event stream
+  help      this text
+
+The environment configures every command; see README.md.
+`
+
 func run(ctx context.Context, args []string) error {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
@@ -37,8 +47,10 @@ func run(ctx context.Context, args []string) error {
 	switch {
 	case len(args) == 0 || args[0] == "serve":
 		return (&app.Main{Config: cfg, Log: log}).Run(ctx)
+	case args[0] == "replay":
+		return (&app.Main{Config: cfg, Log: log}).Replay(ctx, os.Stdout)
 	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
-		fmt.Println("usage: butakero [serve]\n\nRuns the Butakero services and gateway; see README.md for the environment.")
+		fmt.Print(usage)
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q (try: butakero help)", args[0])

@@ -45,29 +45,11 @@ type Main struct {
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg, log := m.Config, m.Log
 
-	var nc *nats.Conn
-	if cfg.Embedded() {
-		dir := filepath.Join(cfg.DataDir, "jetstream")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-		srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen})
-		if err != nil {
-			return err
-		}
-		defer srv.Shutdown()
-		log.Info("embedded JetStream started", "store_dir", dir, "client_url", srv.ClientURL())
-		nc, err = srv.Connect("butakero")
-		if err != nil {
-			return err
-		}
-	} else {
-		nc, err = natsconn.Connect(cfg.NATSURL, "butakero", log)
-		if err != nil {
-			return err
-		}
+	nc, closeNATS, err := m.connect()
+	if err != nil {
+		return err
 	}
-	defer natsconn.Drain(nc, 10*time.Second, log)
+	defer closeNATS()
 
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -131,4 +113,33 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	err = g.Run()
 	log.Info("butakero stopped", "error", err)
 	return err
+}
+
+// connect starts the embedded server (without NATS_URL) or dials the
+// cluster, and returns the connection and what closes it: drain the
+// connection, then stop the embedded server, which flushes its store.
+func (m *Main) connect() (*nats.Conn, func(), error) {
+	cfg, log := m.Config, m.Log
+	if !cfg.Embedded() {
+		nc, err := natsconn.Connect(cfg.NATSURL, "butakero", log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nc, func() { natsconn.Drain(nc, 10*time.Second, log) }, nil
+	}
+	dir := filepath.Join(cfg.DataDir, "jetstream")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen})
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("embedded JetStream started", "store_dir", dir, "client_url", srv.ClientURL())
+	nc, err := srv.Connect("butakero")
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	return nc, func() { natsconn.Drain(nc, 10*time.Second, log); srv.Shutdown() }, nil
 }
