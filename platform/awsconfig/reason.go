@@ -16,10 +16,11 @@ import (
 // only a request does (see Reason).
 func CheckCredentials(ctx context.Context, ac aws.Config) error {
 	if ac.Credentials == nil {
-		return errors.New("no AWS credentials configured (ACCESS_KEY/SECRET_KEY or the SDK's chain)")
+		return &Unready{Reason: "no AWS credentials configured (ACCESS_KEY/SECRET_KEY or the SDK's chain)"}
 	}
 	if _, err := ac.Credentials.Retrieve(ctx); err != nil {
-		return fmt.Errorf("no usable AWS credentials (ACCESS_KEY/SECRET_KEY or the SDK's chain): %w", err)
+		// The chain's error may name the metadata endpoint it tried.
+		return &Unready{Reason: "no usable AWS credentials (ACCESS_KEY/SECRET_KEY or the SDK's chain)", Err: err}
 	}
 	return nil
 }
@@ -70,4 +71,35 @@ func Reason(err error) string {
 		return "unreachable"
 	}
 	return "failed"
+}
+
+// Unready is a store's Ping failure. Reason names the store and why in
+// words safe to show on /readyz (never an address or a secret); Err keeps
+// the details for the log.
+type Unready struct {
+	Reason string
+	Err    error
+}
+
+func (u *Unready) Error() string {
+	if u.Err == nil {
+		return u.Reason
+	}
+	return u.Reason + ": " + u.Err.Error()
+}
+
+func (u *Unready) Unwrap() error { return u.Err }
+
+// SafeReason is the text /readyz may show.
+func (u *Unready) SafeReason() string { return u.Reason }
+
+// NotReady returns err as an *Unready whose reason starts with what (the
+// store, e.g. `s3 bucket "audio"`): err's own safe reason when it has one,
+// else Reason(err).
+func NotReady(what string, err error) error {
+	var u *Unready
+	if errors.As(err, &u) {
+		return &Unready{Reason: what + ": " + u.Reason, Err: u.Err}
+	}
+	return &Unready{Reason: what + ": " + Reason(err), Err: err}
 }

@@ -104,7 +104,7 @@ func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
 // Ping checks the songs table, which holds the cache.
 func (c *Cache) Ping(ctx context.Context) error {
 	if err := awsconfig.CheckCredentials(ctx, c.s.aws); err != nil {
-		return fmt.Errorf("dynamodb: %w", err)
+		return awsconfig.NotReady("dynamodb", err)
 	}
 	return c.s.check(ctx, c.s.tables()[1])
 }

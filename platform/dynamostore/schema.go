@@ -93,29 +93,31 @@ func (s *Store) finish(ctx context.Context, t table) error {
 // check describes t and fails, naming the table, its variable and the
 // reason, unless it exists, is usable and has the documented key and index.
 func (s *Store) check(ctx context.Context, t table) error {
+	what := fmt.Sprintf("dynamodb table %q (%s)", t.name, t.env)
+	unready := func(reason string) error { return &awsconfig.Unready{Reason: what + ": " + reason} }
 	out, err := s.client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &t.name})
 	var rnf *types.ResourceNotFoundException
 	switch {
 	case errors.As(err, &rnf):
-		return fmt.Errorf("dynamodb table %q (%s): the table does not exist", t.name, t.env)
+		return unready("the table does not exist")
 	case err != nil:
-		return fmt.Errorf("dynamodb table %q (%s): %s: %w", t.name, t.env, awsconfig.Reason(err), err)
+		return awsconfig.NotReady(what, err)
 	}
 	d := out.Table
 	switch d.TableStatus {
 	case types.TableStatusActive, types.TableStatusUpdating:
 	default:
-		return fmt.Errorf("dynamodb table %q (%s): the table is %s", t.name, t.env, strings.ToLower(string(d.TableStatus)))
+		return unready("the table is " + strings.ToLower(string(d.TableStatus)))
 	}
 	if len(d.KeySchema) != 1 || aws.ToString(d.KeySchema[0].AttributeName) != KeyAttr {
-		return fmt.Errorf("dynamodb table %q (%s): its key is not the string %q alone (see the README's schema)", t.name, t.env, KeyAttr)
+		return unready(fmt.Sprintf("its key is not the string %q alone (see the README's schema)", KeyAttr))
 	}
 	for _, gsi := range d.GlobalSecondaryIndexes {
 		if aws.ToString(gsi.IndexName) == t.index {
 			return nil
 		}
 	}
-	return fmt.Errorf("dynamodb table %q (%s): the index %q is missing (see the README's schema)", t.name, t.env, t.index)
+	return unready(fmt.Sprintf("the index %q is missing (see the README's schema)", t.index))
 }
 
 // Ping checks that the credentials are usable and that both tables exist,
@@ -123,7 +125,7 @@ func (s *Store) check(ctx context.Context, t table) error {
 // table, the variable that names it and the reason.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := awsconfig.CheckCredentials(ctx, s.aws); err != nil {
-		return fmt.Errorf("dynamodb: %w", err)
+		return awsconfig.NotReady("dynamodb", err)
 	}
 	var errs []error
 	for _, t := range s.tables() {

@@ -296,8 +296,9 @@ func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (
 // readable with them (HeadBucket). Its error starts with the bucket and a
 // reason an operator can act on (awsconfig.Reason).
 func (s *Store) Ping(ctx context.Context) error {
+	what := fmt.Sprintf("s3 bucket %q", s.bucket)
 	if err := awsconfig.CheckCredentials(ctx, s.aws); err != nil {
-		return fmt.Errorf("s3 bucket %q: %w", s.bucket, err)
+		return awsconfig.NotReady(what, err)
 	}
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &s.bucket})
 	if err == nil {
@@ -319,7 +320,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if errors.As(err, &nsb) || isNotFound(err) || strings.HasPrefix(reason, "not found") {
 		reason = "the bucket does not exist"
 	}
-	return fmt.Errorf("s3 bucket %q: %s: %w", s.bucket, reason, err)
+	return &awsconfig.Unready{Reason: what + ": " + reason, Err: err}
 }
 
 // Location is the URL of blob key: "s3://<bucket>/<key>".

@@ -185,6 +185,9 @@ func TestReadyzAWS(t *testing.T) {
 				t.Errorf("/readyz body %s does not name %q", body, tc.failed)
 			}
 			for _, r := range tc.reasons {
+				if !strings.Contains(string(body), r) {
+					t.Errorf("/readyz body %s does not give the reason %q", body, r)
+				}
 				if !strings.Contains(logs.String(), r) {
 					t.Errorf("the log does not give the reason %q:\n%s", r, logs.String())
 				}

@@ -34,11 +34,11 @@ func (s *server) readyz(c *fiber.Ctx) error {
 		errs = append(errs, fmt.Errorf("nats: %s", s.nc.Status()))
 	}
 	if storeErr != nil {
-		failed = append(failed, "projections")
+		failed = append(failed, withReasons("projections", storeErr))
 		errs = append(errs, storeErr)
 	}
 	if blobErr != nil {
-		failed = append(failed, "blobs")
+		failed = append(failed, withReasons("blobs", blobErr))
 		errs = append(errs, blobErr)
 	}
 	if len(failed) > 0 {
@@ -49,4 +49,35 @@ func (s *server) readyz(c *fiber.Ctx) error {
 		}
 	}
 	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+// safeReasoner is an error whose SafeReason may be shown to anyone: it
+// names a store and why it is not ready, never an address or a secret
+// (awsconfig.Unready).
+type safeReasoner interface{ SafeReason() string }
+
+// withReasons is name followed by the safe reasons found in err, if any:
+// "blobs (s3 bucket \"audio\": credentials rejected (SignatureDoesNotMatch))".
+func withReasons(name string, err error) string {
+	var reasons []string
+	var walk func(error)
+	walk = func(err error) {
+		if r, ok := err.(safeReasoner); ok {
+			reasons = append(reasons, r.SafeReason())
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	if len(reasons) == 0 {
+		return name
+	}
+	return name + " (" + strings.Join(reasons, "; ") + ")"
 }
