@@ -109,3 +109,6 @@ func (s *Server) URL(name string) string { return fmt.Sprintf("%s/%s", s.Server.
 
 // Hits is how many requests asked for path ("/name").
 func (s *Server) Hits(path string) int { return s.hits.get(path) }
+
+// TotalHits is how many requests the server answered, whatever the path.
+func (s *Server) TotalHits() int { return s.hits.total() }

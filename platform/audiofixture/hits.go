@@ -20,3 +20,13 @@ func (h *hitCounter) get(p string) int {
 	defer h.mu.Unlock()
 	return h.n[p]
 }
+
+func (h *hitCounter) total() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, c := range h.n {
+		n += c
+	}
+	return n
+}
