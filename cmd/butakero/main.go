@@ -31,12 +31,25 @@ const usage = `usage: butakero [command]
 commands:
   serve     run the services and the gateway (the default)
   replay    rebuild the operation and song projections from the event stream
+  get       request a song from a running server, show its progress, write its .dca
+            (butakero get [-o file.dca] [-server URL] [-api-key KEY] "<title or URL>")
+  status    show an operation of a running server (butakero status <operation id>)
   help      this text
 
-The environment configures every command; see README.md.
+The environment configures serve and replay; see README.md. get and status
+need only BUTAKERO_URL (default http://localhost:8080) and BUTAKERO_API_KEY.
 `
 
 func run(ctx context.Context, args []string) error {
+	// The client commands talk to a server over HTTP: no server config.
+	if len(args) > 0 {
+		switch args[0] {
+		case "get":
+			return cmdGet(ctx, args[1:], osCLIEnv())
+		case "status":
+			return cmdStatus(ctx, args[1:], osCLIEnv())
+		}
+	}
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

@@ -266,10 +266,33 @@ func (s *Server) output() string {
 	return strings.TrimSpace(s.out.String())
 }
 
+// Pause stops the server's processes (SIGSTOP to its process group), as a
+// store that hangs would: connections are still accepted by the kernel,
+// and nothing answers. The server is shared by the test binary, so only a
+// test that no other test runs beside should pause it; t.Cleanup resumes
+// it if the test does not.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("awstest: pause %s: %v", s.name, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT) })
+}
+
+// Resume lets a paused server run again (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT); err != nil {
+		t.Fatalf("awstest: resume %s: %v", s.name, err)
+	}
+}
+
 // stop ends the server's process group: SIGTERM, then SIGKILL after 10 s.
+// A paused server is resumed so that it can act on the SIGTERM.
 func (s *Server) stop() {
 	if s.cmd.Process != nil {
 		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGCONT)
 		select {
 		case <-s.exited:
 		case <-time.After(10 * time.Second):

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,8 @@ type Config struct {
 	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means same origin only
 	RateLimit         int           // RATE_LIMIT: requests per minute per API key (or per IP without keys); 0 disables
 	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
+	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
+	EncodeConcurrency int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
 
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
@@ -121,6 +124,8 @@ func Load(lookup Lookup) (Config, error) {
 		AllowedOrigins:    list(get("ALLOWED_ORIGINS", ""), false),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
 		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
+		FetchConcurrency:  intVar("FETCH_CONCURRENCY", 2, 1, 256),
+		EncodeConcurrency: intVar("ENCODE_CONCURRENCY", runtime.NumCPU(), 1, 256),
 		BucketName:        get("BUCKET_NAME", ""),
 		Region:            get("REGION", ""),
 		AccessKey:         get("ACCESS_KEY", ""),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,7 +39,7 @@ func OpenCache(ctx context.Context, js jetstream.JetStream, replicas int, ttl ti
 		replicas = 1
 	}
 	open := func(name, desc string) (jetstream.KeyValue, error) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err := jsbucket.KeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      name,
 			Description: desc,
 			History:     1,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -31,7 +32,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 		replicas = 1
 	}
 	open := func(name, desc string) (jetstream.KeyValue, error) {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		kv, err := jsbucket.KeyValue(ctx, js, jetstream.KeyValueConfig{
 			Bucket:      name,
 			Description: desc,
 			History:     1,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,7 +41,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if replicas < 1 {
 		replicas = 1
 	}
-	obs, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	obs, err := jsbucket.ObjectStore(ctx, js, jetstream.ObjectStoreConfig{
 		Bucket:      Bucket,
 		Description: "Butakero audio and DCA files",
 		Storage:     jetstream.FileStorage,

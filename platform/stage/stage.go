@@ -14,7 +14,20 @@
 //
 // While a handler runs, the message is kept alive with InProgress heartbeats.
 // If the process dies, the heartbeats stop and the server redelivers the
-// message after events.AckWait: nothing is lost.
+// message after events.AckWait: nothing is lost. A worker pulls a message
+// only when one of its Concurrency slots is free, so no message waits in a
+// client buffer while its AckWait runs out.
+//
+// A message whose every delivery dies without an answer (the process
+// crashes on it each time) is never ended by a handler. The server then
+// announces it on the consumer's max-deliveries advisory, and every worker
+// of the stage, in every process, turns the advisory into operation.failed
+// (code timeout); the event's id is derived from the message, so the copies
+// of several processes collapse into one.
+//
+// Every event a handler publishes with the context it was given carries the
+// delivery attempt (events.WithAttempt), and so does operation.failed: the
+// recorder counts an operation's attempts and failures from them.
 package stage
 
 import (
@@ -27,6 +40,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/metrics"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -58,8 +72,13 @@ type Worker struct {
 	Stage    string
 	Consumer jetstream.Consumer
 	Publish  Publisher
-	Handle   Handler
-	Log      *slog.Logger
+	// JS reaches the stream and the server's advisories, to turn messages
+	// that run out of deliveries into operation.failed. Nil means the
+	// JetStream of Publish when it has one (*events.Publisher does); with
+	// neither, exhausted messages are only logged by the server.
+	JS     jetstream.JetStream
+	Handle Handler
+	Log    *slog.Logger
 	// MaxAttempts is the number of deliveries after which a transient
 	// failure is final. The consumer (events.EnsureConsumer with the same
 	// number) allows one spare delivery for an attempt cut short by a
@@ -82,12 +101,18 @@ type Worker struct {
 var tracer = otel.Tracer("github.com/butakero/butakero/platform/stage")
 
 // Run consumes until ctx is cancelled, then stops taking messages and waits
-// for in-flight ones to end (within Grace). It returns nil after a clean stop.
+// for in-flight ones to end (within Grace). It returns nil after a clean stop,
+// and an error at once if it cannot watch the consumer's advisories.
 func (w *Worker) Run(ctx context.Context) error {
 	n := w.Concurrency
 	if n < 1 {
 		n = 1
 	}
+	stopWatch, err := w.watchExhausted(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
 	// work outlives ctx by the grace period so in-flight handlers can finish.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -122,27 +147,57 @@ func (w *Worker) Run(ctx context.Context) error {
 	return errors.Join(all...)
 }
 
-// loop takes one message at a time until ctx ends.
+// pullWait is how long one pull for a message waits on the server.
+const pullWait = 5 * time.Second
+
+// releaseDelay is the delay of the Nak that hands a message back at
+// shutdown. A plain Nak lives only in the server's memory, so a restarted
+// embedded server would hold the message for AckWait; a Nak with a delay is
+// written to the consumer's state and survives the restart.
+const releaseDelay = time.Millisecond
+
+// ackTimeout bounds the wait for the server to confirm an ack.
+const ackTimeout = 10 * time.Second
+
+// loop takes one message at a time until ctx ends. It pulls the next
+// message only once the previous one is ended: a prefetched message would
+// sit in the client, its AckWait running, behind a long encode.
 func (w *Worker) loop(ctx, work context.Context) error {
-	it, err := w.Consumer.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("stage %s: consume: %w", w.Stage, err)
-	}
-	go func() {
-		<-ctx.Done()
-		it.Stop()
-	}()
-	for {
-		msg, err := it.Next()
+	failing := 0
+	for ctx.Err() == nil {
+		pull, cancel := context.WithTimeout(ctx, pullWait)
+		msg, err := w.Consumer.Next(jetstream.FetchContext(pull))
+		cancel()
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return nil
+			case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, context.DeadlineExceeded):
+				failing = 0
+				continue
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				return fmt.Errorf("stage %s: %w", w.Stage, err)
 			}
+			// The connection is down or the cluster electing a leader:
+			// pull again after a pause rather than spin.
+			failing++
 			w.Log.Warn("stage: next message", "stage", w.Stage, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(Backoff(failing)):
+			}
 			continue
+		}
+		failing = 0
+		if ctx.Err() != nil {
+			// Pulled as the worker stopped: hand it back untouched.
+			_ = msg.NakWithDelay(releaseDelay)
+			return nil
 		}
 		w.handle(ctx, work, msg)
 	}
+	return nil
 }
 
 func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
@@ -153,9 +208,9 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		_ = msg.TermWithReason("undecodable: " + err.Error())
 		return
 	}
-	attempt := 1
+	attempt, seq := 1, uint64(0)
 	if md, err := msg.Metadata(); err == nil {
-		attempt = int(md.NumDelivered)
+		attempt, seq = int(md.NumDelivered), md.Sequence.Stream
 	}
 	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "attempt", attempt)
 
@@ -169,16 +224,45 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 
 	begin := time.Now()
-	attemptCtx, cancel := context.WithTimeout(traceCtx, w.Timeout)
+	attemptCtx, cancel := context.WithTimeout(events.WithAttempt(traceCtx, attempt), w.Timeout)
 	defer cancel()
 	stopBeat := heartbeat(attemptCtx, msg)
-	err = w.Handle(attemptCtx, Delivery{Envelope: env, Event: ev, Attempt: attempt, Log: log})
+	d := Delivery{Envelope: env, Event: ev, Attempt: attempt, Log: log}
+	// A redelivered message may have been handled already: its result
+	// stored, only the ack lost.
+	if attempt > 1 && w.handled(attemptCtx, env.OperationID, seq) {
+		log.Info("stage: redelivered message was handled already")
+	} else {
+		err = w.Handle(attemptCtx, d)
+	}
+	// JetStream out of reach (a cluster electing a new leader) is no verdict
+	// on the work: the same attempt runs again once it answers, within the
+	// attempt's timeout, unless what failed to answer had in fact stored the
+	// result. The handler is safe to run twice.
+	for err != nil && Unavailable(err) && attemptCtx.Err() == nil && work.Err() == nil {
+		log.Warn("stage: JetStream unavailable; the attempt resumes once it answers", "error", err)
+		if !w.awaitJetStream(attemptCtx) {
+			break
+		}
+		if w.handled(attemptCtx, env.OperationID, seq) {
+			err = nil
+			break
+		}
+		err = w.Handle(attemptCtx, d)
+	}
 	stopBeat()
 	took := time.Since(begin)
 
 	if err == nil {
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeOK, "", took)
-		if err := msg.Ack(); err != nil {
+		// Acked with the server's confirmation, so that a worker that has
+		// returned from Run has nothing it finished left to redeliver. A
+		// lost ack costs a redelivery, which the handler's derived event
+		// ids make harmless.
+		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		err := msg.DoubleAck(ackCtx)
+		cancel()
+		if err != nil {
 			log.Warn("stage: ack", "error", err)
 		}
 		return
@@ -187,7 +271,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		// Shut down mid-attempt: let another process take it over.
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeReleased, "", took)
 		log.Info("stage: shutting down, message left for redelivery")
-		_ = msg.Nak()
+		_ = msg.NakWithDelay(releaseDelay)
 		return
 	}
 	f := events.AsFailure(err)
@@ -206,6 +290,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	failed, err := events.Next(env, "", events.OperationFailed{
 		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: attempt,
 	})
+	failed.Attempt = attempt
 	if err == nil {
 		pubCtx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.WithoutCancel(ctx), span.SpanContext()), 10*time.Second)
 		_, err = w.Publish.Publish(pubCtx, failed)

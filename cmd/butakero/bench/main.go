@@ -7,6 +7,12 @@
 //     file, interleaved; medians and their ratio (target ≤ 1.25).
 //  2. The service's peak resident memory (VmHWM) after a 30-second song and
 //     after a 60-minute song (target: at most 64 MiB more).
+//  3. Request to success for a song already stored: the median over
+//     -stored requests (target ≤ 50 ms). Nothing is fetched or encoded.
+//  4. Twelve different songs (3-minute, none stored) submitted at once,
+//     until all are stored, against the hand-run pipeline of each spread
+//     perfectly over the machine's cores: the sum of the twelve hand-run
+//     times divided by the number of CPUs (target: ratio ≤ 1.3).
 package main
 
 import (
@@ -35,16 +41,18 @@ import (
 func main() {
 	rounds := flag.Int("rounds", 5, "interleaved rounds of the 3-minute comparison")
 	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
+	stored := flag.Int("stored", 20, "requests for a stored song")
+	burst := flag.Int("burst", 12, "different songs submitted at once")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
@@ -86,14 +94,14 @@ func run(ctx context.Context, rounds int, long time.Duration) error {
 	var hand, service []time.Duration
 	for i := range rounds {
 		step("round %d/%d: by hand", i+1, rounds)
-		d, err := byHand(ctx, work, mediaURL+"/song3m.m4a")
+		d, _, err := byHand(ctx, work, mediaURL+"/song3m.m4a")
 		if err != nil {
 			return fmt.Errorf("by hand: %w", err)
 		}
 		hand = append(hand, d)
 		step("round %d/%d: butakero", i+1, rounds)
 		// A distinct query string makes a distinct song, so nothing is cached.
-		d, err = svc.request(ctx, fmt.Sprintf("%s/song3m.m4a?round=%d", mediaURL, i))
+		d, err = svc.request(ctx, fmt.Sprintf("%s/song3m.m4a?round=%d", mediaURL, i), 10*time.Millisecond)
 		if err != nil {
 			return fmt.Errorf("butakero: %w", err)
 		}
@@ -102,7 +110,7 @@ func run(ctx context.Context, rounds int, long time.Duration) error {
 
 	// 2. Memory: peak RSS after a short song, then after a long one.
 	step("memory: 30-second song")
-	if _, err := svc.request(ctx, mediaURL+"/song30s.m4a"); err != nil {
+	if _, err := svc.request(ctx, mediaURL+"/song30s.m4a", 10*time.Millisecond); err != nil {
 		return err
 	}
 	peakShort, err := svc.peakRSS()
@@ -110,7 +118,7 @@ func run(ctx context.Context, rounds int, long time.Duration) error {
 		return err
 	}
 	step("memory: %s song", long)
-	dLong, err := svc.request(ctx, mediaURL+"/songlong.m4a")
+	dLong, err := svc.request(ctx, mediaURL+"/songlong.m4a", 10*time.Millisecond)
 	if err != nil {
 		return err
 	}
@@ -118,6 +126,57 @@ func run(ctx context.Context, rounds int, long time.Duration) error {
 	if err != nil {
 		return err
 	}
+
+	// 3. A stored song (the first round's): nothing to fetch or encode.
+	// The status is polled every millisecond so the poll adds little.
+	var storedTimes []time.Duration
+	step("stored song: %d requests", storedN)
+	for range storedN {
+		d, err := svc.request(ctx, mediaURL+"/song3m.m4a?round=0", time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("stored song: %w", err)
+		}
+		storedTimes = append(storedTimes, d)
+	}
+
+	// 4. Twelve new songs at once against twelve hand runs spread over
+	// the cores.
+	var handSum, handCPU time.Duration
+	for i := range burstN {
+		step("burst: by hand %d/%d", i+1, burstN)
+		d, cpu, err := byHand(ctx, work, fmt.Sprintf("%s/song3m.m4a?hand=%d", mediaURL, i))
+		if err != nil {
+			return fmt.Errorf("by hand: %w", err)
+		}
+		handSum += d
+		handCPU += cpu
+	}
+	step("burst: %d songs at once", burstN)
+	cpuBefore, err := svc.cpuTime()
+	if err != nil {
+		return err
+	}
+	burstStart := time.Now()
+	errs := make(chan error, burstN)
+	for i := range burstN {
+		go func() {
+			_, err := svc.request(ctx, fmt.Sprintf("%s/song3m.m4a?burst=%d", mediaURL, i), 10*time.Millisecond)
+			errs <- err
+		}()
+	}
+	for range burstN {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("burst: %w", err)
+		}
+	}
+	burstTook := time.Since(burstStart)
+	cpuAfter, err := svc.cpuTime()
+	if err != nil {
+		return err
+	}
+	burstCPU := cpuAfter - cpuBefore
+	spread := handSum / time.Duration(runtime.NumCPU())
+	burstRatio := float64(burstTook) / float64(spread)
 
 	mh, ms := median(hand), median(service)
 	ratio := float64(ms) / float64(mh)
@@ -131,6 +190,16 @@ func run(ctx context.Context, rounds int, long time.Duration) error {
 	fmt.Printf("  after a 30-second song: %.1f MiB\n", float64(peakShort)/(1<<20))
 	fmt.Printf("  after a %s song:     %.1f MiB (took %s)\n", long, float64(peakLong)/(1<<20), round(dLong))
 	fmt.Printf("  difference %.1f MiB (target ≤ 64 MiB): %s\n", extra, verdict(extra <= 64))
+	ms3 := median(storedTimes)
+	fmt.Printf("\nStored song, request to success (%d requests)\n", storedN)
+	fmt.Printf("  median %s (target ≤ 50 ms): %s  min %s max %s\n", ms3.Round(100*time.Microsecond),
+		verdict(ms3 <= 50*time.Millisecond), slices.Min(storedTimes).Round(100*time.Microsecond), slices.Max(storedTimes).Round(100*time.Microsecond))
+	fmt.Printf("\n%d different 3-minute songs submitted at once, until all are stored\n", burstN)
+	fmt.Printf("  by hand, one after another: sum %s; spread over %d cores: %s\n", round(handSum), runtime.NumCPU(), round(spread))
+	fmt.Printf("  butakero: %s\n", round(burstTook))
+	fmt.Printf("  CPU time per song (user+system, children included): by hand %s, butakero %s\n",
+		round(handCPU/time.Duration(burstN)), round(burstCPU/time.Duration(burstN)))
+	fmt.Printf("  ratio %.2f (target ≤ 1.3): %s\n", burstRatio, verdict(burstRatio <= 1.3))
 	return nil
 }
 
@@ -162,29 +231,32 @@ func makeM4A(ctx context.Context, path string, d time.Duration) error {
 	return nil
 }
 
-// byHand is what a person runs: yt-dlp to a file, then ffmpeg to Opus.
-func byHand(ctx context.Context, work, src string) (time.Duration, error) {
+// byHand is what a person runs: yt-dlp to a file, then ffmpeg to Opus. It
+// returns the wall time and the CPU time the two used.
+func byHand(ctx context.Context, work, src string) (time.Duration, time.Duration, error) {
 	dir, err := os.MkdirTemp(work, "hand-")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	start := time.Now()
 	dl := exec.CommandContext(ctx, "yt-dlp", "--ignore-config", "-q", "-f", "bestaudio/best", "-o", filepath.Join(dir, "in.%(ext)s"), "--", src)
 	if out, err := dl.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("yt-dlp: %v\n%s", err, out)
+		return 0, 0, fmt.Errorf("yt-dlp: %v\n%s", err, out)
 	}
 	in, _ := filepath.Glob(filepath.Join(dir, "in.*"))
 	if len(in) != 1 {
-		return 0, fmt.Errorf("yt-dlp wrote %v", in)
+		return 0, 0, fmt.Errorf("yt-dlp wrote %v", in)
 	}
 	enc := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", in[0],
 		"-map", "0:a", "-c:a", "libopus", "-b:a", "96k", "-vbr", "on", "-compression_level", "10",
 		"-frame_duration", "20", "-application", "audio", "-ar", "48000", "-ac", "2", filepath.Join(dir, "out.ogg"))
 	if out, err := enc.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("ffmpeg: %v\n%s", err, out)
+		return 0, 0, fmt.Errorf("ffmpeg: %v\n%s", err, out)
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	cpu := func(p *os.ProcessState) time.Duration { return p.UserTime() + p.SystemTime() }
+	return took, cpu(dl.ProcessState) + cpu(enc.ProcessState), nil
 }
 
 type service struct {
@@ -201,7 +273,8 @@ func startService(ctx context.Context, bin, dataDir string) (*service, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1", "LOG_LEVEL=warn", "STAGE_TIMEOUT=30m")
+	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1", "LOG_LEVEL=warn", "STAGE_TIMEOUT=30m",
+		"RATE_LIMIT=0") // the bench polls status far faster than a user
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -238,8 +311,9 @@ func (s *service) stop() {
 	}
 }
 
-// request asks for song and waits until its status is final.
-func (s *service) request(ctx context.Context, song string) (time.Duration, error) {
+// request asks for song and waits until its status is final, polling it
+// every poll.
+func (s *service) request(ctx context.Context, song string, poll time.Duration) (time.Duration, error) {
 	start := time.Now()
 	resp, err := http.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)
 	if err != nil {
@@ -272,9 +346,35 @@ func (s *service) request(ctx context.Context, song string) (time.Duration, erro
 		select {
 		case <-ctx.Done():
 			return 0, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(poll):
 		}
 	}
+}
+
+// cpuTime is the CPU time the service process has used, with that of its
+// children it has waited for (yt-dlp, ffmpeg): /proc/<pid>/stat's utime,
+// stime, cutime and cstime, in clock ticks of 1/100 s (Linux's USER_HZ).
+func (s *service) cpuTime() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces; fields after it do not.
+	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+	f := strings.Fields(rest)
+	// f[0] is field 3 (state); utime..cstime are fields 14..17.
+	if len(f) < 15 {
+		return 0, fmt.Errorf("short /proc/%d/stat", s.cmd.Process.Pid)
+	}
+	var ticks int64
+	for _, v := range f[11:15] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/%d/stat: %w", s.cmd.Process.Pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // peakRSS is the service process's VmHWM in bytes.

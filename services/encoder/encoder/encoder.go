@@ -7,6 +7,12 @@
 // events are published; an unreadable or empty source fails the operation at
 // once (permanent events.CodeInvalidAudio / CodeEmptyAudio); store and
 // stream errors are retried up to MAX_ATTEMPTS.
+//
+// The encoder finishes the work of the song's claim (platform/claims) that
+// the fetcher took: it keeps the claim alive while it encodes, releases it
+// once upload.done is published (the waiting requests then find the DCA
+// stored), records a permanent failure in it (they fail the same way), and
+// releases it when the last attempt fails (one of them takes over).
 package encoder
 
 import (
@@ -23,6 +29,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/claims"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/objstore"
@@ -41,7 +48,8 @@ const StageName = "encode"
 const ContentType = "audio/x-dca"
 
 // DefaultConcurrency is how many encodes one process runs at once when
-// Deps.Concurrency is not set. Each one is an ffmpeg process on one core.
+// neither Deps.Concurrency nor Config.EncodeConcurrency says. Each one is
+// an ffmpeg process on about one core.
 const DefaultConcurrency = 2
 
 // progressEvery bounds how often progress is published for one encode.
@@ -79,10 +87,25 @@ type Deps struct {
 	// Metrics records stage attempts, durations and failures; nil records
 	// nothing.
 	Metrics *metrics.Metrics
-	// Concurrency is how many events this process encodes at once;
-	// 0 means DefaultConcurrency.
+	// Concurrency is how many events this process encodes at once; 0
+	// means Config.EncodeConcurrency (default: the CPUs), else
+	// DefaultConcurrency. More events wait in the consumer, as its pending
+	// count, rather than oversubscribing the CPUs.
 	Concurrency int
+	// Claims is where the songs' claims live; nil means the claims bucket
+	// on JS (claims.Open, Config.StreamReplicas, claims.DefaultTTL).
+	Claims Claims
 }
+
+// Claims is the part of the claims store the encoder needs
+// (*claims.Store).
+type Claims interface {
+	// Acquire takes the claim on song for the operation owner (again, for
+	// the owner that took it to fetch), or returns its holder's Record.
+	Acquire(ctx context.Context, song, owner string) (*claims.Claim, claims.Record, error)
+}
+
+var _ Claims = (*claims.Store)(nil)
 
 // Run consumes audio.downloaded events from the encoder's durable consumer
 // (created if missing; the stream must exist) until ctx is cancelled. It
@@ -99,12 +122,23 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
 	}
+	cl := d.Claims
+	if cl == nil {
+		store, err := claims.Open(ctx, d.JS, d.Config.StreamReplicas, claims.DefaultTTL)
+		if err != nil {
+			return fmt.Errorf("encoder: %w", err)
+		}
+		cl = store
+	}
 	n := d.Concurrency
+	if n <= 0 {
+		n = d.Config.EncodeConcurrency
+	}
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
 	pub := events.NewPublisher(d.JS)
-	h := &handler{nc: d.NC, pub: pub, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps}
+	h := &handler{nc: d.NC, pub: pub, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl, maxAttempts: d.Config.MaxAttempts}
 	w := &stage.Worker{
 		Stage:       StageName,
 		Consumer:    cons,
@@ -149,17 +183,39 @@ type Publisher interface {
 }
 
 type handler struct {
-	nc      *nats.Conn
-	pub     Publisher
-	blobs   Blobs
-	bitrate int
+	nc          *nats.Conn
+	pub         Publisher
+	blobs       Blobs
+	bitrate     int
+	claims      Claims // nil: no claims (tests of the encode alone)
+	maxAttempts int
 }
+
+// claimTimeout bounds the claim writes made after an attempt, whose own
+// context may have expired.
+const claimTimeout = 10 * time.Second
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
 // the same event: the DCA is replaced by an identical one and the events it
 // publishes have ids derived from the delivery, which the stream dedupes.
+//
+// It holds the song's claim while it works, taking it again if it expired
+// since the download; a claim another operation holds by now (it took an
+// expired claim over) is left alone, and the encode goes on regardless:
+// storing the same song's DCA twice is harmless.
 func (h *handler) handle(ctx context.Context, d stage.Delivery) error {
+	claim := h.claim(ctx, d)
+	var stop func() error
+	if claim != nil {
+		stop = claim.Keep(ctx)
+	}
 	err := h.encodeEvent(ctx, d)
+	if stop != nil {
+		if kerr := stop(); kerr != nil {
+			d.Log.Warn("encoder: the song's claim was lost during the encode", "error", kerr)
+		}
+		h.settle(ctx, d, claim, err)
+	}
 	var f *events.Failure
 	if ev, ok := d.Event.(events.AudioDownloaded); ok && errors.As(err, &f) && f.Code.Permanent() && ctx.Err() == nil {
 		// The operation ends here: the staged audio will never be read again.
@@ -168,6 +224,55 @@ func (h *handler) handle(ctx context.Context, d stage.Delivery) error {
 		}
 	}
 	return err
+}
+
+// claim takes the claim on the event's song for its operation, or returns
+// nil when there is none to take (another operation holds it, the claims
+// store fails: the encode does not depend on it).
+func (h *handler) claim(ctx context.Context, d stage.Delivery) *claims.Claim {
+	ev, ok := d.Event.(events.AudioDownloaded)
+	if h.claims == nil || !ok {
+		return nil
+	}
+	songID := ev.Song.ID
+	if songID == "" {
+		songID = d.Envelope.SongID
+	}
+	if !validID(songID) {
+		return nil
+	}
+	c, held, err := h.claims.Acquire(ctx, songID, d.Envelope.OperationID)
+	if err != nil {
+		d.Log.Warn("encoder: the song's claim could not be taken; encoding without it", "error", err)
+		return nil
+	}
+	if c == nil {
+		d.Log.Info("encoder: another operation took this song's claim over; encoding anyway", "owner", held.Owner)
+	}
+	return c
+}
+
+// settle ends the claim's part in an attempt: released once the DCA is
+// stored and upload.done published (the waiters find it), marked failed
+// for a permanent failure (the waiters end with it), released after the
+// last attempt (a waiter takes over); kept for this operation's next
+// attempt otherwise.
+func (h *handler) settle(ctx context.Context, d stage.Delivery, claim *claims.Claim, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	f := events.AsFailure(err)
+	var cerr error
+	switch {
+	case err == nil:
+		cerr = claim.Release(ctx)
+	case f.Code.Permanent():
+		cerr = claim.Fail(ctx, string(f.Code), f.Message)
+	case d.Attempt >= h.maxAttempts:
+		cerr = claim.Release(ctx)
+	}
+	if cerr != nil && !errors.Is(cerr, claims.ErrLost) {
+		d.Log.Warn("encoder: settle the song's claim", "error", cerr)
+	}
 }
 
 func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) error {

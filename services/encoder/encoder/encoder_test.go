@@ -18,6 +18,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/claims"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/objstore"
@@ -101,6 +102,34 @@ func (r *rig) gone(ctx context.Context, t *testing.T, key string) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("blob %s still stored: %v", key, ctx.Err())
+		}
+	}
+}
+
+// settledClaim waits until the song's claim is no longer held by a working
+// owner and reports what is left: free, or a failure recorded in it.
+func (r *rig) settledClaim(ctx context.Context, t *testing.T, songID string) (rec claims.Record, free bool) {
+	t.Helper()
+	s, err := claims.Open(ctx, r.env.JS, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c, held, err := s.Acquire(ctx, songID, "observer")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != nil {
+			if err := c.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return claims.Record{}, true
+		}
+		if held.State == claims.StateFailed {
+			return held, false
+		}
+		if err := s.Wait(ctx, songID, held); err != nil {
+			t.Fatalf("claim on %s still held by %+v: %v", songID, held, err)
 		}
 	}
 }
@@ -198,6 +227,16 @@ func TestEncode(t *testing.T) {
 			}
 			// The staged audio is deleted once the operation ends.
 			r.gone(ctx, t, "staging/"+req.OperationID+"."+tc.ext)
+			// The song's claim is released after a success (the requests
+			// waiting for it find the DCA), and carries a permanent
+			// failure to them.
+			rec, free := r.settledClaim(ctx, t, songID)
+			if tc.code == "" && !free {
+				t.Errorf("claim after a success: %+v, want it released", rec)
+			}
+			if tc.code != "" && (free || rec.Owner != req.OperationID || rec.Code != string(tc.code) || rec.Message == "") {
+				t.Errorf("claim after a failure: %+v (free %v), want owner %s failed with %s", rec, free, req.OperationID, tc.code)
+			}
 
 			if tc.code != "" {
 				failed, ok := ev.(events.OperationFailed)

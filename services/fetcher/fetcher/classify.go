@@ -36,6 +36,10 @@ func classify(ctx context.Context, err error, msg string) error {
 	lower := strings.ToLower(msg)
 	clean := cleanMessage(msg)
 	switch {
+	// A YouTube song runs with the YouTube extractor alone: a URL it does
+	// not take is not a YouTube video, whatever the event claims.
+	case strings.Contains(lower, "no suitable extractor"):
+		return events.Wrap(events.CodeInvalidInput, err, "the URL is not one of this song's source")
 	case strings.Contains(lower, "did not get any data blocks"):
 		return events.Wrap(events.CodeEmptyAudio, err, "the source gave no audio: the file is empty")
 	// YouTube's bot check ("Sign in to confirm you’re not a bot"): the

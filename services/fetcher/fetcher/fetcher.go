@@ -12,7 +12,16 @@
 // (so no URL can become an option), and writes the media to its standard
 // output, which goes straight into the store: a download is never held in
 // memory or on disk. Download progress goes out on core NATS
-// (events.PublishProgress), a few times per second at most.
+// (events.PublishProgress), a few times per second at most. For a YouTube
+// song yt-dlp may use its YouTube extractor only (--use-extractors youtube),
+// so its generic extractor, which follows any page to any host, is off; a
+// direct media URL (already allow-listed by the resolver) keeps it.
+//
+// One song, one download (see singleflight.go): a song whose DCA is
+// already stored is answered with upload.done at once, without running
+// yt-dlp; of simultaneous requests for one new song, one downloads (it holds
+// the song's claim, package platform/claims) and the others wait for its
+// DCA.
 package fetcher
 
 import (
@@ -29,6 +38,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/claims"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/objstore"
@@ -42,18 +52,23 @@ import (
 // StageName names the stage in logs, progress and operation.failed events.
 const StageName = "fetch"
 
-// Concurrency is how many downloads one process runs at once.
-const Concurrency = 2
+// DefaultConcurrency is how many downloads one process runs at once when
+// neither Deps.Concurrency nor Config.FetchConcurrency says.
+const DefaultConcurrency = 2
 
 // Format is the yt-dlp format selector: the best audio-only format, else
 // the best format with audio and video in one file.
 const Format = "bestaudio/best"
 
-// Blobs is the part of the blob store the fetcher needs (*objstore.Store).
+// Blobs is the part of the blob store the fetcher needs (*objstore.Store,
+// *s3blob.Store).
 type Blobs interface {
 	// Put streams r into key. The blob must become visible only once r is
 	// read to its end without error: a failed Put leaves nothing new.
 	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
+	// Stat returns blob key's Info, or an error wrapping
+	// objstore.ErrNotFound: whether a song's DCA is stored.
+	Stat(ctx context.Context, key string) (objstore.Info, error)
 }
 
 var _ Blobs = (*objstore.Store)(nil)
@@ -71,9 +86,17 @@ type Deps struct {
 	// YTDLPProxy and YTDLPCookiesFile.
 	Config config.Config
 	Log    *slog.Logger
-	// Metrics records stage attempts, durations and failures; nil records
-	// nothing.
+	// Metrics records stage attempts, durations and failures, and the
+	// requests that joined another's download; nil records nothing.
 	Metrics *metrics.Metrics
+	// Claims shares one download among simultaneous requests for one song;
+	// nil means the claims bucket on JS (claims.Open, Config.StreamReplicas,
+	// claims.DefaultTTL), which the encoder opens too.
+	Claims Claims
+	// Concurrency is how many downloads this process runs at once; 0 means
+	// Config.FetchConcurrency, else DefaultConcurrency. More deliveries wait
+	// in the consumer (visible as its pending count).
+	Concurrency int
 }
 
 // Run ensures the fetcher's durable consumer and handles video.resolved
@@ -98,45 +121,46 @@ func Run(ctx context.Context, d Deps) error {
 	if pub == nil {
 		pub = events.NewPublisher(d.JS)
 	}
-	f := &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config}
+	cl := d.Claims
+	if cl == nil {
+		store, err := claims.Open(ctx, d.JS, d.Config.StreamReplicas, claims.DefaultTTL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("fetcher: %w", err)
+		}
+		cl = store
+	}
+	n := d.Concurrency
+	if n <= 0 {
+		n = d.Config.FetchConcurrency
+	}
+	if n <= 0 {
+		n = DefaultConcurrency
+	}
+	h := &handler{
+		fetcher:     &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config},
+		blobs:       d.Blobs,
+		claims:      cl,
+		pub:         pub,
+		metrics:     d.Metrics,
+		maxAttempts: d.Config.MaxAttempts,
+	}
 	w := &stage.Worker{
 		Stage:       StageName,
 		Consumer:    cons,
 		Publish:     pub,
-		Handle:      handler(f, pub),
+		Handle:      h.handle,
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
-		Concurrency: Concurrency,
+		Concurrency: n,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
 	}
-	d.Log.Info("fetcher running", "max_duration", d.Config.MaxDuration.String())
+	d.Log.Info("fetcher running", "concurrency", n, "max_duration", d.Config.MaxDuration.String())
 	return w.Run(ctx)
-}
-
-// handler publishes audio.downloaded for each fetched video. It is safe to
-// run twice: the second run stores the same key again and publishes an
-// event with the same id, which the stream keeps once.
-func handler(f *Fetcher, pub stage.Publisher) stage.Handler {
-	return func(ctx context.Context, d stage.Delivery) error {
-		ev, ok := d.Event.(events.VideoResolved)
-		if !ok {
-			return events.Fail(events.CodeInvalidInput, "the fetcher cannot handle %s", d.Envelope.Type)
-		}
-		done, err := f.Fetch(ctx, d.Envelope.OperationID, ev.Song, d.Log)
-		if err != nil {
-			return err
-		}
-		env, err := events.Next(d.Envelope, done.Song.ID, done)
-		if err != nil {
-			return events.Wrap(events.CodeInternal, err, "the download could not be recorded")
-		}
-		if _, err := pub.Publish(ctx, env); err != nil {
-			return events.Wrap(events.CodeInternal, err, "the download could not be recorded")
-		}
-		return nil
-	}
 }
 
 // Fetcher downloads songs into the blob store. It is safe for concurrent
@@ -171,7 +195,7 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 		return events.AudioDownloaded{}, events.Wrap(events.CodeInternal, err, "the download could not be prepared")
 	}
 	defer os.RemoveAll(dir)
-	proc := newProcess(progress, fetchArgs(dir, f.Config.MaxDuration)...)
+	proc := newProcess(progress, fetchArgs(dir, f.Config.MaxDuration, song.Source)...)
 	started := time.Now()
 
 	// One yt-dlp run: goutubedl.Download passes the URL on stdin, selects

@@ -107,6 +107,10 @@ func TestFetch(t *testing.T) {
 		wantAttempts int
 		// progress: at least one progress message must be seen.
 		progress bool
+		// songSource is the song's Source; "" means "direct".
+		songSource string
+		// hits, when set, is the number of requests the file may get.
+		hits *int
 	}{
 		{name: "m4a", file: "tone.m4a", source: tone, ext: "m4a",
 			wantSong: func(u string) events.Song {
@@ -133,8 +137,12 @@ func TestFetch(t *testing.T) {
 			wantCode: events.CodeUnavailable, wantMessage: "the song lasts 4h0m0s, longer than the 1h0m0s limit", wantAttempts: 1},
 		{name: "playlist", file: "two.html",
 			wantCode: events.CodeUnavailable, wantMessage: "the URL names a playlist, not one song", wantAttempts: 1},
+		// A YouTube song runs yt-dlp's YouTube extractor alone: a page on
+		// another host is not followed, and not even requested.
+		{name: "youtube song on another host: generic extractor off", file: "page.html", songSource: SourceYouTube,
+			wantCode: events.CodeInvalidInput, wantMessage: "the URL is not one of this song's source", wantAttempts: 1, hits: new(int)},
 	}
-	for _, tc := range tests {
+	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 			defer cancel()
@@ -149,7 +157,15 @@ func TestFetch(t *testing.T) {
 			defer sub.Unsubscribe()
 
 			u := srv.URL(tc.file)
-			song := events.Song{ID: "url-tone", URL: u, Source: "direct"}
+			source := tc.songSource
+			if source == "" {
+				source = "direct"
+			}
+			// One song id per case: the claim of a song downloaded and
+			// not yet encoded (no encoder runs here) stays held.
+			songID := fmt.Sprintf("url-tone-%d", i)
+			hitsBefore := srv.Hits("/" + tc.file)
+			song := events.Song{ID: songID, URL: u, Source: source}
 			resolved, err := events.New(opID, song.ID, events.VideoResolved{Song: song})
 			if err != nil {
 				t.Fatal(err)
@@ -171,12 +187,19 @@ func TestFetch(t *testing.T) {
 				if _, err := blobs.Stat(ctx, "staging/"+opID+".m4a"); !errors.Is(err, objstore.ErrNotFound) {
 					t.Errorf("a failed fetch left a blob: %v", err)
 				}
+				if tc.hits != nil {
+					if got := srv.Hits("/"+tc.file) - hitsBefore; got != *tc.hits {
+						t.Errorf("%s was requested %d times; want %d", tc.file, got, *tc.hits)
+					}
+				}
 				return
 			}
 
 			envl, ev := env.Next(ctx, t, events.KindAudioDownloaded, opID)
 			got := ev.(events.AudioDownloaded)
-			want := events.AudioDownloaded{Song: tc.wantSong(u), Key: key, Size: fileSize(t, tc.source), Ext: tc.ext}
+			wantSong := tc.wantSong(u)
+			wantSong.ID = songID
+			want := events.AudioDownloaded{Song: wantSong, Key: key, Size: fileSize(t, tc.source), Ext: tc.ext}
 			if got != want {
 				t.Fatalf("audio.downloaded\n got %+v\nwant %+v", got, want)
 			}

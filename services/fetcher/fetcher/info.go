@@ -51,15 +51,27 @@ type videoInfo struct {
 	LiveStatus string  `json:"live_status"` // "is_live", "is_upcoming", "was_live"…
 }
 
+// SourceYouTube is events.Song.Source for a YouTube video.
+const SourceYouTube = "youtube"
+
 // fetchArgs are the options the fetcher adds to goutubedl's download run:
-// the match filter for max (0: live streams only) and the two info files
-// in dir, an absolute directory the fetch owns.
-func fetchArgs(dir string, max time.Duration) []string {
-	return []string{
+// the match filter for max (0: live streams only), the two info files in
+// dir, an absolute directory the fetch owns, and for a YouTube song
+// (source "youtube") the YouTube extractor alone: yt-dlp's generic
+// extractor, which follows whatever page a URL serves to whatever it
+// embeds, is then off. yt-dlp 2023.03.04 spells it --use-extractors (alias
+// --ies), matching names case-insensitively as whole regexps, so "youtube"
+// names the video extractor only. None of these comes from a user.
+func fetchArgs(dir string, max time.Duration, source string) []string {
+	args := []string{
 		"--match-filter", matchFilter(max),
 		"--print-to-file", admissionTemplate, outputPath(filepath.Join(dir, admissionFile)),
 		"--print-to-file", infoTemplate, outputPath(filepath.Join(dir, infoFile)),
 	}
+	if source == SourceYouTube {
+		args = append(args, "--use-extractors", "youtube")
+	}
+	return args
 }
 
 // matchFilter is yt-dlp's filter for what may be downloaded: no live

@@ -31,6 +31,8 @@ func TestClassify(t *testing.T) {
 		{name: "410", msg: "[generic] x: Unable to download webpage: HTTP Error 410: Gone", wantCode: events.CodeNotFound},
 		{name: "unsupported url", msg: "Unsupported URL: http://10.0.0.7:8080/x", wantCode: events.CodeNotFound,
 			wantMsg: "no audio was found at this URL: Unsupported URL: <url>"},
+		{name: "no suitable extractor (YouTube extractor only)", msg: "No suitable extractor (Youtube) found for URL http://127.0.0.1:9/x.m4a",
+			wantCode: events.CodeInvalidInput, wantMsg: "the URL is not one of this song's source"},
 		{name: "video unavailable", msg: "[youtube] dQw4w9WgXcQ: Video unavailable", wantCode: events.CodeNotFound,
 			wantMsg: "no audio was found at this URL: Video unavailable"},
 		{name: "private", msg: "[youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted access to this video",
@@ -159,12 +161,20 @@ func TestMatchFilter(t *testing.T) {
 			t.Errorf("matchFilter(%s) = %q; want %q", tc.max, got, tc.want)
 		}
 	}
-	args := fetchArgs("/tmp/100%", time.Hour)
-	want := []string{"--match-filter", "!is_live & duration <=? 3600",
+	common := []string{"--match-filter", "!is_live & duration <=? 3600",
 		"--print-to-file", admissionTemplate, "/tmp/100%%/" + admissionFile,
 		"--print-to-file", infoTemplate, "/tmp/100%%/" + infoFile}
-	if !slices.Equal(args, want) {
-		t.Fatalf("fetchArgs = %q; want %q", args, want)
+	for _, tc := range []struct {
+		name, source string
+		want         []string
+	}{
+		{"a direct URL keeps the generic extractor", "direct", common},
+		{"a YouTube song uses the YouTube extractor alone", SourceYouTube, append(slices.Clone(common), "--use-extractors", "youtube")},
+		{"an unknown source is treated as direct", "", common},
+	} {
+		if args := fetchArgs("/tmp/100%", time.Hour, tc.source); !slices.Equal(args, tc.want) {
+			t.Errorf("%s: fetchArgs = %q; want %q", tc.name, args, tc.want)
+		}
 	}
 }
 

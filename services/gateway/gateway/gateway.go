@@ -148,6 +148,7 @@ type server struct {
 	hub       *hub
 	sockets   *socketCap
 	startWait time.Duration
+	dashboard map[string]dashboardFile
 }
 
 // setupTimeout bounds the requests New makes to NATS.
@@ -207,6 +208,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	if s.metrics == nil {
 		s.metrics = metrics.New(metrics.NewRegistry())
 	}
+	if s.dashboard, err = loadDashboard(); err != nil {
+		return nil, fmt.Errorf("gateway: dashboard files: %w", err)
+	}
 	// This process exports the lag of every stage's durable consumer.
 	s.metrics.WatchConsumers(d.JS, events.StreamName,
 		events.ConsumerResolver, events.ConsumerFetcher, events.ConsumerEncoder, events.ConsumerRecorder)
@@ -243,6 +247,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		MaxRequestsInFlight: 4,
 	})))
 	app.Get("/openapi.json", s.openAPI)
+	// The dashboard is open like /openapi.json: its API calls carry the key.
+	app.Get("/", s.dashboardIndex)
+	app.Get("/dashboard/:file", s.dashboardAsset)
 
 	// /api and /v1 share the access policy: key, then rate limit by key.
 	api := app.Group("/api", s.keys.middleware, s.limiter.middleware)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -35,7 +36,7 @@ const (
 // openIdempotency creates (or updates) the idempotency bucket. Its entries
 // expire after IdempotencyTTL.
 func openIdempotency(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := jsbucket.KeyValue(ctx, js, jetstream.KeyValueConfig{
 		Bucket:      IdempotencyBucket,
 		Description: "Butakero Idempotency-Key records of the gateway",
 		History:     1,

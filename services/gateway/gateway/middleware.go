@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -169,6 +170,12 @@ func (a *apiKeys) middleware(c *fiber.Ctx) error {
 			key = strings.TrimSpace(token)
 		}
 	}
+	if key == "" && isEventsSocket(c) {
+		// A browser cannot set headers on a WebSocket: the events socket,
+		// and only it, takes the key from ?api_key= as well. The access
+		// log records the path without the query.
+		key = c.Query("api_key")
+	}
 	if key == "" {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="butakero"`)
 		return errorf(CodeUnauthorized, "an API key is required: X-API-Key or Authorization: Bearer")
@@ -180,6 +187,17 @@ func (a *apiKeys) middleware(c *fiber.Ctx) error {
 	sum := sha256.Sum256([]byte(key))
 	c.Locals(localClient, "key:"+hex.EncodeToString(sum[:8]))
 	return c.Next()
+}
+
+// isEventsSocket reports whether c is a WebSocket upgrade on
+// /v1/operations/{id}/events.
+func isEventsSocket(c *fiber.Ctx) bool {
+	rest, ok := strings.CutPrefix(c.Path(), "/v1/operations/")
+	if !ok {
+		return false
+	}
+	id, ok := strings.CutSuffix(rest, "/events")
+	return ok && id != "" && !strings.Contains(id, "/") && websocket.IsWebSocketUpgrade(c)
 }
 
 // clientOf is the caller's name set by apiKeys.middleware.

@@ -54,6 +54,11 @@ func SongID(op projection.Operation, env events.Envelope, ev events.Event) strin
 // An event for an operation that has already ended is only recorded as
 // applied (op.LastSeq). An event for an operation not seen yet (its
 // song.requested missing) creates the record.
+//
+// Attempts and failures count real attempts (see countAttempts): an
+// operation starts at one attempt and no failure, and every retry of a
+// stage, whatever ended the attempt before it (an error, a timeout, a
+// crash, a shutdown), adds one of each.
 func Apply(op projection.Operation, song projection.Song, env events.Envelope, ev events.Event, seq uint64, t time.Time) (projection.Operation, projection.Song) {
 	if seq <= op.LastSeq {
 		return op, song
@@ -83,6 +88,7 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 			op.Stage = stage
 		}
 	}
+	countAttempts(&op, env, ev)
 	switch e := ev.(type) {
 	case events.SongRequested:
 		op.Query = e.Query
@@ -107,8 +113,6 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 		op.Stage = projection.StageFailed
 		op.Message = e.Message
 		op.ErrorCode = string(e.Code)
-		op.Attempts = e.Attempts
-		op.Failures = e.Attempts
 		op.ProcessingDate = evTime
 	}
 
@@ -137,6 +141,35 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 		song.UpdatedAt = recTime
 	}
 	return op, song
+}
+
+// countAttempts adds to op what ev says of its stage's attempts. Each
+// stage's last event carries the delivery attempt that published it
+// (Envelope.Attempt): attempt n means n-1 attempts of that stage ended
+// without it, each a retry and a failure. The stages' last events are
+// video.resolved (resolve), audio.downloaded (fetch) and upload.done
+// (encode, or whichever stage answered from a stored song); dca.encoded is
+// not one, since the encoder's upload.done follows it from the same
+// delivery or a later one. operation.failed says how many attempts its
+// stage made, all of them failed. Events are applied once each (by stream
+// sequence) and a retried stage's events keep their first copy's attempt,
+// so a count is never added twice.
+func countAttempts(op *projection.Operation, env events.Envelope, ev events.Event) {
+	retries := 0
+	switch e := ev.(type) {
+	case events.VideoResolved, events.AudioDownloaded, events.UploadDone:
+		retries = max(env.Attempt-1, 0)
+	case events.OperationFailed:
+		n := e.Attempts
+		if n < 1 {
+			n = max(env.Attempt, 1)
+		}
+		op.Attempts += n - 1
+		op.Failures += n
+		return
+	}
+	op.Attempts += retries
+	op.Failures += retries
 }
 
 // merge folds what an event says of a song into its record. The event is

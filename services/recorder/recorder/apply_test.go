@@ -185,3 +185,57 @@ func TestApply(t *testing.T) {
 }
 
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestApplyCountsAttempts applies whole histories, each event with the
+// delivery attempt that published it, and checks the operation's count of
+// attempts and failures.
+func TestApplyCountsAttempts(t *testing.T) {
+	type step struct {
+		ev      events.Event
+		attempt int
+	}
+	song := events.Song{ID: "vid1"}
+	requested := step{events.SongRequested{Query: "q"}, 0}
+	resolved := func(a int) step { return step{events.VideoResolved{Song: song}, a} }
+	downloaded := func(a int) step { return step{events.AudioDownloaded{Song: song, Key: "k"}, a} }
+	encoded := func(a int) step { return step{events.DCAEncoded{Frames: 1}, a} }
+	stored := func(a int) step { return step{events.UploadDone{Song: song, Key: "k", Location: "l"}, a} }
+	failed := func(n int) step {
+		return step{events.OperationFailed{Stage: "encode", Code: events.CodeTimeout, Message: "m", Attempts: n}, n}
+	}
+	cases := []struct {
+		name                   string
+		history                []step
+		wantAttempts, wantFail int
+	}{
+		{"every stage at its first attempt", []step{requested, resolved(1), downloaded(1), encoded(1), stored(1)}, 1, 0},
+		{"events from before attempts were stamped", []step{requested, resolved(0), downloaded(0), encoded(0), stored(0)}, 1, 0},
+		{"the encode retried after a crash", []step{requested, resolved(1), downloaded(1), encoded(2), stored(2)}, 2, 1},
+		{"the encoder died between its two events", []step{requested, resolved(1), downloaded(1), encoded(1), stored(2)}, 2, 1},
+		{"retries in two stages", []step{requested, resolved(2), downloaded(3), encoded(1), stored(1)}, 4, 3},
+		{"a stored song answered at once", []step{requested, resolved(1), stored(2)}, 2, 1},
+		{"a permanent failure at the first attempt", []step{requested, resolved(1), failed(1)}, 1, 1},
+		{"retries, then the last attempt fails", []step{requested, resolved(2), downloaded(1), failed(3)}, 4, 4},
+		{"every delivery died (the max-deliveries advisory)", []step{requested, resolved(1), downloaded(1), failed(4)}, 4, 4},
+		{"nothing counts after the end", []step{requested, resolved(1), downloaded(1), encoded(1), stored(1), failed(3)}, 1, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var op projection.Operation
+			var rec projection.Song
+			for i, s := range tc.history {
+				env := envelope(t, "vid1", s.ev)
+				env.Attempt = s.attempt
+				seq := uint64(i + 1)
+				op, rec = Apply(op, rec, env, s.ev, seq, t1)
+				// A redelivered event changes nothing.
+				if again, _ := Apply(op, rec, env, s.ev, seq, t1); again != op {
+					t.Fatalf("event %d applied twice changed the operation", i+1)
+				}
+			}
+			if op.Attempts != tc.wantAttempts || op.Failures != tc.wantFail {
+				t.Errorf("attempts %d, failures %d; want %d, %d", op.Attempts, op.Failures, tc.wantAttempts, tc.wantFail)
+			}
+		})
+	}
+}

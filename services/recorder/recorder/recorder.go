@@ -64,6 +64,10 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerRecorder, 0)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Stopped before it started: a clean stop.
+			return nil
+		}
 		return fmt.Errorf("recorder: %w", err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(1))

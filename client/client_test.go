@@ -1,0 +1,310 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/client"
+	"github.com/butakero/butakero/cmd/butakero/app"
+	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/services/encoder/dcafile"
+)
+
+const testKey = "client-test-key"
+
+// startButakero runs the all-in-one in this process on 127.0.0.1:0 with a
+// temp DATA_DIR and API_KEYS=testKey until the test ends, and returns its
+// base URL once /readyz answers 200.
+func startButakero(t *testing.T) string {
+	t.Helper()
+	cfg, err := config.Load(config.FromMap(map[string]string{
+		"DATA_DIR":            t.TempDir(),
+		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
+		"RATE_LIMIT":          "0",
+		"API_KEYS":            testKey,
+		"STAGE_TIMEOUT":       "60s",
+		"SHUTDOWN_GRACE":      "5s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &app.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), Listener: ln, Ready: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("all-in-one stopped with %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("all-in-one did not stop within 60s")
+		}
+	})
+	select {
+	case <-m.Ready:
+	case err := <-done:
+		t.Fatalf("all-in-one did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("all-in-one not started within 60s")
+	}
+	base := "http://" + ln.Addr().String()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never answered 200 (last error %v)", err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// TestClient drives the real all-in-one with the client alone: request,
+// follow, fetch, browse, and the errors a bot must tell apart.
+func TestClient(t *testing.T) {
+	media := t.TempDir()
+	const songLen = 12 * time.Second
+	audiofixture.Make(t, media, audiofixture.M4A("tone.m4a", songLen))
+	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	fixtures := audiofixture.Serve(t, media)
+	base := startButakero(t)
+	c := &client.Client{BaseURL: base, APIKey: testKey}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	var stored client.Operation
+	t.Run("request, follow and fetch", func(t *testing.T) {
+		op, err := c.Start(ctx, fixtures.URL("tone.m4a"), "tone-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op.ID == "" || op.SongID == "" || op.Status != client.StatusInProgress || op.Replayed {
+			t.Fatalf("Start = %+v, want an id, the song id of a direct URL, in progress", op)
+		}
+		var kinds []string
+		progress := map[string]int{}
+		var last client.Event
+		final, err := c.Follow(ctx, op.ID, func(e client.Event) {
+			last = e
+			if e.IsProgress() {
+				progress[e.Stage]++
+				if e.Percent < 0 || e.Percent > 100 || e.OperationID != op.ID {
+					t.Errorf("progress %+v out of range or for another operation", e)
+				}
+				return
+			}
+			kinds = append(kinds, e.Kind)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{client.KindSongRequested, client.KindVideoResolved, client.KindAudioDownloaded, client.KindDCAEncoded, client.KindUploadDone}
+		if strings.Join(kinds, " ") != strings.Join(want, " ") {
+			t.Errorf("events %v, want %v", kinds, want)
+		}
+		if progress[client.StageFetch]+progress[client.StageEncode] == 0 {
+			t.Errorf("no progress seen (%v)", progress)
+		}
+		if !last.Final() || last.Kind != client.KindUploadDone {
+			t.Errorf("last message %+v, want upload.done", last)
+		}
+		if final.Status != client.StatusSuccess || final.Err() != nil || final.SongID != op.SongID || final.DCAURL == "" {
+			t.Fatalf("final state %+v, want success with the song's DCA", final)
+		}
+
+		var buf bytes.Buffer
+		n, err := c.DownloadDCA(ctx, final.SongID, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := dcafile.Parse(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatalf("the DCA does not parse: %v", err)
+		}
+		if n != int64(buf.Len()) || info.Size != n {
+			t.Errorf("DownloadDCA reported %d bytes, wrote %d, the file has %d", n, buf.Len(), info.Size)
+		}
+		if diff := (info.Duration - songLen).Abs(); diff > songLen/100 {
+			t.Errorf("the DCA covers %s, the song is %s", info.Duration, songLen)
+		}
+		stored = final
+	})
+	if stored.SongID == "" {
+		t.Fatal("no song stored: the cases below need one")
+	}
+
+	t.Run("the same idempotency key replays the operation", func(t *testing.T) {
+		again, err := c.Start(ctx, fixtures.URL("tone.m4a"), "tone-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.ID != stored.ID || !again.Replayed {
+			t.Errorf("Start again = %+v, want operation %s replayed", again, stored.ID)
+		}
+	})
+
+	t.Run("state, song and catalog", func(t *testing.T) {
+		op, err := c.Operation(ctx, stored.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op.Status != client.StatusSuccess || len(op.Events) != 5 || op.Events[4].Kind != client.KindUploadDone {
+			t.Errorf("Operation = %s with %d events, want success with its 5 events", op.Status, len(op.Events))
+		}
+		song, err := c.Song(ctx, stored.SongID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !song.Stored || song.DCASize == 0 || song.Title == "" {
+			t.Errorf("Song = %+v, want it stored with a title", song)
+		}
+		page, err := c.Songs(ctx, "tone", 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Songs) != 1 || page.Songs[0].ID != stored.SongID || page.NextCursor != "" {
+			t.Errorf("Songs(tone) = %+v, want the one song", page)
+		}
+	})
+
+	t.Run("resume a download", func(t *testing.T) {
+		var whole bytes.Buffer
+		if _, err := c.DownloadDCA(ctx, stored.SongID, &whole); err != nil {
+			t.Fatal(err)
+		}
+		// From an offset: the rest of the file.
+		var tail bytes.Buffer
+		off := int64(whole.Len() / 3)
+		if _, err := c.DownloadDCAFrom(ctx, stored.SongID, off, &tail); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(tail.Bytes(), whole.Bytes()[off:]) {
+			t.Errorf("DownloadDCAFrom(%d) gave %d bytes, not the file's last %d", off, tail.Len(), int64(whole.Len())-off)
+		}
+		// Through a proxy that breaks the first answer halfway: the
+		// client resumes where it stopped and gets the file once.
+		proxied := &client.Client{BaseURL: cuttingProxy(t, base, int64(whole.Len()/2)), APIKey: testKey}
+		var got bytes.Buffer
+		n, err := proxied.DownloadDCA(ctx, stored.SongID, &got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(whole.Len()) || !bytes.Equal(got.Bytes(), whole.Bytes()) {
+			t.Errorf("resumed download: %d bytes, equal %v; want the %d bytes of the file", n, bytes.Equal(got.Bytes(), whole.Bytes()), whole.Len())
+		}
+	})
+
+	t.Run("a failure says why", func(t *testing.T) {
+		op, err := c.Start(ctx, fixtures.URL("corrupt.mp3"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failure *client.OperationError
+		final, err := c.Follow(ctx, op.ID, func(e client.Event) {
+			if f := e.Failure(); f != nil {
+				failure = f
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var oe *client.OperationError
+		if final.Status != client.StatusFailed || !errors.As(final.Err(), &oe) {
+			t.Fatalf("final %+v, want failed with an *OperationError", final)
+		}
+		if oe.Code != "invalid_audio" || oe.Message == "" || failure == nil || failure.Code != oe.Code {
+			t.Errorf("failure %+v (event %+v), want invalid_audio with a message", oe, failure)
+		}
+	})
+
+	t.Run("API errors", func(t *testing.T) {
+		wrongKey := &client.Client{BaseURL: base, APIKey: "not-the-key"}
+		tests := []struct {
+			name   string
+			call   func() error
+			status int
+			code   string
+		}{
+			{"unknown operation", func() error { _, err := c.Operation(ctx, "doesnotexist"); return err }, 404, client.CodeNotFound},
+			{"follow an unknown operation", func() error { _, err := c.Follow(ctx, "doesnotexist", nil); return err }, 404, client.CodeNotFound},
+			{"unknown song", func() error { _, err := c.Song(ctx, "nosuchsong"); return err }, 404, client.CodeNotFound},
+			{"DCA of an unknown song", func() error { _, err := c.DownloadDCA(ctx, "nosuchsong", io.Discard); return err }, 404, client.CodeNotFound},
+			{"blank query", func() error { _, err := c.Start(ctx, "  ", ""); return err }, 400, client.CodeBadRequest},
+			{"limit too large", func() error { _, err := c.Songs(ctx, "", 1000, ""); return err }, 400, client.CodeBadRequest},
+			{"idempotency key reused", func() error { _, err := c.Start(ctx, "another song", "tone-1"); return err }, 422, client.CodeIdempotencyReused},
+			{"wrong API key", func() error { _, err := wrongKey.Songs(ctx, "", 0, ""); return err }, 401, client.CodeUnauthorized},
+			{"wrong API key on the socket", func() error { _, err := wrongKey.Follow(ctx, stored.ID, nil); return err }, 401, client.CodeUnauthorized},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				err := tc.call()
+				var ae *client.APIError
+				if !errors.As(err, &ae) {
+					t.Fatalf("error %v, want an *APIError", err)
+				}
+				if ae.Status != tc.status || ae.Code != tc.code || ae.Message == "" || !client.IsCode(err, tc.code) {
+					t.Errorf("APIError %+v, want %d %s with a message", ae, tc.status, tc.code)
+				}
+			})
+		}
+	})
+}
+
+// cuttingProxy forwards requests to upstream; the first DCA answer is cut
+// after limit bytes of its body, as a dropped connection would.
+func cuttingProxy(t *testing.T, upstream string, limit int64) string {
+	t.Helper()
+	var cut atomic.Bool
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := http.NewRequestWithContext(r.Context(), r.Method, upstream+r.URL.RequestURI(), nil)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		req.Header = r.Header.Clone()
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		for k, v := range res.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(res.StatusCode)
+		if strings.HasSuffix(r.URL.Path, "/dca") && res.StatusCode == http.StatusOK && cut.CompareAndSwap(false, true) {
+			_, _ = io.CopyN(w, res.Body, limit)
+			panic(http.ErrAbortHandler) // drop the connection mid-body
+		}
+		_, _ = io.Copy(w, res.Body)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}

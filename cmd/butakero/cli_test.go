@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/client"
+	"github.com/butakero/butakero/cmd/butakero/app"
+	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/services/encoder/dcafile"
+)
+
+// execEnv, set in a child's environment, makes this test binary run the
+// butakero command itself: the CLI test runs it as a separate process
+// with its own stdout, stderr and exit code, as a user would.
+const execEnv = "BUTAKERO_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(execEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+const cliKey = "cli-test-key"
+
+// startServer runs the all-in-one on 127.0.0.1:0 with a temp DATA_DIR
+// until the test ends and returns its base URL once /readyz answers.
+func startServer(t *testing.T) string {
+	t.Helper()
+	cfg, err := config.Load(config.FromMap(map[string]string{
+		"DATA_DIR":            t.TempDir(),
+		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
+		"RATE_LIMIT":          "0",
+		"API_KEYS":            cliKey,
+		"STAGE_TIMEOUT":       "60s",
+		"SHUTDOWN_GRACE":      "5s",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &app.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), Listener: ln, Ready: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("all-in-one stopped with %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Error("all-in-one did not stop within 60s")
+		}
+	})
+	select {
+	case <-m.Ready:
+	case err := <-done:
+		t.Fatalf("all-in-one did not start: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("all-in-one not started within 60s")
+	}
+	base := "http://" + ln.Addr().String()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := http.Get(base + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never answered 200 (last error %v)", err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// butakero runs this binary as the butakero command with args in dir and
+// the given environment (nothing else of the test's: the CLI must need no
+// server configuration).
+func butakero(t *testing.T, dir string, env []string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{execEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run butakero %v: %v", args, err)
+	}
+	t.Logf("butakero %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: code}
+}
+
+func TestCLI(t *testing.T) {
+	media := t.TempDir()
+	const songLen = 8 * time.Second
+	audiofixture.Make(t, media, audiofixture.MP3("tune.mp3", songLen))
+	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	fixtures := audiofixture.Serve(t, media)
+	base := startServer(t)
+	// Server settings the CLI must ignore: serve would refuse them.
+	badServerEnv := []string{"HTTP_ADDR=not an address", "MAX_ATTEMPTS=many"}
+	viaEnv := append([]string{"BUTAKERO_URL=" + base, "BUTAKERO_API_KEY=" + cliKey}, badServerEnv...)
+
+	dir := t.TempDir()
+	var opID string
+	t.Run("get writes the DCA and shows progress", func(t *testing.T) {
+		r := butakero(t, dir, viaEnv, "get", fixtures.URL("tune.mp3"), "-o", "tune.dca")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if strings.TrimSpace(r.stdout) != "tune.dca" {
+			t.Errorf("stdout %q, want the path written", r.stdout)
+		}
+		// Not a terminal: one line per change, in stage order.
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if !strings.HasPrefix(lines[0], "operation ") {
+			t.Fatalf("first line %q, want the operation id", lines[0])
+		}
+		opID = strings.TrimPrefix(lines[0], "operation ")
+		order := []string{"resolve: done", "fetch: ", "fetch: done", "encode: ", "encode: done", "wrote tune.dca"}
+		at := 0
+		for _, l := range lines[1:] {
+			if strings.Contains(l, "\r") {
+				t.Errorf("line %q redraws, but stderr is not a terminal", l)
+			}
+			if at < len(order) && strings.HasPrefix(l, order[at]) {
+				at++
+			}
+		}
+		if at != len(order) {
+			t.Errorf("progress lines %q lack %q (in order %q)", lines, order[at], order)
+		}
+		f, err := os.Open(filepath.Join(dir, "tune.dca"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		info, err := dcafile.Parse(f)
+		if err != nil {
+			t.Fatalf("tune.dca does not parse: %v", err)
+		}
+		if diff := (info.Duration - songLen).Abs(); diff > songLen/100 {
+			t.Errorf("tune.dca covers %s, the song is %s", info.Duration, songLen)
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, ".*.part")); len(left) != 0 {
+			t.Errorf("temporary files left: %v", left)
+		}
+	})
+
+	tests := []struct {
+		name     string
+		env      []string
+		args     []string
+		code     int
+		stdout   []string // substrings
+		stderr   []string
+		noFileAt string
+	}{
+		{name: "status of the song", env: viaEnv, args: []string{"status", opID},
+			stdout: []string{"status     success", "stage      stored", "dca        " + base + "/v1/songs/"}},
+		{name: "status as JSON, server by flag", env: badServerEnv, args: []string{"status", "-json", "-server", base, "-api-key", cliKey, opID},
+			stdout: []string{`"status": "success"`, `"id": "` + opID + `"`}},
+		{name: "a failure says why", env: viaEnv, args: []string{"get", "-o", "bad.dca", fixtures.URL("corrupt.mp3")}, code: 1,
+			stderr: []string{"encode: failed", "(invalid_audio)"}, noFileAt: "bad.dca"},
+		{name: "unknown operation", env: viaEnv, args: []string{"status", "doesnotexist"}, code: 1,
+			stderr: []string{"HTTP 404 not_found"}},
+		{name: "wrong API key", env: append([]string{"BUTAKERO_URL=" + base, "BUTAKERO_API_KEY=nope"}, badServerEnv...), args: []string{"get", "anything"}, code: 1,
+			stderr: []string{"HTTP 401 unauthorized"}},
+		{name: "no song", env: viaEnv, args: []string{"get"}, code: 1, stderr: []string{"usage: butakero get"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if opID == "" {
+				t.Fatal("no operation from the first case")
+			}
+			r := butakero(t, dir, tc.env, tc.args...)
+			if r.code != tc.code {
+				t.Errorf("exit %d, want %d", r.code, tc.code)
+			}
+			for _, s := range tc.stdout {
+				if !strings.Contains(r.stdout, s) {
+					t.Errorf("stdout lacks %q", s)
+				}
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr lacks %q", s)
+				}
+			}
+			if tc.noFileAt != "" {
+				if _, err := os.Stat(filepath.Join(dir, tc.noFileAt)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s exists after a failure (%v)", tc.noFileAt, err)
+				}
+			}
+		})
+	}
+}
+
+func TestProgressBar(t *testing.T) {
+	ev := func(kind string) client.Event { return client.Event{Kind: kind} }
+	prog := func(stage string, p float64) client.Event {
+		return client.Event{Kind: client.KindProgress, Stage: stage, Percent: p}
+	}
+	failed := client.Event{Kind: client.KindOperationFailed, Data: []byte(`{"stage":"encode","code":"invalid_audio","message":"not audio"}`)}
+	run := []client.Event{
+		ev(client.KindSongRequested), ev(client.KindVideoResolved),
+		prog("fetch", 0), prog("fetch", 0.4), prog("fetch", 42.5), prog("fetch", 42.9), prog("fetch", 100),
+		ev(client.KindAudioDownloaded), prog("encode", 50), ev(client.KindDCAEncoded),
+		prog("encode", 60), // late: the stage ended
+		ev(client.KindUploadDone),
+	}
+	tests := []struct {
+		name   string
+		tty    bool
+		events []client.Event
+		want   string
+	}{
+		{name: "lines when not a terminal", events: run,
+			want: "resolve: running\nresolve: done\nfetch: running\nfetch: 0%\nfetch: 42%\nfetch: 100%\nfetch: done\nencode: running\nencode: 50%\nencode: done\n"},
+		{name: "a failure marks its stage", events: []client.Event{ev(client.KindSongRequested), ev(client.KindVideoResolved), ev(client.KindAudioDownloaded), prog("encode", 10), failed},
+			want: "resolve: running\nresolve: done\nfetch: running\nfetch: done\nencode: running\nencode: 10%\nencode: failed\n"},
+		{name: "one line redrawn on a terminal", tty: true, events: []client.Event{ev(client.KindVideoResolved), prog("fetch", 50), ev(client.KindUploadDone)},
+			want: "\rresolve ✓  fetch ·  encode ·" +
+				"\rresolve ✓  fetch …  encode ·" +
+				"\rresolve ✓  fetch [##########----------]  50%  encode ·" +
+				"\rresolve ✓  fetch ✓  encode ·                          " +
+				"\rresolve ✓  fetch ✓  encode ✓" + "\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			b := newProgressBar(&out, tc.tty)
+			for _, e := range tc.events {
+				b.update(e)
+			}
+			b.finish()
+			if out.String() != tc.want {
+				t.Errorf("output\n%q\nwant\n%q", out.String(), tc.want)
+			}
+		})
+	}
+}

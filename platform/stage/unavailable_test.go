@@ -1,0 +1,149 @@
+package stage_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/natstest"
+	"github.com/butakero/butakero/platform/stage"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestUnavailableResumesTheAttempt: while JetStream cannot be reached (the
+// handler sees "no responders" or "no response from stream", as during a
+// cluster's leader election), the attempt is not spent: the handler runs
+// again within the same delivery, and the event it finally publishes says
+// attempt 1. Any other error still costs an attempt.
+func TestUnavailableResumesTheAttempt(t *testing.T) {
+	cases := []struct {
+		name        string
+		outage      error
+		wantKind    events.Kind
+		wantAttempt int
+	}{
+		{"no responders", fmt.Errorf("claims: get: %w", nats.ErrNoResponders), events.KindVideoResolved, 1},
+		{"no response from stream", events.Wrap(events.CodeInternal, jetstream.ErrNoStreamResponse, "could not record"), events.KindVideoResolved, 1},
+		{"a failure of the work", events.Fail(events.CodeDownloadFailed, "try again"), events.KindVideoResolved, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := natstest.Start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := events.NewPublisher(env.JS)
+			var calls atomic.Int32
+			w := &stage.Worker{
+				Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
+				Grace: time.Second, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
+				Handle: func(ctx context.Context, d stage.Delivery) error {
+					// The first two calls meet the outage.
+					if calls.Add(1) <= 2 {
+						return tc.outage
+					}
+					next, err := events.Next(d.Envelope, "dQw4w9WgXcQ", events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}})
+					if err != nil {
+						return err
+					}
+					_, err = pub.Publish(ctx, next)
+					return err
+				},
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- w.Run(runCtx) }()
+			defer func() { stop(); <-done }()
+
+			opID := events.NewID()
+			req, err := events.New(opID, "", events.SongRequested{Query: "q"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Publish(t, req)
+			got, _ := env.Next(ctx, t, tc.wantKind, opID)
+			if got.Attempt != tc.wantAttempt {
+				t.Errorf("%s carries attempt %d, want %d", tc.wantKind, got.Attempt, tc.wantAttempt)
+			}
+		})
+	}
+}
+
+// TestStoredButUnansweredIsNotRedone: a publish that reached the stream but
+// whose answer was lost looks like an outage to the handler; the worker
+// sees the operation moved on and does not run the handler again.
+func TestStoredButUnansweredIsNotRedone(t *testing.T) {
+	env := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := events.NewPublisher(env.JS)
+	var calls atomic.Int32
+	w := &stage.Worker{
+		Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
+		Grace: time.Second, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
+		Handle: func(ctx context.Context, d stage.Delivery) error {
+			calls.Add(1)
+			// A different event id each call: a second call would store a
+			// second event.
+			next, err := events.New(d.Envelope.OperationID, "dQw4w9WgXcQ", events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}})
+			if err != nil {
+				return err
+			}
+			if _, err := pub.Publish(ctx, next); err != nil {
+				return err
+			}
+			return fmt.Errorf("publish: %w", jetstream.ErrNoStreamResponse)
+		},
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+
+	opID := events.NewID()
+	req, err := events.New(opID, "", events.SongRequested{Query: "q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Publish(t, req)
+	env.Next(ctx, t, events.KindVideoResolved, opID)
+	// Once the message is acked the consumer has nothing pending.
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the message was never acked")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	stop()
+	<-done
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times, want 1", n)
+	}
+	subject := events.Subject(events.KindVideoResolved, opID)
+	s, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.State.Subjects[subject]; n != 1 {
+		t.Errorf("%d video.resolved events stored, want 1", n)
+	}
+}
