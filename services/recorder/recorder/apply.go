@@ -127,6 +127,10 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 		song = merge(song, e.Song)
 	case events.DCAEncoded:
 		song.DCAFrames = e.Frames
+		// A plain file's metadata has no duration; the encoder measured it.
+		if song.DurationMs == 0 {
+			song.DurationMs = e.SourceDurationMs
+		}
 	case events.UploadDone:
 		song = merge(song, e.Song)
 		song.DCAKey = e.Key

@@ -82,6 +82,17 @@ func TestApply(t *testing.T) {
 			}(),
 		},
 		{
+			name: "dca.encoded gives a song without a duration the source's",
+			op:   inProgress, song: projection.Song{ID: "vid1", Title: "tone", Source: "direct", LastSeq: 6},
+			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, SourceDurationMs: 2995}, seq: 7,
+			wantOp: func() projection.Operation {
+				o := inProgress
+				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
+				return o
+			}(),
+			wantSong: projection.Song{ID: "vid1", Title: "tone", Source: "direct", DurationMs: 2995, DCAFrames: 150, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 7},
+		},
+		{
 			name: "upload.done ends in success",
 			op:   inProgress, song: known, songID: "vid1",
 			ev:  events.UploadDone{Song: song, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
