@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,9 +12,8 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/client"
-	"github.com/butakero/butakero/cmd/butakero/app"
+	"github.com/butakero/butakero/cmd/butakero/app/apptest"
 	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -36,62 +32,12 @@ func TestMain(m *testing.M) {
 
 const cliKey = "cli-test-key"
 
-// startServer runs the all-in-one on 127.0.0.1:0 with a temp DATA_DIR
-// until the test ends and returns its base URL once /readyz answers.
+// startServer runs the all-in-one in this process on 127.0.0.1:0 with a temp
+// DATA_DIR and API_KEYS=cliKey until the test ends, and returns its base URL
+// once /readyz answers 200.
 func startServer(t *testing.T) string {
 	t.Helper()
-	cfg, err := config.Load(config.FromMap(map[string]string{
-		"DATA_DIR":            t.TempDir(),
-		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
-		"RATE_LIMIT":          "0",
-		"API_KEYS":            cliKey,
-		"STAGE_TIMEOUT":       "60s",
-		"SHUTDOWN_GRACE":      "5s",
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &app.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})), Listener: ln, Ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("all-in-one stopped with %v", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Error("all-in-one did not stop within 60s")
-		}
-	})
-	select {
-	case <-m.Ready:
-	case err := <-done:
-		t.Fatalf("all-in-one did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("all-in-one not started within 60s")
-	}
-	base := "http://" + ln.Addr().String()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		res, err := http.Get(base + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz never answered 200 (last error %v)", err)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
+	return apptest.Start(t, map[string]string{"API_KEYS": cliKey}).Base
 }
 
 type cliResult struct {

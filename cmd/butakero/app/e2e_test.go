@@ -1,21 +1,16 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/cmd/butakero/app"
+	"github.com/butakero/butakero/cmd/butakero/app/apptest"
 	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -44,86 +39,18 @@ func launch(t *testing.T, dataDir string, env map[string]string) *instance {
 // launchLogged is launch with the log also written to logs, when not nil.
 func launchLogged(t *testing.T, dataDir string, env map[string]string, logs io.Writer) *instance {
 	t.Helper()
-	var logTo io.Writer = testWriter{t}
-	if logs != nil {
-		logTo = io.MultiWriter(logTo, logs)
-	}
-	vars := map[string]string{
-		"DATA_DIR":            dataDir,
-		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
-		"STAGE_TIMEOUT":       "60s",
-		"SHUTDOWN_GRACE":      "5s",
-		"LOG_LEVEL":           "warn",
-		"RATE_LIMIT":          "0", // the test polls status faster than a user
-	}
+	vars := map[string]string{"DATA_DIR": dataDir}
 	for k, v := range env {
 		vars[k] = v
 	}
-	cfg, err := config.Load(config.FromMap(vars))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	m := &app.Main{Config: cfg, Log: slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelWarn})), Listener: ln, Ready: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	select {
-	case <-m.Ready:
-	case err := <-done:
-		t.Fatalf("all-in-one did not start: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("all-in-one not ready within 60s")
-	}
-	stopped := false
-	stop := func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(60 * time.Second):
-			return fmt.Errorf("all-in-one did not stop within 60s")
-		}
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return &instance{base: "http://" + ln.Addr().String(), stop: stop}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	in := apptest.Launch(t, vars, logs)
+	return &instance{base: in.Base, stop: in.Stop}
 }
 
 // waitReady polls /readyz until it answers 200.
 func (in *instance) waitReady(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(in.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("readyz never 200 (last: %v)", err)
-		}
-		<-time.After(20 * time.Millisecond)
-	}
+	(&apptest.Instance{Base: in.base}).WaitReady(t)
 }
 
 type startResp struct {
