@@ -93,5 +93,8 @@ read -r -a flags <<<"${GOTEST_FLAGS:--count=1 -timeout 15m}"
 ns=(unshare -n)
 [ "$(id -u)" -eq 0 ] || ns=(unshare -r -n)
 echo "test: go test ${flags[*]} (in a private network namespace)" >&2
-exec "${ns[@]}" -- sh -c 'ip link set lo up && exec "$@"' sh \
-  env GOPROXY=off GOTOOLCHAIN=local go test "${flags[@]}" "$@"
+# Packages without tests are left out of the output; go test's own exit
+# status is the script's (pipefail).
+"${ns[@]}" -- sh -c 'ip link set lo up && exec "$@"' sh \
+  env GOPROXY=off GOTOOLCHAIN=local go test "${flags[@]}" "$@" 2>&1 |
+  { grep --line-buffered -v '\[no test files\]$' || true; }
