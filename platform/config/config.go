@@ -36,6 +36,7 @@ type Config struct {
 	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means same origin only
 	RateLimit         int           // RATE_LIMIT: requests per minute per API key (or per IP without keys); 0 disables
 	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
+	MetricsAddr       string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
 	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
 	EncodeConcurrency int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
 
@@ -124,6 +125,7 @@ func Load(lookup Lookup) (Config, error) {
 		AllowedOrigins:    list(get("ALLOWED_ORIGINS", ""), false),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
 		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
+		MetricsAddr:       get("METRICS_ADDR", ""),
 		FetchConcurrency:  intVar("FETCH_CONCURRENCY", 2, 1, 256),
 		EncodeConcurrency: intVar("ENCODE_CONCURRENCY", runtime.NumCPU(), 1, 256),
 		BucketName:        get("BUCKET_NAME", ""),

@@ -6,8 +6,11 @@ package standalone
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,9 +19,11 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/logging"
+	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/natsconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Env is what a service's main gets to build its dependencies from.
@@ -27,6 +32,9 @@ type Env struct {
 	Log    *slog.Logger
 	NC     *nats.Conn
 	JS     jetstream.JetStream
+	// Metrics is the process's metrics set. The gateway serves it on its
+	// /metrics; every other service serves it on METRICS_ADDR when set.
+	Metrics *metrics.Metrics
 }
 
 // SetupTimeout bounds each call that creates a bucket or store at start.
@@ -68,6 +76,36 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
 		return err
 	}
+	m := metrics.New(metrics.NewRegistry())
+	if cfg.MetricsAddr != "" && name != "gateway" {
+		stop, err := serveMetrics(cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
-	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js})
+	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m})
+}
+
+// serveMetrics serves m's registry on addr at /metrics until stop is called.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "error", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
 }

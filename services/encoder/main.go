@@ -16,6 +16,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Config: env.Config, Log: env.Log})
+		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 	})
 }

@@ -16,6 +16,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return fetcher.Run(ctx, fetcher.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Config: env.Config, Log: env.Log})
+		return fetcher.Run(ctx, fetcher.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 	})
 }

@@ -19,6 +19,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: stores.Cache, Config: env.Config, Log: env.Log})
+		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: stores.Cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 	})
 }

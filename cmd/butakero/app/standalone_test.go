@@ -3,10 +3,14 @@ package app_test
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,6 +50,7 @@ func TestServicesAlone(t *testing.T) {
 	httpAddr := ln.Addr().String()
 	ln.Close()
 
+	encoderMetrics := freeAddr(t)
 	env := append(os.Environ(),
 		"NATS_URL="+srv.ClientURL(),
 		"HTTP_ADDR="+httpAddr,
@@ -63,6 +68,10 @@ func TestServicesAlone(t *testing.T) {
 	for _, s := range services {
 		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 		p.cmd.Env = env
+		if s == "encoder" {
+			// A service alone serves its metrics on METRICS_ADDR.
+			p.cmd.Env = append(slices.Clone(env), "METRICS_ADDR="+encoderMetrics)
+		}
 		p.cmd.Stderr = p.stderr
 		if err := p.cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", s, err)
@@ -104,6 +113,16 @@ func TestServicesAlone(t *testing.T) {
 	}
 	if info := in.dca(t, st.SongID); info.Frames < 149 || info.Frames > 152 {
 		t.Errorf("DCA of a 3 s song has %d frames, want about 150", info.Frames)
+	}
+
+	resp, err := http.Get("http://" + encoderMetrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `butakero_stage_attempts_total{stage="encode"} 1`; !strings.Contains(string(body), want) {
+		t.Errorf("the encoder's /metrics lacks %s", want)
 	}
 
 	stopped = true
