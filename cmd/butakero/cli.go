@@ -159,6 +159,11 @@ func saveDCA(ctx context.Context, c *client.Client, songID, path string, env cli
 	if err != nil {
 		return err
 	}
+	// CreateTemp makes the file private (0600); the DCA is an ordinary,
+	// readable file.
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("write the DCA: %w", err)
+	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write the DCA: %w", err)
 	}

@@ -114,6 +114,9 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer f.Close()
+		if st, err := f.Stat(); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("tune.dca mode %v (%v), want -rw-r--r--", st.Mode(), err)
+		}
 		info, err := dcafile.Parse(f)
 		if err != nil {
 			t.Fatalf("tune.dca does not parse: %v", err)
