@@ -25,7 +25,18 @@ const (
 	// CodeInvalidAudio: the source is not audio ffmpeg can decode, or the
 	// encode did not cover the source's duration.
 	CodeInvalidAudio Code = "invalid_audio"
-	// CodeDownloadFailed: the download failed for a reason that may pass.
+	// CodeSignInRequired: YouTube asks to sign in (its bot check or an age
+	// gate); no retry passes it, cookies or a proxy may (YTDLP_COOKIES_FILE,
+	// YTDLP_PROXY).
+	CodeSignInRequired Code = "sign_in_required"
+	// CodeRateLimited: the source limits requests (HTTP 429); retried with
+	// backoff.
+	CodeRateLimited Code = "rate_limited"
+	// CodeNetwork: the network failed (name resolution, refused or reset
+	// connections, timeouts); retried.
+	CodeNetwork Code = "network_error"
+	// CodeDownloadFailed: the download failed for another reason that may
+	// pass.
 	CodeDownloadFailed Code = "download_failed"
 	// CodeTimeout: one attempt ran over STAGE_TIMEOUT.
 	CodeTimeout Code = "timeout"
@@ -37,7 +48,7 @@ const (
 // every retry.
 func (c Code) Permanent() bool {
 	switch c {
-	case CodeInvalidInput, CodeNotFound, CodeUnavailable, CodeEmptyAudio, CodeInvalidAudio:
+	case CodeInvalidInput, CodeNotFound, CodeUnavailable, CodeSignInRequired, CodeEmptyAudio, CodeInvalidAudio:
 		return true
 	}
 	return false

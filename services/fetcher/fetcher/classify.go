@@ -46,9 +46,9 @@ func classify(ctx context.Context, err error, msg string) error {
 	// host is flagged, and no retry within minutes passes it; cookies or
 	// a proxy (YTDLP_COOKIES_FILE, YTDLP_PROXY) do.
 	case strings.Contains(lower, "not a bot"):
-		return events.Wrap(events.CodeUnavailable, err, "YouTube refused the download: it asks to sign in to confirm this is not a bot")
+		return events.Wrap(events.CodeSignInRequired, err, "YouTube refused the download: it asks to sign in to confirm this is not a bot")
 	case strings.Contains(lower, "sign in to confirm your age") || strings.Contains(lower, "age-restricted"):
-		return events.Wrap(events.CodeUnavailable, err, "the video is age-restricted: it cannot be fetched without a signed-in account")
+		return events.Wrap(events.CodeSignInRequired, err, "the video is age-restricted: it cannot be fetched without a signed-in account")
 	case containsAny(lower, "private video", "this video is private"):
 		return events.Wrap(events.CodeUnavailable, err, "the video is private")
 	case containsAny(lower, "members-only", "join this channel", "this live event", "premieres in",
@@ -60,11 +60,11 @@ func classify(ctx context.Context, err error, msg string) error {
 		return events.Wrap(events.CodeNotFound, err, "no audio was found at this URL: %s", clean)
 	// Rate limiting passes with time: transient, retried with backoff.
 	case containsAny(lower, "http error 429", "too many requests", "try again later"):
-		return events.Wrap(events.CodeDownloadFailed, err, "the source is limiting requests (rate limited); the download will be tried again")
+		return events.Wrap(events.CodeRateLimited, err, "the source is limiting requests (rate limited); the download will be tried again")
 	case containsAny(lower, "name resolution", "name or service not known", "nodename nor servname",
 		"connection refused", "connection reset", "network is unreachable", "no route to host",
 		"timed out", "urlopen error", "remote end closed connection", "incompleteread"):
-		return events.Wrap(events.CodeDownloadFailed, err, "the network failed during the download: %s", clean)
+		return events.Wrap(events.CodeNetwork, err, "the network failed during the download: %s", clean)
 	}
 	return events.Wrap(events.CodeDownloadFailed, err, "the download failed: %s", clean)
 }
