@@ -115,8 +115,9 @@ func (o Operation) Err() error {
 }
 
 // OperationError is why an operation failed. Code is one of the failure
-// codes in the README (invalid_input, not_found, unavailable, empty_audio,
-// invalid_audio, download_failed, timeout, internal); Message says why in
+// codes in the README (invalid_input, not_found, unavailable,
+// sign_in_required, empty_audio, invalid_audio, rate_limited,
+// network_error, download_failed, timeout, internal); Message says why in
 // words a user can act on.
 type OperationError struct {
 	OperationID string
