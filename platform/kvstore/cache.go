@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -35,28 +34,11 @@ func OpenCache(ctx context.Context, js jetstream.JetStream, replicas int, ttl ti
 	if ttl <= 0 {
 		return nil, fmt.Errorf("kvstore: cache TTL %s: want a positive duration", ttl)
 	}
-	if replicas < 1 {
-		replicas = 1
-	}
-	open := func(name, desc string) (jetstream.KeyValue, error) {
-		kv, err := jsbucket.KeyValue(ctx, js, jetstream.KeyValueConfig{
-			Bucket:      name,
-			Description: desc,
-			History:     1,
-			TTL:         ttl,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("kvstore: open bucket %s: %w", name, err)
-		}
-		return kv, nil
-	}
-	queries, err := open(SearchQueriesBucket, "Butakero search cache: normalized query to video id")
+	queries, err := openBucket(ctx, js, SearchQueriesBucket, "Butakero search cache: normalized query to video id", replicas, ttl)
 	if err != nil {
 		return nil, err
 	}
-	videos, err := open(VideosBucket, "Butakero video metadata cache")
+	videos, err := openBucket(ctx, js, VideosBucket, "Butakero video metadata cache", replicas, ttl)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/butakero/butakero/platform/projection"
@@ -28,31 +29,32 @@ type Store struct {
 
 // Open creates the buckets if missing and returns a Store on them.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	if replicas < 1 {
-		replicas = 1
-	}
-	open := func(name, desc string) (jetstream.KeyValue, error) {
-		kv, err := jsbucket.KeyValue(ctx, js, jetstream.KeyValueConfig{
-			Bucket:      name,
-			Description: desc,
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("kvstore: open bucket %s: %w", name, err)
-		}
-		return kv, nil
-	}
-	ops, err := open(OperationsBucket, "Butakero operations projection")
+	ops, err := openBucket(ctx, js, OperationsBucket, "Butakero operations projection", replicas, 0)
 	if err != nil {
 		return nil, err
 	}
-	songs, err := open(SongsBucket, "Butakero song catalog projection")
+	songs, err := openBucket(ctx, js, SongsBucket, "Butakero song catalog projection", replicas, 0)
 	if err != nil {
 		return nil, err
 	}
 	return &Store{ops: ops, songs: songs}, nil
+}
+
+// openBucket creates (or updates) a file-stored bucket that keeps one
+// value per key, whose values expire after ttl (0: never).
+func openBucket(ctx context.Context, js jetstream.JetStream, name, desc string, replicas int, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := jsbucket.KeyValue(ctx, js, jetstream.KeyValueConfig{
+		Bucket:      name,
+		Description: desc,
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: open bucket %s: %w", name, err)
+	}
+	return kv, nil
 }
 
 // Operation returns the operation with id, or projection.ErrNotFound.
