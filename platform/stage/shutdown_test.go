@@ -165,25 +165,11 @@ func TestAttemptStamped(t *testing.T) {
 					if d.Attempt < tc.failUntil {
 						return events.Fail(events.CodeDownloadFailed, "try again")
 					}
-					next, err := events.Next(d.Envelope, "dQw4w9WgXcQ", events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}})
-					if err != nil {
-						return err
-					}
-					_, err = pub.Publish(ctx, next)
-					return err
+					return resolve(ctx, pub, d)
 				},
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(runCtx) }()
-			defer func() { stop(); <-done }()
-
-			opID := events.NewID()
-			req, err := events.New(opID, "", events.SongRequested{Query: "q"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			env.Publish(t, req)
+			runWorker(t, ctx, w)
+			opID := request(t, env)
 			got, ev := env.Next(ctx, t, tc.wantKind, opID)
 			if got.Attempt != tc.wantAttempt {
 				t.Errorf("%s carries attempt %d, want %d", tc.wantKind, got.Attempt, tc.wantAttempt)

@@ -50,18 +50,10 @@ func TestTraceAndMetrics(t *testing.T) {
 					if tc.fail != nil {
 						return tc.fail
 					}
-					next, err := events.Next(d.Envelope, "dQw4w9WgXcQ", events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}})
-					if err != nil {
-						return err
-					}
-					_, err = pub.Publish(ctx, next)
-					return err
+					return resolve(ctx, pub, d)
 				},
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(runCtx) }()
-			defer stop()
+			stop := runWorker(t, ctx, w)
 
 			tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 			sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
@@ -88,8 +80,7 @@ func TestTraceAndMetrics(t *testing.T) {
 			}
 			// Run returns once the in-flight attempt has ended and been
 			// recorded.
-			stop()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				t.Errorf("Run: %v", err)
 			}
 			if got := testutil.ToFloat64(m.StageAttempts.WithLabelValues("resolve")); got != 1 {

@@ -50,26 +50,11 @@ func TestUnavailableResumesTheAttempt(t *testing.T) {
 					if calls.Add(1) <= 2 {
 						return tc.outage
 					}
-					next, err := events.Next(d.Envelope, "dQw4w9WgXcQ", events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}})
-					if err != nil {
-						return err
-					}
-					_, err = pub.Publish(ctx, next)
-					return err
+					return resolve(ctx, pub, d)
 				},
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- w.Run(runCtx) }()
-			defer func() { stop(); <-done }()
-
-			opID := events.NewID()
-			req, err := events.New(opID, "", events.SongRequested{Query: "q"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			env.Publish(t, req)
-			got, _ := env.Next(ctx, t, tc.wantKind, opID)
+			runWorker(t, ctx, w)
+			got, _ := env.Next(ctx, t, tc.wantKind, request(t, env))
 			if got.Attempt != tc.wantAttempt {
 				t.Errorf("%s carries attempt %d, want %d", tc.wantKind, got.Attempt, tc.wantAttempt)
 			}
@@ -107,16 +92,8 @@ func TestStoredButUnansweredIsNotRedone(t *testing.T) {
 			return fmt.Errorf("publish: %w", jetstream.ErrNoStreamResponse)
 		},
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- w.Run(runCtx) }()
-
-	opID := events.NewID()
-	req, err := events.New(opID, "", events.SongRequested{Query: "q"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Publish(t, req)
+	runWorker(t, ctx, w)
+	opID := request(t, env)
 	env.Next(ctx, t, events.KindVideoResolved, opID)
 	// Once the message is acked the consumer has nothing pending.
 	for {
@@ -133,8 +110,6 @@ func TestStoredButUnansweredIsNotRedone(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	stop()
-	<-done
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handler ran %d times, want 1", n)
 	}
