@@ -185,6 +185,14 @@ type Envelope struct {
 	// attempt that first got the event stored. The recorder counts an
 	// operation's attempts and failures from it (README, "Attempts").
 	Attempt int `json:"attempt,omitempty"`
+	// Cause is the id of the event whose handling published this one;
+	// empty for an event no stage published (song.requested).
+	Cause string `json:"cause,omitempty"`
+	// Batch is how many events the handling of Cause publishes, this one
+	// included. A stage that finds fewer than Batch events of a message in
+	// the stream knows its handling was cut short between two publishes
+	// and publishes the rest (package platform/stage).
+	Batch int `json:"batch,omitempty"`
 }
 
 // Errors returned by Decode and Envelope.Event.

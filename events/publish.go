@@ -26,13 +26,8 @@ func (p *Publisher) JetStream() jetstream.JetStream { return p.js }
 // acknowledged it. The envelope id is the Nats-Msg-Id, so publishing the same
 // envelope twice within DuplicateWindow stores it once; the ack then says
 // Duplicate. The trace context of ctx, if any, travels in the message's
-// W3C traceparent and tracestate headers (see InjectTrace). An envelope
-// without an Attempt gets the one ctx carries (see WithAttempt), so the
-// events a stage handler publishes say which delivery produced them.
+// W3C traceparent and tracestate headers (see InjectTrace).
 func (p *Publisher) Publish(ctx context.Context, env Envelope) (*jetstream.PubAck, error) {
-	if env.Attempt == 0 {
-		env.Attempt = AttemptFrom(ctx)
-	}
 	subject, err := env.Subject()
 	if err != nil {
 		return nil, err
@@ -110,20 +105,4 @@ func (c HeaderCarrier) Keys() []string {
 		keys = append(keys, k)
 	}
 	return keys
-}
-
-type attemptKey struct{}
-
-// WithAttempt returns ctx carrying the delivery attempt n (from 1) of the
-// stage message being handled. The stage worker sets it on the context it
-// hands to a handler; Publisher.Publish stamps it on the envelopes
-// published with that context.
-func WithAttempt(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, attemptKey{}, n)
-}
-
-// AttemptFrom returns the attempt WithAttempt put in ctx, or 0.
-func AttemptFrom(ctx context.Context) int {
-	n, _ := ctx.Value(attemptKey{}).(int)
-	return n
 }

@@ -18,32 +18,12 @@ import (
 // received the same advisory and tries too.
 const exhaustedTries = 6
 
-// jetStreamer is what *events.Publisher offers besides Publish.
-type jetStreamer interface {
-	JetStream() jetstream.JetStream
-}
-
-// jetStream is Worker.JS, or the JetStream of its publisher, or nil.
-func (w *Worker) jetStream() jetstream.JetStream {
-	if w.JS != nil {
-		return w.JS
-	}
-	if p, ok := w.Publish.(jetStreamer); ok {
-		return p.JetStream()
-	}
-	return nil
-}
-
 // watchExhausted subscribes to the max-deliveries advisory of the worker's
 // consumer and, for each message that ran out of deliveries without an
 // answer, publishes operation.failed (see Exhausted). It returns once the
 // subscription is in place; stop ends it and waits for the advisory in
-// hand. Without a JetStream to reach (see Worker.JS) it does nothing.
+// hand.
 func (w *Worker) watchExhausted(ctx context.Context) (stop func(), err error) {
-	js := w.jetStream()
-	if js == nil || w.Consumer == nil {
-		return func() {}, nil
-	}
 	info := w.Consumer.CachedInfo()
 	if info == nil || info.Config.MaxDeliver <= 0 {
 		// No bound on deliveries: nothing is ever exhausted.
@@ -51,7 +31,7 @@ func (w *Worker) watchExhausted(ctx context.Context) (stop func(), err error) {
 	}
 	maxDeliver := info.Config.MaxDeliver
 	advisories := make(chan *nats.Msg, 64)
-	sub, err := js.Conn().ChanSubscribe(events.MaxDeliveriesAdvisorySubject(info.Name), advisories)
+	sub, err := w.JS.Conn().ChanSubscribe(events.MaxDeliveriesAdvisorySubject(info.Name), advisories)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: watch max-deliveries advisories: %w", w.Stage, err)
 	}
@@ -69,7 +49,7 @@ func (w *Worker) watchExhausted(ctx context.Context) (stop func(), err error) {
 					w.Log.Warn("stage: unreadable max-deliveries advisory", "stage", w.Stage, "error", err)
 					continue
 				}
-				w.recordExhausted(wctx, js, adv, maxDeliver)
+				w.recordExhausted(wctx, adv, maxDeliver)
 			}
 		}
 	}()
@@ -82,13 +62,13 @@ func (w *Worker) watchExhausted(ctx context.Context) (stop func(), err error) {
 
 // recordExhausted tries Exhausted a few times with backoff, logging the
 // outcome once.
-func (w *Worker) recordExhausted(ctx context.Context, js jetstream.JetStream, adv events.MaxDeliveriesAdvisory, maxDeliver int) {
+func (w *Worker) recordExhausted(ctx context.Context, adv events.MaxDeliveriesAdvisory, maxDeliver int) {
 	log := w.Log.With("stage", w.Stage, "seq", adv.StreamSeq)
 	var err error
 	for try := 1; try <= exhaustedTries; try++ {
 		var env events.Envelope
 		var published bool
-		env, published, err = Exhausted(ctx, js, w.Publish, w.Stage, adv.StreamSeq, maxDeliver)
+		env, published, err = w.Exhausted(ctx, adv.StreamSeq, maxDeliver)
 		if err == nil {
 			log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID)
 			if published {
@@ -111,53 +91,48 @@ func (w *Worker) recordExhausted(ctx context.Context, js jetstream.JetStream, ad
 }
 
 // Exhausted ends the operation of the stream message at seq, which ran out
-// of deliveries on the consumer of stage (maxDeliver of them, all cut short
+// of deliveries on the worker's consumer (maxDeliver of them, all cut short
 // by crashes or ended without an answer), by publishing operation.failed
 // with code timeout: "the <stage> stage did not finish after <maxDeliver>
-// attempts". Its id is derived from the message's (events.Next), as is the
-// one the stage worker itself publishes when an attempt fails, so running
-// it in several processes, or after the worker did record a failure,
-// stores one event.
+// attempts". Its id is derived from the message's, as is the one the
+// worker publishes when an attempt fails, so running it in several
+// processes, or after the worker did record a failure, stores one event.
+// The Ended hook then runs as for any failure.
 //
-// When the operation's history already holds an event after the message
-// (the stage published its result, or a failure, before dying unacked),
-// the operation has moved on and nothing is published: published is false.
-// env is the message's envelope. The error wraps events.ErrMalformed for
-// a message that does not decode and jetstream.ErrMsgNotFound for one no
-// longer in the stream; both are final.
-func Exhausted(ctx context.Context, js jetstream.JetStream, pub Publisher, stage string, seq uint64, maxDeliver int) (env events.Envelope, published bool, err error) {
-	stream, err := js.Stream(ctx, events.StreamName)
+// When the stream holds every event the message causes (it was handled and
+// only the ack was lost), nothing is published: published is false. env is
+// the message's envelope. The error wraps events.ErrMalformed for a message
+// that does not decode and jetstream.ErrMsgNotFound for one no longer in
+// the stream; both are final.
+func (w *Worker) Exhausted(ctx context.Context, seq uint64, maxDeliver int) (env events.Envelope, published bool, err error) {
+	stream, err := w.eventStream(ctx)
 	if err != nil {
-		return env, false, fmt.Errorf("stage %s: stream: %w", stage, err)
+		return env, false, err
 	}
 	raw, err := stream.GetMsg(ctx, seq)
 	if err != nil {
-		return env, false, fmt.Errorf("stage %s: message %d: %w", stage, seq, err)
+		return env, false, fmt.Errorf("stage %s: message %d: %w", w.Stage, seq, err)
 	}
-	env, _, err = events.Decode(raw.Data)
+	env, ev, err := events.Decode(raw.Data)
 	if err != nil {
-		return env, false, fmt.Errorf("stage %s: message %d: %w", stage, seq, err)
+		return env, false, fmt.Errorf("stage %s: message %d: %w", w.Stage, seq, err)
 	}
-	last, err := stream.GetLastMsgForSubject(ctx, events.OperationSubjects(env.OperationID))
+	d := Delivery{Envelope: env, Event: ev, Seq: seq, Attempt: maxDeliver, Log: w.Log}
+	found, done, err := w.caused(ctx, d)
 	if err != nil {
-		return env, false, fmt.Errorf("stage %s: history of %s: %w", stage, env.OperationID, err)
+		return env, false, err
 	}
-	if last.Sequence > seq {
+	if done && outcomeOf(found).Err == nil {
 		return env, false, nil
 	}
-	failed, err := events.Next(env, "", events.OperationFailed{
-		Stage:    stage,
-		Code:     events.CodeTimeout,
-		Message:  fmt.Sprintf("the %s stage did not finish after %d attempts", stage, maxDeliver),
-		Attempts: maxDeliver,
-	})
+	f := events.Fail(events.CodeTimeout, "the %s stage did not finish after %d attempts", w.Stage, maxDeliver)
+	// The failure continues the operation's trace.
+	failed, err := w.publish(events.ExtractTrace(ctx, raw.Header), ctx, d, []Emit{{Event: events.OperationFailed{
+		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: maxDeliver,
+	}}}, found)
 	if err != nil {
 		return env, false, err
 	}
-	failed.Attempt = maxDeliver
-	// The failure continues the operation's trace.
-	if _, err := pub.Publish(events.ExtractTrace(ctx, raw.Header), failed); err != nil {
-		return env, false, err
-	}
+	w.ended(ctx, d, Outcome{Err: f, Events: failed})
 	return env, true, nil
 }

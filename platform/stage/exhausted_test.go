@@ -41,16 +41,16 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 	release := make(chan struct{})
 	deliveries := make(chan int, 4)
 	w := &stage.Worker{
-		Stage: "encode", Consumer: cons, Publish: events.NewPublisher(env.JS),
+		Stage: "encode", JS: env.JS, Consumer: cons,
 		MaxAttempts: maxAttempts, Timeout: time.Minute, Concurrency: 3, Grace: time.Second,
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
-		Handle: func(ctx context.Context, d stage.Delivery) error {
+		Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 			deliveries <- d.Attempt
 			select {
 			case <-release:
 			case <-ctx.Done():
 			}
-			return errors.New("released by the test")
+			return nil, errors.New("released by the test")
 		},
 	}
 	runCtx, stop := context.WithCancel(ctx)
@@ -81,8 +81,8 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 }
 
 // TestExhausted covers what the advisory handler publishes: once whatever
-// the number of processes that run it, and nothing for an operation that
-// had moved on before its message ran out.
+// the number of processes that run it, and nothing for a message whose
+// events were stored before it ran out.
 func TestExhausted(t *testing.T) {
 	cases := []struct {
 		name string
@@ -93,7 +93,7 @@ func TestExhausted(t *testing.T) {
 	}{
 		{name: "no answer: one operation.failed", runs: 1, wantFailed: 1},
 		{name: "three processes got the advisory", runs: 3, wantFailed: 1},
-		{name: "the stage published its result before dying", runs: 2, wantFailed: 0,
+		{name: "the stage stored its events before dying", runs: 2, wantFailed: 0,
 			after: events.DCAEncoded{Frames: 10, DurationMs: 200}},
 		{name: "the failure was recorded already", runs: 1, wantFailed: 1,
 			after: events.OperationFailed{Stage: "encode", Code: events.CodeInternal, Message: "x", Attempts: 2}},
@@ -118,15 +118,17 @@ func TestExhausted(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				next.Cause, next.Batch = parent.ID, 1
 				env.Publish(t, next)
 			}
+			w := &stage.Worker{Stage: "encode", JS: env.JS, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
 			for range tc.runs {
-				_, published, err := stage.Exhausted(ctx, env.JS, pub, "encode", ack.Sequence, 4)
+				_, published, err := w.Exhausted(ctx, ack.Sequence, 4)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if published && tc.after != nil {
-					t.Error("published operation.failed for an operation that had moved on")
+				if _, moved := tc.after.(events.DCAEncoded); published && moved {
+					t.Error("published operation.failed for a message that was handled")
 				}
 			}
 			info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(events.Subject(events.KindOperationFailed, opID)))
@@ -141,7 +143,8 @@ func TestExhausted(t *testing.T) {
 
 	t.Run("a message no longer in the stream", func(t *testing.T) {
 		env := natstest.Start(t)
-		_, _, err := stage.Exhausted(context.Background(), env.JS, events.NewPublisher(env.JS), "encode", 99, 4)
+		w := &stage.Worker{Stage: "encode", JS: env.JS, Log: slog.New(slog.NewTextHandler(t.Output(), nil))}
+		_, _, err := w.Exhausted(context.Background(), 99, 4)
 		if !errors.Is(err, jetstream.ErrMsgNotFound) {
 			t.Fatalf("err = %v, want ErrMsgNotFound", err)
 		}

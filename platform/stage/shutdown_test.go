@@ -48,19 +48,19 @@ func TestShutdown(t *testing.T) {
 			proceed := make(chan struct{})
 			newWorker := func() *stage.Worker {
 				return &stage.Worker{
-					Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
+					Stage: "resolve", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
 					Grace: tc.grace, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
-					Handle: func(ctx context.Context, d stage.Delivery) error {
+					Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 						reached <- started{d.Attempt, ctx}
 						select {
 						case <-proceed:
 							if tc.finish {
-								return nil
+								return nil, nil
 							}
 							<-ctx.Done()
 						case <-ctx.Done():
 						}
-						return ctx.Err()
+						return nil, ctx.Err()
 					},
 				}
 			}
@@ -76,8 +76,8 @@ func TestShutdown(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s := <-reached; s.attempt != 1 || events.AttemptFrom(s.ctx) != 1 {
-				t.Fatalf("first delivery: attempt %d, context says %d; want 1", s.attempt, events.AttemptFrom(s.ctx))
+			if s := <-reached; s.attempt != 1 {
+				t.Fatalf("first delivery: attempt %d, want 1", s.attempt)
 			}
 			stop()
 			// Published after the stop: the stopped worker must leave it.
@@ -108,9 +108,9 @@ func TestShutdown(t *testing.T) {
 
 			// The next worker: the released message comes back at once.
 			next := newWorker()
-			next.Handle = func(ctx context.Context, d stage.Delivery) error {
+			next.Handle = func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 				reached <- started{d.Attempt, ctx}
-				return nil
+				return nil, nil
 			}
 			runCtx, stop = context.WithCancel(ctx)
 			go func() { done <- next.Run(runCtx) }()
@@ -159,13 +159,13 @@ func TestAttemptStamped(t *testing.T) {
 			}
 			pub := events.NewPublisher(env.JS)
 			w := &stage.Worker{
-				Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: tc.maxAttempts, Timeout: time.Minute,
+				Stage: "resolve", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: tc.maxAttempts, Timeout: time.Minute,
 				Grace: time.Second, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
-				Handle: func(ctx context.Context, d stage.Delivery) error {
+				Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 					if d.Attempt < tc.failUntil {
-						return events.Fail(events.CodeDownloadFailed, "try again")
+						return nil, events.Fail(events.CodeDownloadFailed, "try again")
 					}
-					return resolve(ctx, pub, d)
+					return resolved(), nil
 				},
 			}
 			runWorker(t, ctx, w)

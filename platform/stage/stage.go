@@ -1,14 +1,31 @@
-// Package stage runs one pipeline stage (resolve, fetch, encode): it pulls
-// events from the stage's durable consumer, hands each to a Handler, and
-// ends every message explicitly.
+// Package stage is the one runtime of every consumer of the event stream:
+// the three pipeline stages (resolve, fetch, encode) and the recorder. It
+// pulls messages from a durable consumer, hands each to a Handler, publishes
+// the events the handler returns, and ends every message explicitly.
+//
+// The runtime owns the flow. A handler only says what its message causes
+// (a list of Emit); the runtime wraps each in an envelope whose id derives
+// from the message's (events.Next), stamps it with the delivery attempt, the
+// message's id as its Cause and the number of events the message causes as
+// its Batch, and publishes them in order. A message is handled when all of
+// its events are in the stream: a redelivered message whose events are all
+// there is acked without running the handler; one whose events are there in
+// part (a publish lost between two, a crash between them) runs the handler
+// again and only the missing events are published. Nothing depends on
+// which other events the operation has.
 //
 // Ack semantics, per message:
 //   - undecodable (malformed JSON, unknown type): Term, with the reason logged.
-//   - handler returned nil: Ack. The handler has published its next event.
-//   - handler returned a permanent *events.Failure: operation.failed is
+//   - the handler succeeded and every event it returned is stored: Ack.
+//   - the handler returned a permanent *events.Failure: operation.failed is
 //     published, then Term.
-//   - handler returned any other error, or ran over the stage timeout: Nak
-//     with a backoff delay while deliveries remain, else as permanent.
+//   - the handler returned any other error, or ran over the stage timeout: Nak
+//     with a backoff delay while deliveries remain, else as permanent. A
+//     Worker with no MaxAttempts (the recorder) never fails an operation:
+//     every error is a Nak with backoff, forever.
+//   - JetStream out of reach (a cluster electing a leader, the connection
+//     reconnecting), in the handler or in a publish, costs no attempt: the
+//     runtime waits for it to answer and carries on within the attempt.
 //   - the worker is shutting down and the grace period ran out: Nak at once,
 //     so another process takes the message over.
 //
@@ -24,14 +41,11 @@
 // of the stage, in every process, turns the advisory into operation.failed
 // (code timeout); the event's id is derived from the message, so the copies
 // of several processes collapse into one.
-//
-// Every event a handler publishes with the context it was given carries the
-// delivery attempt (events.WithAttempt), and so does operation.failed: the
-// recorder counts an operation's attempts and failures from them.
 package stage
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,39 +64,76 @@ import (
 type Delivery struct {
 	Envelope events.Envelope
 	Event    events.Event
+	// Seq is the message's stream sequence, and Time when the stream
+	// stored it.
+	Seq  uint64
+	Time time.Time
 	// Attempt counts deliveries of this message, from 1.
 	Attempt int
 	// Log carries operation_id, song_id and the stage.
 	Log *slog.Logger
 }
 
-// Handler handles one delivery. It is safe to call twice for the same
-// delivery: a handler publishes its next event with events.Next, whose id is
-// derived from the delivery, so the stream keeps one copy.
-type Handler func(ctx context.Context, d Delivery) error
+// Emit is one event that handling a message causes. The runtime publishes
+// it in an envelope whose id derives from the message's id and the event's
+// type, so a message handled twice causes the same ids.
+type Emit struct {
+	// SongID is the envelope's song id; empty means the message's.
+	SongID string
+	Event  events.Event
+}
 
-// Publisher is the part of events.Publisher the worker needs.
+// Handler handles one delivery and returns the events it causes, in the
+// order they are to be stored (none for the recorder, whose work is its
+// projections). It publishes nothing itself.
+//
+// A handler may be called again for a delivery it has handled: a message
+// whose events were stored only in part is handled again and the missing
+// ones published. It must then return the same events, and whatever it
+// stores on the way (blobs, claims) must be safe to store twice.
+type Handler func(ctx context.Context, d Delivery) ([]Emit, error)
+
+// Outcome is how a message ended, as the Worker's Ended hook sees it.
+type Outcome struct {
+	// Err is nil when every event the message causes is stored, else the
+	// failure that operation.failed recorded.
+	Err error
+	// Events are the message's events found in or published to the
+	// stream, in order; operation.failed for a failure.
+	Events []events.Envelope
+}
+
+// Publisher stores envelopes in the stream (*events.Publisher).
 type Publisher interface {
 	Publish(ctx context.Context, env events.Envelope) (*jetstream.PubAck, error)
 }
 
-// Worker consumes one stage's events.
+// Worker consumes one consumer's messages.
 type Worker struct {
-	// Stage names the stage in logs and in operation.failed events.
-	Stage    string
+	// Stage names the stage in logs, metrics and operation.failed events.
+	Stage string
+	// JS holds the event stream: the runtime reads an operation's history
+	// from it and watches the consumer's max-deliveries advisories on its
+	// connection. Required.
+	JS       jetstream.JetStream
 	Consumer jetstream.Consumer
-	Publish  Publisher
-	// JS reaches the stream and the server's advisories, to turn messages
-	// that run out of deliveries into operation.failed. Nil means the
-	// JetStream of Publish when it has one (*events.Publisher does); with
-	// neither, exhausted messages are only logged by the server.
-	JS     jetstream.JetStream
-	Handle Handler
-	Log    *slog.Logger
+	// Publish stores the events; nil means events.NewPublisher(JS).
+	Publish Publisher
+	Handle  Handler
+	// Ended, when set, runs once for each message that ends (its events
+	// stored, or operation.failed), before the message is acked or
+	// terminated, with a context that outlives the attempt by a few
+	// seconds. It is where a stage lets go of what the message held (a
+	// staging blob, a claim). It also runs for a redelivered message found
+	// already handled, so it must be safe to run twice. It does not run
+	// for an attempt that will be retried or released at shutdown.
+	Ended func(ctx context.Context, d Delivery, o Outcome)
+	Log   *slog.Logger
 	// MaxAttempts is the number of deliveries after which a transient
 	// failure is final. The consumer (events.EnsureConsumer with the same
 	// number) allows one spare delivery for an attempt cut short by a
-	// shutdown or crash; that delivery's failure is final too.
+	// shutdown or crash; that delivery's failure is final too. 0 means no
+	// bound and no operation.failed ever: the recorder's.
 	MaxAttempts int
 	// Timeout bounds one attempt (STAGE_TIMEOUT).
 	Timeout time.Duration
@@ -93,17 +144,23 @@ type Worker struct {
 	// Metrics, when set, records each attempt's duration and outcome and
 	// each failure's code; nil records nothing.
 	Metrics *metrics.Metrics
+
+	streamMu sync.Mutex
+	stream   jetstream.Stream
 }
 
 // tracer names the spans of stage attempts. With no OpenTelemetry SDK
 // installed it is a no-op that still carries the incoming trace context, so
-// the handler's published events continue the trace.
+// the events the runtime publishes continue the trace.
 var tracer = otel.Tracer("github.com/butakero/butakero/platform/stage")
 
 // Run consumes until ctx is cancelled, then stops taking messages and waits
 // for in-flight ones to end (within Grace). It returns nil after a clean stop,
 // and an error at once if it cannot watch the consumer's advisories.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.JS == nil || w.Consumer == nil || w.Handle == nil || w.Log == nil {
+		return fmt.Errorf("stage %s: Worker needs JS, Consumer, Handle and Log", w.Stage)
+	}
 	n := w.Concurrency
 	if n < 1 {
 		n = 1
@@ -200,6 +257,14 @@ func (w *Worker) loop(ctx, work context.Context) error {
 	return nil
 }
 
+// endTimeout bounds what runs once an attempt is over, whose own context
+// may have ended: publishing operation.failed and the Ended hook.
+const endTimeout = 10 * time.Second
+
+// maxHistory bounds the events read from one operation's history when
+// looking for a message's events.
+const maxHistory = 256
+
 func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	log := w.Log.With("stage", w.Stage, "subject", msg.Subject())
 	env, ev, err := events.Decode(msg.Data())
@@ -208,57 +273,42 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		_ = msg.TermWithReason("undecodable: " + err.Error())
 		return
 	}
-	attempt, seq := 1, uint64(0)
+	attempt, seq, stored := 1, uint64(0), time.Time{}
 	if md, err := msg.Metadata(); err == nil {
-		attempt, seq = int(md.NumDelivered), md.Sequence.Stream
+		attempt, seq, stored = int(md.NumDelivered), md.Sequence.Stream, md.Timestamp
 	}
 	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "attempt", attempt)
 
 	// The trace context the publisher put in the headers continues here:
-	// the handler's events carry it on.
+	// the events this message causes carry it on.
 	traceCtx, span := tracer.Start(events.ExtractTrace(work, msg.Headers()), w.Stage,
 		trace.WithSpanKind(trace.SpanKindConsumer))
 	defer span.End()
 	if sc := span.SpanContext(); sc.HasTraceID() {
 		log = log.With("trace_id", sc.TraceID().String())
 	}
+	// after is the context of what follows the attempt.
+	after := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(trace.ContextWithSpanContext(context.WithoutCancel(ctx), span.SpanContext()), endTimeout)
+	}
 
 	begin := time.Now()
-	attemptCtx, cancel := context.WithTimeout(events.WithAttempt(traceCtx, attempt), w.Timeout)
+	attemptCtx, cancel := context.WithTimeout(traceCtx, w.Timeout)
 	defer cancel()
 	stopBeat := heartbeat(attemptCtx, msg)
-	d := Delivery{Envelope: env, Event: ev, Attempt: attempt, Log: log}
-	// A redelivered message may have been handled already: its result
-	// stored, only the ack lost.
-	if attempt > 1 && w.handled(attemptCtx, env.OperationID, seq) {
-		log.Info("stage: redelivered message was handled already")
-	} else {
-		err = w.Handle(attemptCtx, d)
-	}
-	// JetStream out of reach (a cluster electing a new leader) is no verdict
-	// on the work: the same attempt runs again once it answers, within the
-	// attempt's timeout, unless what failed to answer had in fact stored the
-	// result. The handler is safe to run twice.
-	for err != nil && Unavailable(err) && attemptCtx.Err() == nil && work.Err() == nil {
-		log.Warn("stage: JetStream unavailable; the attempt resumes once it answers", "error", err)
-		if !w.awaitJetStream(attemptCtx) {
-			break
-		}
-		if w.handled(attemptCtx, env.OperationID, seq) {
-			err = nil
-			break
-		}
-		err = w.Handle(attemptCtx, d)
-	}
+	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
+	out, err := w.attempt(attemptCtx, work, d)
 	stopBeat()
 	took := time.Since(begin)
 
 	if err == nil {
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeOK, "", took)
+		endCtx, cancel := after()
+		w.ended(endCtx, d, out)
+		cancel()
 		// Acked with the server's confirmation, so that a worker that has
 		// returned from Run has nothing it finished left to redeliver. A
-		// lost ack costs a redelivery, which the handler's derived event
-		// ids make harmless.
+		// lost ack costs a redelivery, which finds the events stored.
 		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
 		err := msg.DoubleAck(ackCtx)
 		cancel()
@@ -278,7 +328,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	if errors.Is(attemptCtx.Err(), context.DeadlineExceeded) && !f.Code.Permanent() {
 		f = events.Wrap(events.CodeTimeout, err, "the %s stage took longer than %s", w.Stage, w.Timeout)
 	}
-	if !f.Code.Permanent() && attempt < w.MaxAttempts {
+	if w.MaxAttempts <= 0 || (!f.Code.Permanent() && attempt < w.MaxAttempts) {
 		delay := Backoff(attempt)
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeRetry, string(f.Code), took)
 		log.Warn("stage: attempt failed, will retry", "code", f.Code, "error", f, "retry_in", delay)
@@ -287,22 +337,198 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 	w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeFailed, string(f.Code), took)
 	log.Error("stage: operation failed", "code", f.Code, "error", f)
-	failed, err := events.Next(env, "", events.OperationFailed{
+	endCtx, cancelEnd := after()
+	defer cancelEnd()
+	failed, err := w.publish(endCtx, endCtx, d, []Emit{{Event: events.OperationFailed{
 		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: attempt,
-	})
-	failed.Attempt = attempt
-	if err == nil {
-		pubCtx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.WithoutCancel(ctx), span.SpanContext()), 10*time.Second)
-		_, err = w.Publish.Publish(pubCtx, failed)
-		cancel()
-	}
+	}}}, nil)
 	if err != nil {
 		// The failure is not recorded: keep the message so it is.
 		log.Error("stage: publish operation.failed", "error", err)
 		_ = msg.NakWithDelay(Backoff(1))
 		return
 	}
+	w.ended(endCtx, d, Outcome{Err: f, Events: failed})
 	_ = msg.TermWithReason(string(f.Code))
+}
+
+// attempt handles d. On a redelivery it first looks for the message's
+// events in the stream: all there, the message was handled and only its
+// ack was lost; some there, the handler runs and only the missing ones are
+// published. JetStream out of reach, in the handler or a publish, costs no
+// attempt: it waits until JetStream answers and carries on, within the
+// attempt's timeout.
+//
+// A nil error means every event is stored; the Outcome's Err is then set
+// only for a message found already failed (its operation.failed stored).
+func (w *Worker) attempt(ctx, work context.Context, d Delivery) (Outcome, error) {
+	var have []events.Envelope
+	if d.Attempt > 1 {
+		found, done, err := w.caused(ctx, d)
+		switch {
+		case err != nil:
+			// Publish as if nothing were stored: within the duplicate
+			// window the stream keeps one copy of each id.
+			d.Log.Warn("stage: the history of a redelivered message is unreadable", "error", err)
+		case done:
+			d.Log.Info("stage: redelivered message was handled already")
+			return outcomeOf(found), nil
+		default:
+			have = found
+		}
+	}
+	for {
+		emits, err := w.Handle(ctx, d)
+		if err == nil {
+			envs, err := w.publish(ctx, work, d, emits, have)
+			return Outcome{Events: envs}, err
+		}
+		if !Unavailable(err) || ctx.Err() != nil || work.Err() != nil {
+			return Outcome{}, err
+		}
+		d.Log.Warn("stage: JetStream unavailable; the attempt resumes once it answers", "error", err)
+		if !w.awaitJetStream(ctx) {
+			return Outcome{}, err
+		}
+	}
+}
+
+// publish wraps emits in d's derived envelopes, stamped with the attempt,
+// the cause and the batch size, and stores in order those that have does
+// not hold. It returns every envelope of the batch.
+func (w *Worker) publish(ctx, work context.Context, d Delivery, emits []Emit, have []events.Envelope) ([]events.Envelope, error) {
+	stored := make(map[string]bool, len(have))
+	for _, e := range have {
+		stored[e.ID] = true
+	}
+	envs := make([]events.Envelope, 0, len(emits))
+	for _, e := range emits {
+		env, err := events.Next(d.Envelope, e.SongID, e.Event)
+		if err != nil {
+			return nil, events.Wrap(events.CodeInternal, err, "the %s event could not be made", e.Event.Kind())
+		}
+		env.Attempt, env.Cause, env.Batch = d.Attempt, d.Envelope.ID, len(emits)
+		envs = append(envs, env)
+	}
+	for _, env := range envs {
+		if stored[env.ID] {
+			continue
+		}
+		if err := w.store(ctx, work, env, d.Log); err != nil {
+			return envs, events.Wrap(events.CodeInternal, err, "the %s event could not be recorded", env.Type)
+		}
+	}
+	return envs, nil
+}
+
+// publishTimeout bounds the wait for the answer to one publish. A publish
+// in flight when the connection drops is never answered, even once the
+// client has reconnected: without a bound of its own it would hold the
+// attempt until STAGE_TIMEOUT.
+const publishTimeout = 5 * time.Second
+
+// store publishes env. A publish JetStream does not answer is made again,
+// with the same id, once it answers: if the first one was stored after
+// all, the stream keeps one copy (events.DuplicateWindow).
+func (w *Worker) store(ctx, work context.Context, env events.Envelope, log *slog.Logger) error {
+	for {
+		pubCtx, cancel := context.WithTimeout(ctx, publishTimeout)
+		_, err := w.publisher().Publish(pubCtx, env)
+		cancel()
+		unanswered := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if err == nil || !(unanswered || Unavailable(err)) || ctx.Err() != nil || work.Err() != nil {
+			return err
+		}
+		log.Warn("stage: JetStream unavailable; the publish is made again once it answers", "type", env.Type, "error", err)
+		if !w.awaitJetStream(ctx) {
+			return err
+		}
+	}
+}
+
+// caused returns the events of d's message that the stream holds, in
+// stream order: those after it in its operation's history whose Cause is
+// its id. done says the message was handled: its operation.failed is
+// there, or every event of its batch.
+func (w *Worker) caused(ctx context.Context, d Delivery) (found []events.Envelope, done bool, err error) {
+	if d.Seq == 0 {
+		return nil, false, nil
+	}
+	stream, err := w.eventStream(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	filter := events.OperationSubjects(d.Envelope.OperationID)
+	next := d.Seq + 1
+	for range maxHistory {
+		raw, err := stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("stage %s: history of %s: %w", w.Stage, d.Envelope.OperationID, err)
+		}
+		next = raw.Sequence + 1
+		var env events.Envelope
+		if json.Unmarshal(raw.Data, &env) != nil || env.Cause != d.Envelope.ID {
+			continue
+		}
+		found = append(found, env)
+	}
+	results := 0
+	for _, env := range found {
+		if env.Type == events.TypeOperationFailed {
+			return found, true, nil
+		}
+		results++
+	}
+	return found, results > 0 && results >= found[0].Batch, nil
+}
+
+// outcomeOf is the Outcome of a message whose events were found stored.
+func outcomeOf(found []events.Envelope) Outcome {
+	for _, env := range found {
+		if env.Type != events.TypeOperationFailed {
+			continue
+		}
+		f := events.Fail(events.CodeInternal, "the operation failed")
+		if ev, err := env.Event(); err == nil {
+			failed := ev.(events.OperationFailed)
+			f = events.Fail(failed.Code, "%s", failed.Message)
+		}
+		return Outcome{Err: f, Events: found}
+	}
+	return Outcome{Events: found}
+}
+
+// ended runs the Ended hook, if any.
+func (w *Worker) ended(ctx context.Context, d Delivery, o Outcome) {
+	if w.Ended != nil {
+		w.Ended(ctx, d, o)
+	}
+}
+
+// publisher is Publish, or events.NewPublisher(JS).
+func (w *Worker) publisher() Publisher {
+	if w.Publish != nil {
+		return w.Publish
+	}
+	return events.NewPublisher(w.JS)
+}
+
+// eventStream is the event stream's handle, looked up once.
+func (w *Worker) eventStream(ctx context.Context) (jetstream.Stream, error) {
+	w.streamMu.Lock()
+	defer w.streamMu.Unlock()
+	if w.stream != nil {
+		return w.stream, nil
+	}
+	s, err := w.JS.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: stream: %w", w.Stage, err)
+	}
+	w.stream = s
+	return s, nil
 }
 
 // Backoff is the delay before delivery attempt+1: 1s, 2s, 4s… up to 30s.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,14 +44,14 @@ func TestTraceAndMetrics(t *testing.T) {
 			pub := events.NewPublisher(env.JS)
 			seen := make(chan trace.SpanContext, 1)
 			w := &stage.Worker{
-				Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: 1, Timeout: 10 * time.Second,
+				Stage: "resolve", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: 1, Timeout: 10 * time.Second,
 				Grace: time.Second, Metrics: m, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
-				Handle: func(ctx context.Context, d stage.Delivery) error {
+				Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 					seen <- trace.SpanContextFromContext(ctx)
 					if tc.fail != nil {
-						return tc.fail
+						return nil, tc.fail
 					}
-					return resolve(ctx, pub, d)
+					return resolved(), nil
 				},
 			}
 			stop := runWorker(t, ctx, w)
@@ -93,6 +94,90 @@ func TestTraceAndMetrics(t *testing.T) {
 				if got := testutil.ToFloat64(m.StageFailures.WithLabelValues("resolve", tc.code, "true")); got != 1 {
 					t.Errorf("final failures %v, want 1", got)
 				}
+			}
+		})
+	}
+}
+
+// TestLostPublishCompletesTheBatch: a message that causes two events (as
+// the encoder's does: dca.encoded, then upload.done) loses one publish, in
+// every way a publish can be lost. The runtime always ends with both
+// events stored once and the message acked; the handler runs again only
+// when an event is missing from the stream.
+func TestLostPublishCompletesTheBatch(t *testing.T) {
+	type tcase struct {
+		name      string
+		kind      events.Kind
+		fault     fault
+		wantCalls int32
+	}
+	var cases []tcase
+	for _, kind := range []events.Kind{events.KindDCAEncoded, events.KindUploadDone} {
+		for _, f := range []fault{dropped, storedUnanswered, storedFailed} {
+			// An outage is waited out within the attempt; any other
+			// failure costs a redelivery, which runs the handler again
+			// only if an event is missing.
+			calls := int32(2)
+			if f == storedUnanswered || f == storedFailed && kind == events.KindUploadDone {
+				calls = 1
+			}
+			cases = append(cases, tcase{name: string(kind) + " " + f.String(), kind: kind, fault: f, wantCalls: calls})
+		}
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := natstest.Start(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerEncoder, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub := &faultyPublisher{pub: events.NewPublisher(env.JS), kind: tc.kind, fault: tc.fault}
+			var calls atomic.Int32
+			ended := make(chan stage.Outcome, 4)
+			w := &stage.Worker{
+				Stage: "encode", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
+				Grace: time.Second, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
+				Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
+					calls.Add(1)
+					return []stage.Emit{
+						{Event: events.DCAEncoded{Frames: 50, DurationMs: 1000}},
+						{Event: events.UploadDone{Song: events.Song{ID: "song1"}, Key: "audio/song1.dca", Size: 10}},
+					}, nil
+				},
+				Ended: func(ctx context.Context, d stage.Delivery, o stage.Outcome) { ended <- o },
+			}
+			runWorker(t, ctx, w)
+			opID := events.NewID()
+			parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "staging/" + opID + ".m4a", Size: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			env.Publish(t, parent)
+			done, _ := env.Next(ctx, t, events.KindUploadDone, opID)
+			if done.Cause != parent.ID || done.Batch != 2 {
+				t.Errorf("upload.done cause %q batch %d, want %q and 2", done.Cause, done.Batch, parent.ID)
+			}
+			waitAcked(ctx, t, cons)
+			for _, kind := range []events.Kind{events.KindDCAEncoded, events.KindUploadDone} {
+				if n := countStored(ctx, t, env, kind, opID); n != 1 {
+					t.Errorf("%d %s events stored, want 1", n, kind)
+				}
+			}
+			if n := countStored(ctx, t, env, events.KindOperationFailed, opID); n != 0 {
+				t.Errorf("%d operation.failed stored, want none", n)
+			}
+			if n := calls.Load(); n != tc.wantCalls {
+				t.Errorf("handler ran %d times, want %d", n, tc.wantCalls)
+			}
+			select {
+			case o := <-ended:
+				if o.Err != nil || len(o.Events) != 2 {
+					t.Errorf("Ended with %v and %d events, want success with 2", o.Err, len(o.Events))
+				}
+			case <-ctx.Done():
+				t.Fatal("Ended never ran")
 			}
 		})
 	}

@@ -32,39 +32,17 @@ func unavailableBackoff(n int) time.Duration {
 // ctx ends (false). A cluster that lost the stream's leader answers again
 // once it has elected another, typically within seconds.
 func (w *Worker) awaitJetStream(ctx context.Context) bool {
-	js := w.jetStream()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-time.After(unavailableBackoff(n)):
 		}
-		if js == nil {
-			return true
-		}
 		probe, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := js.Stream(probe, events.StreamName)
+		_, err := w.JS.Stream(probe, events.StreamName)
 		cancel()
 		if err == nil {
 			return true
 		}
 	}
-}
-
-// handled reports whether the operation's history holds an event after the
-// message at seq. The pipeline is a line: only the handling of a message (or
-// its failure) publishes the operation's next event, so a later event means
-// this message was handled, whatever became of its ack. An error reading
-// the history says no: the handler runs, and is safe to run twice.
-func (w *Worker) handled(ctx context.Context, opID string, seq uint64) bool {
-	js := w.jetStream()
-	if js == nil || seq == 0 {
-		return false
-	}
-	stream, err := js.Stream(ctx, events.StreamName)
-	if err != nil {
-		return false
-	}
-	last, err := stream.GetLastMsgForSubject(ctx, events.OperationSubjects(opID))
-	return err == nil && last.Sequence > seq
 }

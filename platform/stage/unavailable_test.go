@@ -43,14 +43,14 @@ func TestUnavailableResumesTheAttempt(t *testing.T) {
 			pub := events.NewPublisher(env.JS)
 			var calls atomic.Int32
 			w := &stage.Worker{
-				Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
+				Stage: "resolve", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
 				Grace: time.Second, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
-				Handle: func(ctx context.Context, d stage.Delivery) error {
+				Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 					// The first two calls meet the outage.
 					if calls.Add(1) <= 2 {
-						return tc.outage
+						return nil, tc.outage
 					}
-					return resolve(ctx, pub, d)
+					return resolved(), nil
 				},
 			}
 			runWorker(t, ctx, w)
@@ -63,8 +63,9 @@ func TestUnavailableResumesTheAttempt(t *testing.T) {
 }
 
 // TestStoredButUnansweredIsNotRedone: a publish that reached the stream but
-// whose answer was lost looks like an outage to the handler; the worker
-// sees the operation moved on and does not run the handler again.
+// whose answer was lost looks like an outage; the runtime publishes the
+// same envelope again once JetStream answers, the stream keeps one copy,
+// and the handler does not run again.
 func TestStoredButUnansweredIsNotRedone(t *testing.T) {
 	env := natstest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -73,52 +74,24 @@ func TestStoredButUnansweredIsNotRedone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := events.NewPublisher(env.JS)
+	pub := &faultyPublisher{pub: events.NewPublisher(env.JS), kind: events.KindVideoResolved, fault: storedUnanswered}
 	var calls atomic.Int32
 	w := &stage.Worker{
-		Stage: "resolve", Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
+		Stage: "resolve", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: 3, Timeout: time.Minute,
 		Grace: time.Second, Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
-		Handle: func(ctx context.Context, d stage.Delivery) error {
+		Handle: func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 			calls.Add(1)
-			// A different event id each call: a second call would store a
-			// second event.
-			next, err := events.New(d.Envelope.OperationID, "dQw4w9WgXcQ", events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}})
-			if err != nil {
-				return err
-			}
-			if _, err := pub.Publish(ctx, next); err != nil {
-				return err
-			}
-			return fmt.Errorf("publish: %w", jetstream.ErrNoStreamResponse)
+			return resolved(), nil
 		},
 	}
 	runWorker(t, ctx, w)
 	opID := request(t, env)
 	env.Next(ctx, t, events.KindVideoResolved, opID)
-	// Once the message is acked the consumer has nothing pending.
-	for {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumAckPending == 0 && info.NumPending == 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the message was never acked")
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	waitAcked(ctx, t, cons)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("handler ran %d times, want 1", n)
 	}
-	subject := events.Subject(events.KindVideoResolved, opID)
-	s, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := s.State.Subjects[subject]; n != 1 {
+	if n := countStored(ctx, t, env, events.KindVideoResolved, opID); n != 1 {
 		t.Errorf("%d video.resolved events stored, want 1", n)
 	}
 }

@@ -1,16 +1,18 @@
 // Package encoder is the encode stage: it takes audio.downloaded events,
 // encodes the staged audio to DCA1 with ffmpeg (jonas747/dca), streams the
 // DCA into the blob store at "audio/<song_id>.dca", checks that the frames
-// cover the source's duration, and publishes dca.encoded then upload.done.
+// cover the source's duration, and answers dca.encoded then upload.done,
+// which the stage runtime publishes.
 //
 // Ack semantics are platform/stage's: a handled event is acked after both
-// events are published; an unreadable or empty source fails the operation at
+// events are stored; an unreadable or empty source fails the operation at
 // once (permanent events.CodeInvalidAudio / CodeEmptyAudio); store and
-// stream errors are retried up to MAX_ATTEMPTS.
+// stream errors are retried up to MAX_ATTEMPTS. The staged source is deleted
+// once the operation ends here, whichever way.
 //
 // The encoder finishes the work of the song's claim (platform/claims) that
 // the fetcher took: it keeps the claim alive while it encodes, releases it
-// once upload.done is published (the waiting requests then find the DCA
+// once upload.done is stored (the waiting requests then find the DCA
 // stored), records a permanent failure in it (they fail the same way), and
 // releases it when the last attempt fails (one of them takes over).
 package encoder
@@ -137,13 +139,13 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	pub := events.NewPublisher(d.JS)
-	h := &handler{nc: d.NC, pub: pub, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl, maxAttempts: d.Config.MaxAttempts}
+	h := &handler{nc: d.NC, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl}
 	w := &stage.Worker{
 		Stage:       StageName,
+		JS:          d.JS,
 		Consumer:    cons,
-		Publish:     pub,
 		Handle:      h.handle,
+		Ended:       h.ended,
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
@@ -177,68 +179,41 @@ func (slogDebugWriter) Write(p []byte) (int, error) {
 // Key is the blob key of a song's DCA.
 func Key(songID string) string { return "audio/" + songID + ".dca" }
 
-// Publisher is the part of events.Publisher the handler needs.
-type Publisher interface {
-	Publish(ctx context.Context, env events.Envelope) (*jetstream.PubAck, error)
-}
-
 type handler struct {
-	nc          *nats.Conn
-	pub         Publisher
-	blobs       Blobs
-	bitrate     int
-	claims      Claims // nil: no claims (tests of the encode alone)
-	maxAttempts int
+	nc      *nats.Conn
+	blobs   Blobs
+	bitrate int
+	claims  Claims
 }
-
-// claimTimeout bounds the claim writes made after an attempt, whose own
-// context may have expired.
-const claimTimeout = 10 * time.Second
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
-// the same event: the DCA is replaced by an identical one and the events it
-// publishes have ids derived from the delivery, which the stream dedupes.
+// the same event: a song whose DCA is stored already (a previous run got as
+// far as storing it) is described, not encoded again, and the runtime
+// publishes only the events the stream lacks.
 //
-// It holds the song's claim while it works, taking it again if it expired
-// since the download; a claim another operation holds by now (it took an
-// expired claim over) is left alone, and the encode goes on regardless:
-// storing the same song's DCA twice is harmless.
-func (h *handler) handle(ctx context.Context, d stage.Delivery) error {
-	claim := h.claim(ctx, d)
-	var stop func() error
-	if claim != nil {
-		stop = claim.Keep(ctx)
+// It keeps the song's claim alive while it works, taking it again if it
+// expired since the download; a claim another operation holds by now (it
+// took an expired claim over) is left alone, and the encode goes on
+// regardless: storing the same song's DCA twice is harmless. What becomes
+// of the claim is decided once the message ends (ended).
+func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
+	if claim := h.claim(ctx, d); claim != nil {
+		stop := claim.Keep(ctx)
+		defer func() {
+			if err := stop(); err != nil {
+				d.Log.Warn("encoder: the song's claim was lost during the encode", "error", err)
+			}
+		}()
 	}
-	err := h.encodeEvent(ctx, d)
-	if stop != nil {
-		if kerr := stop(); kerr != nil {
-			d.Log.Warn("encoder: the song's claim was lost during the encode", "error", kerr)
-		}
-		h.settle(ctx, d, claim, err)
-	}
-	var f *events.Failure
-	if ev, ok := d.Event.(events.AudioDownloaded); ok && errors.As(err, &f) && f.Code.Permanent() && ctx.Err() == nil {
-		// The operation ends here: the staged audio will never be read again.
-		if derr := h.blobs.Delete(context.WithoutCancel(ctx), ev.Key); derr != nil {
-			d.Log.Warn("encoder: delete staged audio", "key", ev.Key, "error", derr)
-		}
-	}
-	return err
+	return h.encodeEvent(ctx, d)
 }
 
 // claim takes the claim on the event's song for its operation, or returns
 // nil when there is none to take (another operation holds it, the claims
 // store fails: the encode does not depend on it).
 func (h *handler) claim(ctx context.Context, d stage.Delivery) *claims.Claim {
-	ev, ok := d.Event.(events.AudioDownloaded)
-	if h.claims == nil || !ok {
-		return nil
-	}
-	songID := ev.Song.ID
-	if songID == "" {
-		songID = d.Envelope.SongID
-	}
-	if !validID(songID) {
+	songID, ok := songOf(d)
+	if !ok {
 		return nil
 	}
 	c, held, err := h.claims.Acquire(ctx, songID, d.Envelope.OperationID)
@@ -252,40 +227,66 @@ func (h *handler) claim(ctx context.Context, d stage.Delivery) *claims.Claim {
 	return c
 }
 
-// settle ends the claim's part in an attempt: released once the DCA is
-// stored and upload.done published (the waiters find it), marked failed
-// for a permanent failure (the waiters end with it), released after the
-// last attempt (a waiter takes over); kept for this operation's next
-// attempt otherwise.
-func (h *handler) settle(ctx context.Context, d stage.Delivery, claim *claims.Claim, err error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
-	defer cancel()
-	f := events.AsFailure(err)
-	var cerr error
-	switch {
-	case err == nil:
-		cerr = claim.Release(ctx)
-	case f.Code.Permanent():
-		cerr = claim.Fail(ctx, string(f.Code), f.Message)
-	case d.Attempt >= h.maxAttempts:
-		cerr = claim.Release(ctx)
+// songOf is the id of the song the delivery's audio is of.
+func songOf(d stage.Delivery) (string, bool) {
+	ev, ok := d.Event.(events.AudioDownloaded)
+	if !ok {
+		return "", false
 	}
-	if cerr != nil && !errors.Is(cerr, claims.ErrLost) {
-		d.Log.Warn("encoder: settle the song's claim", "error", cerr)
+	songID := ev.Song.ID
+	if songID == "" {
+		songID = d.Envelope.SongID
+	}
+	return songID, validID(songID)
+}
+
+// ended lets go of what an audio.downloaded held once its operation ends
+// here: the staged source is deleted, and the song's claim, if this
+// operation holds it, is released after a success (the waiters find the
+// DCA stored) or after the last attempt failed (a waiter takes over), or
+// marked failed for a permanent failure (the waiters end with it). It is
+// safe to run twice.
+func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) {
+	ev, ok := d.Event.(events.AudioDownloaded)
+	if !ok {
+		return
+	}
+	if err := h.blobs.Delete(ctx, ev.Key); err != nil {
+		d.Log.Warn("encoder: delete staged audio", "key", ev.Key, "error", err)
+	}
+	songID, ok := songOf(d)
+	if !ok {
+		return
+	}
+	claim, _, err := h.claims.Acquire(ctx, songID, d.Envelope.OperationID)
+	if err != nil {
+		d.Log.Warn("encoder: settle the song's claim", "error", err)
+		return
+	}
+	if claim == nil {
+		return // another operation's now
+	}
+	if f := events.AsFailure(o.Err); o.Err != nil && f.Code.Permanent() {
+		err = claim.Fail(ctx, string(f.Code), f.Message)
+	} else {
+		err = claim.Release(ctx)
+	}
+	if err != nil && !errors.Is(err, claims.ErrLost) {
+		d.Log.Warn("encoder: settle the song's claim", "error", err)
 	}
 }
 
-func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) error {
+func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 	ev, ok := d.Event.(events.AudioDownloaded)
 	if !ok {
-		return events.Fail(events.CodeInvalidInput, "the encoder got a %s event", d.Envelope.Type)
+		return nil, events.Fail(events.CodeInvalidInput, "the encoder got a %s event", d.Envelope.Type)
 	}
 	song := ev.Song
 	if song.ID == "" {
 		song.ID = d.Envelope.SongID
 	}
 	if !validID(song.ID) {
-		return events.Fail(events.CodeInvalidInput, "the downloaded audio names no valid song id")
+		return nil, events.Fail(events.CodeInvalidInput, "the downloaded audio names no valid song id")
 	}
 	log := d.Log
 	if song.ID != d.Envelope.SongID {
@@ -293,14 +294,26 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) error {
 	}
 	key := Key(song.ID)
 
+	if d.Attempt > 1 {
+		// A previous attempt may have stored the DCA and lost what came
+		// after (a publish, the ack).
+		if emits, err := h.describe(ctx, song, key, log); err == nil {
+			return emits, nil
+		}
+	}
 	src, srcInfo, err := h.blobs.Open(ctx, ev.Key)
 	if errors.Is(err, objstore.ErrNotFound) {
-		// The staging blob is deleted after upload.done: this is probably a
-		// redelivery of an event already handled whose ack was lost.
-		return h.republish(ctx, d, song, key, log)
+		// The staged audio is deleted once the operation ends here: this
+		// is a redelivery of an event already handled, if its DCA is
+		// stored.
+		emits, derr := h.describe(ctx, song, key, log)
+		if derr != nil {
+			return nil, events.Wrap(events.CodeInternal, errors.Join(err, derr), "the downloaded audio is no longer stored")
+		}
+		return emits, nil
 	}
 	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the downloaded audio could not be read")
+		return nil, events.Wrap(events.CodeInternal, err, "the downloaded audio could not be read")
 	}
 	path, size, err := stageFile(ctx, src, ev.Ext)
 	src.Close()
@@ -308,37 +321,30 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) error {
 		defer os.Remove(path)
 	}
 	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the downloaded audio could not be staged for encoding")
+		return nil, events.Wrap(events.CodeInternal, err, "the downloaded audio could not be staged for encoding")
 	}
 	if size == 0 {
-		return events.Fail(events.CodeEmptyAudio, "the downloaded audio is empty")
+		return nil, events.Fail(events.CodeEmptyAudio, "the downloaded audio is empty")
 	}
 
 	srcDur, err := transcode.Probe(ctx, path)
 	if err != nil {
-		return audioFailure(err)
+		return nil, audioFailure(err)
 	}
 	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size)
 
 	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, srcDur, key)
 	if err != nil {
-		return audioFailure(err)
+		return nil, audioFailure(err)
 	}
 	events.PublishProgress(h.nc, d.Envelope.OperationID, StageName, 100)
 	log.Info("encoder: stored DCA", "dca_key", key, "frames", res.Frames, "dca_size", info.Size, "dca_duration", res.Duration())
-
-	if err := h.publishDone(ctx, d.Envelope, song, key, info.Size, events.DCAEncoded{
+	return h.done(song, key, info.Size, events.DCAEncoded{
 		Frames:           res.Frames,
 		DurationMs:       res.Duration().Milliseconds(),
 		SourceDurationMs: srcDur.Milliseconds(),
 		BitrateKbps:      h.bitrate,
-	}); err != nil {
-		return err
-	}
-	if err := h.blobs.Delete(context.WithoutCancel(ctx), ev.Key); err != nil {
-		log.Warn("encoder: delete staged audio", "key", ev.Key, "error", err)
-	}
-	return nil
+	}), nil
 }
 
 // encode streams the DCA of the file at path into the blob store. The frame
@@ -418,41 +424,28 @@ func checkCoverage(res transcode.Result, src time.Duration) error {
 	return nil
 }
 
-// publishDone publishes dca.encoded then upload.done, both as consequences
-// of parent, so that a second run publishes the same ids.
-func (h *handler) publishDone(ctx context.Context, parent events.Envelope, song events.Song, key string, size int64, enc events.DCAEncoded) error {
-	first, err := events.Next(parent, song.ID, enc)
-	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the dca.encoded event could not be made")
+// done is what a stored DCA causes: dca.encoded, then upload.done.
+func (h *handler) done(song events.Song, key string, size int64, enc events.DCAEncoded) []stage.Emit {
+	return []stage.Emit{
+		{SongID: song.ID, Event: enc},
+		{SongID: song.ID, Event: events.UploadDone{Song: song, Key: key, Location: h.blobs.Location(key), Size: size}},
 	}
-	second, err := events.Next(parent, song.ID, events.UploadDone{
-		Song: song, Key: key, Location: h.blobs.Location(key), Size: size,
-	})
-	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the upload.done event could not be made")
-	}
-	for _, env := range []events.Envelope{first, second} {
-		if _, err := h.pub.Publish(ctx, env); err != nil {
-			return events.Wrap(events.CodeInternal, err, "the %s event could not be published", env.Type)
-		}
-	}
-	return nil
 }
 
-// republish handles an event whose staged audio is gone. If the song's DCA
-// is stored, a previous run got as far as deleting the staging blob, so it
-// published both events; they are published again (same ids: the stream
-// keeps one copy within its duplicate window). Otherwise the audio is lost
-// and the error is transient, so the operation fails after MAX_ATTEMPTS.
-func (h *handler) republish(ctx context.Context, d stage.Delivery, song events.Song, key string, log *slog.Logger) error {
+// describe answers the events of a song whose DCA is stored already, read
+// from the DCA itself, for an attempt that finds the work done.
+func (h *handler) describe(ctx context.Context, song events.Song, key string, log *slog.Logger) ([]stage.Emit, error) {
 	r, info, err := h.blobs.Open(ctx, key)
 	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the downloaded audio is no longer stored")
+		return nil, err
 	}
 	defer r.Close()
 	dcaInfo, err := dcafile.Parse(r)
-	if err != nil || dcaInfo.Frames == 0 {
-		return events.Wrap(events.CodeInternal, errors.Join(err, errors.New("empty DCA")), "the downloaded audio is no longer stored")
+	if err != nil {
+		return nil, err
+	}
+	if dcaInfo.Frames == 0 {
+		return nil, errors.New("encoder: the stored DCA has no frames")
 	}
 	bitrate := h.bitrate
 	if dcaInfo.Metadata.Opus != nil {
@@ -462,13 +455,13 @@ func (h *handler) republish(ctx context.Context, d stage.Delivery, song events.S
 	if srcMs == 0 {
 		srcMs = dcaInfo.Duration.Milliseconds()
 	}
-	log.Info("encoder: staged audio gone but DCA stored: republishing", "dca_key", key, "frames", dcaInfo.Frames)
-	return h.publishDone(ctx, d.Envelope, song, key, info.Size, events.DCAEncoded{
+	log.Info("encoder: the song's DCA is stored already; not encoding again", "dca_key", key, "frames", dcaInfo.Frames)
+	return h.done(song, key, info.Size, events.DCAEncoded{
 		Frames:           dcaInfo.Frames,
 		DurationMs:       dcaInfo.Duration.Milliseconds(),
 		SourceDurationMs: srcMs,
 		BitrateKbps:      bitrate,
-	})
+	}), nil
 }
 
 // audioFailure maps a transcode error to the failure the stage reports.

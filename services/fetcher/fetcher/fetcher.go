@@ -117,10 +117,6 @@ func Run(ctx context.Context, d Deps) error {
 		}
 		return fmt.Errorf("fetcher: %w", err)
 	}
-	pub := d.Publisher
-	if pub == nil {
-		pub = events.NewPublisher(d.JS)
-	}
 	cl := d.Claims
 	if cl == nil {
 		store, err := claims.Open(ctx, d.JS, d.Config.StreamReplicas, claims.DefaultTTL)
@@ -143,14 +139,14 @@ func Run(ctx context.Context, d Deps) error {
 		fetcher:     &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config},
 		blobs:       d.Blobs,
 		claims:      cl,
-		pub:         pub,
 		metrics:     d.Metrics,
 		maxAttempts: d.Config.MaxAttempts,
 	}
 	w := &stage.Worker{
 		Stage:       StageName,
+		JS:          d.JS,
 		Consumer:    cons,
-		Publish:     pub,
+		Publish:     d.Publisher,
 		Handle:      h.handle,
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,

@@ -42,7 +42,6 @@ type handler struct {
 	fetcher     *Fetcher
 	blobs       Blobs
 	claims      Claims
-	pub         stage.Publisher
 	metrics     *metrics.Metrics
 	maxAttempts int
 }
@@ -50,10 +49,10 @@ type handler struct {
 // handle answers one video.resolved. In order:
 //
 //  1. The song's DCA is stored (Stat is the truth, whether or not an
-//     upload.done was ever published for it): publish upload.done with
+//     upload.done was ever published for it): answer upload.done with
 //     Cached set, fetch nothing.
 //  2. Take the song's claim. Got it (or already had it: a redelivery of
-//     this operation): download, publish audio.downloaded, and leave the
+//     this operation): download, answer audio.downloaded, and leave the
 //     claim to the encoder, which releases it once the DCA is stored.
 //  3. Another operation holds it: wait until it is released, expires or
 //     fails, then go back to 1. A failed claim ends this operation with the
@@ -68,46 +67,46 @@ type handler struct {
 // of the fetch slots (Config.FetchConcurrency) while it waits, using no
 // CPU.
 //
-// It is safe to run twice: every event it publishes has an id derived from
-// the delivery.
-func (h *handler) handle(ctx context.Context, d stage.Delivery) error {
+// It is safe to run twice: the runtime derives the ids of the events it
+// returns from the delivery, and a second download replaces the first.
+func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 	ev, ok := d.Event.(events.VideoResolved)
 	if !ok {
-		return events.Fail(events.CodeInvalidInput, "the fetcher cannot handle %s", d.Envelope.Type)
+		return nil, events.Fail(events.CodeInvalidInput, "the fetcher cannot handle %s", d.Envelope.Type)
 	}
 	song := ev.Song
 	if song.ID == "" {
 		song.ID = d.Envelope.SongID
 	}
 	if err := events.ValidOperationID(song.ID); err != nil {
-		return events.Fail(events.CodeInvalidInput, "the song has no valid id")
+		return nil, events.Fail(events.CodeInvalidInput, "the song has no valid id")
 	}
 	opID := d.Envelope.OperationID
 	log := d.Log
 	joined := false
 	for {
 		if info, ok, err := h.stored(ctx, song.ID); err != nil {
-			return err
+			return nil, err
 		} else if ok {
-			return h.publishCached(ctx, d, song, info)
+			return h.cached(d, song, info), nil
 		}
 		claim, held, err := h.claims.Acquire(ctx, song.ID, opID)
 		if err != nil {
-			return events.Wrap(events.CodeInternal, err, "the download could not be coordinated")
+			return nil, events.Wrap(events.CodeInternal, err, "the download could not be coordinated")
 		}
 		if claim != nil {
 			// The owner may have stored the DCA and released the claim
 			// between the check above and Acquire.
 			if info, ok, err := h.stored(ctx, song.ID); err == nil && ok {
 				h.release(ctx, claim, log)
-				return h.publishCached(ctx, d, song, info)
+				return h.cached(d, song, info), nil
 			}
 			return h.fetch(ctx, d, song, claim)
 		}
 		if held.State == claims.StateFailed {
 			if code := events.Code(held.Code); code.Permanent() {
 				log.Info("fetcher: the same song failed for another operation", "owner", held.Owner, "code", code)
-				return events.Fail(code, "%s", held.Message)
+				return nil, events.Fail(code, "%s", held.Message)
 			}
 		}
 		if !joined {
@@ -117,9 +116,9 @@ func (h *handler) handle(ctx context.Context, d stage.Delivery) error {
 		}
 		if err := h.claims.Wait(ctx, song.ID, held); err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("fetcher: waiting for operation %s's download of the same song: %w", held.Owner, err)
+				return nil, fmt.Errorf("fetcher: waiting for operation %s's download of the same song: %w", held.Owner, err)
 			}
-			return events.Wrap(events.CodeInternal, err, "the download could not be coordinated")
+			return nil, events.Wrap(events.CodeInternal, err, "the download could not be coordinated")
 		}
 	}
 }
@@ -137,45 +136,31 @@ func (h *handler) stored(ctx context.Context, songID string) (objstore.Info, boo
 	return info, info.Size > 0, nil
 }
 
-// publishCached ends the operation with upload.done for the stored DCA.
-func (h *handler) publishCached(ctx context.Context, d stage.Delivery, song events.Song, info objstore.Info) error {
-	env, err := events.Next(d.Envelope, song.ID, events.UploadDone{
-		Song: song, Key: DCAKey(song.ID), Location: info.Location, Size: info.Size, Cached: true,
-	})
-	if err != nil {
-		return events.Wrap(events.CodeInternal, err, "the stored song could not be recorded")
-	}
-	if _, err := h.pub.Publish(ctx, env); err != nil {
-		return events.Wrap(events.CodeInternal, err, "the stored song could not be recorded")
-	}
+// cached ends the operation with upload.done for the stored DCA.
+func (h *handler) cached(d stage.Delivery, song events.Song, info objstore.Info) []stage.Emit {
 	d.Log.Info("fetcher: song already stored; nothing fetched", "dca_key", DCAKey(song.ID), "dca_size", info.Size)
-	return nil
+	return []stage.Emit{{SongID: song.ID, Event: events.UploadDone{
+		Song: song, Key: DCAKey(song.ID), Location: info.Location, Size: info.Size, Cached: true,
+	}}}
 }
 
 // fetch downloads song as the holder of its claim, which it keeps alive
-// meanwhile, and publishes audio.downloaded. On success the claim stays for
+// meanwhile, and answers audio.downloaded. On success the claim stays for
 // the encoder. On failure: a permanent one is recorded in the claim (the
 // waiters end with it); on the last attempt the claim is released (a
 // waiter takes over with attempts of its own); otherwise the claim is kept
 // for this operation's next attempt.
-func (h *handler) fetch(ctx context.Context, d stage.Delivery, song events.Song, claim *claims.Claim) error {
+func (h *handler) fetch(ctx context.Context, d stage.Delivery, song events.Song, claim *claims.Claim) ([]stage.Emit, error) {
 	stop := claim.Keep(ctx)
 	done, err := h.fetcher.Fetch(ctx, d.Envelope.OperationID, song, d.Log)
 	if kerr := stop(); kerr != nil {
 		d.Log.Warn("fetcher: the song's claim was lost during the download", "error", kerr)
 	}
-	if err == nil {
-		env, nerr := events.Next(d.Envelope, done.Song.ID, done)
-		if nerr != nil {
-			err = events.Wrap(events.CodeInternal, nerr, "the download could not be recorded")
-		} else if _, perr := h.pub.Publish(ctx, env); perr != nil {
-			err = events.Wrap(events.CodeInternal, perr, "the download could not be recorded")
-		}
-	}
 	if err != nil {
 		settle(ctx, claim, err, d.Attempt >= h.maxAttempts, d.Log)
+		return nil, err
 	}
-	return err
+	return []stage.Emit{{SongID: done.Song.ID, Event: done}}, nil
 }
 
 // settle records a failed attempt of the claim's owner: a permanent

@@ -3,10 +3,12 @@
 //
 // It reads every event of the stream through the durable consumer
 // events.ConsumerRecorder, one at a time in stream order (MaxAckPending 1,
-// shared by all recorder processes), and never skips one:
+// shared by all recorder processes), on the stage runtime every consumer
+// runs on (platform/stage), and never skips one:
 //   - an event is applied (see Apply) and then acked;
 //   - a store error Naks it with a backoff delay, and it is retried forever
-//     (the consumer has no MaxDeliver), holding back the events after it;
+//     (the consumer has no MaxDeliver, the worker no MaxAttempts), holding
+//     back the events after it;
 //   - a message that does not decode is terminated with the reason logged:
 //     it can never be applied, and later events must not wait for it.
 //
@@ -28,6 +30,9 @@ import (
 	"github.com/butakero/butakero/platform/stage"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// StageName names the recorder in the stage runtime's logs and metrics.
+const StageName = "record"
 
 // applyTimeout bounds the store calls for one event, below events.AckWait
 // so a slow store does not get the event delivered twice at once.
@@ -70,44 +75,21 @@ func Run(ctx context.Context, d Deps) error {
 		}
 		return fmt.Errorf("recorder: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
-	if err != nil {
-		return fmt.Errorf("recorder: consume: %w", err)
-	}
-	defer it.Stop()
-	// work outlives ctx by the grace period so the event in hand is
-	// finished; Drain lets a message already pulled be handled too.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	go func() {
-		<-ctx.Done()
-		it.Drain()
-		t := time.NewTimer(d.Config.ShutdownGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelWork()
-		case <-work.Done():
-		}
-	}()
-
 	r := &recorder{store: d.Store, log: d.Log}
-	d.Log.Info("recorder: running")
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				d.Log.Info("recorder: stopped")
-				return nil
-			}
-			if errors.Is(err, jetstream.ErrConsumerDeleted) {
-				return fmt.Errorf("recorder: %w", err)
-			}
-			d.Log.Warn("recorder: next message", "error", err)
-			continue
-		}
-		r.handle(work, msg)
+	w := &stage.Worker{
+		Stage:       StageName,
+		JS:          d.JS,
+		Consumer:    cons,
+		Handle:      r.handle,
+		Log:         d.Log,
+		Timeout:     applyTimeout,
+		Concurrency: 1,
+		Grace:       d.Config.ShutdownGrace,
 	}
+	d.Log.Info("recorder: running")
+	err = w.Run(ctx)
+	d.Log.Info("recorder: stopped")
+	return err
 }
 
 type recorder struct {
@@ -115,47 +97,19 @@ type recorder struct {
 	log   *slog.Logger
 }
 
-// handle applies one message and ends it with Ack, NakWithDelay or Term.
-func (r *recorder) handle(ctx context.Context, msg jetstream.Msg) {
-	log := r.log.With("subject", msg.Subject())
-	md, err := msg.Metadata()
-	if err != nil {
-		log.Error("recorder: message without metadata", "error", err)
-		_ = msg.NakWithDelay(stage.Backoff(1))
-		return
+// handle applies one event. The runtime acks it once applied and retries
+// it, forever, when a store fails.
+func (r *recorder) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
+	log := d.Log.With("seq", d.Seq, "type", d.Envelope.Type)
+	if _, err := r.applyChanged(ctx, d.Envelope, d.Event, d.Seq, d.Time, log); err != nil {
+		return nil, fmt.Errorf("recorder: apply: %w", err)
 	}
-	seq := md.Sequence.Stream
-	log = log.With("seq", seq)
-	env, ev, err := events.Decode(msg.Data())
-	if err != nil {
-		log.Error("recorder: terminating undecodable message", "error", err)
-		_ = msg.TermWithReason("undecodable: " + err.Error())
-		return
-	}
-	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "type", env.Type)
-
-	ctx, cancel := context.WithTimeout(ctx, applyTimeout)
-	defer cancel()
-	if err := r.apply(ctx, env, ev, seq, md.Timestamp, log); err != nil {
-		delay := stage.Backoff(int(md.NumDelivered))
-		log.Warn("recorder: event not applied, will retry", "error", err, "attempt", md.NumDelivered, "retry_in", delay)
-		_ = msg.NakWithDelay(delay)
-		return
-	}
-	if err := msg.Ack(); err != nil {
-		// Redelivered later and skipped by sequence.
-		log.Warn("recorder: ack", "error", err)
-	}
+	return nil, nil
 }
 
-// apply loads the records the event touches, applies it and stores what
-// changed: the song first, then the operation (see Apply).
-func (r *recorder) apply(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) error {
-	_, err := r.applyChanged(ctx, env, ev, seq, t, log)
-	return err
-}
-
-// applyChanged is apply that also reports whether a record changed.
+// applyChanged loads the records the event touches, applies it and stores
+// what changed: the song first, then the operation (see Apply). It reports
+// whether a record changed.
 func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) (bool, error) {
 	op, err := r.store.Operation(ctx, env.OperationID)
 	if err != nil && !errors.Is(err, projection.ErrNotFound) {

@@ -94,10 +94,6 @@ func Run(ctx context.Context, d Deps) error {
 		}
 		return fmt.Errorf("resolver: %w", err)
 	}
-	pub := d.Publisher
-	if pub == nil {
-		pub = events.NewPublisher(d.JS)
-	}
 	r := &Resolver{
 		API:         api,
 		Search:      d.Search,
@@ -111,9 +107,10 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	w := &stage.Worker{
 		Stage:       StageName,
+		JS:          d.JS,
 		Consumer:    cons,
-		Publish:     pub,
-		Handle:      handler(r, pub),
+		Publish:     d.Publisher,
+		Handle:      handler(r),
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
@@ -129,27 +126,19 @@ func Run(ctx context.Context, d Deps) error {
 	return w.Run(ctx)
 }
 
-// handler publishes video.resolved for each request. It is safe to run
-// twice: the video.resolved id derives from the request's, so the stream
-// keeps one.
-func handler(r *Resolver, pub stage.Publisher) stage.Handler {
-	return func(ctx context.Context, d stage.Delivery) error {
+// handler resolves each request into its video.resolved. It is safe to
+// run twice: the runtime derives the event's id from the request's.
+func handler(r *Resolver) stage.Handler {
+	return func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 		req, ok := d.Event.(events.SongRequested)
 		if !ok {
-			return events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
 		}
 		song, err := r.Resolve(ctx, req.Query, d.Log)
 		if err != nil {
-			return err
-		}
-		env, err := events.Next(d.Envelope, song.ID, events.VideoResolved{Song: song})
-		if err != nil {
-			return events.Wrap(events.CodeInternal, err, "the resolved song could not be recorded")
-		}
-		if _, err := pub.Publish(ctx, env); err != nil {
-			return events.Wrap(events.CodeInternal, err, "the resolved song could not be recorded")
+			return nil, err
 		}
 		d.Log.Info("resolver: resolved", "song_id", song.ID, "source", song.Source, "title", song.Title)
-		return nil
+		return []stage.Emit{{SongID: song.ID, Event: events.VideoResolved{Song: song}}}, nil
 	}
 }
