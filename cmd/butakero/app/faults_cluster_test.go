@@ -134,8 +134,9 @@ type natsNode struct {
 	exited chan struct{}
 }
 
-// startNATSCluster starts n JetStream nodes routed to each other, their
-// stores in the test's temp dirs, and waits until JetStream answers.
+// startNATSCluster starts n JetStream nodes routed to each other (one
+// standalone server for n = 1), their stores in the test's temp dirs, and
+// waits until JetStream answers.
 func startNATSCluster(t *testing.T, n int) *natsCluster {
 	t.Helper()
 	bin := os.Getenv(EnvNATSServer)
@@ -156,12 +157,15 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 		conf := fmt.Sprintf(`server_name: %s
 listen: %s
 jetstream { store_dir: %q }
-cluster {
+`, node.name, node.client, filepath.Join(dir, "js"))
+		if n > 1 {
+			conf += fmt.Sprintf(`cluster {
   name: butakero
   listen: %s
   routes: [%s]
 }
-`, node.name, node.client, filepath.Join(dir, "js"), strings.TrimPrefix(routes[i], "nats-route://"), strings.Join(routes, ", "))
+`, strings.TrimPrefix(routes[i], "nats-route://"), strings.Join(routes, ", "))
+		}
 		confPath := filepath.Join(dir, "nats.conf")
 		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)

@@ -39,6 +39,7 @@ func TestFaults(t *testing.T) {
 		run  func(t *testing.T, bin string)
 	}{
 		{"SIGKILL mid-encode, restart on the same data", faultKillMidEncode},
+		{"a publish lost at every stage, a SIGKILL between two", faultLostPublish},
 		{"SIGTERM mid-encode", faultTermMidEncode},
 		{"a NATS node and a process killed in a cluster", faultCluster},
 		{"DynamoDB paused", faultDynamoDBPaused},
