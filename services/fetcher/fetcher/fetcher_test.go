@@ -28,7 +28,7 @@ import (
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg, err := config.Load(config.FromMap(map[string]string{
-		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
+		"ALLOWED_MEDIA_HOSTS": "127.0.0.1:*",
 		"MAX_ATTEMPTS":        "3",
 		"STAGE_TIMEOUT":       "60s",
 		"MAX_DURATION":        "1h",
