@@ -106,19 +106,17 @@ func (f *Fetcher) fetchDirect(ctx context.Context, opID string, song events.Song
 	defer resp.Body.Close()
 	final := resp.Request.URL
 	if err := statusFailure(resp.StatusCode); err != nil {
-		log.Warn("fetcher: the media host answered an error", "status", resp.StatusCode, "url", final.Redacted())
-		return events.AudioDownloaded{}, err
+		return events.AudioDownloaded{}, because(err, "GET %s: %s", final.Redacted(), resp.Status)
 	}
 	if resp.ContentLength == 0 {
-		return events.AudioDownloaded{}, errEmpty()
+		return events.AudioDownloaded{}, because(errEmpty(), "GET %s: no body", final.Redacted())
 	}
 	mt, err := mediaType(resp.Header.Get("Content-Type"))
 	if err != nil {
-		log.Warn("fetcher: the media host answered something else than media", "content_type", resp.Header.Get("Content-Type"), "url", final.Redacted())
-		return events.AudioDownloaded{}, err
+		return events.AudioDownloaded{}, because(err, "GET %s: Content-Type %q", final.Redacted(), resp.Header.Get("Content-Type"))
 	}
 	if resp.ContentLength > limit {
-		return events.AudioDownloaded{}, tooLarge(limit)
+		return events.AudioDownloaded{}, because(tooLarge(limit), "GET %s: Content-Length %d", final.Redacted(), resp.ContentLength)
 	}
 
 	ext := directExt(mt, final, u)
@@ -319,6 +317,13 @@ func directTitle(u *url.URL) string {
 		return r
 	}, strings.ToValidUTF8(base, ""))
 	return strings.TrimSpace(base)
+}
+
+// because returns the failure err with what caused it, for the log (the
+// stage logs a failure's error; the user sees its message alone).
+func because(err error, format string, args ...any) error {
+	f := events.AsFailure(err)
+	return events.Wrap(f.Code, fmt.Errorf(format, args...), "%s", f.Message)
 }
 
 // errEmpty is the failure of a response without a body.
