@@ -1,5 +1,5 @@
 // Package audiofixture makes audio files with the real ffmpeg at test time
-// and serves them from a loopback HTTP server, the way yt-dlp would find
+// and serves them from a loopback HTTP server, the way the fetcher finds
 // media on the web.
 package audiofixture
 
@@ -10,8 +10,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -79,29 +81,66 @@ func Write(t testing.TB, dir, name string, body []byte) string {
 	return p
 }
 
-// Server serves dir over HTTP on 127.0.0.1 and counts requests per path.
+// Server serves dir over HTTP on loopback and counts requests per path.
 type Server struct {
 	*httptest.Server
 	hits *hitCounter
+
+	mu       sync.Mutex
+	handlers map[string]http.Handler
 }
 
-// Serve starts a loopback file server for dir, stopped when t ends.
+// Serve starts a file server for dir on 127.0.0.1, stopped when t ends.
 func Serve(t testing.TB, dir string) *Server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return ServeAt(t, dir, "127.0.0.1:0")
+}
+
+// ServeAt is Serve on the listen address addr ("[::1]:0").
+//
+// A file's Content-Type comes from its extension (contentTypes), the same
+// on every machine, whatever /etc/mime.types says; other names get net/http's
+// guess.
+func ServeAt(t testing.TB, dir, addr string) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	hc := newHitCounter()
+	s := &Server{hits: newHitCounter(), handlers: map[string]http.Handler{}}
 	fs := http.FileServer(http.Dir(dir))
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hc.add(r.URL.Path)
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hits.add(r.URL.Path)
+		s.mu.Lock()
+		h := s.handlers[r.URL.Path]
+		s.mu.Unlock()
+		if h != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if ct, ok := contentTypes[path.Ext(r.URL.Path)]; ok {
+			w.Header().Set("Content-Type", ct)
+		}
 		fs.ServeHTTP(w, r)
 	}))
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return &Server{Server: srv, hits: hc}
+	s.Server.Listener = ln
+	s.Server.Start()
+	t.Cleanup(s.Server.Close)
+	return s
+}
+
+// contentTypes are the fixtures' media types.
+var contentTypes = map[string]string{
+	".m4a": "audio/mp4", ".mp3": "audio/mpeg", ".webm": "audio/webm", ".ogg": "audio/ogg",
+	".wav": "audio/wav", ".mp4": "video/mp4", ".html": "text/html; charset=utf-8",
+}
+
+// Handle makes the server answer path ("/name") with h rather than a file:
+// a redirect, a page, a chosen status. Its requests are counted as a file's.
+func (s *Server) Handle(path string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.handlers[path] = h
 }
 
 // URL is the address of the fixture called name.

@@ -5,11 +5,14 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/butakero/butakero/platform/mediahosts"
 )
 
 // Config is every setting of the CONTRACT's environment table plus the
@@ -20,7 +23,7 @@ type Config struct {
 	NATSURL           string        // NATS_URL; empty means embedded
 	NATSListen        string        // NATS_LISTEN: embedded server's client listener; empty means none
 	StreamReplicas    int           // STREAM_REPLICAS
-	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, lower-cased
+	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, canonical entries (package mediahosts)
 	YouTubeAPIKey     string        // YOUTUBE_API_KEY
 	YouTubeAPIBaseURL string        // YOUTUBE_API_BASE_URL
 	MaxAttempts       int           // MAX_ATTEMPTS
@@ -39,6 +42,7 @@ type Config struct {
 	MetricsAddr       string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
 	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
 	EncodeConcurrency int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
+	DirectMaxBytes    int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
 
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
@@ -55,6 +59,10 @@ type Config struct {
 	LogLevel        string // LOG_LEVEL (GIN_MODE=debug means debug)
 	LogFormat       string // LOG_FORMAT (GIN_MODE=debug means text)
 }
+
+// DefaultDirectMaxBytes is DIRECT_MAX_BYTES when unset: 1 GiB, about 9
+// hours of 256 kbit/s audio.
+const DefaultDirectMaxBytes = 1 << 30
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
 type Lookup func(key string) (string, bool)
@@ -109,25 +117,25 @@ func Load(lookup Lookup) (Config, error) {
 		NATSURL:           get("NATS_URL", ""),
 		NATSListen:        get("NATS_LISTEN", ""),
 		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
-		AllowedMediaHosts: list(get("ALLOWED_MEDIA_HOSTS", ""), true),
 		YouTubeAPIKey:     get("YOUTUBE_API_KEY", ""),
 		YouTubeAPIBaseURL: get("YOUTUBE_API_BASE_URL", ""),
 		MaxAttempts:       intVar("MAX_ATTEMPTS", 3, 1, 100),
 		StageTimeout:      durVar("STAGE_TIMEOUT", 4*time.Minute),
 		MaxDuration:       durVar("MAX_DURATION", 3*time.Hour),
 		DCABitrateKbps:    intVar("DCA_BITRATE_KBPS", 96, 8, 128),
-		APIKeys:           list(get("API_KEYS", ""), false),
+		APIKeys:           list(get("API_KEYS", "")),
 		YTDLPCookiesFile:  get("YTDLP_COOKIES_FILE", ""),
 		YTDLPProxy:        get("YTDLP_PROXY", ""),
 		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
-		AllowedOrigins:    list(get("ALLOWED_ORIGINS", ""), false),
+		AllowedOrigins:    list(get("ALLOWED_ORIGINS", "")),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
 		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
 		MetricsAddr:       get("METRICS_ADDR", ""),
 		FetchConcurrency:  intVar("FETCH_CONCURRENCY", 2, 1, 256),
 		EncodeConcurrency: intVar("ENCODE_CONCURRENCY", runtime.NumCPU(), 1, 256),
+		DirectMaxBytes:    int64(intVar("DIRECT_MAX_BYTES", DefaultDirectMaxBytes, 1, math.MaxInt)),
 		BucketName:        get("BUCKET_NAME", ""),
 		Region:            get("REGION", ""),
 		AccessKey:         get("ACCESS_KEY", ""),
@@ -138,6 +146,11 @@ func Load(lookup Lookup) (Config, error) {
 		LogLevel:          strings.ToLower(get("LOG_LEVEL", "info")),
 		LogFormat:         strings.ToLower(get("LOG_FORMAT", "json")),
 	}
+	hosts, err := mediahosts.Parse(get("ALLOWED_MEDIA_HOSTS", ""))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ALLOWED_MEDIA_HOSTS: %w", err))
+	}
+	c.AllowedMediaHosts = hosts
 	if strings.EqualFold(get("GIN_MODE", ""), "debug") {
 		if _, ok := lookup("LOG_LEVEL"); !ok {
 			c.LogLevel = "debug"
@@ -181,13 +194,10 @@ func (c Config) ProjectionsInDynamoDB() bool { return c.SongsTable != "" && c.Op
 // Embedded reports whether the process runs its own JetStream server.
 func (c Config) Embedded() bool { return c.NATSURL == "" }
 
-func list(s string, lower bool) []string {
+func list(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
 		p = strings.TrimSpace(p)
-		if lower {
-			p = strings.ToLower(p)
-		}
 		if p != "" {
 			out = append(out, p)
 		}

@@ -22,11 +22,24 @@ func TestLoad(t *testing.T) {
 				t.Errorf("defaults = %+v", c)
 			}
 		}, ""},
-		{"lists are trimmed and hosts lower-cased", map[string]string{"ALLOWED_MEDIA_HOSTS": " CDN.example.com, ,127.0.0.1", "API_KEYS": "a, b"}, func(t *testing.T, c config.Config) {
-			if strings.Join(c.AllowedMediaHosts, "|") != "cdn.example.com|127.0.0.1" || strings.Join(c.APIKeys, "|") != "a|b" {
+		{"lists are trimmed and hosts lower-cased", map[string]string{"ALLOWED_MEDIA_HOSTS": " CDN.example.com, ,127.0.0.1:9000,[::1]:*", "API_KEYS": "a, b"}, func(t *testing.T, c config.Config) {
+			if strings.Join(c.AllowedMediaHosts, "|") != "cdn.example.com|127.0.0.1:9000|[::1]:*" || strings.Join(c.APIKeys, "|") != "a|b" {
 				t.Errorf("hosts %q, keys %q", c.AllowedMediaHosts, c.APIKeys)
 			}
 		}, ""},
+		{"direct downloads are capped at 1 GiB", nil, func(t *testing.T, c config.Config) {
+			if c.DirectMaxBytes != 1<<30 {
+				t.Errorf("DirectMaxBytes = %d", c.DirectMaxBytes)
+			}
+		}, ""},
+		{"DIRECT_MAX_BYTES", map[string]string{"DIRECT_MAX_BYTES": "5000000"}, func(t *testing.T, c config.Config) {
+			if c.DirectMaxBytes != 5_000_000 {
+				t.Errorf("DirectMaxBytes = %d", c.DirectMaxBytes)
+			}
+		}, ""},
+		{"bad DIRECT_MAX_BYTES", map[string]string{"DIRECT_MAX_BYTES": "1G"}, nil, "DIRECT_MAX_BYTES"},
+		{"an allowed host with a scheme", map[string]string{"ALLOWED_MEDIA_HOSTS": "cdn.example.com,https://media.example.com"}, nil, "ALLOWED_MEDIA_HOSTS"},
+		{"an allowed host with a bad port", map[string]string{"ALLOWED_MEDIA_HOSTS": "cdn.example.com:99999"}, nil, "ALLOWED_MEDIA_HOSTS"},
 		{"GIN_MODE=debug from the seed", map[string]string{"GIN_MODE": "debug"}, func(t *testing.T, c config.Config) {
 			if c.LogLevel != "debug" || c.LogFormat != "text" {
 				t.Errorf("level %q format %q", c.LogLevel, c.LogFormat)

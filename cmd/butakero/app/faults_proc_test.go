@@ -75,7 +75,7 @@ func processEnv(vars map[string]string) []string {
 		}
 	}
 	base := map[string]string{
-		"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
+		"ALLOWED_MEDIA_HOSTS": "127.0.0.1:*",
 		"LOG_LEVEL":           "warn",
 		"LOG_FORMAT":          "text",
 		"RATE_LIMIT":          "0",

@@ -54,7 +54,7 @@ func TestServicesAlone(t *testing.T) {
 	env := append(os.Environ(),
 		"NATS_URL="+srv.ClientURL(),
 		"HTTP_ADDR="+httpAddr,
-		"ALLOWED_MEDIA_HOSTS=127.0.0.1",
+		"ALLOWED_MEDIA_HOSTS=127.0.0.1:*",
 		"LOG_LEVEL=warn",
 		"SHUTDOWN_GRACE=5s",
 	)

@@ -1,8 +1,9 @@
-// Package fetcher is the fetch stage: for each video.resolved it runs
-// yt-dlp (through goutubedl) and streams the audio into the blob store at
-// "staging/<operation_id>.<ext>", then publishes audio.downloaded.
+// Package fetcher is the fetch stage: for each video.resolved it downloads
+// the song's audio, a YouTube video with yt-dlp (through goutubedl), a
+// direct media URL with net/http (direct.go), streams it into the blob store
+// at "staging/<operation_id>.<ext>", then publishes audio.downloaded.
 //
-// A fetch is one yt-dlp run (its start-up alone costs most of a second):
+// A YouTube fetch is one yt-dlp run (its start-up alone costs most of a second):
 // yt-dlp itself refuses live streams and songs longer than MAX_DURATION
 // before downloading (--match-filter), and writes the song's metadata to a
 // file just before the download starts (--print-to-file), which is where
@@ -12,10 +13,11 @@
 // (so no URL can become an option), and writes the media to its standard
 // output, which goes straight into the store: a download is never held in
 // memory or on disk. Download progress goes out on core NATS
-// (events.PublishProgress), a few times per second at most. For a YouTube
-// song yt-dlp may use its YouTube extractor only (--use-extractors youtube),
-// so its generic extractor, which follows any page to any host, is off; a
-// direct media URL (already allow-listed by the resolver) keeps it.
+// (events.PublishProgress), a few times per second at most. yt-dlp may use
+// its YouTube extractor only (--use-extractors youtube), so its generic
+// extractor, which follows any page to any host, is off. A direct media URL
+// never reaches yt-dlp: it is fetched over HTTP, with ALLOWED_MEDIA_HOSTS
+// checked on every redirect and every connection (see direct.go).
 //
 // One song, one download (see singleflight.go): a song whose DCA is
 // already stored is answered with upload.done at once, without running
@@ -160,7 +162,7 @@ func Run(ctx context.Context, d Deps) error {
 }
 
 // Fetcher downloads songs into the blob store. It is safe for concurrent
-// use: every Fetch runs its own yt-dlp process.
+// use: every Fetch runs its own yt-dlp process or HTTP client.
 type Fetcher struct {
 	// NC carries progress messages; nil means none are sent.
 	NC     *nats.Conn
@@ -170,6 +172,9 @@ type Fetcher struct {
 
 // Fetch downloads song.URL into the blob store at
 // "staging/<opID>.<ext>" and returns the audio.downloaded event to publish.
+// A direct song (Source SourceDirect) is fetched over HTTP within
+// ALLOWED_MEDIA_HOSTS (see direct.go); any other goes to yt-dlp's YouTube
+// extractor.
 //
 // It fails with a permanent *events.Failure for what no retry would fix
 // (the source is missing, private, live, too long or empty), and with a
@@ -186,12 +191,15 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 	if f.NC != nil {
 		progress = func(pct float64) { events.PublishProgress(f.NC, opID, StageName, pct) }
 	}
+	if song.Source == SourceDirect {
+		return f.fetchDirect(ctx, opID, song, progress, log)
+	}
 	dir, err := os.MkdirTemp("", "butakero-fetch-")
 	if err != nil {
 		return events.AudioDownloaded{}, events.Wrap(events.CodeInternal, err, "the download could not be prepared")
 	}
 	defer os.RemoveAll(dir)
-	proc := newProcess(progress, fetchArgs(dir, f.Config.MaxDuration, song.Source)...)
+	proc := newProcess(progress, fetchArgs(dir, f.Config.MaxDuration)...)
 	started := time.Now()
 
 	// One yt-dlp run: goutubedl.Download passes the URL on stdin, selects

@@ -56,22 +56,20 @@ const SourceYouTube = "youtube"
 
 // fetchArgs are the options the fetcher adds to goutubedl's download run:
 // the match filter for max (0: live streams only), the two info files in
-// dir, an absolute directory the fetch owns, and for a YouTube song
-// (source "youtube") the YouTube extractor alone: yt-dlp's generic
-// extractor, which follows whatever page a URL serves to whatever it
-// embeds, is then off. yt-dlp 2023.03.04 spells it --use-extractors (alias
-// --ies), matching names case-insensitively as whole regexps, so "youtube"
-// names the video extractor only. None of these comes from a user.
-func fetchArgs(dir string, max time.Duration, source string) []string {
-	args := []string{
+// dir, an absolute directory the fetch owns, and the YouTube extractor
+// alone, whatever the song's source: yt-dlp's generic extractor, which
+// follows whatever page a URL serves to whatever it embeds, is never on
+// (direct URLs do not reach yt-dlp; see direct.go). yt-dlp 2023.03.04
+// spells it --use-extractors (alias --ies), matching names
+// case-insensitively as whole regexps, so "youtube" names the video
+// extractor only. None of these comes from a user.
+func fetchArgs(dir string, max time.Duration) []string {
+	return []string{
 		"--match-filter", matchFilter(max),
 		"--print-to-file", admissionTemplate, outputPath(filepath.Join(dir, admissionFile)),
 		"--print-to-file", infoTemplate, outputPath(filepath.Join(dir, infoFile)),
+		"--use-extractors", "youtube",
 	}
-	if source == SourceYouTube {
-		args = append(args, "--use-extractors", "youtube")
-	}
-	return args
 }
 
 // matchFilter is yt-dlp's filter for what may be downloaded: no live

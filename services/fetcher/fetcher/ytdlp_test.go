@@ -161,20 +161,13 @@ func TestMatchFilter(t *testing.T) {
 			t.Errorf("matchFilter(%s) = %q; want %q", tc.max, got, tc.want)
 		}
 	}
-	common := []string{"--match-filter", "!is_live & duration <=? 3600",
+	// The YouTube extractor alone, always: the generic one is never on.
+	want := []string{"--match-filter", "!is_live & duration <=? 3600",
 		"--print-to-file", admissionTemplate, "/tmp/100%%/" + admissionFile,
-		"--print-to-file", infoTemplate, "/tmp/100%%/" + infoFile}
-	for _, tc := range []struct {
-		name, source string
-		want         []string
-	}{
-		{"a direct URL keeps the generic extractor", "direct", common},
-		{"a YouTube song uses the YouTube extractor alone", SourceYouTube, append(slices.Clone(common), "--use-extractors", "youtube")},
-		{"an unknown source is treated as direct", "", common},
-	} {
-		if args := fetchArgs("/tmp/100%", time.Hour, tc.source); !slices.Equal(args, tc.want) {
-			t.Errorf("%s: fetchArgs = %q; want %q", tc.name, args, tc.want)
-		}
+		"--print-to-file", infoTemplate, "/tmp/100%%/" + infoFile,
+		"--use-extractors", "youtube"}
+	if args := fetchArgs("/tmp/100%", time.Hour); !slices.Equal(args, want) {
+		t.Errorf("fetchArgs = %q; want %q", args, want)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/mediahosts"
 )
 
 // MaxQueryBytes is the longest query Parse accepts.
@@ -80,9 +81,10 @@ func YouTubeWatchURL(id string) string { return "https://www.youtube.com/watch?v
 //   - a YouTube URL (watch?v=, youtu.be/, /shorts/, /embed/, /live/, /v/;
 //     other parameters ignored; the scheme may be left out) or a bare
 //     11-character video id: the video, with its canonical watch URL;
-//   - an http(s) URL whose host is exactly one of allowed (lower-case
-//     host names, as config.Config.AllowedMediaHosts holds them): that URL,
-//     normalized, under the id "url-" and 20 hex digits of its SHA-256;
+//   - an http(s) URL whose host and port an entry of allowed admits (see
+//     package mediahosts; entries as config.Config.AllowedMediaHosts holds
+//     them): that URL, normalized, under the id "url-" and 20 hex digits of
+//     its SHA-256;
 //   - any other URL: a CodeInvalidInput failure;
 //   - anything else: free text to search for.
 //
@@ -137,7 +139,7 @@ func asURL(q string, allowed []string) (string, bool) {
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
-	if youtubeHosts[host] || contains(allowed, host) {
+	if youtubeHosts[host] || mediahosts.Names(allowed, host) {
 		return "https://" + q, true
 	}
 	return "", false
@@ -186,8 +188,15 @@ func parseURL(raw string, allowed []string) (Query, error) {
 		}
 		return youtube(id), nil
 	}
-	if !contains(allowed, host) {
-		return Query{}, events.Fail(events.CodeInvalidInput, "host %s is not allowed", printable(host))
+	if !mediahosts.AllowsURL(allowed, u) {
+		if !mediahosts.Names(allowed, host) {
+			return Query{}, events.Fail(events.CodeInvalidInput, "host %s is not allowed", printable(host))
+		}
+		port := u.Port()
+		if port == "" {
+			port = map[string]string{"http": "80", "https": "443"}[scheme]
+		}
+		return Query{}, events.Fail(events.CodeInvalidInput, "port %s of host %s is not allowed", printable(port), printable(host))
 	}
 	norm := normalize(scheme, host, u)
 	sum := sha256.Sum256([]byte(norm))
@@ -251,15 +260,6 @@ func normalize(scheme, host string, u *url.URL) string {
 
 func youtube(id string) Query {
 	return Query{Kind: KindYouTube, Song: events.Song{ID: id, URL: YouTubeWatchURL(id), Source: "youtube"}}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // printable quotes a host for a message when it holds anything unusual.

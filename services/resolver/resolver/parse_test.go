@@ -15,7 +15,9 @@ import (
 
 const rick = "dQw4w9WgXcQ"
 
-var testAllowed = []string{"cdn.example.com", "127.0.0.1", "::1"}
+// testAllowed is an ALLOWED_MEDIA_HOSTS list in canonical form (as
+// mediahosts.Parse returns it).
+var testAllowed = []string{"cdn.example.com", "127.0.0.1:*", "[::1]:9000"}
 
 func directID(u string) string {
 	sum := sha256.Sum256([]byte(u))
@@ -81,6 +83,10 @@ func TestParse(t *testing.T) {
 		{name: "direct empty path", query: "https://cdn.example.com", want: direct("https://cdn.example.com/")},
 		{name: "direct ipv6", query: "http://[::1]:9000/t.mp3", want: direct("http://[::1]:9000/t.mp3")},
 		{name: "direct without scheme", query: "cdn.example.com/a.mp3", want: direct("https://cdn.example.com/a.mp3")},
+		{name: "allowed host on another port", query: "https://cdn.example.com:8443/a.mp3", wantErr: "port 8443 of host cdn.example.com is not allowed"},
+		{name: "allowed host without scheme on another port", query: "cdn.example.com:8080/a.mp3", wantErr: "port 8080 of host cdn.example.com is not allowed"},
+		{name: "allowed host over the other scheme's port", query: "http://cdn.example.com:443/a.mp3", wantErr: "port 443 of host cdn.example.com is not allowed"},
+		{name: "ipv6 on another port than its entry's", query: "http://[::1]/t.mp3", wantErr: "port 80 of host ::1 is not allowed"},
 		{name: "direct with user info", query: "https://u:p@cdn.example.com/a.mp3", wantErr: "user name"},
 		{name: "direct with empty user info", query: "https://@cdn.example.com/a.mp3", wantErr: "user name"},
 		{name: "host not allowed", query: "https://evil.example/a.mp3", wantErr: "host evil.example is not allowed"},

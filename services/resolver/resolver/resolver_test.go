@@ -48,7 +48,7 @@ func (s *scriptedSearcher) Search(ctx context.Context, text string) (projection.
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	cfg, err := config.Load(config.FromMap(map[string]string{
-		"ALLOWED_MEDIA_HOSTS": "cdn.example.com,127.0.0.1",
+		"ALLOWED_MEDIA_HOSTS": "cdn.example.com,127.0.0.1:8000",
 		"MAX_ATTEMPTS":        "3",
 		"STAGE_TIMEOUT":       "30s",
 		"SHUTDOWN_GRACE":      "5s",

@@ -20,7 +20,8 @@ import (
 // Defaults are the settings every test instance starts from; Launch's env
 // adds to and overrides them.
 var Defaults = map[string]string{
-	"ALLOWED_MEDIA_HOSTS": "127.0.0.1",
+	// Fixture servers listen on loopback on ports chosen at random.
+	"ALLOWED_MEDIA_HOSTS": "127.0.0.1:*",
 	"STAGE_TIMEOUT":       "60s",
 	"SHUTDOWN_GRACE":      "5s",
 	"LOG_LEVEL":           "warn",
