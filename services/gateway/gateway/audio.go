@@ -69,7 +69,7 @@ func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
 		return submission{}, errorf(CodeBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
 	kctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), strings.Clone(key), route, query)
+	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), key, route, query)
 	cancel()
 	if err != nil {
 		var e *Error
@@ -157,8 +157,7 @@ func (s *server) knownSongID(ctx context.Context, opID string) (string, error) {
 	return ev.(events.VideoResolved).Song.ID, nil
 }
 
-// songQuery validates the song parameter and returns it trimmed, as a copy
-// that does not alias fasthttp's request buffer.
+// songQuery validates the song parameter and returns it trimmed.
 func songQuery(raw string) (string, error) { return checkQuery("song", raw) }
 
 // checkQuery validates what a user typed as a song, named name in the
@@ -175,7 +174,7 @@ func checkQuery(name, raw string) (string, error) {
 	case strings.IndexFunc(q, unicode.IsControl) >= 0:
 		return "", errorf(CodeBadRequest, name+" must not contain control characters")
 	}
-	return strings.Clone(q), nil
+	return q, nil
 }
 
 // request publishes env (a song.requested) and returns the song id of the
@@ -265,7 +264,6 @@ func (s *server) status(c *fiber.Ctx) error {
 	if events.ValidOperationID(opID) != nil {
 		return errorf(CodeBadRequest, "operation_id must be 1 to 64 letters, digits, '-' or '_'")
 	}
-	opID = strings.Clone(opID)
 	c.Locals(localOperationID, opID)
 	songID := c.Query("song_id")
 	if songID != "" && !validSongID(songID) {

@@ -29,7 +29,6 @@ func (s *server) dca(c *fiber.Ctx) error {
 	if !validSongID(id) {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
-	id = strings.Clone(id)
 	c.Locals(localSongID, id)
 
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)

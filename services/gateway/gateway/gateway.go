@@ -233,6 +233,13 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		ReadTimeout:           readTimeout,
 		IdleTimeout:           idleTimeout,
 		CaseSensitive:         true,
+		// fasthttp reuses a connection's buffers for its next request, and
+		// without Immutable every string fiber hands out (the method, params,
+		// headers) aliases them: a metric label or a log attribute kept past
+		// the handler would show the next request's bytes. With it every
+		// value is a copy, at an allocation per access, and handlers may
+		// keep what they read.
+		Immutable: true,
 	})
 	app.Use(s.accessLog, s.recoverPanic)
 	if cors := s.origins.cors(); cors != nil {

@@ -112,7 +112,7 @@ func requestTrace(c *fiber.Ctx) context.Context {
 // fiberCarrier reads a request's headers for the trace propagator.
 type fiberCarrier struct{ c *fiber.Ctx }
 
-func (f fiberCarrier) Get(key string) string { return strings.Clone(f.c.Get(key)) }
+func (f fiberCarrier) Get(key string) string { return f.c.Get(key) }
 func (f fiberCarrier) Set(string, string)    {} // requests are read, never written
 func (f fiberCarrier) Keys() []string        { return []string{"traceparent", "tracestate"} }
 

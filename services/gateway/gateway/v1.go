@@ -102,7 +102,6 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	if events.ValidOperationID(opID) != nil {
 		return errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
 	}
-	opID = strings.Clone(opID)
 	c.Locals(localOperationID, opID)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
@@ -224,7 +223,6 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 	if len(cursor) > maxCursorBytes {
 		return errorf(CodeBadRequest, "malformed cursor")
 	}
-	q, cursor = strings.Clone(q), strings.Clone(cursor)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
 	songs, next, err := s.catalog.SearchSongs(ctx, q, limit, cursor)
@@ -257,7 +255,6 @@ func (s *server) getSong(c *fiber.Ctx) error {
 	if !validSongID(id) {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
-	id = strings.Clone(id)
 	c.Locals(localSongID, id)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()

@@ -691,6 +691,50 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsLabelsAreRealRequests drives requests of mixed methods and
+// paths over one keep-alive connection, so fasthttp reuses its buffers
+// between them, then checks that every method and route label /metrics
+// shows is one a request had: a label must not alias a request's buffer.
+func TestMetricsLabelsAreRealRequests(t *testing.T) {
+	h := start(t)
+	methods := []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodHead,
+		http.MethodOptions, http.MethodPut, http.MethodPatch}
+	paths := []string{"/healthz", "/v1/songs", "/v1/songs/nosuchsong", "/api/audio/status?operation_id=x",
+		"/v1/operations/nosuchop", "/no/such/route", "/v1/songs/nosuchsong/dca"}
+	for round := range 3 {
+		for i, m := range methods {
+			h.do(t, m, paths[(i+round)%len(paths)], nil)
+		}
+	}
+	real := map[string]bool{}
+	for _, m := range methods {
+		real[m] = true
+	}
+	routes := map[string]bool{"unmatched": true}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/dashboard/:file",
+		"/api/audio/start", "/api/audio/status", "/v1/operations", "/v1/operations/:id",
+		"/v1/operations/:id/events", "/v1/songs", "/v1/songs/:id", "/v1/songs/:id/dca"} {
+		routes[p] = true
+	}
+	label := regexp.MustCompile(`(method|route)="([^"]*)"`)
+	r := h.do(t, http.MethodGet, "/metrics", nil)
+	seen := 0
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if !strings.HasPrefix(line, "butakero_http_request") {
+			continue
+		}
+		seen++
+		for _, m := range label.FindAllStringSubmatch(line, -1) {
+			if (m[1] == "method" && !real[m[2]]) || (m[1] == "route" && !routes[m[2]]) {
+				t.Errorf("%s label %q no request had: %s", m[1], m[2], line)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("/metrics has no butakero_http_request series")
+	}
+}
+
 // wsURL is the events WebSocket of an operation on h.
 func wsURL(h *harness, opID string) string {
 	return "ws" + strings.TrimPrefix(h.url, "http") + "/v1/operations/" + opID + "/events"
