@@ -171,6 +171,11 @@ func checkQuery(name, raw string) (string, error) {
 		return "", errorf(CodeBadRequest, fmt.Sprintf("%s must be at most %d bytes", name, maxQueryBytes))
 	case !utf8.ValidString(q):
 		return "", errorf(CodeBadRequest, name+" must be valid UTF-8")
+	case strings.ContainsRune(q, utf8.RuneError):
+		// U+FFFD stands for text lost in decoding, e.g. a JSON escape of a
+		// lone surrogate ("\ud800"), which encoding/json decodes to it:
+		// nothing to search for.
+		return "", errorf(CodeBadRequest, name+" must not contain U+FFFD, the mark of undecodable text")
 	case strings.IndexFunc(q, unicode.IsControl) >= 0:
 		return "", errorf(CodeBadRequest, name+" must not contain control characters")
 	}

@@ -323,6 +323,7 @@ func TestStartRejectsMalformedInput(t *testing.T) {
 		{name: "song over 512 bytes", method: http.MethodPost, query: "?song=" + strings.Repeat("a", 513), status: 400, code: "bad_request"},
 		{name: "song over 512 bytes in runes under 512", method: http.MethodPost, query: "?song=" + url.QueryEscape(strings.Repeat("ñ", 257)), status: 400, code: "bad_request"},
 		{name: "invalid UTF-8", method: http.MethodPost, query: "?song=abc%FF%FE", status: 400, code: "bad_request"},
+		{name: "replacement character", method: http.MethodPost, query: "?song=rick%EF%BF%BD", status: 400, code: "bad_request"},
 		{name: "newline inside", method: http.MethodPost, query: "?song=rick%0Aastley", status: 400, code: "bad_request"},
 		{name: "NUL inside", method: http.MethodPost, query: "?song=rick%00astley", status: 400, code: "bad_request"},
 		{name: "DEL inside", method: http.MethodPost, query: "?song=rick%7Fastley", status: 400, code: "bad_request"},

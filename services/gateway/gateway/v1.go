@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
@@ -44,8 +46,15 @@ func (s *server) createOperation(c *fiber.Ctx) error {
 			return errorf(CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json)")
 		}
 	}
+	// encoding/json turns invalid UTF-8 into U+FFFD without an error; a
+	// body that is not UTF-8 is not JSON (RFC 8259), so it is refused here
+	// as ?song=%ff is.
+	body := c.Body()
+	if !utf8.Valid(body) {
+		return errorf(CodeBadRequest, "the body must be UTF-8 JSON")
+	}
 	var req createRequest
-	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
 		return errorf(CodeBadRequest, `the body must be a JSON object such as {"query":"rick astley"}`)
 	}
