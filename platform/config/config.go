@@ -33,7 +33,8 @@ type Config struct {
 	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
 	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
 	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept in DynamoDB
-	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means same origin only
+	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means the gateway's own only
+	PublicURL         string        // PUBLIC_URL: the URL users reach the gateway at, its own origin; empty means the listen address
 	RateLimit         int           // RATE_LIMIT: requests per minute per API key (or per IP without keys); 0 disables
 	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
 	MetricsAddr       string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
@@ -123,6 +124,7 @@ func Load(lookup Lookup) (Config, error) {
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
 		AllowedOrigins:    list(get("ALLOWED_ORIGINS", ""), false),
+		PublicURL:         get("PUBLIC_URL", ""),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
 		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
 		MetricsAddr:       get("METRICS_ADDR", ""),

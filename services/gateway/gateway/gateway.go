@@ -101,8 +101,9 @@ const (
 // Deps is what the gateway needs. NC, JS, Store and Blobs are
 // required; the rest have defaults.
 //
-// Config supplies APIKeys, AllowedOrigins, RateLimit, MaxSockets,
-// StreamReplicas (of the idempotency bucket), HTTPAddr and ShutdownGrace.
+// Config supplies APIKeys, AllowedOrigins, PublicURL, RateLimit,
+// MaxSockets, StreamReplicas (of the idempotency bucket), HTTPAddr and
+// ShutdownGrace.
 type Deps struct {
 	// NC carries the core NATS subscriptions that learn a new operation's
 	// song id; /readyz reports its connection state.
@@ -126,7 +127,8 @@ type Deps struct {
 	// slog.Default().
 	Log *slog.Logger
 	// Listener, when set, is served instead of listening on Config.HTTPAddr.
-	// Run closes it on shutdown.
+	// Run closes it on shutdown. Its address (else Config.HTTPAddr) names
+	// the gateway's own origin when Config.PublicURL is empty.
 	Listener net.Listener
 	// StartWait overrides DefaultStartWait when positive.
 	StartWait time.Duration
@@ -170,7 +172,11 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	case d.Blobs == nil:
 		return nil, errors.New("gateway: Deps.Blobs is required")
 	}
-	origins, err := newOrigins(d.Config.AllowedOrigins)
+	listen := d.Config.HTTPAddr
+	if d.Listener != nil {
+		listen = d.Listener.Addr().String()
+	}
+	origins, err := newOrigins(d.Config.AllowedOrigins, d.Config.PublicURL, listen)
 	if err != nil {
 		return nil, err
 	}
@@ -287,19 +293,24 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 // (a DCA download included) to finish. It returns nil after a clean stop and
 // an error when serving fails or the grace runs out. It owns the listener.
 func Run(ctx context.Context, d Deps) error {
-	app, err := New(ctx, d)
-	if err != nil {
-		return err
-	}
 	log := d.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	// The listener comes first: its address is one of the gateway's own
+	// origins when PUBLIC_URL is not set.
 	ln := d.Listener
 	if ln == nil {
+		var err error
 		if ln, err = net.Listen("tcp", d.Config.HTTPAddr); err != nil {
 			return fmt.Errorf("gateway: listen on %s: %w", d.Config.HTTPAddr, err)
 		}
+		d.Listener = ln
+	}
+	app, err := New(ctx, d)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
 	log.Info("gateway listening", "addr", ln.Addr().String())
 

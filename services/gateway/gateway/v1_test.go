@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -903,6 +904,7 @@ func TestWebSocketRefusals(t *testing.T) {
 	h := startWith(t, config.Config{AllowedOrigins: []string{"https://app.example"}})
 	opID, _ := publishHistory(t, h.env, "rick astley", resolved)
 	host := strings.TrimPrefix(h.url, "http://")
+	_, port, _ := net.SplitHostPort(host)
 	tests := []struct {
 		name   string
 		opID   string
@@ -914,9 +916,13 @@ func TestWebSocketRefusals(t *testing.T) {
 		{name: "unknown operation", opID: events.NewID(), status: 404, code: "not_found"},
 		{name: "malformed id", opID: "a.b", status: 400, code: "bad_request"},
 		{name: "foreign origin", opID: opID, header: http.Header{"Origin": {"https://evil.example"}}, status: 403, code: "forbidden"},
+		{name: "origin of a spoofed Host", opID: opID, header: http.Header{"Host": {"evil.example"}, "Origin": {"http://evil.example"}}, status: 403, code: "forbidden"},
+		{name: "origin of a spoofed Host with the port", opID: opID, header: http.Header{"Host": {"evil.example:" + port}, "Origin": {"http://evil.example:" + port}}, status: 403, code: "forbidden"},
 		{name: "not an upgrade", opID: opID, plain: true, status: 426, code: "upgrade_required"},
-		{name: "same origin", opID: opID, header: http.Header{"Origin": {"http://" + host}}, status: 101},
+		{name: "the listen address", opID: opID, header: http.Header{"Origin": {"http://" + host}}, status: 101},
+		{name: "the listen address as localhost", opID: opID, header: http.Header{"Origin": {"http://localhost:" + port}}, status: 101},
 		{name: "configured origin", opID: opID, header: http.Header{"Origin": {"https://app.example"}}, status: 101},
+		{name: "no Origin (a bot)", opID: opID, status: 101},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -943,6 +949,31 @@ func TestWebSocketRefusals(t *testing.T) {
 			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
 		})
 	}
+	t.Run("PUBLIC_URL replaces the listen address", func(t *testing.T) {
+		h := startWith(t, config.Config{PublicURL: "https://butakero.example:443/bot/"})
+		opID, _ := publishHistory(t, h.env, "rick astley", resolved)
+		for _, tc := range []struct {
+			origin string
+			status int
+		}{
+			{"https://butakero.example", 101},
+			{"https://BUTAKERO.example", 101},
+			{"http://butakero.example", 403},
+			{h.url, 403},
+		} {
+			conn, res, err := websocket.DefaultDialer.Dial(wsURL(h, opID), http.Header{"Origin": {tc.origin}})
+			if err == nil {
+				conn.Close()
+			}
+			got := 0
+			if res != nil {
+				got = res.StatusCode
+			}
+			if got != tc.status {
+				t.Errorf("Origin %s: status %d (%v), want %d", tc.origin, got, err, tc.status)
+			}
+		}
+	})
 	t.Run("cap on open sockets", func(t *testing.T) {
 		h := startWith(t, config.Config{MaxSockets: 1})
 		opID, _ := publishHistory(t, h.env, "rick astley", resolved)
