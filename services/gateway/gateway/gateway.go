@@ -50,12 +50,15 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-// Blobs reads stored blobs. Open returns objstore.ErrNotFound for a missing
-// key; the reader it returns keeps reading under ctx until it is closed, so
-// ctx must outlive the read. Implementations must be safe for concurrent
-// use; *objstore.Store is one.
+// Blobs reads stored blobs. Stat and OpenRange return an error wrapping
+// objstore.ErrNotFound for a missing key. OpenRange reads the n bytes from
+// byte off (to the end when n < 0) without fetching those before off; the
+// reader it returns keeps reading under ctx until it is closed, so ctx must
+// outlive the read. Implementations must be safe for concurrent use;
+// *objstore.Store and *s3blob.Store are two.
 type Blobs interface {
-	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	Stat(ctx context.Context, key string) (objstore.Info, error)
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	// Ping reports whether the store answers; /readyz calls it.
 	Ping(ctx context.Context) error
 }
