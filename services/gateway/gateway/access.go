@@ -5,85 +5,12 @@ import (
 	"net"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 )
-
-// rateLimiter allows each client (API key, or IP address without keys)
-// limit requests per window, in fixed windows that start at the client's
-// first request. Every answer carries the IETF draft's RateLimit-Limit,
-// RateLimit-Remaining and RateLimit-Reset headers (and RateLimit-Policy);
-// a refused one is 429 with Retry-After. A limit of 0 or less disables it.
-// It is safe for concurrent use and forgets clients whose window ended.
-type rateLimiter struct {
-	limit  int
-	window time.Duration
-	now    func() time.Time
-
-	mu      sync.Mutex
-	clients map[string]*rateWindow
-	sweepAt time.Time
-}
-
-type rateWindow struct {
-	start time.Time
-	used  int
-}
-
-func newRateLimiter(limit int, window time.Duration, now func() time.Time) *rateLimiter {
-	return &rateLimiter{limit: limit, window: window, now: now, clients: map[string]*rateWindow{}}
-}
-
-// take counts one request of client and reports whether it is allowed, how
-// many remain in the window and when the window resets.
-func (l *rateLimiter) take(client string) (ok bool, remaining int, reset time.Duration) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.After(l.sweepAt) {
-		for k, w := range l.clients {
-			if now.Sub(w.start) >= l.window {
-				delete(l.clients, k)
-			}
-		}
-		l.sweepAt = now.Add(l.window)
-	}
-	w := l.clients[client]
-	if w == nil || now.Sub(w.start) >= l.window {
-		w = &rateWindow{start: now}
-		l.clients[client] = w
-	}
-	reset = w.start.Add(l.window).Sub(now)
-	if w.used >= l.limit {
-		return false, 0, reset
-	}
-	w.used++
-	return true, l.limit - w.used, reset
-}
-
-// middleware applies the limit to the caller named by apiKeys.middleware.
-func (l *rateLimiter) middleware(c *fiber.Ctx) error {
-	if l.limit <= 0 {
-		return c.Next()
-	}
-	ok, remaining, reset := l.take(clientOf(c))
-	secs := strconv.Itoa(int((reset + time.Second - 1) / time.Second))
-	c.Set("RateLimit-Limit", strconv.Itoa(l.limit))
-	c.Set("RateLimit-Remaining", strconv.Itoa(remaining))
-	c.Set("RateLimit-Reset", secs)
-	c.Set("RateLimit-Policy", fmt.Sprintf("%d;w=%d", l.limit, int(l.window/time.Second)))
-	if !ok {
-		c.Set(fiber.HeaderRetryAfter, secs)
-		return errorf(CodeRateLimited, fmt.Sprintf("rate limit of %d requests per minute reached: retry in %s s", l.limit, secs))
-	}
-	return c.Next()
-}
 
 // origins is the browser origins policy. ALLOWED_ORIGINS get CORS and may
 // open WebSockets; with none configured CORS is off (no headers, so

@@ -6,9 +6,11 @@
 // listed in CONTRACT.md, documented in the embedded /openapi.json.
 //
 // Every /api and /v1 route shares one access policy: API keys when
-// configured, a per-client rate limit, and CORS only for the configured
-// origins. Every route is measured (Prometheus, /metrics) and continues the
-// W3C trace context of the request into the events it publishes.
+// configured (with failures limited per address), a per-client budget for
+// creating operations and a much larger one for reads, and CORS only for
+// the configured origins. Every route is measured (Prometheus, /metrics)
+// and continues the W3C trace context of the request into the events it
+// publishes.
 package gateway
 
 import (
@@ -105,8 +107,8 @@ const (
 // required; the rest have defaults.
 //
 // Config supplies APIKeys, AllowedOrigins, PublicURL, RateLimit,
-// MaxSockets, StreamReplicas (of the idempotency bucket), HTTPAddr and
-// ShutdownGrace.
+// ReadRateLimit, AuthFailureLimit, MaxSockets, StreamReplicas (of the
+// idempotency bucket), HTTPAddr and ShutdownGrace.
 type Deps struct {
 	// NC carries the core NATS subscriptions that learn a new operation's
 	// song id; /readyz reports its connection state.
@@ -135,6 +137,9 @@ type Deps struct {
 	Listener net.Listener
 	// StartWait overrides DefaultStartWait when positive.
 	StartWait time.Duration
+	// Now is the rate limits' clock; nil means time.Now. Tests pass a fake
+	// one to run minutes of traffic at once.
+	Now func() time.Time
 }
 
 type server struct {
@@ -146,7 +151,8 @@ type server struct {
 	blobs     Blobs
 	log       *slog.Logger
 	keys      *apiKeys
-	limiter   *rateLimiter
+	creations *rateLimiter // RATE_LIMIT: POST /api/audio/start, POST /v1/operations
+	reads     *rateLimiter // READ_RATE_LIMIT: every other /api and /v1 route
 	origins   *origins
 	idem      jetstream.KeyValue
 	metrics   *metrics.Metrics
@@ -183,6 +189,10 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
 	s := &server{
 		nc:        d.NC,
 		js:        d.JS,
@@ -191,8 +201,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		catalog:   d.Catalog,
 		blobs:     d.Blobs,
 		log:       d.Log,
-		keys:      newAPIKeys(d.Config.APIKeys),
-		limiter:   newRateLimiter(d.Config.RateLimit, time.Minute, time.Now),
+		keys:      newAPIKeys(d.Config.APIKeys, newRateLimiter("failed authentications", d.Config.AuthFailureLimit, now)),
+		creations: newRateLimiter(budgetCreations, d.Config.RateLimit, now),
+		reads:     newRateLimiter(budgetReads, d.Config.ReadRateLimit, now),
 		origins:   origins,
 		metrics:   d.Metrics,
 		sockets:   newSocketCap(d.Config.MaxSockets),
@@ -267,16 +278,18 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	app.Get("/", s.dashboardIndex)
 	app.Get("/dashboard/:file", s.dashboardAsset)
 
-	// /api and /v1 share the access policy: key, then rate limit by key.
-	api := app.Group("/api", s.keys.middleware, s.limiter.middleware)
-	v1 := app.Group("/v1", s.keys.middleware, s.limiter.middleware)
+	// /api and /v1 share the access policy: the key (and the address's
+	// failures), then the budget of the route's class by key.
+	api := app.Group("/api", s.keys.middleware)
+	v1 := app.Group("/v1", s.keys.middleware)
+	create, read := s.creations.middleware, s.reads.middleware
 
-	api.Post("/audio/start", s.start)
-	api.Get("/audio/status", s.status)
+	api.Post("/audio/start", create, s.start)
+	api.Get("/audio/status", read, s.status)
 
-	v1.Post("/operations", s.createOperation)
-	v1.Get("/operations/:id", s.getOperation)
-	v1.Get("/operations/:id/events", s.beforeUpgrade, websocket.New(s.socket, websocket.Config{
+	v1.Post("/operations", create, s.createOperation)
+	v1.Get("/operations/:id", read, s.getOperation)
+	v1.Get("/operations/:id/events", read, s.beforeUpgrade, websocket.New(s.socket, websocket.Config{
 		HandshakeTimeout: 10 * time.Second,
 		// beforeUpgrade has checked the origin and answered a refusal in
 		// the API's error shape.
@@ -285,9 +298,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		// are released by the handler's deferred calls.
 		RecoverHandler: s.recoverSocket,
 	}))
-	v1.Get("/songs", s.searchSongs)
-	v1.Get("/songs/:id", s.getSong)
-	v1.Get("/songs/:id/dca", s.dca)
+	v1.Get("/songs", read, s.searchSongs)
+	v1.Get("/songs/:id", read, s.getSong)
+	v1.Get("/songs/:id/dca", read, s.dca)
 	return app, nil
 }
 

@@ -57,6 +57,12 @@ func start(t *testing.T, apiKeys ...string) *harness {
 // startWith starts a gateway with cfg (ShutdownGrace defaults to 5 s).
 func startWith(t *testing.T, cfg config.Config) *harness {
 	t.Helper()
+	return startClocked(t, cfg, nil)
+}
+
+// startClocked is startWith with now as the rate limits' clock.
+func startClocked(t *testing.T, cfg config.Config, now func() time.Time) *harness {
+	t.Helper()
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 5 * time.Second
 	}
@@ -106,6 +112,7 @@ func startWith(t *testing.T, cfg config.Config) *harness {
 			Log:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Listener:  ln,
 			StartWait: startWait,
+			Now:       now,
 		})
 	}()
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
@@ -226,7 +233,12 @@ func fakeResolver(t *testing.T, env *natstest.Env, known map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(cc.Stop)
+	// Wait for a handler in flight: the gateway may have seen its
+	// video.resolved (on core NATS) before the stream acknowledged it.
+	t.Cleanup(func() {
+		cc.Stop()
+		<-cc.Closed()
+	})
 }
 
 func TestStart(t *testing.T) {
