@@ -18,11 +18,14 @@ import (
 )
 
 // Store is the blob store port as the services use it (fetcher, encoder,
-// gateway): Open and Stat of a missing key return an error wrapping
-// objstore.ErrNotFound.
+// gateway): Open, OpenRange and Stat of a missing key return an error
+// wrapping objstore.ErrNotFound. OpenRange(ctx, key, off, n) reads the n
+// bytes from byte off (to the end when n < 0), stops at the end, reads
+// nothing from an off at or past it, and returns the whole blob's Info.
 type Store interface {
 	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	Stat(ctx context.Context, key string) (objstore.Info, error)
 	Delete(ctx context.Context, key string) error
 	Ping(ctx context.Context) error
@@ -47,6 +50,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	}{
 		{"small blob round trip", testSmall},
 		{"multi-MB blob streamed both ways", testBig},
+		{"ranges of a blob written in uneven reads", testRanges},
+		{"ranges of blobs written at the same time", testRangesInterleaved},
 		{"empty blob", testEmpty},
 		{"missing key is not found", testMissing},
 		{"overwrite replaces the blob", testOverwrite},
@@ -123,6 +128,120 @@ func testBig(t *testing.T, ctx context.Context, s Store) {
 	}
 }
 
+// rangeSize is the size of the blob the range cases read: a few of the
+// object store's 128 KiB chunks and a remainder.
+const rangeSize = 3<<17 + 12345
+
+// unevenPieces are the sizes of the Reads a writer returns in the range
+// cases, over and over: the object store then makes chunks of those sizes.
+var unevenPieces = []int{1, 1000, 70001, 131072, 200000, 4096}
+
+func testRanges(t *testing.T, ctx context.Context, s Store) {
+	const key = "audio/ranges.dca"
+	if _, err := s.Put(ctx, key, "audio/x-dca", nil, &unevenReader{r: &patternReader{size: rangeSize}}); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	checkRanges(t, ctx, s, key, rangeSize)
+	t.Run("missing key", func(t *testing.T) {
+		if rc, _, err := s.OpenRange(ctx, "audio/never-stored.dca", 10, 10); !errors.Is(err, objstore.ErrNotFound) {
+			if rc != nil {
+				rc.Close()
+			}
+			t.Errorf("OpenRange of a missing key: %v, want objstore.ErrNotFound", err)
+		}
+	})
+	t.Run("suffix of a multi-MB blob", func(t *testing.T) {
+		const big = "staging/op-big-range.webm"
+		if _, err := s.Put(ctx, big, "audio/webm", nil, &patternReader{size: BigSize}); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		checkRange(t, ctx, s, big, BigSize, BigSize-100, 100)
+		checkRange(t, ctx, s, big, BigSize, BigSize/2, 300_000)
+	})
+}
+
+func testRangesInterleaved(t *testing.T, ctx context.Context, s Store) {
+	// Each writer gives a piece, then waits for the other to give one, so
+	// the two Puts are in flight together all along.
+	keys := []string{"audio/interleaved-a.dca", "audio/interleaved-b.dca"}
+	readers := turnReaders(ctx, rangeSize)
+	errs := make(chan error, len(keys))
+	for i, key := range keys {
+		r := readers[i]
+		go func() {
+			_, err := s.Put(ctx, key, "audio/x-dca", nil, r)
+			errs <- err
+		}()
+	}
+	for range keys {
+		if err := <-errs; err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+	}
+	for _, key := range keys {
+		t.Run(key, func(t *testing.T) { checkRanges(t, ctx, s, key, rangeSize) })
+	}
+}
+
+// checkRanges reads ranges of key, a patternReader blob of size bytes.
+func checkRanges(t *testing.T, ctx context.Context, s Store, key string, size int64) {
+	t.Helper()
+	cases := []struct {
+		name   string
+		off, n int64
+	}{
+		{"prefix", 0, 100},
+		{"whole", 0, -1},
+		{"from 0, longer than the blob", 0, size + 10},
+		{"inside the first piece", 1, 500},
+		{"across chunks", 1<<17 - 50, 100},
+		{"mid, long", 70_000, 250_000},
+		{"suffix", size - 100, 100},
+		{"to the end", size - 1000, -1},
+		{"last byte", size - 1, 1},
+		{"past the end is cut", size - 10, 100},
+		{"at the end", size, 10},
+		{"beyond the end", size + 5, -1},
+		{"empty range", 500, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { checkRange(t, ctx, s, key, size, tc.off, tc.n) })
+	}
+}
+
+// checkRange reads n bytes of key from off and compares them with the
+// pattern the blob of size bytes was written with.
+func checkRange(t *testing.T, ctx context.Context, s Store, key string, size, off, n int64) {
+	t.Helper()
+	rc, info, err := s.OpenRange(ctx, key, off, n)
+	if err != nil {
+		t.Fatalf("OpenRange(%d, %d): %v", off, n, err)
+	}
+	defer rc.Close()
+	if info.Key != key || info.Size != size {
+		t.Errorf("OpenRange(%d, %d) Info = %+v, want key %q and the whole size %d", off, n, info, key, size)
+	}
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("OpenRange(%d, %d): read: %v", off, n, err)
+	}
+	end := size
+	if n >= 0 && off+n < size {
+		end = off + n
+	}
+	var want []byte
+	if off < end {
+		want = make([]byte, end-off)
+		p := &patternReader{size: end, off: off}
+		if _, err := io.ReadFull(p, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("OpenRange(%d, %d) read %d bytes, want %d (equal: %v)", off, n, len(got), len(want), bytes.Equal(got, want))
+	}
+}
+
 func testEmpty(t *testing.T, ctx context.Context, s Store) {
 	const key = "staging/op-empty.m4a"
 	info, err := s.Put(ctx, key, "audio/mp4", nil, onlyReader{strings.NewReader("")})
@@ -136,6 +255,8 @@ func testEmpty(t *testing.T, ctx context.Context, s Store) {
 	if len(got) != 0 {
 		t.Errorf("read back %d bytes, want none", len(got))
 	}
+	checkRange(t, ctx, s, key, 0, 0, -1)
+	checkRange(t, ctx, s, key, 0, 0, 10)
 }
 
 func testMissing(t *testing.T, ctx context.Context, s Store) {
@@ -326,6 +447,61 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	}
 	p.off += n
 	return int(n), nil
+}
+
+// unevenReader passes r through in Reads of unevenPieces' sizes.
+type unevenReader struct {
+	r io.Reader
+	i int
+}
+
+func (u *unevenReader) Read(p []byte) (int, error) {
+	piece := unevenPieces[u.i%len(unevenPieces)]
+	u.i++
+	return u.r.Read(p[:min(len(p), piece)])
+}
+
+// turnReaders are two readers of size pattern bytes each that take turns:
+// one Read of at most 50 000 bytes, then the other's, until either reaches
+// its end, after which the other reads on alone.
+func turnReaders(ctx context.Context, size int64) [2]*turnReader {
+	var rs [2]*turnReader
+	for i := range rs {
+		rs[i] = &turnReader{ctx: ctx, r: &patternReader{size: size}, mine: make(chan struct{}, 1), done: make(chan struct{})}
+	}
+	for i, r := range rs {
+		r.theirs, r.otherDone = rs[1-i].mine, rs[1-i].done
+	}
+	rs[0].mine <- struct{}{}
+	return rs
+}
+
+type turnReader struct {
+	ctx          context.Context
+	r            io.Reader
+	mine, theirs chan struct{} // the one turn, held by one reader at a time
+	done         chan struct{} // closed at this reader's end
+	otherDone    chan struct{}
+	ended        bool
+}
+
+func (t *turnReader) Read(p []byte) (int, error) {
+	select {
+	case <-t.mine:
+	case <-t.otherDone:
+	case <-t.ctx.Done():
+		return 0, t.ctx.Err()
+	}
+	n, err := t.r.Read(p[:min(len(p), 50_000)])
+	if err != nil && !t.ended {
+		t.ended = true
+		close(t.done)
+	}
+	select {
+	case t.theirs <- struct{}{}:
+	default: // the other has ended and left the turn there
+	}
+	return n, err
 }
 
 // failingReader passes r through until after bytes, then fails with err,

@@ -36,8 +36,11 @@ type Config struct {
 	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
 	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
 	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept in DynamoDB
-	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means same origin only
-	RateLimit         int           // RATE_LIMIT: requests per minute per API key (or per IP without keys); 0 disables
+	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means the gateway's own only
+	PublicURL         string        // PUBLIC_URL: the URL users reach the gateway at, its own origin; empty means the listen address
+	RateLimit         int           // RATE_LIMIT: operations created per minute per API key (or per IP without keys); 0 disables
+	ReadRateLimit     int           // READ_RATE_LIMIT: reads (every other /api and /v1 request) per minute per API key or IP; 0 disables
+	AuthFailureLimit  int           // AUTH_FAILURE_LIMIT: failed authentications per minute per IP before it is refused; 0 disables
 	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
 	MetricsAddr       string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
 	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
@@ -63,6 +66,11 @@ type Config struct {
 // DefaultDirectMaxBytes is DIRECT_MAX_BYTES when unset: 1 GiB, about 9
 // hours of 256 kbit/s audio.
 const DefaultDirectMaxBytes = 1 << 30
+
+// DefaultReadRateLimit is READ_RATE_LIMIT's default: twice what a bot
+// polling 20 operations 5 times a second asks (6 000 a minute), so such a
+// bot never meets it.
+const DefaultReadRateLimit = 12_000
 
 // Lookup is os.LookupEnv's shape, so tests can pass a map.
 type Lookup func(key string) (string, bool)
@@ -130,7 +138,10 @@ func Load(lookup Lookup) (Config, error) {
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
 		AllowedOrigins:    list(get("ALLOWED_ORIGINS", "")),
+		PublicURL:         get("PUBLIC_URL", ""),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
+		ReadRateLimit:     intVar("READ_RATE_LIMIT", DefaultReadRateLimit, 0, 100_000_000),
+		AuthFailureLimit:  intVar("AUTH_FAILURE_LIMIT", 20, 0, 1_000_000),
 		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
 		MetricsAddr:       get("METRICS_ADDR", ""),
 		FetchConcurrency:  intVar("FETCH_CONCURRENCY", 2, 1, 256),

@@ -61,6 +61,18 @@ func TestLoad(t *testing.T) {
 		{"bitrate above what Discord takes", map[string]string{"DCA_BITRATE_KBPS": "320"}, nil, "DCA_BITRATE_KBPS"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
 		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222"}, nil, "NATS_LISTEN"},
+		{"rate limits by default", nil, func(t *testing.T, c config.Config) {
+			if c.RateLimit != 120 || c.ReadRateLimit != config.DefaultReadRateLimit || c.ReadRateLimit < 6000 || c.AuthFailureLimit != 20 {
+				t.Errorf("RateLimit %d, ReadRateLimit %d, AuthFailureLimit %d", c.RateLimit, c.ReadRateLimit, c.AuthFailureLimit)
+			}
+		}, ""},
+		{"rate limits off", map[string]string{"RATE_LIMIT": "0", "READ_RATE_LIMIT": "0", "AUTH_FAILURE_LIMIT": "0"}, func(t *testing.T, c config.Config) {
+			if c.RateLimit != 0 || c.ReadRateLimit != 0 || c.AuthFailureLimit != 0 {
+				t.Errorf("RateLimit %d, ReadRateLimit %d, AuthFailureLimit %d", c.RateLimit, c.ReadRateLimit, c.AuthFailureLimit)
+			}
+		}, ""},
+		{"negative read limit", map[string]string{"READ_RATE_LIMIT": "-1"}, nil, "READ_RATE_LIMIT"},
+		{"bad auth failure limit", map[string]string{"AUTH_FAILURE_LIMIT": "many"}, nil, "AUTH_FAILURE_LIMIT"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
@@ -88,6 +89,50 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Info, erro
 		return nil, Info{}, fmt.Errorf("objstore: get %s: %w", key, err)
 	}
 	return newChunkReader(ctx, s.stream, Bucket, oi), s.info(oi), nil
+}
+
+// OpenRange is Open for the n bytes of blob key from byte off, or to its
+// end when n < 0. A range reaching past the end stops there, and an off at
+// or past the end reads nothing; Info describes the whole blob. It starts
+// at the chunk holding off, which it finds from the chunks' sizes (a
+// consumer on the object's chunks that delivers headers only), so a read
+// near the end of a long blob fetches none of the chunks before it. Only a
+// read from byte 0 to the end is checked against the stored digest, which
+// covers the whole blob.
+func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, Info, error) {
+	if off < 0 {
+		return nil, Info{}, fmt.Errorf("objstore: open %s at %d: negative offset", key, off)
+	}
+	oi, err := s.obs.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, Info{}, ErrNotFound
+	}
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("objstore: get %s: %w", key, err)
+	}
+	info := s.info(oi)
+	if n < 0 || n > info.Size-off {
+		n = info.Size - off
+	}
+	if off >= info.Size || n <= 0 {
+		return io.NopCloser(strings.NewReader("")), info, nil
+	}
+	if off == 0 && n == info.Size {
+		// The whole blob: read to the reader's end, which checks it.
+		return newChunkReader(ctx, s.stream, Bucket, oi), info, nil
+	}
+	r, err := seekChunkReader(ctx, s.stream, Bucket, oi, uint64(off))
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return limitedReader{io.LimitReader(r, n), r}, info, nil
+}
+
+// limitedReader is a read of part of a blob; closing it closes the blob's
+// reader.
+type limitedReader struct {
+	io.Reader
+	io.Closer
 }
 
 // Stat returns blob key's Info, or ErrNotFound.

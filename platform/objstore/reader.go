@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strconv"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -24,11 +27,12 @@ type chunkReader struct {
 	subject string
 	info    *jetstream.ObjectInfo
 
-	next   uint64 // stream sequence to look from for the next chunk
-	chunks uint32 // chunks read so far
-	read   uint64 // bytes read so far
-	buf    []byte // rest of the current chunk
-	sum    hash.Hash
+	next   uint64    // stream sequence to look from for the next chunk
+	chunks uint32    // chunks read (or skipped) so far
+	read   uint64    // bytes read (or skipped) so far
+	skip   uint64    // bytes of the next chunk to drop: where a ranged read starts in it
+	buf    []byte    // rest of the current chunk
+	sum    hash.Hash // nil when the read started past byte 0: no digest to check
 	err    error
 }
 
@@ -36,11 +40,111 @@ func newChunkReader(ctx context.Context, stream jetstream.Stream, bucket string,
 	return &chunkReader{
 		ctx:     ctx,
 		stream:  stream,
-		subject: fmt.Sprintf("$O.%s.C.%s", bucket, info.NUID),
+		subject: chunkSubject(bucket, info),
 		info:    info,
 		next:    1,
 		sum:     sha256.New(),
 	}
+}
+
+// chunkSubject is the subject of an object's chunks (nats.go's layout).
+func chunkSubject(bucket string, info *jetstream.ObjectInfo) string {
+	return fmt.Sprintf("$O.%s.C.%s", bucket, info.NUID)
+}
+
+// seekChunkReader is a chunkReader that starts at byte off of the object
+// (off < its size), without the digest check.
+//
+// nats.go cuts an object into chunks as its writer's Reads return, so
+// chunks differ in size, and other objects' chunks written at the same time
+// sit between them in the stream: neither the offset nor the sequence of a
+// chunk follows from its index. What does tell is the size of every chunk
+// before off, which an ephemeral consumer on the object's chunks that
+// delivers headers only (each with Nats-Msg-Size, and the message's stream
+// sequence) gives in a few small messages per thousand chunks.
+func seekChunkReader(ctx context.Context, stream jetstream.Stream, bucket string, info *jetstream.ObjectInfo, off uint64) (*chunkReader, error) {
+	subject := chunkSubject(bucket, info)
+	seq, index, start, err := locateChunk(ctx, stream, subject, info, off)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: %s: find the chunk at byte %d: %w", info.Name, off, err)
+	}
+	return &chunkReader{
+		ctx:     ctx,
+		stream:  stream,
+		subject: subject,
+		info:    info,
+		next:    seq,
+		chunks:  index,
+		read:    start,
+		skip:    off - start,
+	}, nil
+}
+
+// locateBatch is how many chunk headers one pull asks for.
+const locateBatch = 1024
+
+// locateChunk returns the stream sequence and index of the chunk holding
+// byte off of the object, and the offset its data starts at.
+func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, info *jetstream.ObjectInfo, off uint64) (seq uint64, index uint32, start uint64, err error) {
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject: subject,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckNonePolicy,
+		HeadersOnly:   true,
+		MemoryStorage: true,
+		Replicas:      1,
+		// The server removes it after this should the delete below fail.
+		InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	found := false
+	for !found && index < info.Chunks {
+		if err := ctx.Err(); err != nil {
+			return 0, 0, 0, err
+		}
+		batch, err := cons.FetchNoWait(int(min(info.Chunks-index, locateBatch)))
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			if found {
+				continue // drain the batch
+			}
+			size, err := strconv.ParseUint(msg.Headers().Get(nats.MsgSize), 10, 64)
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("chunk %d: no size header: %w", index+1, err)
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				return 0, 0, 0, fmt.Errorf("chunk %d: %w", index+1, err)
+			}
+			if off < start+size {
+				seq, found = md.Sequence.Stream, true
+				continue
+			}
+			start += size
+			index++
+		}
+		if err := batch.Error(); err != nil {
+			return 0, 0, 0, err
+		}
+		if got == 0 {
+			break
+		}
+	}
+	if !found {
+		return 0, 0, 0, fmt.Errorf("%d chunks hold %d bytes, the object has %d", index, start, info.Size)
+	}
+	return seq, index, start, nil
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -62,7 +166,7 @@ func (r *chunkReader) fetch() error {
 		if r.read != r.info.Size {
 			return fmt.Errorf("objstore: %s: read %d bytes, object has %d", r.info.Name, r.read, r.info.Size)
 		}
-		if want := r.info.Digest; want != "" && want != jetstream.GetObjectDigestValue(r.sum) {
+		if want := r.info.Digest; r.sum != nil && want != "" && want != jetstream.GetObjectDigestValue(r.sum) {
 			return fmt.Errorf("objstore: %s: digest mismatch", r.info.Name)
 		}
 		return io.EOF
@@ -80,8 +184,11 @@ func (r *chunkReader) fetch() error {
 	r.next = msg.Sequence + 1
 	r.chunks++
 	r.read += uint64(len(msg.Data))
-	r.sum.Write(msg.Data)
-	r.buf = msg.Data
+	if r.sum != nil {
+		r.sum.Write(msg.Data)
+	}
+	r.buf = msg.Data[min(r.skip, uint64(len(msg.Data))):]
+	r.skip = 0
 	return nil
 }
 

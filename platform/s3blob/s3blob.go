@@ -14,7 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -76,6 +79,7 @@ type Store struct {
 var _ interface {
 	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	Stat(ctx context.Context, key string) (objstore.Info, error)
 	Delete(ctx context.Context, key string) error
 	Ping(ctx context.Context) error
@@ -231,6 +235,80 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, objstore.I
 		return nil, objstore.Info{}, fmt.Errorf("s3blob: get %s: %s: %w", key, awsconfig.Reason(err), err)
 	}
 	return out.Body, s.info(key, out.ContentLength, out.ContentType, out.ETag), nil
+}
+
+// OpenRange is Open for the n bytes of blob key from byte off, or to its
+// end when n < 0: one GetObject with a Range header, so the bytes before
+// off are never sent. A range reaching past the end stops there, and an off
+// at or past the end reads nothing; Info describes the whole blob.
+func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error) {
+	if err := ValidKey(key); err != nil {
+		return nil, objstore.Info{}, err
+	}
+	if off < 0 {
+		return nil, objstore.Info{}, fmt.Errorf("s3blob: open %s at %d: negative offset", key, off)
+	}
+	if off == 0 && n < 0 {
+		return s.Open(ctx, key)
+	}
+	if n == 0 {
+		info, err := s.Stat(ctx, key)
+		if err != nil {
+			return nil, objstore.Info{}, err
+		}
+		return io.NopCloser(strings.NewReader("")), info, nil
+	}
+	rng := fmt.Sprintf("bytes=%d-", off)
+	if n > 0 && n <= math.MaxInt64-off {
+		rng = fmt.Sprintf("bytes=%d-%d", off, off+n-1)
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key, Range: &rng})
+	if err != nil {
+		if isNotFound(err) {
+			return nil, objstore.Info{}, fmt.Errorf("s3blob: %s: %w", key, objstore.ErrNotFound)
+		}
+		if !isInvalidRange(err) {
+			return nil, objstore.Info{}, fmt.Errorf("s3blob: get %s (%s): %s: %w", key, rng, awsconfig.Reason(err), err)
+		}
+		// S3 answers 416 for a range starting at or past the end (any
+		// range of an empty blob): that reads nothing.
+		info, serr := s.Stat(ctx, key)
+		if serr != nil {
+			return nil, objstore.Info{}, serr
+		}
+		if off < info.Size {
+			return nil, objstore.Info{}, fmt.Errorf("s3blob: get %s (%s) of %d bytes: %s: %w", key, rng, info.Size, awsconfig.Reason(err), err)
+		}
+		return io.NopCloser(strings.NewReader("")), info, nil
+	}
+	size, ok := rangeTotal(aws.ToString(out.ContentRange))
+	if !ok {
+		out.Body.Close()
+		return nil, objstore.Info{}, fmt.Errorf("s3blob: get %s (%s): the answer's Content-Range %q names no size", key, rng, aws.ToString(out.ContentRange))
+	}
+	return out.Body, s.info(key, &size, out.ContentType, out.ETag), nil
+}
+
+// rangeTotal is the complete length in a Content-Range header such as
+// "bytes 0-99/1234".
+func rangeTotal(h string) (int64, bool) {
+	_, total, ok := strings.Cut(h, "/")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(total, 10, 64)
+	return n, err == nil && n >= 0
+}
+
+// isInvalidRange reports whether err is S3's 416 for a Range outside the
+// object.
+func isInvalidRange(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidRange" {
+		return true
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestedRangeNotSatisfiable
 }
 
 // Stat returns blob key's Info, or an error wrapping objstore.ErrNotFound.

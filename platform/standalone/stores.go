@@ -31,6 +31,7 @@ type Projections interface {
 type Blobs interface {
 	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
 	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	Stat(ctx context.Context, key string) (objstore.Info, error)
 	Delete(ctx context.Context, key string) error
 	Ping(ctx context.Context) error

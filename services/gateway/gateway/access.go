@@ -2,100 +2,37 @@ package gateway
 
 import (
 	"fmt"
+	"net"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 )
 
-// rateLimiter allows each client (API key, or IP address without keys)
-// limit requests per window, in fixed windows that start at the client's
-// first request. Every answer carries the IETF draft's RateLimit-Limit,
-// RateLimit-Remaining and RateLimit-Reset headers (and RateLimit-Policy);
-// a refused one is 429 with Retry-After. A limit of 0 or less disables it.
-// It is safe for concurrent use and forgets clients whose window ended.
-type rateLimiter struct {
-	limit  int
-	window time.Duration
-	now    func() time.Time
-
-	mu      sync.Mutex
-	clients map[string]*rateWindow
-	sweepAt time.Time
-}
-
-type rateWindow struct {
-	start time.Time
-	used  int
-}
-
-func newRateLimiter(limit int, window time.Duration, now func() time.Time) *rateLimiter {
-	return &rateLimiter{limit: limit, window: window, now: now, clients: map[string]*rateWindow{}}
-}
-
-// take counts one request of client and reports whether it is allowed, how
-// many remain in the window and when the window resets.
-func (l *rateLimiter) take(client string) (ok bool, remaining int, reset time.Duration) {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.After(l.sweepAt) {
-		for k, w := range l.clients {
-			if now.Sub(w.start) >= l.window {
-				delete(l.clients, k)
-			}
-		}
-		l.sweepAt = now.Add(l.window)
-	}
-	w := l.clients[client]
-	if w == nil || now.Sub(w.start) >= l.window {
-		w = &rateWindow{start: now}
-		l.clients[client] = w
-	}
-	reset = w.start.Add(l.window).Sub(now)
-	if w.used >= l.limit {
-		return false, 0, reset
-	}
-	w.used++
-	return true, l.limit - w.used, reset
-}
-
-// middleware applies the limit to the caller named by apiKeys.middleware.
-func (l *rateLimiter) middleware(c *fiber.Ctx) error {
-	if l.limit <= 0 {
-		return c.Next()
-	}
-	ok, remaining, reset := l.take(clientOf(c))
-	secs := strconv.Itoa(int((reset + time.Second - 1) / time.Second))
-	c.Set("RateLimit-Limit", strconv.Itoa(l.limit))
-	c.Set("RateLimit-Remaining", strconv.Itoa(remaining))
-	c.Set("RateLimit-Reset", secs)
-	c.Set("RateLimit-Policy", fmt.Sprintf("%d;w=%d", l.limit, int(l.window/time.Second)))
-	if !ok {
-		c.Set(fiber.HeaderRetryAfter, secs)
-		return errorf(CodeRateLimited, fmt.Sprintf("rate limit of %d requests per minute reached: retry in %s s", l.limit, secs))
-	}
-	return c.Next()
-}
-
-// origins is the browser origins policy: ALLOWED_ORIGINS for CORS and
-// WebSockets. With none configured, CORS is off (no headers, so browsers
-// refuse cross-origin reads) and WebSockets accept the same origin only.
+// origins is the browser origins policy. ALLOWED_ORIGINS get CORS and may
+// open WebSockets; with none configured CORS is off (no headers, so
+// browsers refuse cross-origin reads). The gateway's own origins (PUBLIC_URL,
+// or the listen address without it) may open WebSockets too. The request's
+// Host header is never trusted for this: a page on a rebound DNS name
+// sends a Host and an Origin that agree.
 type origins struct {
-	list []string // normalized "scheme://host[:port]", or "*"
+	list []string // ALLOWED_ORIGINS normalized as "scheme://host[:port]", or "*"
 	any  bool
+	own  []string // the gateway's own origins, normalized
 }
 
-// newOrigins validates the configured origins: each must be "*" or a bare
-// scheme://host[:port] as browsers send it.
-func newOrigins(list []string) (*origins, error) {
+// newOrigins validates the configured origins: each of allowed must be "*"
+// or a bare scheme://host[:port] as browsers send it. publicURL, when set,
+// is the URL users reach the gateway at and names its one own origin;
+// otherwise listen (host:port, as net.Listen takes it) does: a wildcard
+// host stands for the loopback names, as only a browser on this machine
+// can know the gateway by its listen address.
+func newOrigins(allowed []string, publicURL, listen string) (*origins, error) {
 	o := &origins{}
-	for _, raw := range list {
+	for _, raw := range allowed {
 		if raw == "*" {
 			o.any = true
 			o.list = append(o.list, raw)
@@ -106,9 +43,43 @@ func newOrigins(list []string) (*origins, error) {
 			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 			return nil, fmt.Errorf("gateway: ALLOWED_ORIGINS: %q is not an origin such as https://example.com", raw)
 		}
-		o.list = append(o.list, strings.ToLower(u.Scheme+"://"+u.Host))
+		o.list = append(o.list, originOf(u))
+	}
+	if publicURL != "" {
+		u, err := url.Parse(publicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			return nil, fmt.Errorf("gateway: PUBLIC_URL: %q is not a URL such as https://butakero.example", publicURL)
+		}
+		o.own = []string{originOf(u)}
+		return o, nil
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return o, nil // no address to be reached at (a test app): configured origins only
+	}
+	hosts := []string{host}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		hosts = []string{"localhost", "127.0.0.1", "::1"}
+	} else if ip != nil && ip.IsLoopback() {
+		hosts = append(hosts, "localhost")
+	}
+	for _, h := range hosts {
+		o.own = append(o.own, originOf(&url.URL{Scheme: "http", Host: net.JoinHostPort(h, port)}))
 	}
 	return o, nil
+}
+
+// originOf is u's origin as a browser sends it: scheme and host in lower
+// case, without the scheme's default port.
+func originOf(u *url.URL) string {
+	host := strings.ToLower(u.Host)
+	switch {
+	case u.Scheme == "http" && strings.HasSuffix(host, ":80"):
+		host = strings.TrimSuffix(host, ":80")
+	case u.Scheme == "https" && strings.HasSuffix(host, ":443"):
+		host = strings.TrimSuffix(host, ":443")
+	}
+	return strings.ToLower(u.Scheme) + "://" + host
 }
 
 // cors is the CORS middleware for the configured origins, nil when none is.
@@ -127,9 +98,9 @@ func (o *origins) cors() fiber.Handler {
 }
 
 // allowSocket reports whether a WebSocket handshake with this Origin header
-// may proceed: no Origin (not a browser), the request's own host (same
-// origin), or a configured origin.
-func (o *origins) allowSocket(origin, host string) bool {
+// may proceed: no Origin (not a browser), one of the gateway's own origins,
+// or a configured one.
+func (o *origins) allowSocket(origin string) bool {
 	if origin == "" || o.any {
 		return true
 	}
@@ -137,16 +108,8 @@ func (o *origins) allowSocket(origin, host string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, host) {
-		return true
-	}
-	norm := strings.ToLower(u.Scheme + "://" + u.Host)
-	for _, a := range o.list {
-		if a == norm {
-			return true
-		}
-	}
-	return false
+	norm := originOf(u)
+	return slices.Contains(o.own, norm) || slices.Contains(o.list, norm)
 }
 
 // socketCap counts open WebSockets against MAX_SOCKETS.

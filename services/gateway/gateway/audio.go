@@ -69,7 +69,7 @@ func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
 		return submission{}, errorf(CodeBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
 	kctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), strings.Clone(key), route, query)
+	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), key, route, query)
 	cancel()
 	if err != nil {
 		var e *Error
@@ -157,8 +157,7 @@ func (s *server) knownSongID(ctx context.Context, opID string) (string, error) {
 	return ev.(events.VideoResolved).Song.ID, nil
 }
 
-// songQuery validates the song parameter and returns it trimmed, as a copy
-// that does not alias fasthttp's request buffer.
+// songQuery validates the song parameter and returns it trimmed.
 func songQuery(raw string) (string, error) { return checkQuery("song", raw) }
 
 // checkQuery validates what a user typed as a song, named name in the
@@ -172,10 +171,15 @@ func checkQuery(name, raw string) (string, error) {
 		return "", errorf(CodeBadRequest, fmt.Sprintf("%s must be at most %d bytes", name, maxQueryBytes))
 	case !utf8.ValidString(q):
 		return "", errorf(CodeBadRequest, name+" must be valid UTF-8")
+	case strings.ContainsRune(q, utf8.RuneError):
+		// U+FFFD stands for text lost in decoding, e.g. a JSON escape of a
+		// lone surrogate ("\ud800"), which encoding/json decodes to it:
+		// nothing to search for.
+		return "", errorf(CodeBadRequest, name+" must not contain U+FFFD, the mark of undecodable text")
 	case strings.IndexFunc(q, unicode.IsControl) >= 0:
 		return "", errorf(CodeBadRequest, name+" must not contain control characters")
 	}
-	return strings.Clone(q), nil
+	return q, nil
 }
 
 // request publishes env (a song.requested) and returns the song id of the
@@ -265,7 +269,6 @@ func (s *server) status(c *fiber.Ctx) error {
 	if events.ValidOperationID(opID) != nil {
 		return errorf(CodeBadRequest, "operation_id must be 1 to 64 letters, digits, '-' or '_'")
 	}
-	opID = strings.Clone(opID)
 	c.Locals(localOperationID, opID)
 	songID := c.Query("song_id")
 	if songID != "" && !validSongID(songID) {

@@ -21,20 +21,20 @@ const dcaMaxAge = 86400
 
 // dca handles GET (and HEAD) /v1/songs/:id/dca: the song's DCA streamed
 // from the blob store, never held in memory. One "Range: bytes=…" is
-// honoured with 206; a Range the blob cannot satisfy gets 416; several
-// ranges, or a malformed one, are ignored and the whole blob is sent, as
-// RFC 9110 allows.
+// honoured with 206, read from the blob store from its first byte on (no
+// byte before it is fetched); a Range the blob cannot satisfy gets 416;
+// several ranges, or a malformed one, are ignored and the whole blob is
+// sent, as RFC 9110 allows. HEAD and 304 read no content at all.
 func (s *server) dca(c *fiber.Ctx) error {
 	id := c.Params("id")
 	if !validSongID(id) {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
-	id = strings.Clone(id)
 	c.Locals(localSongID, id)
 
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
+	defer cancel()
 	song, err := s.store.Song(ctx, id)
-	cancel()
 	if errors.Is(err, projection.ErrNotFound) {
 		return errorf(CodeNotFound, "unknown song")
 	}
@@ -44,22 +44,16 @@ func (s *server) dca(c *fiber.Ctx) error {
 	if song.DCAKey == "" {
 		return errorf(CodeNotFound, "the song has no DCA yet")
 	}
-
-	// The blob is read after this handler returns, while fasthttp writes
-	// the body: its context ends when fasthttp closes the body.
-	bctx, bcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), streamTimeout)
-	rc, info, err := s.blobs.Open(bctx, song.DCAKey)
-	if err != nil {
-		bcancel()
-		if errors.Is(err, objstore.ErrNotFound) {
-			// The projection is ahead of the blob store or the blob was
-			// removed: for the client the DCA is simply not there.
-			s.log.Warn("song names a DCA the blob store does not hold", "song_id", id, "key", song.DCAKey)
-			return errorf(CodeNotFound, "the song's DCA is not stored")
-		}
-		return internal(fmt.Errorf("open DCA %s: %w", song.DCAKey, err))
+	info, err := s.blobs.Stat(ctx, song.DCAKey)
+	if errors.Is(err, objstore.ErrNotFound) {
+		// The projection is ahead of the blob store or the blob was
+		// removed: for the client the DCA is simply not there.
+		s.log.Warn("song names a DCA the blob store does not hold", "song_id", id, "key", song.DCAKey)
+		return errorf(CodeNotFound, "the song's DCA is not stored")
 	}
-	body := &blobBody{rc: rc, cancel: bcancel}
+	if err != nil {
+		return internal(fmt.Errorf("stat DCA %s: %w", song.DCAKey, err))
+	}
 
 	// A song's DCA changes only if it is encoded again: caches may keep it
 	// a day and revalidate with the ETag. Behind API keys it is private.
@@ -75,7 +69,6 @@ func (s *server) dca(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderAcceptRanges, "bytes")
 	if etag != "" && etagMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
-		_ = body.Close()
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 
@@ -85,7 +78,6 @@ func (s *server) dca(c *fiber.Ctx) error {
 	}
 	start, length, partial, err := parseRange(rangeHeader, info.Size)
 	if err != nil {
-		_ = body.Close()
 		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(info.Size, 10))
 		return errorf(CodeRangeNotSatisfiable, fmt.Sprintf("range not satisfiable: the DCA has %d bytes", info.Size))
 	}
@@ -96,30 +88,39 @@ func (s *server) dca(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, info.Size))
 	}
 	if c.Method() == fiber.MethodHead {
-		_ = body.Close()
 		c.Response().Header.SetContentLength(int(length))
 		return nil
 	}
-	// The object store reader cannot seek: skip to the range by reading.
-	if start > 0 {
-		if _, err := io.CopyN(io.Discard, rc, start); err != nil {
-			_ = body.Close()
-			return internal(fmt.Errorf("skip %d bytes of DCA %s: %w", start, song.DCAKey, err))
+
+	// The blob is read after this handler returns, while fasthttp writes
+	// the body: its context ends when fasthttp closes the body.
+	bctx, bcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), streamTimeout)
+	rc, opened, err := s.blobs.OpenRange(bctx, song.DCAKey, start, length)
+	if err != nil {
+		bcancel()
+		if errors.Is(err, objstore.ErrNotFound) {
+			return errorf(CodeNotFound, "the song's DCA is not stored")
 		}
+		return internal(fmt.Errorf("open DCA %s at %d: %w", song.DCAKey, start, err))
 	}
-	body.r = io.LimitReader(rc, length)
+	body := &blobBody{rc: rc, cancel: bcancel}
+	if opened.Size != info.Size || opened.Digest != info.Digest {
+		// Encoded again between Stat and OpenRange: these bytes do not
+		// match the headers set above. The client's retry gets the new one.
+		_ = body.Close()
+		return internal(fmt.Errorf("DCA %s changed while being opened", song.DCAKey))
+	}
 	return c.SendStream(body, int(length))
 }
 
 // blobBody is a response body on a blob. fasthttp closes it once the body is
 // written or the client is gone; closing ends the blob read and its context.
 type blobBody struct {
-	r      io.Reader
 	rc     io.ReadCloser
 	cancel context.CancelFunc
 }
 
-func (b *blobBody) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *blobBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
 
 func (b *blobBody) Close() error {
 	err := b.rc.Close()

@@ -25,7 +25,7 @@ const (
 	CodeRangeNotSatisfiable Code = "range_not_satisfiable"  // 416
 	CodeIdempotencyMismatch Code = "idempotency_key_reused" // 422: key reused for another request
 	CodeUpgradeRequired     Code = "upgrade_required"       // 426: WebSocket route without upgrade
-	CodeRateLimited         Code = "rate_limited"           // 429: over RATE_LIMIT; see Retry-After
+	CodeRateLimited         Code = "rate_limited"           // 429: over a budget or AUTH_FAILURE_LIMIT; see Retry-After
 	CodeHeadersTooLarge     Code = "headers_too_large"      // 431
 	CodeInternal            Code = "internal"               // 500
 	CodeNotReady            Code = "not_ready"              // 503: /readyz, a dependency is down

@@ -6,9 +6,11 @@
 // listed in CONTRACT.md, documented in the embedded /openapi.json.
 //
 // Every /api and /v1 route shares one access policy: API keys when
-// configured, a per-client rate limit, and CORS only for the configured
-// origins. Every route is measured (Prometheus, /metrics) and continues the
-// W3C trace context of the request into the events it publishes.
+// configured (with failures limited per address), a per-client budget for
+// creating operations and a much larger one for reads, and CORS only for
+// the configured origins. Every route is measured (Prometheus, /metrics)
+// and continues the W3C trace context of the request into the events it
+// publishes.
 package gateway
 
 import (
@@ -50,12 +52,15 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
-// Blobs reads stored blobs. Open returns objstore.ErrNotFound for a missing
-// key; the reader it returns keeps reading under ctx until it is closed, so
-// ctx must outlive the read. Implementations must be safe for concurrent
-// use; *objstore.Store is one.
+// Blobs reads stored blobs. Stat and OpenRange return an error wrapping
+// objstore.ErrNotFound for a missing key. OpenRange reads the n bytes from
+// byte off (to the end when n < 0) without fetching those before off; the
+// reader it returns keeps reading under ctx until it is closed, so ctx must
+// outlive the read. Implementations must be safe for concurrent use;
+// *objstore.Store and *s3blob.Store are two.
 type Blobs interface {
-	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	Stat(ctx context.Context, key string) (objstore.Info, error)
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	// Ping reports whether the store answers; /readyz calls it.
 	Ping(ctx context.Context) error
 }
@@ -101,8 +106,9 @@ const (
 // Deps is what the gateway needs. NC, JS, Store and Blobs are
 // required; the rest have defaults.
 //
-// Config supplies APIKeys, AllowedOrigins, RateLimit, MaxSockets,
-// StreamReplicas (of the idempotency bucket), HTTPAddr and ShutdownGrace.
+// Config supplies APIKeys, AllowedOrigins, PublicURL, RateLimit,
+// ReadRateLimit, AuthFailureLimit, MaxSockets, StreamReplicas (of the
+// idempotency bucket), HTTPAddr and ShutdownGrace.
 type Deps struct {
 	// NC carries the core NATS subscriptions that learn a new operation's
 	// song id; /readyz reports its connection state.
@@ -126,10 +132,14 @@ type Deps struct {
 	// slog.Default().
 	Log *slog.Logger
 	// Listener, when set, is served instead of listening on Config.HTTPAddr.
-	// Run closes it on shutdown.
+	// Run closes it on shutdown. Its address (else Config.HTTPAddr) names
+	// the gateway's own origin when Config.PublicURL is empty.
 	Listener net.Listener
 	// StartWait overrides DefaultStartWait when positive.
 	StartWait time.Duration
+	// Now is the rate limits' clock; nil means time.Now. Tests pass a fake
+	// one to run minutes of traffic at once.
+	Now func() time.Time
 }
 
 type server struct {
@@ -141,7 +151,8 @@ type server struct {
 	blobs     Blobs
 	log       *slog.Logger
 	keys      *apiKeys
-	limiter   *rateLimiter
+	creations *rateLimiter // RATE_LIMIT: POST /api/audio/start, POST /v1/operations
+	reads     *rateLimiter // READ_RATE_LIMIT: every other /api and /v1 route
 	origins   *origins
 	idem      jetstream.KeyValue
 	metrics   *metrics.Metrics
@@ -170,9 +181,17 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	case d.Blobs == nil:
 		return nil, errors.New("gateway: Deps.Blobs is required")
 	}
-	origins, err := newOrigins(d.Config.AllowedOrigins)
+	listen := d.Config.HTTPAddr
+	if d.Listener != nil {
+		listen = d.Listener.Addr().String()
+	}
+	origins, err := newOrigins(d.Config.AllowedOrigins, d.Config.PublicURL, listen)
 	if err != nil {
 		return nil, err
+	}
+	now := d.Now
+	if now == nil {
+		now = time.Now
 	}
 	s := &server{
 		nc:        d.NC,
@@ -182,8 +201,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		catalog:   d.Catalog,
 		blobs:     d.Blobs,
 		log:       d.Log,
-		keys:      newAPIKeys(d.Config.APIKeys),
-		limiter:   newRateLimiter(d.Config.RateLimit, time.Minute, time.Now),
+		keys:      newAPIKeys(d.Config.APIKeys, newRateLimiter("failed authentications", d.Config.AuthFailureLimit, now)),
+		creations: newRateLimiter(budgetCreations, d.Config.RateLimit, now),
+		reads:     newRateLimiter(budgetReads, d.Config.ReadRateLimit, now),
 		origins:   origins,
 		metrics:   d.Metrics,
 		sockets:   newSocketCap(d.Config.MaxSockets),
@@ -233,6 +253,13 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		ReadTimeout:           readTimeout,
 		IdleTimeout:           idleTimeout,
 		CaseSensitive:         true,
+		// fasthttp reuses a connection's buffers for its next request, and
+		// without Immutable every string fiber hands out (the method, params,
+		// headers) aliases them: a metric label or a log attribute kept past
+		// the handler would show the next request's bytes. With it every
+		// value is a copy, at an allocation per access, and handlers may
+		// keep what they read.
+		Immutable: true,
 	})
 	app.Use(s.accessLog, s.recoverPanic)
 	if cors := s.origins.cors(); cors != nil {
@@ -251,16 +278,18 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	app.Get("/", s.dashboardIndex)
 	app.Get("/dashboard/:file", s.dashboardAsset)
 
-	// /api and /v1 share the access policy: key, then rate limit by key.
-	api := app.Group("/api", s.keys.middleware, s.limiter.middleware)
-	v1 := app.Group("/v1", s.keys.middleware, s.limiter.middleware)
+	// /api and /v1 share the access policy: the key (and the address's
+	// failures), then the budget of the route's class by key.
+	api := app.Group("/api", s.keys.middleware)
+	v1 := app.Group("/v1", s.keys.middleware)
+	create, read := s.creations.middleware, s.reads.middleware
 
-	api.Post("/audio/start", s.start)
-	api.Get("/audio/status", s.status)
+	api.Post("/audio/start", create, s.start)
+	api.Get("/audio/status", read, s.status)
 
-	v1.Post("/operations", s.createOperation)
-	v1.Get("/operations/:id", s.getOperation)
-	v1.Get("/operations/:id/events", s.beforeUpgrade, websocket.New(s.socket, websocket.Config{
+	v1.Post("/operations", create, s.createOperation)
+	v1.Get("/operations/:id", read, s.getOperation)
+	v1.Get("/operations/:id/events", read, s.beforeUpgrade, websocket.New(s.socket, websocket.Config{
 		HandshakeTimeout: 10 * time.Second,
 		// beforeUpgrade has checked the origin and answered a refusal in
 		// the API's error shape.
@@ -269,9 +298,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		// are released by the handler's deferred calls.
 		RecoverHandler: s.recoverSocket,
 	}))
-	v1.Get("/songs", s.searchSongs)
-	v1.Get("/songs/:id", s.getSong)
-	v1.Get("/songs/:id/dca", s.dca)
+	v1.Get("/songs", read, s.searchSongs)
+	v1.Get("/songs/:id", read, s.getSong)
+	v1.Get("/songs/:id/dca", read, s.dca)
 	return app, nil
 }
 
@@ -280,19 +309,24 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 // (a DCA download included) to finish. It returns nil after a clean stop and
 // an error when serving fails or the grace runs out. It owns the listener.
 func Run(ctx context.Context, d Deps) error {
-	app, err := New(ctx, d)
-	if err != nil {
-		return err
-	}
 	log := d.Log
 	if log == nil {
 		log = slog.Default()
 	}
+	// The listener comes first: its address is one of the gateway's own
+	// origins when PUBLIC_URL is not set.
 	ln := d.Listener
 	if ln == nil {
+		var err error
 		if ln, err = net.Listen("tcp", d.Config.HTTPAddr); err != nil {
 			return fmt.Errorf("gateway: listen on %s: %w", d.Config.HTTPAddr, err)
 		}
+		d.Listener = ln
+	}
+	app, err := New(ctx, d)
+	if err != nil {
+		_ = ln.Close()
+		return err
 	}
 	log.Info("gateway listening", "addr", ln.Addr().String())
 

@@ -112,7 +112,7 @@ func requestTrace(c *fiber.Ctx) context.Context {
 // fiberCarrier reads a request's headers for the trace propagator.
 type fiberCarrier struct{ c *fiber.Ctx }
 
-func (f fiberCarrier) Get(key string) string { return strings.Clone(f.c.Get(key)) }
+func (f fiberCarrier) Get(key string) string { return f.c.Get(key) }
 func (f fiberCarrier) Set(string, string)    {} // requests are read, never written
 func (f fiberCarrier) Keys() []string        { return []string{"traceparent", "tracestate"} }
 
@@ -130,12 +130,16 @@ func (s *server) recoverPanic(c *fiber.Ctx) (err error) {
 // apiKeys checks X-API-Key or Authorization: Bearer against the configured
 // keys. Keys are compared as SHA-256 sums in constant time, every key each
 // time, so neither a key's content nor its length leaks through timing.
+// Failed attempts are counted per IP address in failures: an address that
+// has spent its budget is refused (429) before its key is looked at, valid
+// or not, until the budget refills.
 type apiKeys struct {
-	sums [][sha256.Size]byte
+	sums     [][sha256.Size]byte
+	failures *rateLimiter
 }
 
-func newAPIKeys(keys []string) *apiKeys {
-	a := &apiKeys{}
+func newAPIKeys(keys []string, failures *rateLimiter) *apiKeys {
+	a := &apiKeys{failures: failures}
 	for _, k := range keys {
 		if k != "" {
 			a.sums = append(a.sums, sha256.Sum256([]byte(k)))
@@ -158,12 +162,37 @@ func (a *apiKeys) valid(key string) bool {
 
 // middleware rejects a request without a valid key with 401 and names the
 // caller in Locals (localClient) for the rate limiter and idempotency: by a
-// hash prefix of its key, or by IP address when no key is configured.
+// hash prefix of its key, or by IP address when no key is configured. An
+// address past AUTH_FAILURE_LIMIT failures is refused with 429 first.
 func (a *apiKeys) middleware(c *fiber.Ctx) error {
+	ip := "ip:" + c.IP()
 	if !a.enabled() {
-		c.Locals(localClient, "ip:"+c.IP())
+		c.Locals(localClient, ip)
 		return c.Next()
 	}
+	if spent, retry := a.failures.spent(ip); spent {
+		return a.tooManyFailures(c, retry)
+	}
+	if err := a.check(c); err != nil {
+		if ok, _, _, retry := a.failures.take(ip); !ok {
+			return a.tooManyFailures(c, retry)
+		}
+		return err
+	}
+	return c.Next()
+}
+
+// tooManyFailures answers a request from an address that failed to
+// authenticate too often.
+func (a *apiKeys) tooManyFailures(c *fiber.Ctx, retry time.Duration) error {
+	secs := seconds(retry)
+	c.Set(fiber.HeaderRetryAfter, secs)
+	return errorf(CodeRateLimited, fmt.Sprintf("too many failed authentications from this address: retry in %s s", secs))
+}
+
+// check finds the request's key and names the caller by it, or returns
+// the 401 to answer.
+func (a *apiKeys) check(c *fiber.Ctx) error {
 	key := c.Get("X-API-Key")
 	if key == "" {
 		if scheme, token, ok := strings.Cut(c.Get(fiber.HeaderAuthorization), " "); ok && strings.EqualFold(scheme, "Bearer") {
@@ -186,7 +215,7 @@ func (a *apiKeys) middleware(c *fiber.Ctx) error {
 	}
 	sum := sha256.Sum256([]byte(key))
 	c.Locals(localClient, "key:"+hex.EncodeToString(sum[:8]))
-	return c.Next()
+	return nil
 }
 
 // isEventsSocket reports whether c is a WebSocket upgrade on

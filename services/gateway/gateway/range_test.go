@@ -66,6 +66,7 @@ func TestSongQuery(t *testing.T) {
 		{name: "tab inside", raw: "a\tb", bad: true},
 		{name: "C1 control", raw: "a\u0085b", bad: true},
 		{name: "invalid UTF-8", raw: "a\xffb", bad: true},
+		{name: "replacement character", raw: "a\ufffdb", bad: true},
 		{name: "512 bytes", raw: strings.Repeat("é", 256), want: strings.Repeat("é", 256)},
 		{name: "513 bytes", raw: strings.Repeat("é", 256) + "a", bad: true},
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -49,10 +48,9 @@ func (s *server) beforeUpgrade(c *fiber.Ctx) error {
 	if events.ValidOperationID(opID) != nil {
 		return errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
 	}
-	opID = strings.Clone(opID)
 	c.Locals(localOperationID, opID)
-	if !s.origins.allowSocket(c.Get(fiber.HeaderOrigin), c.Hostname()) {
-		return errorf(CodeForbidden, "this Origin may not open a WebSocket here (see ALLOWED_ORIGINS)")
+	if !s.origins.allowSocket(c.Get(fiber.HeaderOrigin)) {
+		return errorf(CodeForbidden, "this Origin may not open a WebSocket here (see PUBLIC_URL and ALLOWED_ORIGINS)")
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()

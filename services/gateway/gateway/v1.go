@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
@@ -44,8 +46,15 @@ func (s *server) createOperation(c *fiber.Ctx) error {
 			return errorf(CodeUnsupportedMedia, "the body must be JSON (Content-Type: application/json)")
 		}
 	}
+	// encoding/json turns invalid UTF-8 into U+FFFD without an error; a
+	// body that is not UTF-8 is not JSON (RFC 8259), so it is refused here
+	// as ?song=%ff is.
+	body := c.Body()
+	if !utf8.Valid(body) {
+		return errorf(CodeBadRequest, "the body must be UTF-8 JSON")
+	}
 	var req createRequest
-	dec := json.NewDecoder(strings.NewReader(string(c.Body())))
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
 		return errorf(CodeBadRequest, `the body must be a JSON object such as {"query":"rick astley"}`)
 	}
@@ -102,7 +111,6 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	if events.ValidOperationID(opID) != nil {
 		return errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
 	}
-	opID = strings.Clone(opID)
 	c.Locals(localOperationID, opID)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
@@ -224,7 +232,6 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 	if len(cursor) > maxCursorBytes {
 		return errorf(CodeBadRequest, "malformed cursor")
 	}
-	q, cursor = strings.Clone(q), strings.Clone(cursor)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
 	songs, next, err := s.catalog.SearchSongs(ctx, q, limit, cursor)
@@ -257,7 +264,6 @@ func (s *server) getSong(c *fiber.Ctx) error {
 	if !validSongID(id) {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
-	id = strings.Clone(id)
 	c.Locals(localSongID, id)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()

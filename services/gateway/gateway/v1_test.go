@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +70,10 @@ func TestCreateOperation(t *testing.T) {
 		{name: "blank query", body: `{"query":"  "}`, header: jsonCT, status: 400, code: "bad_request"},
 		{name: "query too long", body: `{"query":"` + strings.Repeat("a", 513) + `"}`, header: jsonCT, status: 400, code: "bad_request"},
 		{name: "not JSON", body: `query=rick`, header: jsonCT, status: 400, code: "bad_request"},
+		{name: "invalid UTF-8 in the query", body: "{\"query\":\"\xff\"}", header: jsonCT, status: 400, code: "bad_request"},
+		{name: "invalid UTF-8 beside the query", body: "{\"query\":\"rick astley\",\"x\":\"\xfe\"}", header: jsonCT, status: 400, code: "bad_request"},
+		{name: "lone surrogate escape", body: `{"query":"rick \ud800"}`, header: jsonCT, status: 400, code: "bad_request"},
+		{name: "replacement character", body: `{"query":"rick \ufffd"}`, header: jsonCT, status: 400, code: "bad_request"},
 		{name: "two objects", body: `{"query":"a"}{"query":"b"}`, header: jsonCT, status: 400, code: "bad_request"},
 		{name: "form content type", body: `{"query":"rick astley"}`, header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, status: 415, code: "unsupported_media_type"},
 		{name: "idempotency key not ASCII", body: `{"query":"rick astley"}`, header: with("Idempotency-Key", "ключ"), status: 400, code: "bad_request"},
@@ -424,7 +430,89 @@ func TestSongs(t *testing.T) {
 	})
 }
 
-func TestRateLimit(t *testing.T) {
+// fakeClock is the rate limits' clock, moved by the test.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// defaultConfig is the configuration with every default, as main loads it
+// from an empty environment.
+func defaultConfig(t *testing.T) config.Config {
+	t.Helper()
+	cfg, err := config.Load(config.FromMap(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ShutdownGrace = 5 * time.Second
+	return cfg
+}
+
+// TestPollingBotIsNotThrottled runs a bot polling 20 operations 5 times a
+// second for two minutes of a fake clock, at the default limits: it never
+// meets a 429, and what it read leaves its creation budget whole.
+func TestPollingBotIsNotThrottled(t *testing.T) {
+	clock := newFakeClock()
+	cfg := defaultConfig(t)
+	h := startClocked(t, cfg, clock.Now)
+	fakeResolver(t, h.env, map[string]string{"rick astley": "dQw4w9WgXcQ"})
+	ctx := context.Background()
+	var ops []string
+	for range 20 {
+		id := events.NewID()
+		if err := h.store.PutOperation(ctx, projection.Operation{ID: id, Status: projection.StatusSuccess, SongID: "dQw4w9WgXcQ"}); err != nil {
+			t.Fatal(err)
+		}
+		ops = append(ops, id)
+	}
+	if err := h.store.PutSong(ctx, projection.Song{ID: "dQw4w9WgXcQ", Title: "Never Gonna Give You Up"}); err != nil {
+		t.Fatal(err)
+	}
+	const polls = 2 * 60 * 5 // two minutes at 5 a second
+	least := cfg.ReadRateLimit
+	for i := range polls {
+		for j, id := range ops {
+			path := "/api/audio/status?operation_id=" + id
+			if j%4 == 3 {
+				path = "/v1/songs/dQw4w9WgXcQ" // a bot also reads its songs
+			}
+			r := h.do(t, http.MethodGet, path, nil)
+			if r.status != 200 {
+				t.Fatalf("poll %d, %s: %d %s", i, path, r.status, r.body)
+			}
+			if n, err := strconv.Atoi(r.header.Get("RateLimit-Remaining")); err != nil {
+				t.Fatalf("RateLimit-Remaining %q", r.header.Get("RateLimit-Remaining"))
+			} else {
+				least = min(least, n)
+			}
+		}
+		clock.Advance(200 * time.Millisecond)
+	}
+	if least < cfg.ReadRateLimit/2 {
+		t.Errorf("the reads budget went down to %d of %d: too close for a bot this size", least, cfg.ReadRateLimit)
+	}
+	r := h.doBody(t, http.MethodPost, "/v1/operations", `{"query":"rick astley"}`, nil)
+	if r.status != 202 || r.header.Get("RateLimit-Remaining") != strconv.Itoa(cfg.RateLimit-1) {
+		t.Errorf("creation after the polls: %d, RateLimit-Remaining %q; want 202 and %d (reads spent none of it)",
+			r.status, r.header.Get("RateLimit-Remaining"), cfg.RateLimit-1)
+	}
+}
+
+func TestCreationLimit(t *testing.T) {
 	tests := []struct {
 		name    string
 		keys    []string
@@ -434,40 +522,164 @@ func TestRateLimit(t *testing.T) {
 		{name: "per API key", keys: []string{"key-one", "key-two"},
 			clients: []map[string]string{{"X-API-Key": "key-one"}, {"Authorization": "Bearer key-two"}}},
 	}
-	const limit = 3
+	const limit, reads = 3, 1000
+	// Both creation routes, in turn.
+	create := func(h *harness, t *testing.T, i int, header map[string]string) response {
+		if i%2 == 0 {
+			return h.do(t, http.MethodPost, "/api/audio/start?song=rick+astley", header)
+		}
+		return h.doBody(t, http.MethodPost, "/v1/operations", `{"query":"rick astley"}`, header)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := startWith(t, config.Config{APIKeys: tc.keys, RateLimit: limit})
-			path := "/api/audio/status?operation_id=" + events.NewID()
+			clock := newFakeClock()
+			h := startClocked(t, config.Config{APIKeys: tc.keys, RateLimit: limit, ReadRateLimit: reads}, clock.Now)
+			fakeResolver(t, h.env, map[string]string{"rick astley": "dQw4w9WgXcQ"})
 			for ci, header := range tc.clients {
 				for i := range limit {
-					r := h.do(t, http.MethodGet, path, header)
-					if r.status != 404 {
-						t.Fatalf("client %d request %d: %d %s, want 404", ci, i, r.status, r.body)
+					r := create(h, t, i, header)
+					if r.status != 200 && r.status != 202 {
+						t.Fatalf("client %d creation %d: %d %s", ci, i, r.status, r.body)
 					}
-					if got := r.header.Get("RateLimit-Limit"); got != strconv.Itoa(limit) {
-						t.Errorf("RateLimit-Limit %q", got)
-					}
-					if got := r.header.Get("RateLimit-Remaining"); got != strconv.Itoa(limit-1-i) {
-						t.Errorf("request %d: RateLimit-Remaining %q, want %d", i, got, limit-1-i)
+					for k, want := range map[string]string{"RateLimit-Limit": "3", "RateLimit-Remaining": strconv.Itoa(limit - 1 - i), "RateLimit-Policy": "3;w=60"} {
+						if got := r.header.Get(k); got != want {
+							t.Errorf("client %d creation %d: %s %q, want %q", ci, i, k, got, want)
+						}
 					}
 				}
-				r := h.do(t, http.MethodGet, "/v1/songs", header)
+				before := requestedCount(t, h.env, "*")
+				r := create(h, t, limit, header)
 				wantError(t, r, 429, "rate_limited")
-				for _, k := range []string{"Retry-After", "RateLimit-Reset"} {
-					if n, err := strconv.Atoi(r.header.Get(k)); err != nil || n < 1 || n > 60 {
-						t.Errorf("%s %q, want 1 to 60 seconds", k, r.header.Get(k))
+				// A token comes back every 60/limit seconds; the bucket is full
+				// again in a minute.
+				for k, want := range map[string]string{"Retry-After": "20", "RateLimit-Reset": "60", "RateLimit-Remaining": "0"} {
+					if got := r.header.Get(k); got != want {
+						t.Errorf("client %d on 429: %s %q, want %q", ci, k, got, want)
 					}
 				}
-				if got := r.header.Get("RateLimit-Remaining"); got != "0" {
-					t.Errorf("RateLimit-Remaining %q on 429, want 0", got)
+				if n := requestedCount(t, h.env, "*"); n != before {
+					t.Errorf("the refused creation published: %d song.requested, want %d", n, before)
 				}
+				// Reads have their own budget.
+				r = h.do(t, http.MethodGet, "/api/audio/status?operation_id="+events.NewID(), header)
+				if r.status != 404 || r.header.Get("RateLimit-Limit") != strconv.Itoa(reads) {
+					t.Errorf("a read after the creations: %d, RateLimit-Limit %q; want 404 under the reads' %d", r.status, r.header.Get("RateLimit-Limit"), reads)
+				}
+			}
+			clock.Advance(20 * time.Second)
+			for ci, header := range tc.clients {
+				if r := create(h, t, 1, header); r.status != 202 {
+					t.Errorf("client %d after Retry-After: %d %s, want 202", ci, r.status, r.body)
+				}
+				wantError(t, create(h, t, 0, header), 429, "rate_limited")
 			}
 			// Probes are not limited.
 			if r := h.do(t, http.MethodGet, "/healthz", nil); r.status != 200 || r.header.Get("RateLimit-Limit") != "" {
 				t.Errorf("healthz: %d, RateLimit-Limit %q; want 200 without limit", r.status, r.header.Get("RateLimit-Limit"))
 			}
 		})
+	}
+}
+
+func TestReadLimit(t *testing.T) {
+	const reads = 5
+	clock := newFakeClock()
+	h := startClocked(t, config.Config{RateLimit: 3, ReadRateLimit: reads}, clock.Now)
+	fakeResolver(t, h.env, map[string]string{"rick astley": "dQw4w9WgXcQ"})
+	opID, _ := publishHistory(t, h.env, "rick astley", resolved)
+	for i := range reads {
+		if r := h.do(t, http.MethodGet, "/v1/operations/"+opID, nil); r.status != 200 {
+			t.Fatalf("read %d: %d %s", i, r.status, r.body)
+		}
+	}
+	tests := []struct {
+		name, method, path string
+	}{
+		{"status", http.MethodGet, "/api/audio/status?operation_id=" + opID},
+		{"operation", http.MethodGet, "/v1/operations/" + opID},
+		{"songs", http.MethodGet, "/v1/songs"},
+		{"song", http.MethodGet, "/v1/songs/dQw4w9WgXcQ"},
+		{"DCA", http.MethodGet, "/v1/songs/dQw4w9WgXcQ/dca"},
+		{"DCA HEAD", http.MethodHead, "/v1/songs/dQw4w9WgXcQ/dca"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := h.do(t, tc.method, tc.path, nil)
+			if r.status != 429 || r.header.Get("Retry-After") != "12" {
+				t.Errorf("%d, Retry-After %q; want 429 and 12 (60/%d s)", r.status, r.header.Get("Retry-After"), reads)
+			}
+			if tc.method != http.MethodHead {
+				wantError(t, r, 429, "rate_limited")
+			}
+		})
+	}
+	t.Run("events WebSocket", func(t *testing.T) {
+		_, res, err := websocket.DefaultDialer.Dial(wsURL(h, opID), nil)
+		if err == nil || res == nil || res.StatusCode != 429 {
+			t.Fatalf("dial: %v, want a 429", err)
+		}
+	})
+	t.Run("creations have their own budget", func(t *testing.T) {
+		if r := h.doBody(t, http.MethodPost, "/v1/operations", `{"query":"rick astley"}`, nil); r.status != 202 {
+			t.Errorf("%d %s, want 202", r.status, r.body)
+		}
+	})
+}
+
+// TestAuthFailureLimit sends 200 requests with wrong keys from one
+// address: after AUTH_FAILURE_LIMIT of them (the default) the address is
+// refused before its key is looked at, a good key included, while another
+// address is not.
+func TestAuthFailureLimit(t *testing.T) {
+	clock := newFakeClock()
+	cfg := defaultConfig(t)
+	cfg.APIKeys = []string{"the-key"}
+	h := startClocked(t, cfg, clock.Now)
+	good := map[string]string{"X-API-Key": "the-key"}
+	first429 := -1
+	for i := range 200 {
+		header := map[string]string{"X-API-Key": "guess-" + strconv.Itoa(i)}
+		if i%10 == 9 {
+			header = nil // no key at all is a failure too
+		}
+		r := h.do(t, http.MethodGet, "/v1/songs", header)
+		switch {
+		case first429 < 0 && r.status == 401:
+		case first429 < 0 && r.status == 429:
+			first429 = i
+			fallthrough
+		case r.status == 429:
+			wantError(t, r, 429, "rate_limited")
+			if got := r.header.Get("Retry-After"); got != "3" {
+				t.Fatalf("request %d: Retry-After %q, want 3 (60/%d s)", i, got, cfg.AuthFailureLimit)
+			}
+		default:
+			t.Fatalf("request %d: %d %s, want 401 then 429", i, r.status, r.body)
+		}
+	}
+	if first429 != cfg.AuthFailureLimit {
+		t.Errorf("first 429 at request %d, want %d (AUTH_FAILURE_LIMIT)", first429, cfg.AuthFailureLimit)
+	}
+	if r := h.do(t, http.MethodGet, "/v1/songs", good); r.status != 429 {
+		t.Errorf("good key from the refused address: %d, want 429", r.status)
+	}
+
+	// Another loopback address has its own budget.
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	other := *h
+	other.client = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}, Timeout: 30 * time.Second}
+	t.Cleanup(other.client.CloseIdleConnections)
+	wantError(t, other.do(t, http.MethodGet, "/v1/songs", map[string]string{"X-API-Key": "wrong"}), 401, "unauthorized")
+	if r := other.do(t, http.MethodGet, "/v1/songs", good); r.status != 200 {
+		t.Errorf("good key from another address: %d %s, want 200", r.status, r.body)
+	}
+
+	// Once a token is back, the good key passes, and passing spends none.
+	clock.Advance(3 * time.Second)
+	for i := range 3 {
+		if r := h.do(t, http.MethodGet, "/v1/songs", good); r.status != 200 {
+			t.Errorf("good key %d after Retry-After: %d %s, want 200", i, r.status, r.body)
+		}
 	}
 }
 
@@ -691,6 +903,50 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsLabelsAreRealRequests drives requests of mixed methods and
+// paths over one keep-alive connection, so fasthttp reuses its buffers
+// between them, then checks that every method and route label /metrics
+// shows is one a request had: a label must not alias a request's buffer.
+func TestMetricsLabelsAreRealRequests(t *testing.T) {
+	h := start(t)
+	methods := []string{http.MethodDelete, http.MethodGet, http.MethodPost, http.MethodHead,
+		http.MethodOptions, http.MethodPut, http.MethodPatch}
+	paths := []string{"/healthz", "/v1/songs", "/v1/songs/nosuchsong", "/api/audio/status?operation_id=x",
+		"/v1/operations/nosuchop", "/no/such/route", "/v1/songs/nosuchsong/dca"}
+	for round := range 3 {
+		for i, m := range methods {
+			h.do(t, m, paths[(i+round)%len(paths)], nil)
+		}
+	}
+	real := map[string]bool{}
+	for _, m := range methods {
+		real[m] = true
+	}
+	routes := map[string]bool{"unmatched": true}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/dashboard/:file",
+		"/api/audio/start", "/api/audio/status", "/v1/operations", "/v1/operations/:id",
+		"/v1/operations/:id/events", "/v1/songs", "/v1/songs/:id", "/v1/songs/:id/dca"} {
+		routes[p] = true
+	}
+	label := regexp.MustCompile(`(method|route)="([^"]*)"`)
+	r := h.do(t, http.MethodGet, "/metrics", nil)
+	seen := 0
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if !strings.HasPrefix(line, "butakero_http_request") {
+			continue
+		}
+		seen++
+		for _, m := range label.FindAllStringSubmatch(line, -1) {
+			if (m[1] == "method" && !real[m[2]]) || (m[1] == "route" && !routes[m[2]]) {
+				t.Errorf("%s label %q no request had: %s", m[1], m[2], line)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("/metrics has no butakero_http_request series")
+	}
+}
+
 // wsURL is the events WebSocket of an operation on h.
 func wsURL(h *harness, opID string) string {
 	return "ws" + strings.TrimPrefix(h.url, "http") + "/v1/operations/" + opID + "/events"
@@ -855,6 +1111,7 @@ func TestWebSocketRefusals(t *testing.T) {
 	h := startWith(t, config.Config{AllowedOrigins: []string{"https://app.example"}})
 	opID, _ := publishHistory(t, h.env, "rick astley", resolved)
 	host := strings.TrimPrefix(h.url, "http://")
+	_, port, _ := net.SplitHostPort(host)
 	tests := []struct {
 		name   string
 		opID   string
@@ -866,9 +1123,13 @@ func TestWebSocketRefusals(t *testing.T) {
 		{name: "unknown operation", opID: events.NewID(), status: 404, code: "not_found"},
 		{name: "malformed id", opID: "a.b", status: 400, code: "bad_request"},
 		{name: "foreign origin", opID: opID, header: http.Header{"Origin": {"https://evil.example"}}, status: 403, code: "forbidden"},
+		{name: "origin of a spoofed Host", opID: opID, header: http.Header{"Host": {"evil.example"}, "Origin": {"http://evil.example"}}, status: 403, code: "forbidden"},
+		{name: "origin of a spoofed Host with the port", opID: opID, header: http.Header{"Host": {"evil.example:" + port}, "Origin": {"http://evil.example:" + port}}, status: 403, code: "forbidden"},
 		{name: "not an upgrade", opID: opID, plain: true, status: 426, code: "upgrade_required"},
-		{name: "same origin", opID: opID, header: http.Header{"Origin": {"http://" + host}}, status: 101},
+		{name: "the listen address", opID: opID, header: http.Header{"Origin": {"http://" + host}}, status: 101},
+		{name: "the listen address as localhost", opID: opID, header: http.Header{"Origin": {"http://localhost:" + port}}, status: 101},
 		{name: "configured origin", opID: opID, header: http.Header{"Origin": {"https://app.example"}}, status: 101},
+		{name: "no Origin (a bot)", opID: opID, status: 101},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -895,6 +1156,31 @@ func TestWebSocketRefusals(t *testing.T) {
 			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
 		})
 	}
+	t.Run("PUBLIC_URL replaces the listen address", func(t *testing.T) {
+		h := startWith(t, config.Config{PublicURL: "https://butakero.example:443/bot/"})
+		opID, _ := publishHistory(t, h.env, "rick astley", resolved)
+		for _, tc := range []struct {
+			origin string
+			status int
+		}{
+			{"https://butakero.example", 101},
+			{"https://BUTAKERO.example", 101},
+			{"http://butakero.example", 403},
+			{h.url, 403},
+		} {
+			conn, res, err := websocket.DefaultDialer.Dial(wsURL(h, opID), http.Header{"Origin": {tc.origin}})
+			if err == nil {
+				conn.Close()
+			}
+			got := 0
+			if res != nil {
+				got = res.StatusCode
+			}
+			if got != tc.status {
+				t.Errorf("Origin %s: status %d (%v), want %d", tc.origin, got, err, tc.status)
+			}
+		}
+	})
 	t.Run("cap on open sockets", func(t *testing.T) {
 		h := startWith(t, config.Config{MaxSockets: 1})
 		opID, _ := publishHistory(t, h.env, "rick astley", resolved)

@@ -25,7 +25,7 @@ var Defaults = map[string]string{
 	"STAGE_TIMEOUT":       "60s",
 	"SHUTDOWN_GRACE":      "5s",
 	"LOG_LEVEL":           "warn",
-	"RATE_LIMIT":          "0", // tests poll status faster than a user
+	"RATE_LIMIT":          "0", // tests create operations faster than a user
 }
 
 // Instance is one all-in-one running in the test process.
