@@ -28,6 +28,7 @@ type Store interface {
 	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	Stat(ctx context.Context, key string) (objstore.Info, error)
 	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) ([]objstore.Info, error)
 	Ping(ctx context.Context) error
 	Location(key string) string
 }
@@ -58,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"failed reader leaves nothing new", testFailedReader},
 		{"cancelled put leaves nothing new", testCancelled},
 		{"delete", testDelete},
+		{"list by prefix", testList},
 		{"location names the key", testLocation},
 		{"ping", func(t *testing.T, ctx context.Context, s Store) {
 			if err := s.Ping(ctx); err != nil {
@@ -352,6 +354,36 @@ func testDelete(t *testing.T, ctx context.Context, s Store) {
 	}
 	if err := s.Delete(ctx, key); err != nil {
 		t.Errorf("Delete of a missing key: %v, want nil", err)
+	}
+}
+
+func testList(t *testing.T, ctx context.Context, s Store) {
+	if got, err := s.List(ctx, "staging/"); err != nil || len(got) != 0 {
+		t.Fatalf("List of an empty store: %v, %v; want nothing", got, err)
+	}
+	before := time.Now().Add(-time.Minute)
+	put(t, ctx, s, "staging/a.m4a", []byte("staged a"))
+	put(t, ctx, s, "staging/b.webm", []byte("staged bb"))
+	put(t, ctx, s, "audio/a.dca", []byte("a dca"))
+	got, err := s.List(ctx, "staging/")
+	if err != nil {
+		t.Fatalf("List: %v", err)
+	}
+	sizes := map[string]int64{}
+	for _, info := range got {
+		sizes[info.Key] = info.Size
+		if info.Modified.Before(before) || info.Modified.After(time.Now().Add(time.Minute)) {
+			t.Errorf("%s modified %s, want about now", info.Key, info.Modified)
+		}
+	}
+	if want := map[string]int64{"staging/a.m4a": 8, "staging/b.webm": 9}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+		t.Errorf("List(staging/) = %v, want %v", sizes, want)
+	}
+	if err := s.Delete(ctx, "staging/a.m4a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.List(ctx, "staging/"); err != nil || len(got) != 1 || got[0].Key != "staging/b.webm" {
+		t.Errorf("List after a delete: %v, %v; want staging/b.webm only", got, err)
 	}
 }
 

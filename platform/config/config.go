@@ -46,6 +46,7 @@ type Config struct {
 	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
 	EncodeConcurrency int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
 	DirectMaxBytes    int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
+	StagingMaxAge     time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
 
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
@@ -137,6 +138,7 @@ func Load(lookup Lookup) (Config, error) {
 		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
+		StagingMaxAge:     durVar("STAGING_MAX_AGE", time.Hour),
 		AllowedOrigins:    list(get("ALLOWED_ORIGINS", "")),
 		PublicURL:         get("PUBLIC_URL", ""),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
@@ -184,6 +186,9 @@ func Load(lookup Lookup) (Config, error) {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			errs = append(errs, fmt.Errorf("NATS_LISTEN=%q: want host:port", c.NATSListen))
 		}
+	}
+	if c.StagingMaxAge < time.Minute {
+		errs = append(errs, fmt.Errorf("STAGING_MAX_AGE=%s: want at least 1m", c.StagingMaxAge))
 	}
 	if (c.SongsTable == "") != (c.OperationsTable == "") {
 		errs = append(errs, errors.New("DYNAMODB_TABLE_NAME_SONGS and DYNAMODB_TABLE_NAME_OPERATION: set both (projections in DynamoDB) or neither"))

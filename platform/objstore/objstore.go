@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,8 @@ type Info struct {
 	Location string
 	// Digest is the store's checksum of the content ("SHA-256=…").
 	Digest string
+	// Modified is when the blob was last written.
+	Modified time.Time
 }
 
 // Store is a blob store. It is safe for concurrent use.
@@ -147,6 +150,26 @@ func (s *Store) Stat(ctx context.Context, key string) (Info, error) {
 	return s.info(oi), nil
 }
 
+// List returns the Info of every blob whose key starts with prefix, in no
+// particular order. It reads the store's whole index (one message per
+// blob), not the content.
+func (s *Store) List(ctx context.Context, prefix string) ([]Info, error) {
+	all, err := s.obs.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("objstore: list %s: %w", prefix, err)
+	}
+	var out []Info
+	for _, oi := range all {
+		if strings.HasPrefix(oi.Name, prefix) {
+			out = append(out, s.info(oi))
+		}
+	}
+	return out, nil
+}
+
 // Delete removes blob key. Deleting a missing blob is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	err := s.obs.Delete(ctx, key)
@@ -172,7 +195,7 @@ func (s *Store) info(oi *jetstream.ObjectInfo) Info {
 	if oi.Headers != nil {
 		ct = oi.Headers.Get("Content-Type")
 	}
-	return Info{Key: oi.Name, Size: int64(oi.Size), ContentType: ct, Location: s.Location(oi.Name), Digest: oi.Digest}
+	return Info{Key: oi.Name, Size: int64(oi.Size), ContentType: ct, Location: s.Location(oi.Name), Digest: oi.Digest, Modified: oi.ModTime}
 }
 
 // ctxReader fails reads once ctx is done.

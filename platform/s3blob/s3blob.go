@@ -217,7 +217,25 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 		ContentType: contentType,
 		Location:    s.Location(key),
 		Digest:      etag(out.ETag),
+		Modified:    time.Now().UTC(),
 	}, nil
+}
+
+// List returns the Info of every blob whose key starts with prefix (a
+// ListObjectsV2 per thousand keys). Content types are not listed.
+func (s *Store) List(ctx context.Context, prefix string) ([]objstore.Info, error) {
+	var out []objstore.Info
+	pages := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &prefix})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("s3blob: list %s: %s: %w", prefix, awsconfig.Reason(err), err)
+		}
+		for _, o := range page.Contents {
+			out = append(out, s.info(aws.ToString(o.Key), o.Size, nil, o.ETag, o.LastModified))
+		}
+	}
+	return out, nil
 }
 
 // Open returns a streaming reader of blob key and its Info, or an error
@@ -234,7 +252,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, objstore.I
 		}
 		return nil, objstore.Info{}, fmt.Errorf("s3blob: get %s: %s: %w", key, awsconfig.Reason(err), err)
 	}
-	return out.Body, s.info(key, out.ContentLength, out.ContentType, out.ETag), nil
+	return out.Body, s.info(key, out.ContentLength, out.ContentType, out.ETag, out.LastModified), nil
 }
 
 // OpenRange is Open for the n bytes of blob key from byte off, or to its
@@ -286,7 +304,7 @@ func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.Rea
 		out.Body.Close()
 		return nil, objstore.Info{}, fmt.Errorf("s3blob: get %s (%s): the answer's Content-Range %q names no size", key, rng, aws.ToString(out.ContentRange))
 	}
-	return out.Body, s.info(key, &size, out.ContentType, out.ETag), nil
+	return out.Body, s.info(key, &size, out.ContentType, out.ETag, out.LastModified), nil
 }
 
 // rangeTotal is the complete length in a Content-Range header such as
@@ -323,7 +341,7 @@ func (s *Store) Stat(ctx context.Context, key string) (objstore.Info, error) {
 		}
 		return objstore.Info{}, fmt.Errorf("s3blob: stat %s: %s: %w", key, awsconfig.Reason(err), err)
 	}
-	return s.info(key, out.ContentLength, out.ContentType, out.ETag), nil
+	return s.info(key, out.ContentLength, out.ContentType, out.ETag, out.LastModified), nil
 }
 
 // Metadata returns blob key's user metadata, decoded as Put stored it, or
@@ -404,13 +422,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // Location is the URL of blob key: "s3://<bucket>/<key>".
 func (s *Store) Location(key string) string { return "s3://" + s.bucket + "/" + key }
 
-func (s *Store) info(key string, size *int64, contentType, tag *string) objstore.Info {
+func (s *Store) info(key string, size *int64, contentType, tag *string, modified *time.Time) objstore.Info {
 	return objstore.Info{
 		Key:         key,
 		Size:        aws.ToInt64(size),
 		ContentType: aws.ToString(contentType),
 		Location:    s.Location(key),
 		Digest:      etag(tag),
+		Modified:    aws.ToTime(modified),
 	}
 }
 

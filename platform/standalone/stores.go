@@ -34,6 +34,7 @@ type Blobs interface {
 	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
 	Stat(ctx context.Context, key string) (objstore.Info, error)
 	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string) ([]objstore.Info, error)
 	Ping(ctx context.Context) error
 	Location(key string) string
 }

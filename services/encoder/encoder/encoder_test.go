@@ -38,12 +38,18 @@ type rig struct {
 // stop cancels Run and returns what it returned, once it has.
 func start(t *testing.T, grace time.Duration) (r *rig, stop func() error) {
 	t.Helper()
+	return startWith(t, grace, "1m")
+}
+
+// startWith is start with a STAGE_TIMEOUT of its own.
+func startWith(t *testing.T, grace time.Duration, stageTimeout string) (r *rig, stop func() error) {
+	t.Helper()
 	env := natstest.Start(t)
 	blobs, err := objstore.Open(context.Background(), env.JS, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(config.FromMap(map[string]string{"MAX_ATTEMPTS": "2", "STAGE_TIMEOUT": "1m"}))
+	cfg, err := config.Load(config.FromMap(map[string]string{"MAX_ATTEMPTS": "2", "STAGE_TIMEOUT": stageTimeout}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +416,32 @@ func TestShutdownMidEncode(t *testing.T) {
 	}
 	if n := len(info.State.Subjects); n != 0 {
 		t.Fatalf("a cancelled encode published %d failures", n)
+	}
+}
+
+// TestTimeoutOnTheLastAttempt: an encode that runs out of STAGE_TIMEOUT on
+// every attempt ends the operation with code timeout, and what it held is
+// let go all the same: the staged source is deleted and the song's claim
+// is free for another operation.
+func TestTimeoutOnTheLastAttempt(t *testing.T) {
+	r, _ := startWith(t, time.Second, "300ms")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	f, err := os.Open(audiofixture.Make(t, r.dir, audiofixture.Spec{
+		Name: "slow.wav", Duration: 4 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "16000"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	req := r.stage(t, "slow", "Slow", "wav", f)
+	env, ev := r.end(ctx, t, req.OperationID)
+	failed, ok := ev.(events.OperationFailed)
+	if !ok || failed.Code != events.CodeTimeout || failed.Attempts != 2 {
+		t.Fatalf("operation ended with %s %+v, want operation.failed timeout after 2 attempts", env.Type, ev)
+	}
+	r.gone(ctx, t, "staging/"+req.OperationID+".wav")
+	if rec, free := r.settledClaim(ctx, t, "slow"); !free {
+		t.Errorf("claim after the last attempt timed out: %+v, want it free", rec)
 	}
 }
 

@@ -71,6 +71,8 @@ type Blobs interface {
 	// Stat returns blob key's Info, or an error wrapping
 	// objstore.ErrNotFound: whether a song's DCA is stored.
 	Stat(ctx context.Context, key string) (objstore.Info, error)
+	// List and Delete sweep staged downloads left behind (Sweeper).
+	StagingBlobs
 }
 
 var _ Blobs = (*objstore.Store)(nil)
@@ -157,7 +159,21 @@ func Run(ctx context.Context, d Deps) error {
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
 	}
-	d.Log.Info("fetcher running", "concurrency", n, "max_duration", d.Config.MaxDuration.String())
+	stream, err := d.JS.Stream(ctx, events.StreamName)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("fetcher: %w", err)
+	}
+	sweeper := &Sweeper{Blobs: d.Blobs, Stream: stream, MaxAge: d.Config.StagingMaxAge, Log: d.Log}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() { defer close(swept); sweeper.Run(sweepCtx) }()
+	defer func() { stopSweep(); <-swept }()
+
+	d.Log.Info("fetcher running", "concurrency", n, "max_duration", d.Config.MaxDuration.String(),
+		"staging_max_age", d.Config.StagingMaxAge.String())
 	return w.Run(ctx)
 }
 
