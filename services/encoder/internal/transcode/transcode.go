@@ -60,7 +60,7 @@ func (e *Unreadable) Is(target error) bool { return target == ErrUnreadable }
 // *Unreadable error; a missing ffprobe or a cancelled ctx is any other error.
 func Probe(ctx context.Context, path string) (time.Duration, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "format=duration,start_time", "-of", "json", path)
+	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "format=format_name,duration,start_time", "-of", "json", path)
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	err := cmd.Run()
@@ -76,12 +76,16 @@ func Probe(ctx context.Context, path string) (time.Duration, error) {
 	}
 	var out struct {
 		Format struct {
-			Duration  string `json:"duration"`
-			StartTime string `json:"start_time"`
+			FormatName string `json:"format_name"`
+			Duration   string `json:"duration"`
+			StartTime  string `json:"start_time"`
 		} `json:"format"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
 		return 0, &Unreadable{Message: "ffprobe printed no format"}
+	}
+	if !mediaContainer(out.Format.FormatName) {
+		return 0, &Unreadable{Message: fmt.Sprintf("a %s file is not an audio or video container", out.Format.FormatName)}
 	}
 	secs, err := strconv.ParseFloat(out.Format.Duration, 64)
 	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs <= 0 {
@@ -91,6 +95,30 @@ func Probe(ctx context.Context, path string) (time.Duration, error) {
 		secs -= math.Abs(start)
 	}
 	return time.Duration(secs * float64(time.Second)), nil
+}
+
+// containers are the demuxers (ffprobe's format names) whose files the
+// encoder takes: audio and video containers. Playlists and lists of files
+// (hls, concat), images, text and devices are refused: they name other
+// files, which ffmpeg would open on the encoder's host.
+var containers = map[string]bool{
+	"mov": true, "mp4": true, "m4a": true, "3gp": true, "3g2": true, "mj2": true,
+	"matroska": true, "webm": true, "ogg": true, "mp3": true, "wav": true, "w64": true,
+	"flac": true, "aac": true, "aiff": true, "caf": true, "asf": true, "avi": true,
+	"flv": true, "mpegts": true, "mpeg": true, "wv": true, "ape": true, "amr": true,
+	"ac3": true, "eac3": true, "dts": true, "mp2": true, "au": true, "tta": true,
+}
+
+// mediaContainer reports whether ffprobe's format name (a comma-separated
+// list of the demuxer's names, "mov,mp4,m4a,3gp,3g2,mj2") is a container
+// the encoder takes.
+func mediaContainer(formatName string) bool {
+	for _, name := range strings.Split(formatName, ",") {
+		if containers[name] {
+			return true
+		}
+	}
+	return false
 }
 
 // Options configure Encode.

@@ -118,6 +118,25 @@ func TestUnreadableInput(t *testing.T) {
 	}
 }
 
+// TestPlaylistRefused: a file that names other files (an HLS playlist
+// whose segment is a media file on the encoder's host) is not audio, even
+// though ffmpeg would read it: nothing of the other file is encoded.
+func TestPlaylistRefused(t *testing.T) {
+	dir := t.TempDir()
+	local := filepath.Join(dir, "local.ts")
+	audiofixture.Make(t, dir, audiofixture.Spec{Name: "local.ts", Duration: 2 * time.Second, Args: []string{"-c:a", "aac", "-f", "mpegts"}})
+	playlist := "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\nfile://" + local + "\n#EXT-X-ENDLIST\n"
+	path := audiofixture.Write(t, dir, "list.m4a", []byte(playlist))
+	_, err := Probe(context.Background(), path)
+	var u *Unreadable
+	if !errors.As(err, &u) || !strings.Contains(u.Message, "hls") {
+		t.Fatalf("Probe of an HLS playlist naming a local file: %v, want *Unreadable naming hls", err)
+	}
+	if strings.Contains(u.Message, dir) {
+		t.Errorf("message leaks a path: %q", u.Message)
+	}
+}
+
 // TestCancelStopsFFmpeg cancels an encode after its first frame and checks
 // that Encode returns at once and no ffmpeg child process is left.
 func TestCancelStopsFFmpeg(t *testing.T) {
