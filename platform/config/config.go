@@ -19,6 +19,9 @@ type Config struct {
 	DataDir           string        // DATA_DIR
 	NATSURL           string        // NATS_URL; empty means embedded
 	NATSListen        string        // NATS_LISTEN: embedded server's client listener; empty means none
+	NATSToken         string        // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
+	NATSUser          string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
+	NATSPassword      string        // NATS_PASSWORD
 	StreamReplicas    int           // STREAM_REPLICAS
 	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, lower-cased
 	YouTubeAPIKey     string        // YOUTUBE_API_KEY
@@ -108,6 +111,9 @@ func Load(lookup Lookup) (Config, error) {
 		DataDir:           get("DATA_DIR", "./data"),
 		NATSURL:           get("NATS_URL", ""),
 		NATSListen:        get("NATS_LISTEN", ""),
+		NATSToken:         get("NATS_TOKEN", ""),
+		NATSUser:          get("NATS_USER", ""),
+		NATSPassword:      get("NATS_PASSWORD", ""),
 		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
 		AllowedMediaHosts: list(get("ALLOWED_MEDIA_HOSTS", ""), true),
 		YouTubeAPIKey:     get("YOUTUBE_API_KEY", ""),
@@ -160,6 +166,17 @@ func Load(lookup Lookup) (Config, error) {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			errs = append(errs, fmt.Errorf("NATS_LISTEN=%q: want host:port", c.NATSListen))
 		}
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		errs = append(errs, errors.New("NATS_USER and NATS_PASSWORD: set both or neither"))
+	}
+	if c.NATSToken != "" && c.NATSUser != "" {
+		errs = append(errs, errors.New("NATS_TOKEN and NATS_USER: set one way to authenticate, not both"))
+	}
+	// A listener opens the embedded server, the stream and every bucket to
+	// whoever reaches the address: never without credentials.
+	if c.Embedded() && c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {
+		errs = append(errs, fmt.Errorf("NATS_LISTEN=%q opens the embedded NATS server to the network: set NATS_TOKEN, or NATS_USER and NATS_PASSWORD, which every client (this process's own included) must then present", c.NATSListen))
 	}
 	if (c.SongsTable == "") != (c.OperationsTable == "") {
 		errs = append(errs, errors.New("DYNAMODB_TABLE_NAME_SONGS and DYNAMODB_TABLE_NAME_OPERATION: set both (projections in DynamoDB) or neither"))

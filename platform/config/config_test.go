@@ -47,7 +47,25 @@ func TestLoad(t *testing.T) {
 		{"attempts out of range", map[string]string{"MAX_ATTEMPTS": "0"}, nil, "MAX_ATTEMPTS"},
 		{"bitrate above what Discord takes", map[string]string{"DCA_BITRATE_KBPS": "320"}, nil, "DCA_BITRATE_KBPS"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
-		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222"}, nil, "NATS_LISTEN"},
+		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222", "NATS_TOKEN": "t"}, nil, "NATS_LISTEN"},
+		{"NATS_LISTEN without credentials", map[string]string{"NATS_LISTEN": "127.0.0.1:4222"}, nil, "NATS_LISTEN=\"127.0.0.1:4222\" opens the embedded NATS server"},
+		{"NATS_LISTEN with a user but no password", map[string]string{"NATS_LISTEN": "127.0.0.1:4222", "NATS_USER": "u"}, nil, "NATS_USER and NATS_PASSWORD"},
+		{"NATS_LISTEN with a token", map[string]string{"NATS_LISTEN": "127.0.0.1:4222", "NATS_TOKEN": "s3cret"}, func(t *testing.T, c config.Config) {
+			if c.NATSListen != "127.0.0.1:4222" || c.NATSToken != "s3cret" {
+				t.Errorf("listen %q token %q", c.NATSListen, c.NATSToken)
+			}
+		}, ""},
+		{"NATS_LISTEN with a user and password", map[string]string{"NATS_LISTEN": "127.0.0.1:4222", "NATS_USER": "u", "NATS_PASSWORD": "p"}, func(t *testing.T, c config.Config) {
+			if c.NATSUser != "u" || c.NATSPassword != "p" {
+				t.Errorf("user %q password %q", c.NATSUser, c.NATSPassword)
+			}
+		}, ""},
+		{"a token and a user", map[string]string{"NATS_TOKEN": "t", "NATS_USER": "u", "NATS_PASSWORD": "p"}, nil, "not both"},
+		{"a cluster needs no NATS_LISTEN credentials", map[string]string{"NATS_URL": "nats://a:4222"}, func(t *testing.T, c config.Config) {
+			if c.NATSToken != "" || c.NATSUser != "" {
+				t.Errorf("token %q user %q", c.NATSToken, c.NATSUser)
+			}
+		}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
