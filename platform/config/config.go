@@ -35,7 +35,7 @@ type Config struct {
 	YTDLPProxy        string        // YTDLP_PROXY
 	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
 	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
-	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept in DynamoDB
+	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept (DynamoDB and JetStream KV)
 	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means same origin only
 	RateLimit         int           // RATE_LIMIT: requests per minute per API key (or per IP without keys); 0 disables
 	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
