@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/butakero/butakero/events"
 )
 
 // Config is every setting of the CONTRACT's environment table plus the
@@ -23,6 +25,8 @@ type Config struct {
 	NATSUser          string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
 	NATSPassword      string        // NATS_PASSWORD
 	StreamReplicas    int           // STREAM_REPLICAS
+	StreamMaxAge      time.Duration // STREAM_MAX_AGE: events older than this are dropped from the stream; 0 keeps them forever
+	StreamMaxBytes    int64         // STREAM_MAX_BYTES: the oldest events are dropped past this size; 0 means no limit
 	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, lower-cased
 	YouTubeAPIKey     string        // YOUTUBE_API_KEY
 	YouTubeAPIBaseURL string        // YOUTUBE_API_BASE_URL
@@ -96,6 +100,30 @@ func Load(lookup Lookup) (Config, error) {
 		return d
 	}
 
+	// optionalDurVar is a duration that may be off: empty or "0" is 0.
+	optionalDurVar := func(k string, min time.Duration) time.Duration {
+		s := get(k, "0")
+		if s == "0" {
+			return 0
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < min {
+			errs = append(errs, fmt.Errorf("%s=%q: want a Go duration of at least %s, or 0 for no limit", k, s, min))
+			return 0
+		}
+		return d
+	}
+	// optionalBytesVar is a size that may be off: empty or "0" is 0.
+	optionalBytesVar := func(k string, min int64) int64 {
+		s := get(k, "0")
+		n, err := parseBytes(s)
+		if err != nil || (n != 0 && n < min) {
+			errs = append(errs, fmt.Errorf("%s=%q: want a size of at least %d bytes (a number with an optional unit: 512MiB, 20GiB, 1TiB), or 0 for no limit", k, s, min))
+			return 0
+		}
+		return n
+	}
+
 	boolVar := func(k string, def bool) bool {
 		s := get(k, strconv.FormatBool(def))
 		b, err := strconv.ParseBool(s)
@@ -115,6 +143,8 @@ func Load(lookup Lookup) (Config, error) {
 		NATSUser:          get("NATS_USER", ""),
 		NATSPassword:      get("NATS_PASSWORD", ""),
 		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
+		StreamMaxAge:      optionalDurVar("STREAM_MAX_AGE", events.DuplicateWindow),
+		StreamMaxBytes:    optionalBytesVar("STREAM_MAX_BYTES", 1<<20),
 		AllowedMediaHosts: list(get("ALLOWED_MEDIA_HOSTS", ""), true),
 		YouTubeAPIKey:     get("YOUTUBE_API_KEY", ""),
 		YouTubeAPIBaseURL: get("YOUTUBE_API_BASE_URL", ""),
@@ -187,6 +217,12 @@ func Load(lookup Lookup) (Config, error) {
 	return c, errors.Join(errs...)
 }
 
+// StreamLimits are the event stream's limits (STREAM_MAX_AGE,
+// STREAM_MAX_BYTES), for events.EnsureStream.
+func (c Config) StreamLimits() events.StreamLimits {
+	return events.StreamLimits{MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes}
+}
+
 // BlobsInS3 reports whether audio lives in S3 (BUCKET_NAME set) rather
 // than in the JetStream Object Store.
 func (c Config) BlobsInS3() bool { return c.BucketName != "" }
@@ -197,6 +233,27 @@ func (c Config) ProjectionsInDynamoDB() bool { return c.SongsTable != "" && c.Op
 
 // Embedded reports whether the process runs its own JetStream server.
 func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+// parseBytes reads a size: a whole number of bytes with an optional binary
+// unit (B, KiB, MiB, GiB, TiB; K, M, G, T alike).
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		size   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("not a size: %q", s)
+	}
+	return n * mult, nil
+}
 
 func list(s string, lower bool) []string {
 	var out []string

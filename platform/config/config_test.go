@@ -60,6 +60,31 @@ func TestLoad(t *testing.T) {
 				t.Errorf("user %q password %q", c.NATSUser, c.NATSPassword)
 			}
 		}, ""},
+		{"the stream keeps everything by default", nil, func(t *testing.T, c config.Config) {
+			if c.StreamMaxAge != 0 || c.StreamMaxBytes != 0 {
+				t.Errorf("STREAM_MAX_AGE %s, STREAM_MAX_BYTES %d; want no limits", c.StreamMaxAge, c.StreamMaxBytes)
+			}
+		}, ""},
+		{"stream limits", map[string]string{"STREAM_MAX_AGE": "2160h", "STREAM_MAX_BYTES": "20GiB"}, func(t *testing.T, c config.Config) {
+			if l := c.StreamLimits(); l.MaxAge != 90*24*time.Hour || l.MaxBytes != 20<<30 {
+				t.Errorf("limits %+v", l)
+			}
+		}, ""},
+		{"stream limits written as 0", map[string]string{"STREAM_MAX_AGE": "0", "STREAM_MAX_BYTES": "0"}, func(t *testing.T, c config.Config) {
+			if c.StreamMaxAge != 0 || c.StreamMaxBytes != 0 {
+				t.Errorf("STREAM_MAX_AGE %s, STREAM_MAX_BYTES %d", c.StreamMaxAge, c.StreamMaxBytes)
+			}
+		}, ""},
+		{"STREAM_MAX_BYTES in plain bytes and short units", map[string]string{"STREAM_MAX_BYTES": "3G"}, func(t *testing.T, c config.Config) {
+			if c.StreamMaxBytes != 3<<30 {
+				t.Errorf("STREAM_MAX_BYTES %d", c.StreamMaxBytes)
+			}
+		}, ""},
+		{"STREAM_MAX_AGE below the duplicate window", map[string]string{"STREAM_MAX_AGE": "10m"}, nil, "STREAM_MAX_AGE"},
+		{"STREAM_MAX_AGE not a duration", map[string]string{"STREAM_MAX_AGE": "90 days"}, nil, "STREAM_MAX_AGE"},
+		{"STREAM_MAX_BYTES too small to be meant", map[string]string{"STREAM_MAX_BYTES": "100"}, nil, "STREAM_MAX_BYTES"},
+		{"STREAM_MAX_BYTES not a size", map[string]string{"STREAM_MAX_BYTES": "lots"}, nil, "STREAM_MAX_BYTES"},
+		{"STREAM_MAX_BYTES negative", map[string]string{"STREAM_MAX_BYTES": "-1GiB"}, nil, "STREAM_MAX_BYTES"},
 		{"a token and a user", map[string]string{"NATS_TOKEN": "t", "NATS_USER": "u", "NATS_PASSWORD": "p"}, nil, "not both"},
 		{"a cluster needs no NATS_LISTEN credentials", map[string]string{"NATS_URL": "nats://a:4222"}, func(t *testing.T, c config.Config) {
 			if c.NATSToken != "" || c.NATSUser != "" {

@@ -73,7 +73,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	}
 	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err
 	}
 	m := metrics.New(metrics.NewRegistry())

@@ -57,7 +57,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err
 	}
 	// JetStream or AWS, as the configuration selects (CONTRACT.md).

@@ -32,7 +32,7 @@ func (m *Main) Replay(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if _, err := events.EnsureStream(ctx, js, m.Config.StreamReplicas); err != nil {
+	if _, err := events.EnsureStream(ctx, js, m.Config.StreamReplicas, m.Config.StreamLimits()); err != nil {
 		return err
 	}
 	stores, err := standalone.OpenStores(ctx, m.Config, js)
