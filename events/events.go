@@ -320,6 +320,30 @@ func DeriveID(parent, typ string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// MaxSongIDLen is the longest song id: the stores take keys of up to 128
+// characters.
+const MaxSongIDLen = 128
+
+// ValidSongID reports whether id can name a song: 1 to MaxSongIDLen
+// characters of [A-Za-z0-9_-], as the resolver makes them (a YouTube video
+// id, or "url-" and a hash for a direct URL). Such an id is one subject
+// token, one key in every store and one file name component: it has no
+// '/', no '.', nothing a shell or a path would read specially. A client
+// that builds a path from a song id a server sent checks it with this.
+func ValidSongID(id string) error {
+	if len(id) == 0 || len(id) > MaxSongIDLen {
+		return fmt.Errorf("%w: song id must have 1 to %d characters", ErrMalformed, MaxSongIDLen)
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
+			return fmt.Errorf("%w: song id may hold only letters, digits, '-' and '_'", ErrMalformed)
+		}
+	}
+	return nil
+}
+
 // ValidOperationID reports whether id can name an operation: 1 to 64
 // characters of [A-Za-z0-9_-], so that it is one subject token and one key
 // in every store.

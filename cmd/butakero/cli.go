@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/client"
+	"github.com/butakero/butakero/events"
 )
 
 // The CLI's commands talk to a running Butakero over HTTP with the client
@@ -139,7 +140,15 @@ func get(ctx context.Context, args []string, env cliEnv) error {
 
 // saveDCA downloads the song's DCA to path ("" for <song id>.dca, "-" for
 // stdout), through a temporary file that is renamed only when complete.
+//
+// songID comes from the server, which the CLI does not trust with its file
+// system: an id that is not one Butakero makes (events.ValidSongID: no
+// '/', no '.', bounded) is refused before anything is fetched or written,
+// so no answer can make the default path "../../x.dca" or "/etc/x.dca".
 func saveDCA(ctx context.Context, c *client.Client, songID, path string, env cliEnv) error {
+	if err := events.ValidSongID(songID); err != nil {
+		return fmt.Errorf("the server named the song %q, which is not a valid song id; nothing written: %w", songID, err)
+	}
 	if path == "-" {
 		_, err := c.DownloadDCA(ctx, songID, env.stdout)
 		return err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/mediahosts"
 )
 
@@ -22,7 +23,12 @@ type Config struct {
 	DataDir           string        // DATA_DIR
 	NATSURL           string        // NATS_URL; empty means embedded
 	NATSListen        string        // NATS_LISTEN: embedded server's client listener; empty means none
+	NATSToken         string        // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
+	NATSUser          string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
+	NATSPassword      string        // NATS_PASSWORD
 	StreamReplicas    int           // STREAM_REPLICAS
+	StreamMaxAge      time.Duration // STREAM_MAX_AGE: events older than this are dropped from the stream; 0 keeps them forever
+	StreamMaxBytes    int64         // STREAM_MAX_BYTES: the oldest events are dropped past this size; 0 means no limit
 	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, canonical entries (package mediahosts)
 	YouTubeAPIKey     string        // YOUTUBE_API_KEY
 	YouTubeAPIBaseURL string        // YOUTUBE_API_BASE_URL
@@ -35,7 +41,7 @@ type Config struct {
 	YTDLPProxy        string        // YTDLP_PROXY
 	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
 	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
-	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept in DynamoDB
+	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept (DynamoDB and JetStream KV)
 	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means the gateway's own only
 	PublicURL         string        // PUBLIC_URL: the URL users reach the gateway at, its own origin; empty means the listen address
 	RateLimit         int           // RATE_LIMIT: operations created per minute per API key (or per IP without keys); 0 disables
@@ -110,6 +116,30 @@ func Load(lookup Lookup) (Config, error) {
 		return d
 	}
 
+	// optionalDurVar is a duration that may be off: empty or "0" is 0.
+	optionalDurVar := func(k string, min time.Duration) time.Duration {
+		s := get(k, "0")
+		if s == "0" {
+			return 0
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < min {
+			errs = append(errs, fmt.Errorf("%s=%q: want a Go duration of at least %s, or 0 for no limit", k, s, min))
+			return 0
+		}
+		return d
+	}
+	// optionalBytesVar is a size that may be off: empty or "0" is 0.
+	optionalBytesVar := func(k string, min int64) int64 {
+		s := get(k, "0")
+		n, err := parseBytes(s)
+		if err != nil || (n != 0 && n < min) {
+			errs = append(errs, fmt.Errorf("%s=%q: want a size of at least %d bytes (a number with an optional unit: 512MiB, 20GiB, 1TiB), or 0 for no limit", k, s, min))
+			return 0
+		}
+		return n
+	}
+
 	boolVar := func(k string, def bool) bool {
 		s := get(k, strconv.FormatBool(def))
 		b, err := strconv.ParseBool(s)
@@ -125,7 +155,12 @@ func Load(lookup Lookup) (Config, error) {
 		DataDir:           get("DATA_DIR", "./data"),
 		NATSURL:           get("NATS_URL", ""),
 		NATSListen:        get("NATS_LISTEN", ""),
+		NATSToken:         get("NATS_TOKEN", ""),
+		NATSUser:          get("NATS_USER", ""),
+		NATSPassword:      get("NATS_PASSWORD", ""),
 		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
+		StreamMaxAge:      optionalDurVar("STREAM_MAX_AGE", events.DuplicateWindow),
+		StreamMaxBytes:    optionalBytesVar("STREAM_MAX_BYTES", 1<<20),
 		YouTubeAPIKey:     get("YOUTUBE_API_KEY", ""),
 		YouTubeAPIBaseURL: get("YOUTUBE_API_BASE_URL", ""),
 		MaxAttempts:       intVar("MAX_ATTEMPTS", 3, 1, 100),
@@ -190,6 +225,17 @@ func Load(lookup Lookup) (Config, error) {
 	if c.StagingMaxAge < time.Minute {
 		errs = append(errs, fmt.Errorf("STAGING_MAX_AGE=%s: want at least 1m", c.StagingMaxAge))
 	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		errs = append(errs, errors.New("NATS_USER and NATS_PASSWORD: set both or neither"))
+	}
+	if c.NATSToken != "" && c.NATSUser != "" {
+		errs = append(errs, errors.New("NATS_TOKEN and NATS_USER: set one way to authenticate, not both"))
+	}
+	// A listener opens the embedded server, the stream and every bucket to
+	// whoever reaches the address: never without credentials.
+	if c.Embedded() && c.NATSListen != "" && c.NATSToken == "" && (c.NATSUser == "" || c.NATSPassword == "") {
+		errs = append(errs, fmt.Errorf("NATS_LISTEN=%q opens the embedded NATS server to the network: set NATS_TOKEN, or NATS_USER and NATS_PASSWORD, which every client (this process's own included) must then present", c.NATSListen))
+	}
 	if (c.SongsTable == "") != (c.OperationsTable == "") {
 		errs = append(errs, errors.New("DYNAMODB_TABLE_NAME_SONGS and DYNAMODB_TABLE_NAME_OPERATION: set both (projections in DynamoDB) or neither"))
 	}
@@ -197,6 +243,12 @@ func Load(lookup Lookup) (Config, error) {
 		errs = append(errs, errors.New("ACCESS_KEY and SECRET_KEY: set both or neither"))
 	}
 	return c, errors.Join(errs...)
+}
+
+// StreamLimits are the event stream's limits (STREAM_MAX_AGE,
+// STREAM_MAX_BYTES), for events.EnsureStream.
+func (c Config) StreamLimits() events.StreamLimits {
+	return events.StreamLimits{MaxAge: c.StreamMaxAge, MaxBytes: c.StreamMaxBytes}
 }
 
 // BlobsInS3 reports whether audio lives in S3 (BUCKET_NAME set) rather
@@ -209,6 +261,27 @@ func (c Config) ProjectionsInDynamoDB() bool { return c.SongsTable != "" && c.Op
 
 // Embedded reports whether the process runs its own JetStream server.
 func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+// parseBytes reads a size: a whole number of bytes with an optional binary
+// unit (B, KiB, MiB, GiB, TiB; K, M, G, T alike).
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		size   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.size
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("not a size: %q", s)
+	}
+	return n * mult, nil
+}
 
 func list(s string) []string {
 	var out []string

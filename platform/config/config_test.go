@@ -60,7 +60,6 @@ func TestLoad(t *testing.T) {
 		{"attempts out of range", map[string]string{"MAX_ATTEMPTS": "0"}, nil, "MAX_ATTEMPTS"},
 		{"bitrate above what Discord takes", map[string]string{"DCA_BITRATE_KBPS": "320"}, nil, "DCA_BITRATE_KBPS"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
-		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222"}, nil, "NATS_LISTEN"},
 		{"rate limits by default", nil, func(t *testing.T, c config.Config) {
 			if c.RateLimit != 120 || c.ReadRateLimit != config.DefaultReadRateLimit || c.ReadRateLimit < 6000 || c.AuthFailureLimit != 20 {
 				t.Errorf("RateLimit %d, ReadRateLimit %d, AuthFailureLimit %d", c.RateLimit, c.ReadRateLimit, c.AuthFailureLimit)
@@ -73,6 +72,50 @@ func TestLoad(t *testing.T) {
 		}, ""},
 		{"negative read limit", map[string]string{"READ_RATE_LIMIT": "-1"}, nil, "READ_RATE_LIMIT"},
 		{"bad auth failure limit", map[string]string{"AUTH_FAILURE_LIMIT": "many"}, nil, "AUTH_FAILURE_LIMIT"},
+		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222", "NATS_TOKEN": "t"}, nil, "NATS_LISTEN"},
+		{"NATS_LISTEN without credentials", map[string]string{"NATS_LISTEN": "127.0.0.1:4222"}, nil, "NATS_LISTEN=\"127.0.0.1:4222\" opens the embedded NATS server"},
+		{"NATS_LISTEN with a user but no password", map[string]string{"NATS_LISTEN": "127.0.0.1:4222", "NATS_USER": "u"}, nil, "NATS_USER and NATS_PASSWORD"},
+		{"NATS_LISTEN with a token", map[string]string{"NATS_LISTEN": "127.0.0.1:4222", "NATS_TOKEN": "s3cret"}, func(t *testing.T, c config.Config) {
+			if c.NATSListen != "127.0.0.1:4222" || c.NATSToken != "s3cret" {
+				t.Errorf("listen %q token %q", c.NATSListen, c.NATSToken)
+			}
+		}, ""},
+		{"NATS_LISTEN with a user and password", map[string]string{"NATS_LISTEN": "127.0.0.1:4222", "NATS_USER": "u", "NATS_PASSWORD": "p"}, func(t *testing.T, c config.Config) {
+			if c.NATSUser != "u" || c.NATSPassword != "p" {
+				t.Errorf("user %q password %q", c.NATSUser, c.NATSPassword)
+			}
+		}, ""},
+		{"the stream keeps everything by default", nil, func(t *testing.T, c config.Config) {
+			if c.StreamMaxAge != 0 || c.StreamMaxBytes != 0 {
+				t.Errorf("STREAM_MAX_AGE %s, STREAM_MAX_BYTES %d; want no limits", c.StreamMaxAge, c.StreamMaxBytes)
+			}
+		}, ""},
+		{"stream limits", map[string]string{"STREAM_MAX_AGE": "2160h", "STREAM_MAX_BYTES": "20GiB"}, func(t *testing.T, c config.Config) {
+			if l := c.StreamLimits(); l.MaxAge != 90*24*time.Hour || l.MaxBytes != 20<<30 {
+				t.Errorf("limits %+v", l)
+			}
+		}, ""},
+		{"stream limits written as 0", map[string]string{"STREAM_MAX_AGE": "0", "STREAM_MAX_BYTES": "0"}, func(t *testing.T, c config.Config) {
+			if c.StreamMaxAge != 0 || c.StreamMaxBytes != 0 {
+				t.Errorf("STREAM_MAX_AGE %s, STREAM_MAX_BYTES %d", c.StreamMaxAge, c.StreamMaxBytes)
+			}
+		}, ""},
+		{"STREAM_MAX_BYTES in plain bytes and short units", map[string]string{"STREAM_MAX_BYTES": "3G"}, func(t *testing.T, c config.Config) {
+			if c.StreamMaxBytes != 3<<30 {
+				t.Errorf("STREAM_MAX_BYTES %d", c.StreamMaxBytes)
+			}
+		}, ""},
+		{"STREAM_MAX_AGE below the duplicate window", map[string]string{"STREAM_MAX_AGE": "10m"}, nil, "STREAM_MAX_AGE"},
+		{"STREAM_MAX_AGE not a duration", map[string]string{"STREAM_MAX_AGE": "90 days"}, nil, "STREAM_MAX_AGE"},
+		{"STREAM_MAX_BYTES too small to be meant", map[string]string{"STREAM_MAX_BYTES": "100"}, nil, "STREAM_MAX_BYTES"},
+		{"STREAM_MAX_BYTES not a size", map[string]string{"STREAM_MAX_BYTES": "lots"}, nil, "STREAM_MAX_BYTES"},
+		{"STREAM_MAX_BYTES negative", map[string]string{"STREAM_MAX_BYTES": "-1GiB"}, nil, "STREAM_MAX_BYTES"},
+		{"a token and a user", map[string]string{"NATS_TOKEN": "t", "NATS_USER": "u", "NATS_PASSWORD": "p"}, nil, "not both"},
+		{"a cluster needs no NATS_LISTEN credentials", map[string]string{"NATS_URL": "nats://a:4222"}, func(t *testing.T, c config.Config) {
+			if c.NATSToken != "" || c.NATSUser != "" {
+				t.Errorf("token %q user %q", c.NATSToken, c.NATSUser)
+			}
+		}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

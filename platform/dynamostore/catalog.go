@@ -40,7 +40,8 @@ func (e *BadCursorError) Error() string {
 func (e *BadCursorError) InvalidCursor() bool { return true }
 
 // SearchSongs returns one page of the catalog with kvstore.SearchSongs'
-// semantics: the songs whose normalized title (or channel) contains the
+// semantics: the stored songs (projection.Song.Stored) whose normalized
+// title (or channel) contains the
 // normalized q (kvstore.Normalize), or whose id is q, ordered by normalized
 // title then id, songs without a title last; an empty q matches every
 // song. limit is clamped to 1..MaxSearchLimit (0 means 20); cursor is "" or
@@ -76,11 +77,17 @@ func (s *Store) SearchSongs(ctx context.Context, q string, limit int, cursor str
 		ExpressionAttributeValues: values,
 		Limit:                     aws.Int32(searchScan),
 	}
+	// Only songs with a stored DCA are written into the index, but items
+	// written before that rule may be in it without one: the filter hides
+	// them.
+	filter := "attribute_exists(#dk)"
+	names["#dk"] = "dca_key"
 	if needle := kvstore.Normalize(q); needle != "" {
-		in.FilterExpression = aws.String("contains(#tn, :q) OR contains(#cn, :q) OR #id = :raw")
+		filter += " AND (contains(#tn, :q) OR contains(#cn, :q) OR #id = :raw)"
 		names["#tn"], names["#cn"], names["#id"] = "title_norm", "channel_norm", KeyAttr
 		values[":q"], values[":raw"] = str(needle), str(q)
 	}
+	in.FilterExpression = &filter
 
 	var songs []projection.Song
 	var keys []string

@@ -42,7 +42,8 @@ const (
 	BySongIndex = "by-song"
 	// ByTitleIndex is the songs table's GSI of the catalog in title order:
 	// partition key catalog (always "song"), sort key title_key (the
-	// normalized title, NUL, the id), all attributes. Cache entries are not
+	// normalized title, NUL, the id), all attributes. Only stored songs
+	// have those attributes: songs without a DCA and cache entries are not
 	// in it.
 	ByTitleIndex = "by-title"
 

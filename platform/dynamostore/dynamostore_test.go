@@ -138,6 +138,42 @@ func TestSchema(t *testing.T) {
 	})
 }
 
+// TestCatalogIndexHoldsStoredSongsOnly checks the songs table's side of
+// the catalog rule (stored songs only): a song without a DCA is written
+// without the by-title index's keys, and an item that has them but no DCA
+// (written before the rule) is still left out of SearchSongs.
+func TestCatalogIndexHoldsStoredSongsOnly(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	_, songs := s.Tables()
+	if err := s.PutSong(ctx, projection.Song{ID: "failed-only", Title: "Failed Song", URL: "https://youtu.be/x", LastSeq: 4}); err != nil {
+		t.Fatal(err)
+	}
+	item := getItem(t, s, songs, "failed-only")
+	for _, k := range []string{"catalog", "title_key", "title_norm", "channel_norm"} {
+		if v, ok := item[k]; ok {
+			t.Errorf("a song without a DCA has %s = %q", k, attr(v))
+		}
+	}
+	legacy := map[string]types.AttributeValue{
+		"id": &types.AttributeValueMemberS{Value: "legacy-failed"}, "title": &types.AttributeValueMemberS{Value: "Failed Song Of Old"},
+		"catalog": &types.AttributeValueMemberS{Value: "song"}, "title_key": &types.AttributeValueMemberS{Value: "failed song of old\x00legacy-failed"},
+		"title_norm": &types.AttributeValueMemberS{Value: "failed song of old"}, "last_seq": &types.AttributeValueMemberN{Value: "2"},
+	}
+	if _, err := s.Client().PutItem(ctx, &dynamodb.PutItemInput{TableName: &songs, Item: legacy}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"", "failed", "legacy-failed"} {
+		got, _, err := s.SearchSongs(ctx, q, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 0 {
+			t.Errorf("SearchSongs(%q) = %+v, want no song (none is stored)", q, got)
+		}
+	}
+}
+
 // TestOperationTTL checks that a finished operation past OPERATION_TTL is
 // gone for readers even before DynamoDB deletes it, and that one in
 // progress never expires.

@@ -69,12 +69,16 @@ func encodeSong(s projection.Song) map[string]types.AttributeValue {
 	putNum(m, "dca_size", s.DCASize)
 	putNum(m, "dca_frames", s.DCAFrames)
 	putStr(m, "updated_at", s.UpdatedAt)
-	// The catalog index: every song, in normalized-title order. The
-	// normalized channel is kept for the search's filter.
-	m[catalogAttr] = str(catalogValue)
-	m[titleKeyAttr] = str(titleKey(s.Title, s.ID))
-	putStr(m, "title_norm", kvstore.Normalize(s.Title))
-	putStr(m, "channel_norm", kvstore.Normalize(s.Channel))
+	// The catalog index (sparse): the stored songs, in normalized-title
+	// order. A song in progress or that only ever failed has no catalog
+	// attribute and is not in the index. The normalized channel is kept
+	// for the search's filter.
+	if s.Stored() {
+		m[catalogAttr] = str(catalogValue)
+		m[titleKeyAttr] = str(titleKey(s.Title, s.ID))
+		putStr(m, "title_norm", kvstore.Normalize(s.Title))
+		putStr(m, "channel_norm", kvstore.Normalize(s.Channel))
+	}
 	return m
 }
 

@@ -34,11 +34,13 @@ func OpenCache(ctx context.Context, js jetstream.JetStream, replicas int, ttl ti
 	if ttl <= 0 {
 		return nil, fmt.Errorf("kvstore: cache TTL %s: want a positive duration", ttl)
 	}
-	queries, err := openBucket(ctx, js, SearchQueriesBucket, "Butakero search cache: normalized query to video id", replicas, ttl)
+	queries, err := openBucket(ctx, js, jetstream.KeyValueConfig{Bucket: SearchQueriesBucket,
+		Description: "Butakero search cache: normalized query to video id", Replicas: replicas, TTL: ttl})
 	if err != nil {
 		return nil, err
 	}
-	videos, err := openBucket(ctx, js, VideosBucket, "Butakero video metadata cache", replicas, ttl)
+	videos, err := openBucket(ctx, js, jetstream.KeyValueConfig{Bucket: VideosBucket,
+		Description: "Butakero video metadata cache", Replicas: replicas, TTL: ttl})
 	if err != nil {
 		return nil, err
 	}

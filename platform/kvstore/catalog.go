@@ -26,8 +26,9 @@ func (e *BadCursorError) Error() string { return fmt.Sprintf("kvstore: malformed
 // InvalidCursor reports true: the caller's cursor, not the store, is at fault.
 func (e *BadCursorError) InvalidCursor() bool { return true }
 
-// SearchSongs returns one page of the catalog: the songs whose normalized
-// title (or channel) contains the normalized q, or whose id is q, ordered by
+// SearchSongs returns one page of the catalog: the stored songs
+// (projection.Song.Stored) whose normalized title (or channel) contains
+// the normalized q, or whose id is q, ordered by
 // normalized title then id, songs without a title last. An empty q matches
 // every song. limit is clamped to 1..MaxSearchLimit (0 means 20). cursor is
 // "" for the first page, else the next cursor a previous call returned; the
@@ -76,6 +77,9 @@ func (s *Store) SearchSongs(ctx context.Context, q string, limit int, cursor str
 		var song projection.Song
 		if err := json.Unmarshal(e.Value(), &song); err != nil {
 			return nil, "", fmt.Errorf("kvstore: decode %s/%s: %w", SongsBucket, e.Key(), err)
+		}
+		if !song.Stored() {
+			continue // in progress, or only ever failed: not in the catalog
 		}
 		title := Normalize(song.Title)
 		if needle != "" && song.ID != q && !strings.Contains(title, needle) && !strings.Contains(Normalize(song.Channel), needle) {

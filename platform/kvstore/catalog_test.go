@@ -22,6 +22,7 @@ func TestSearchSongs(t *testing.T) {
 		{ID: "a1", Title: "Árbol de Canción"}, {ID: "b2", Title: "arbol  grande!"}, {ID: "c3", Title: "Zeta"},
 		{ID: "d4"}, {ID: "e5", Title: "Canción", Channel: "Los Árboles"},
 	} {
+		song.DCAKey = "audio/" + song.ID + ".dca" // stored: in the catalog
 		if err := s.PutSong(ctx, song); err != nil {
 			t.Fatal(err)
 		}

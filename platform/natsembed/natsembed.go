@@ -3,11 +3,13 @@
 package natsembed
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"time"
 
+	"github.com/butakero/butakero/platform/natsconn"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -18,14 +20,24 @@ type Options struct {
 	// same directory.
 	StoreDir string
 	// Listen is "host:port" for a client listener. Empty means none: only
-	// in-process connections reach the server.
+	// in-process connections reach the server. A listener needs Auth.
 	Listen string
+	// Auth is what every client must present, the in-process connections
+	// of Connect included (they present it themselves): a token, or a user
+	// and a password. Required with Listen, so that the stream and the
+	// buckets are never open to whoever reaches the address; optional
+	// without.
+	Auth natsconn.Auth
 }
 
 // Server is a running embedded server.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	auth natsconn.Auth
 }
+
+// ErrListenWithoutAuth is Start's error for a listener without Auth.
+var ErrListenWithoutAuth = errors.New("natsembed: a client listener needs authentication (a token, or a user and a password)")
 
 // Start starts the server and waits until it accepts connections.
 func Start(opts Options) (*Server, error) {
@@ -36,6 +48,18 @@ func Start(opts Options) (*Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		DontListen: true,
+	}
+	switch a := opts.Auth; {
+	case a.Token != "" && a.User != "":
+		return nil, errors.New("natsembed: a token or a user, not both")
+	case a.Token != "":
+		so.Authorization = a.Token
+	case a.User != "" && a.Password != "":
+		so.Username, so.Password = a.User, a.Password
+	case a.User != "" || a.Password != "":
+		return nil, errors.New("natsembed: a user needs a password")
+	case opts.Listen != "":
+		return nil, ErrListenWithoutAuth
 	}
 	if opts.Listen != "" {
 		host, port, err := net.SplitHostPort(opts.Listen)
@@ -61,12 +85,14 @@ func Start(opts Options) (*Server, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("natsembed: server not ready within 30s")
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, auth: opts.Auth}, nil
 }
 
-// Connect opens an in-process client connection with the given name.
+// Connect opens an in-process client connection with the given name,
+// presenting the server's Auth.
 func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
-	opts = append([]nats.Option{nats.Name(name), nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}, opts...)
+	base := append([]nats.Option{nats.Name(name), nats.InProcessServer(s.ns), nats.MaxReconnects(-1)}, s.auth.Options()...)
+	opts = append(base, opts...)
 	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: connect: %w", err)

@@ -37,7 +37,7 @@ func Start(t testing.TB) *Env {
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
-	stream, err := events.EnsureStream(context.Background(), js, 1)
+	stream, err := events.EnsureStream(context.Background(), js, 1, events.StreamLimits{})
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

@@ -72,7 +72,7 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 	// nats.go purges the chunks of a failed Put with the ctx it was given;
 	// a cancelled ctx would leave them behind. So cancellation reaches Put
 	// as a read error instead, and the purge runs on a live context.
-	oi, err := s.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, ctxReader{ctx, r})
+	oi, err := s.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, fullReader{ctxReader{ctx, r}})
 	if err != nil {
 		return Info{}, fmt.Errorf("objstore: put %s: %w", key, err)
 	}
@@ -196,6 +196,22 @@ func (s *Store) info(oi *jetstream.ObjectInfo) Info {
 		ct = oi.Headers.Get("Content-Type")
 	}
 	return Info{Key: oi.Name, Size: int64(oi.Size), ContentType: ct, Location: s.Location(oi.Name), Digest: oi.Digest, Modified: oi.ModTime}
+}
+
+// fullReader fills every read whole, short only at the end. nats.go's
+// object Put stores each Read as one chunk: fed by a pipe that carries one
+// DCA frame per write, it stored a chunk (a JetStream message, about 100
+// bytes of overhead) per 20 ms frame, half as much again as the audio and
+// 75 messages a second. Full reads make 128 KiB chunks, as the chunk
+// reader expects.
+type fullReader struct{ r io.Reader }
+
+func (f fullReader) Read(p []byte) (int, error) {
+	n, err := io.ReadFull(f.r, p)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		err = io.EOF // the last, short chunk
+	}
+	return n, err
 }
 
 // ctxReader fails reads once ctx is done.

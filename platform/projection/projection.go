@@ -76,6 +76,13 @@ type Song struct {
 	LastSeq   uint64 `json:"last_seq"`
 }
 
+// Stored reports whether the song's DCA is stored: the recorder sets DCAKey
+// at upload.done and never clears it. Only stored songs are in the catalog
+// (SearchSongs); a song that is being processed, or whose every operation
+// failed, has a record (GET /v1/songs/{id} says "stored": false) but is
+// not listed.
+func (s Song) Stored() bool { return s.DCAKey != "" }
+
 // Video is what the resolver caches about one video: its metadata and what
 // decides whether it can be had. Kept per video id with a TTL
 // (SEARCH_CACHE_TTL), so a repeated request costs no Data API call.

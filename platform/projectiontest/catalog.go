@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/butakero/butakero/platform/projection"
@@ -22,19 +23,34 @@ type Catalog interface {
 // by newCatalog. A catalog searching an eventually consistent index must
 // show a write to the next search on the test's server (DynamoDB Local
 // does).
+//
+// The catalog lists stored songs only (projection.Song.Stored): songs
+// being processed and songs whose every operation failed have records but
+// never appear, whatever the query, even one that names their id.
 func RunCatalog(t *testing.T, newCatalog func(t *testing.T) Catalog) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	c := newCatalog(t)
-	songs := []projection.Song{
-		{ID: "bohemian1", Title: "Bohemian Rhapsody", Channel: "Queen Official", LastSeq: 1},
-		{ID: "pressure1", Title: "Under Pressure", Channel: "Queen Official", LastSeq: 2},
-		{ID: "cancion1", Title: "Canción  ÑANDÚ!", Channel: "Los Músicos", LastSeq: 3},
-		{ID: "bohemian2", Title: "Bohemian Like You", Channel: "The Dandy Warhols", LastSeq: 4},
-		{ID: "url-untitled", URL: "http://127.0.0.1:9000/tone.m4a", LastSeq: 5},
-		{ID: "alpha", Title: "Alpha", Channel: "Beta", LastSeq: 6},
+	stored := func(s projection.Song) projection.Song {
+		s.DCAKey, s.DCALocation, s.DCASize = "audio/"+s.ID+".dca", "nats://objects/b/audio/"+s.ID+".dca", 1000
+		return s
 	}
-	for _, s := range songs {
+	songs := []projection.Song{
+		stored(projection.Song{ID: "bohemian1", Title: "Bohemian Rhapsody", Channel: "Queen Official", LastSeq: 1}),
+		stored(projection.Song{ID: "pressure1", Title: "Under Pressure", Channel: "Queen Official", LastSeq: 2}),
+		stored(projection.Song{ID: "cancion1", Title: "Canción  ÑANDÚ!", Channel: "Los Músicos", LastSeq: 3}),
+		stored(projection.Song{ID: "bohemian2", Title: "Bohemian Like You", Channel: "The Dandy Warhols", LastSeq: 4}),
+		stored(projection.Song{ID: "url-untitled", URL: "http://127.0.0.1:9000/tone.m4a", LastSeq: 5}),
+		stored(projection.Song{ID: "alpha", Title: "Alpha", Channel: "Beta", LastSeq: 6}),
+	}
+	// Records without a DCA: what the recorder keeps of a song resolved
+	// and downloaded whose operations all failed, or that is in progress.
+	unstored := []projection.Song{
+		{ID: "failedonly", Title: "Bohemian Failure", Channel: "Queen Official", URL: "https://youtu.be/failedonly", LastSeq: 7},
+		{ID: "inflight1", Title: "Gamma In Flight", Channel: "Delta", LastSeq: 8},
+		{ID: "url-failed", URL: "http://127.0.0.1:9000/corrupt.mp3", LastSeq: 9},
+	}
+	for _, s := range append(slices.Clone(songs), unstored...) {
 		if err := c.PutSong(ctx, s); err != nil {
 			t.Fatalf("PutSong %s: %v", s.ID, err)
 		}
@@ -85,6 +101,10 @@ func RunCatalog(t *testing.T, newCatalog func(t *testing.T) Catalog) {
 		{"an id", "url-untitled", 0, []string{"url-untitled"}},
 		{"a word inside a title", "pressure", 0, []string{"pressure1"}},
 		{"no match", "zzzz", 0, []string{}},
+		{"a song that only failed, by id", "failedonly", 0, []string{}},
+		{"a song that only failed, by title", "failure", 0, []string{}},
+		{"a song in progress, by id", "inflight1", 0, []string{}},
+		{"an untitled song that failed, by id", "url-failed", 0, []string{}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +117,16 @@ func RunCatalog(t *testing.T, newCatalog func(t *testing.T) Catalog) {
 			}
 		})
 	}
+	t.Run("a song enters the catalog once its DCA is stored", func(t *testing.T) {
+		later := stored(unstored[1])
+		later.LastSeq = 20
+		if err := c.PutSong(ctx, later); err != nil {
+			t.Fatal(err)
+		}
+		if got := search(t, "inflight1", 0); !reflect.DeepEqual(got, []string{"inflight1"}) {
+			t.Errorf("SearchSongs(inflight1) after its upload = %v, want [inflight1]", got)
+		}
+	})
 	t.Run("a song is found with its fields", func(t *testing.T) {
 		ss, _, err := c.SearchSongs(ctx, "alpha", 0, "")
 		if err != nil || len(ss) != 1 || !reflect.DeepEqual(ss[0], songs[5]) {

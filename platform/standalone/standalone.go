@@ -62,7 +62,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	// Libraries that log through the default logger (jonas747/dca) get ours.
 	slog.SetDefault(log)
 	// natsconn.Connect refuses an empty NATS_URL with a clear message.
-	nc, err := natsconn.Connect(cfg.NATSURL, "butakero-"+name, log)
+	nc, err := natsconn.Connect(cfg.NATSURL, "butakero-"+name, natsconn.AuthOf(cfg), log)
 	if err != nil {
 		return err
 	}
@@ -73,7 +73,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	}
 	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err
 	}
 	m := metrics.New(metrics.NewRegistry())

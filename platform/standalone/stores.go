@@ -90,7 +90,7 @@ func OpenStores(ctx context.Context, cfg config.Config, js jetstream.JetStream) 
 		}
 		st.Projections, st.Cache, projWhere = ds, cache, "dynamodb"
 	} else {
-		ks, err := kvstore.Open(ctx, js, cfg.StreamReplicas)
+		ks, err := kvstore.New(ctx, js, kvstore.Options{Replicas: cfg.StreamReplicas, OperationTTL: cfg.OperationTTL})
 		if err != nil {
 			return Stores{}, err
 		}

@@ -57,7 +57,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err
 	}
 	// JetStream or AWS, as the configuration selects (CONTRACT.md).
@@ -121,7 +121,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) connect() (*nats.Conn, func(), error) {
 	cfg, log := m.Config, m.Log
 	if !cfg.Embedded() {
-		nc, err := natsconn.Connect(cfg.NATSURL, "butakero", log)
+		nc, err := natsconn.Connect(cfg.NATSURL, "butakero", natsconn.AuthOf(cfg), log)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -131,7 +131,8 @@ func (m *Main) connect() (*nats.Conn, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen})
+	// With NATS_LISTEN, config.Load has made sure there are credentials.
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen, Auth: natsconn.AuthOf(cfg)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -43,6 +43,7 @@ func TestResolveYouTube(t *testing.T) {
 		"MAX_ATTEMPTS":         "1",
 		"MAX_DURATION":         "3h",
 		"NATS_LISTEN":          natsAddr,
+		"NATS_TOKEN":           natsToken,
 		"RATE_LIMIT":           "0", // the test polls faster than a user
 	})
 	stream := openStream(t, natsAddr)
@@ -132,7 +133,7 @@ func freeAddr(t *testing.T) string {
 // openStream connects to the all-in-one's embedded server at addr.
 func openStream(t *testing.T, addr string) jetstream.Stream {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+addr, nats.Name("test"))
+	nc, err := nats.Connect("nats://"+addr, nats.Name("test"), nats.Token(natsToken))
 	if err != nil {
 		t.Fatal(err)
 	}

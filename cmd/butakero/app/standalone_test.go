@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/natsconn"
 	"github.com/butakero/butakero/platform/natsembed"
 )
 
@@ -33,7 +34,9 @@ func TestServicesAlone(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	// The services present NATS_TOKEN, as they would to a cluster that
+	// requires it.
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +56,7 @@ func TestServicesAlone(t *testing.T) {
 	encoderMetrics := freeAddr(t)
 	env := append(os.Environ(),
 		"NATS_URL="+srv.ClientURL(),
+		"NATS_TOKEN="+natsToken,
 		"HTTP_ADDR="+httpAddr,
 		"ALLOWED_MEDIA_HOSTS=127.0.0.1:*",
 		"LOG_LEVEL=warn",

@@ -326,10 +326,11 @@ func TestSongs(t *testing.T) {
 		{ID: "dQw4w9WgXcQ", Title: "Never Gonna Give You Up", Channel: "Rick Astley", DurationMs: 213000, URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
 			ThumbnailURL: "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg", Source: "youtube", DCAKey: "audio/dQw4w9WgXcQ.dca",
 			DCALocation: "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", DCASize: 1234, DCAFrames: 10650},
-		{ID: "song-b", Title: "Canción del Ñandú", Source: "youtube"},
-		{ID: "song-c", Title: "Never Enough", Source: "youtube"},
-		{ID: "song-d", Title: "Together Forever", Channel: "Rick Astley", Source: "youtube"},
-		{ID: "song-e", Title: "Zebra Song", Source: "direct"},
+		// The catalog lists stored songs only.
+		{ID: "song-b", Title: "Canción del Ñandú", Source: "youtube", DCAKey: "audio/song-b.dca"},
+		{ID: "song-c", Title: "Never Enough", Source: "youtube", DCAKey: "audio/song-c.dca"},
+		{ID: "song-d", Title: "Together Forever", Channel: "Rick Astley", Source: "youtube", DCAKey: "audio/song-d.dca"},
+		{ID: "song-e", Title: "Zebra Song", Source: "direct", DCAKey: "audio/song-e.dca"},
 	}
 	for _, s := range songs {
 		if err := h.store.PutSong(ctx, s); err != nil {
