@@ -138,7 +138,7 @@ func (s *Store) TTL() time.Duration { return s.ttl }
 // Otherwise the Claim is nil and the Record is the current holder's, to be
 // passed to Wait or, for StateFailed, turned into the same failure.
 func (s *Store) Acquire(ctx context.Context, song, owner string) (*Claim, Record, error) {
-	if !validKey(song) || owner == "" {
+	if events.ValidSongID(song) != nil || owner == "" {
 		return nil, Record{}, fmt.Errorf("claims: invalid song %q or owner %q", song, owner)
 	}
 	mine := Record{Owner: owner, State: StateWorking, Since: time.Now().UTC()}
@@ -191,7 +191,7 @@ func (s *Store) Acquire(ctx context.Context, song, owner string) (*Claim, Record
 // stored? can it take the claim?). Wait returns ctx.Err() when ctx ends
 // first, and an error if the bucket cannot be watched.
 func (s *Store) Wait(ctx context.Context, song string, held Record) error {
-	if !validKey(song) {
+	if events.ValidSongID(song) != nil {
 		return fmt.Errorf("claims: invalid song %q", song)
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -373,19 +373,5 @@ func (c *Claim) resync(ctx context.Context) bool {
 		return false
 	}
 	c.rev = e.Revision()
-	return true
-}
-
-// validKey accepts song ids usable as KV keys: 1 to 128 letters, digits,
-// '-' and '_' (what the pipeline's song ids are made of).
-func validKey(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
 	return true
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/awsconfig"
 	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
@@ -60,7 +61,7 @@ func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
 
 // PutQueryVideo caches id as the answer to normalized query q.
 func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
-	if q == "" || !validKey(id) {
+	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("dynamostore: a cached search needs a query and a valid video id")
 	}
 	return c.put(ctx, queryPrefix+kvstore.QueryKey(q), map[string]types.AttributeValue{
@@ -70,7 +71,7 @@ func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
 
 // Video returns the cached metadata of video id, or projection.ErrNotFound.
 func (c *Cache) Video(ctx context.Context, id string) (projection.Video, error) {
-	if !validKey(id) {
+	if events.ValidSongID(id) != nil {
 		return projection.Video{}, projection.ErrNotFound
 	}
 	item, err := c.get(ctx, videoPrefix+id)
@@ -88,7 +89,7 @@ func (c *Cache) Video(ctx context.Context, id string) (projection.Video, error) 
 
 // PutVideo caches v under v.ID, stamping CachedAt when it is empty.
 func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
-	if !validKey(v.ID) {
+	if events.ValidSongID(v.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid video id %q", v.ID)
 	}
 	if v.CachedAt == "" {

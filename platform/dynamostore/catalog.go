@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/awsconfig"
 	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
@@ -140,7 +141,7 @@ func (s *Store) SongOperations(ctx context.Context, songID string, limit int) ([
 		limit = 20
 	}
 	limit = min(limit, 100)
-	if !validKey(songID) {
+	if events.ValidSongID(songID) != nil {
 		return nil, nil
 	}
 	in := &dynamodb.QueryInput{

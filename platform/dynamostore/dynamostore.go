@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/awsconfig"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/projection"
@@ -166,7 +167,7 @@ func (s *Store) Operation(ctx context.Context, id string) (projection.Operation,
 // A finished operation gets expires_at = its last event's time (UpdatedAt)
 // plus the operation TTL.
 func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error {
-	if !validKey(op.ID) {
+	if events.ValidSongID(op.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid operation id %q", op.ID)
 	}
 	item := encodeOperation(op)
@@ -193,7 +194,7 @@ func (s *Store) Song(ctx context.Context, id string) (projection.Song, error) {
 // PutSong stores song under song.ID unless the stored song's LastSeq is
 // song.LastSeq or later, in which case it changes nothing and returns nil.
 func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
-	if !validKey(song.ID) {
+	if events.ValidSongID(song.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid song id %q", song.ID)
 	}
 	return s.putIfNewer(ctx, s.songs, song.ID, song.LastSeq, encodeSong(song))
@@ -202,7 +203,7 @@ func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
 // get reads the item with key id from table, or projection.ErrNotFound
 // when it is missing or expired.
 func (s *Store) get(ctx context.Context, table, id string) (map[string]types.AttributeValue, error) {
-	if !validKey(id) {
+	if events.ValidSongID(id) != nil {
 		return nil, projection.ErrNotFound
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{

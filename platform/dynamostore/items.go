@@ -184,17 +184,3 @@ func (d *decoder) bool(k string) bool {
 		return false
 	}
 }
-
-// validKey accepts the ids Butakero makes: 1 to 128 letters, digits, '-'
-// and '_'. Cache entries' keys contain '#', so no id can name one.
-func validKey(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -75,7 +76,7 @@ func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
 
 // PutQueryVideo caches id as the answer to normalized query q.
 func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
-	if q == "" || !validKey(id) {
+	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("kvstore: a cached search needs a query and a valid video id")
 	}
 	return put(ctx, c.queries, QueryKey(q), queryEntry{Query: q, VideoID: id})

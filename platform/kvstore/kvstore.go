@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go"
@@ -119,7 +120,7 @@ func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error
 	if !op.Final() {
 		return put(ctx, s.ops, op.ID, op)
 	}
-	if !validKey(op.ID) {
+	if events.ValidSongID(op.ID) != nil {
 		return fmt.Errorf("kvstore: invalid key %q", op.ID)
 	}
 	body, err := json.Marshal(op)
@@ -168,7 +169,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
-	if !validKey(key) {
+	if events.ValidSongID(key) != nil {
 		return projection.ErrNotFound
 	}
 	e, err := kv.Get(ctx, key)
@@ -185,7 +186,7 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 }
 
 func put(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
-	if !validKey(key) {
+	if events.ValidSongID(key) != nil {
 		return fmt.Errorf("kvstore: invalid key %q", key)
 	}
 	body, err := json.Marshal(v)
@@ -196,17 +197,4 @@ func put(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 		return fmt.Errorf("kvstore: put %s/%s: %w", kv.Bucket(), key, err)
 	}
 	return nil
-}
-
-// validKey accepts the ids Butakero makes: letters, digits, '-' and '_'.
-func validKey(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/awsconfig"
 	"github.com/butakero/butakero/platform/config"
 	"github.com/butakero/butakero/platform/objstore"
@@ -462,25 +463,13 @@ func ValidKey(key string) error {
 	}
 	id, ext, ok := strings.Cut(rest, ".")
 	switch {
-	case !ok || !validID(id) || !validExt(ext):
+	case !ok || events.ValidSongID(id) != nil || !validExt(ext):
 	case prefix == "audio" && ext == "dca":
 		return nil
 	case prefix == "staging":
 		return nil
 	}
 	return fmt.Errorf("%w %q", ErrInvalidKey, key)
-}
-
-func validID(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func validExt(s string) bool {

@@ -237,7 +237,7 @@ func songOf(d stage.Delivery) (string, bool) {
 	if songID == "" {
 		songID = d.Envelope.SongID
 	}
-	return songID, validID(songID)
+	return songID, events.ValidSongID(songID) == nil
 }
 
 // ended lets go of what an audio.downloaded held once its operation ends
@@ -285,7 +285,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	if song.ID == "" {
 		song.ID = d.Envelope.SongID
 	}
-	if !validID(song.ID) {
+	if events.ValidSongID(song.ID) != nil {
 		return nil, events.Fail(events.CodeInvalidInput, "the downloaded audio names no valid song id")
 	}
 	log := d.Log
@@ -524,18 +524,4 @@ func safeExt(ext string) string {
 		}
 	}
 	return "." + ext
-}
-
-// validID accepts ids safe in a blob key: 1 to 128 letters, digits, '-'
-// and '_'.
-func validID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

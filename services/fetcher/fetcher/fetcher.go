@@ -197,7 +197,7 @@ type Fetcher struct {
 // transient error otherwise. When ctx ends, yt-dlp (and any child) is
 // killed and the partial upload discarded; the error then wraps ctx.Err().
 func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log *slog.Logger) (events.AudioDownloaded, error) {
-	if err := events.ValidOperationID(song.ID); err != nil {
+	if err := events.ValidSongID(song.ID); err != nil {
 		return events.AudioDownloaded{}, events.Fail(events.CodeInvalidInput, "the song has no valid id")
 	}
 	if u, err := url.Parse(song.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {

@@ -78,7 +78,7 @@ func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, e
 	if song.ID == "" {
 		song.ID = d.Envelope.SongID
 	}
-	if err := events.ValidOperationID(song.ID); err != nil {
+	if err := events.ValidSongID(song.ID); err != nil {
 		return nil, events.Fail(events.CodeInvalidInput, "the song has no valid id")
 	}
 	opID := d.Envelope.OperationID

@@ -271,7 +271,7 @@ func (s *server) status(c *fiber.Ctx) error {
 	}
 	c.Locals(localOperationID, opID)
 	songID := c.Query("song_id")
-	if songID != "" && !validSongID(songID) {
+	if songID != "" && events.ValidSongID(songID) != nil {
 		return errorf(CodeBadRequest, "song_id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 
@@ -334,18 +334,4 @@ func (s *server) requested(ctx context.Context, opID string) (projection.Operati
 		Attempts:       1,
 		ProcessingDate: env.Time.UTC().Format(time.RFC3339),
 	}, nil
-}
-
-// validSongID accepts what can name a song: the YouTube video id or the
-// "url-…" id of a direct URL, both made of [A-Za-z0-9_-].
-func validSongID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/gofiber/fiber/v2"
@@ -27,7 +28,7 @@ const dcaMaxAge = 86400
 // sent, as RFC 9110 allows. HEAD and 304 read no content at all.
 func (s *server) dca(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if !validSongID(id) {
+	if events.ValidSongID(id) != nil {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)

@@ -261,7 +261,7 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 // getSong handles GET /v1/songs/{id}.
 func (s *server) getSong(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if !validSongID(id) {
+	if events.ValidSongID(id) != nil {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)

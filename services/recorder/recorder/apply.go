@@ -33,7 +33,7 @@ func SongID(op projection.Operation, env events.Envelope, ev events.Event) strin
 		id = pick(e.Song.ID, id)
 	}
 	id = pick(id, op.SongID)
-	if !validKey(id) {
+	if events.ValidSongID(id) != nil {
 		return ""
 	}
 	return id
@@ -193,18 +193,4 @@ func pick(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// validKey accepts the ids every projection store takes as a key: 1 to 128
-// letters, digits, '-' and '_' (kvstore's rule).
-func validKey(k string) bool {
-	if k == "" || len(k) > 128 {
-		return false
-	}
-	for _, r := range k {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }
