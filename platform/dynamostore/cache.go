@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/awsconfig"
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
 )
 
@@ -47,7 +46,7 @@ func (s *Store) Cache(ttl time.Duration) (*Cache, error) {
 // QueryVideo returns the video id cached for normalized query q, or
 // projection.ErrNotFound.
 func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
-	item, err := c.get(ctx, queryPrefix+kvstore.QueryKey(q))
+	item, err := c.get(ctx, queryPrefix+projection.QueryKey(q))
 	if err != nil {
 		return "", err
 	}
@@ -64,7 +63,7 @@ func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
 	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("dynamostore: a cached search needs a query and a valid video id")
 	}
-	return c.put(ctx, queryPrefix+kvstore.QueryKey(q), map[string]types.AttributeValue{
+	return c.put(ctx, queryPrefix+projection.QueryKey(q), map[string]types.AttributeValue{
 		"query": str(q), "video_id": str(id),
 	})
 }

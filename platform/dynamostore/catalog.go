@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/awsconfig"
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
 )
 
@@ -43,7 +42,7 @@ func (e *BadCursorError) InvalidCursor() bool { return true }
 // SearchSongs returns one page of the catalog with kvstore.SearchSongs'
 // semantics: the stored songs (projection.Song.Stored) whose normalized
 // title (or channel) contains the
-// normalized q (kvstore.Normalize), or whose id is q, ordered by normalized
+// normalized q (projection.NormalizeTitle), or whose id is q, ordered by normalized
 // title then id, songs without a title last; an empty q matches every
 // song. limit is clamped to 1..MaxSearchLimit (0 means 20); cursor is "" or
 // the next cursor of a previous call (the two stores' cursors are alike);
@@ -83,7 +82,7 @@ func (s *Store) SearchSongs(ctx context.Context, q string, limit int, cursor str
 	// them.
 	filter := "attribute_exists(#dk)"
 	names["#dk"] = "dca_key"
-	if needle := kvstore.Normalize(q); needle != "" {
+	if needle := projection.NormalizeTitle(q); needle != "" {
 		filter += " AND (contains(#tn, :q) OR contains(#cn, :q) OR #id = :raw)"
 		names["#tn"], names["#cn"], names["#id"] = "title_norm", "channel_norm", KeyAttr
 		values[":q"], values[":raw"] = str(needle), str(q)
@@ -122,7 +121,7 @@ func (s *Store) SearchSongs(ctx context.Context, q string, limit int, cursor str
 // (U+10FFFF when it has none, so untitled songs sort last), NUL, its id.
 // It is the order and the cursor of kvstore.SearchSongs.
 func titleKey(title, id string) string {
-	t := kvstore.Normalize(title)
+	t := projection.NormalizeTitle(title)
 	if t == "" {
 		t = "\U0010FFFF"
 	}

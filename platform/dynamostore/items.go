@@ -5,7 +5,6 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
 )
 
@@ -76,8 +75,8 @@ func encodeSong(s projection.Song) map[string]types.AttributeValue {
 	if s.Stored() {
 		m[catalogAttr] = str(catalogValue)
 		m[titleKeyAttr] = str(titleKey(s.Title, s.ID))
-		putStr(m, "title_norm", kvstore.Normalize(s.Title))
-		putStr(m, "channel_norm", kvstore.Normalize(s.Channel))
+		putStr(m, "title_norm", projection.NormalizeTitle(s.Title))
+		putStr(m, "channel_norm", projection.NormalizeTitle(s.Channel))
 	}
 	return m
 }

@@ -2,8 +2,6 @@ package kvstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -55,17 +53,11 @@ type queryEntry struct {
 	VideoID string `json:"video_id"`
 }
 
-// QueryKey is the KV key of normalized query q.
-func QueryKey(q string) string {
-	sum := sha256.Sum256([]byte(q))
-	return hex.EncodeToString(sum[:])
-}
-
 // QueryVideo returns the video id cached for normalized query q, or
 // projection.ErrNotFound.
 func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
 	var e queryEntry
-	if err := get(ctx, c.queries, QueryKey(q), &e); err != nil {
+	if err := get(ctx, c.queries, projection.QueryKey(q), &e); err != nil {
 		return "", err
 	}
 	if e.Query != q || e.VideoID == "" {
@@ -79,7 +71,7 @@ func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
 	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("kvstore: a cached search needs a query and a valid video id")
 	}
-	return put(ctx, c.queries, QueryKey(q), queryEntry{Query: q, VideoID: id})
+	return put(ctx, c.queries, projection.QueryKey(q), queryEntry{Query: q, VideoID: id})
 }
 
 // Video returns the cached metadata of video id, or projection.ErrNotFound.

@@ -48,7 +48,7 @@ func TestCache(t *testing.T) {
 
 	t.Run("a hash collision is a miss", func(t *testing.T) {
 		// Another query stored under this query's key.
-		if err := put(ctx, c.queries, QueryKey("one"), queryEntry{Query: "other", VideoID: "dQw4w9WgXcQ"}); err != nil {
+		if err := put(ctx, c.queries, projection.QueryKey("one"), queryEntry{Query: "other", VideoID: "dQw4w9WgXcQ"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.QueryVideo(ctx, "one"); !errors.Is(err, projection.ErrNotFound) {

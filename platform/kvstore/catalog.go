@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode"
 
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
@@ -52,7 +51,7 @@ func (s *Store) SearchSongs(ctx context.Context, q string, limit int, cursor str
 		}
 		after = string(raw)
 	}
-	needle := Normalize(q)
+	needle := projection.NormalizeTitle(q)
 
 	w, err := s.songs.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -81,8 +80,8 @@ func (s *Store) SearchSongs(ctx context.Context, q string, limit int, cursor str
 		if !song.Stored() {
 			continue // in progress, or only ever failed: not in the catalog
 		}
-		title := Normalize(song.Title)
-		if needle != "" && song.ID != q && !strings.Contains(title, needle) && !strings.Contains(Normalize(song.Channel), needle) {
+		title := projection.NormalizeTitle(song.Title)
+		if needle != "" && song.ID != q && !strings.Contains(title, needle) && !strings.Contains(projection.NormalizeTitle(song.Channel), needle) {
 			continue
 		}
 		key := sortKey(title, song.ID)
@@ -111,44 +110,3 @@ func sortKey(title, id string) string {
 	}
 	return title + "\x00" + id
 }
-
-// Normalize is the form titles are compared in: lower case, common Latin
-// diacritics folded (é → e, ñ → n, ß → ss), punctuation dropped and runs of
-// spaces collapsed, so "Canción  ÑANDÚ!" and "cancion nandu" match.
-func Normalize(s string) string {
-	var b strings.Builder
-	space := false
-	for _, r := range strings.ToLower(s) {
-		if f, ok := fold[r]; ok {
-			b.WriteString(f)
-			space = false
-			continue
-		}
-		switch {
-		case unicode.IsLetter(r) || unicode.IsDigit(r):
-			b.WriteRune(r)
-			space = false
-		case unicode.IsSpace(r) || unicode.IsPunct(r) || unicode.IsSymbol(r):
-			if !space && b.Len() > 0 {
-				b.WriteByte(' ')
-				space = true
-			}
-		}
-	}
-	return strings.TrimRight(b.String(), " ")
-}
-
-// fold maps lower-case Latin letters with diacritics to their base letters.
-var fold = func() map[rune]string {
-	m := map[rune]string{'ß': "ss", 'æ': "ae", 'œ': "oe", 'ø': "o", 'đ': "d", 'ł': "l", 'þ': "th"}
-	for base, letters := range map[string]string{
-		"a": "àáâãäåāăą", "c": "çćĉċč", "e": "èéêëēĕėęě", "g": "ĝğġģ", "h": "ĥħ",
-		"i": "ìíîïĩīĭįı", "j": "ĵ", "k": "ķ", "l": "ĺļľŀ", "n": "ñńņňŉ", "o": "òóôõöōŏő",
-		"r": "ŕŗř", "s": "śŝşšș", "t": "ţťŧț", "u": "ùúûüũūŭůűų", "w": "ŵ", "y": "ýÿŷ", "z": "źżž",
-	} {
-		for _, r := range letters {
-			m[r] = base
-		}
-	}
-	return m
-}()

@@ -345,23 +345,3 @@ func TestResolveCacheDown(t *testing.T) {
 		t.Fatalf("%d API calls; want 4 without a cache", got)
 	}
 }
-
-func TestNormalizeQuery(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"Never Gonna Give You Up", "never gonna give you up"},
-		{"  never   gonna\tgive you up  ", "never gonna give you up"},
-		{"never\u00a0gonna\u3000give", "never gonna give"},
-		{"ＡＢＣ　ｄｅｆ", "abc def"},
-		{"Straße", "strasse"},
-		{"ΣΊΣΥΦΟΣ", "σίσυφοσ"},
-		{"ﬁne", "fine"},
-		{"Beyoncé", "beyoncé"},
-		{"Beyonce\u0301", "beyoncé"},
-		{"", ""},
-	}
-	for _, tc := range tests {
-		if got := NormalizeQuery(tc.in); got != tc.want {
-			t.Errorf("NormalizeQuery(%q) = %q; want %q", tc.in, got, tc.want)
-		}
-	}
-}
