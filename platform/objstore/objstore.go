@@ -204,14 +204,21 @@ func (s *Store) info(oi *jetstream.ObjectInfo) Info {
 // bytes of overhead) per 20 ms frame, half as much again as the audio and
 // 75 messages a second. Full reads make 128 KiB chunks, as the chunk
 // reader expects.
+// A read error of r is passed on as it is: io.ReadFull would report an
+// io.ErrUnexpectedEOF of r's own (a truncated HTTP body) as a short last
+// chunk.
 type fullReader struct{ r io.Reader }
 
 func (f fullReader) Read(p []byte) (int, error) {
-	n, err := io.ReadFull(f.r, p)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF // the last, short chunk
+	n := 0
+	for n < len(p) {
+		m, err := f.r.Read(p[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
 	}
-	return n, err
+	return n, nil
 }
 
 // ctxReader fails reads once ctx is done.
