@@ -1,28 +1,27 @@
-package recorder
+package projection
 
 import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/projection"
 )
 
 // stageRank orders the stages so that a late or repeated event never moves
 // an operation back.
 var stageRank = map[string]int{
-	projection.StageRequested:  1,
-	projection.StageResolved:   2,
-	projection.StageDownloaded: 3,
-	projection.StageEncoded:    4,
-	projection.StageStored:     5,
-	projection.StageFailed:     5,
+	StageRequested:  1,
+	StageResolved:   2,
+	StageDownloaded: 3,
+	StageEncoded:    4,
+	StageStored:     5,
+	StageFailed:     5,
 }
 
 // SongID is the song an event is about: the one its data names, else the
 // envelope's, else the one the operation already knows. It is "" when none
 // is known or the id could not be a store key (such an event still updates
 // its operation; the song catalog just cannot hold it).
-func SongID(op projection.Operation, env events.Envelope, ev events.Event) string {
+func SongID(op Operation, env events.Envelope, ev events.Event) string {
 	id := env.SongID
 	switch e := ev.(type) {
 	case events.VideoResolved:
@@ -59,7 +58,7 @@ func SongID(op projection.Operation, env events.Envelope, ev events.Event) strin
 // operation starts at one attempt and no failure, and every retry of a
 // stage, whatever ended the attempt before it (an error, a timeout, a
 // crash, a shutdown), adds one of each.
-func Apply(op projection.Operation, song projection.Song, env events.Envelope, ev events.Event, seq uint64, t time.Time) (projection.Operation, projection.Song) {
+func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq uint64, t time.Time) (Operation, Song) {
 	if seq <= op.LastSeq {
 		return op, song
 	}
@@ -76,7 +75,7 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 	songID := SongID(op, env, ev)
 
 	if op.ID == "" {
-		op = projection.Operation{ID: env.OperationID, Status: projection.StatusInProgress, CreatedAt: evTime, Attempts: 1}
+		op = Operation{ID: env.OperationID, Status: StatusInProgress, CreatedAt: evTime, Attempts: 1}
 	}
 	if songID != "" {
 		op.SongID = songID
@@ -92,25 +91,25 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 	switch e := ev.(type) {
 	case events.SongRequested:
 		op.Query = e.Query
-		advance(projection.StageRequested)
+		advance(StageRequested)
 	case events.VideoResolved:
-		advance(projection.StageResolved)
+		advance(StageResolved)
 	case events.AudioDownloaded:
-		advance(projection.StageDownloaded)
+		advance(StageDownloaded)
 	case events.DCAEncoded:
-		advance(projection.StageEncoded)
+		advance(StageEncoded)
 	case events.UploadDone:
-		op.Status = projection.StatusSuccess
+		op.Status = StatusSuccess
 		op.Success = true
-		op.Stage = projection.StageStored
+		op.Stage = StageStored
 		op.Message = "DCA stored"
 		op.Data = e.Location
 		op.ProcessingDate = evTime
 		op.ErrorCode = ""
 	case events.OperationFailed:
-		op.Status = projection.StatusFailed
+		op.Status = StatusFailed
 		op.Success = false
-		op.Stage = projection.StageFailed
+		op.Stage = StageFailed
 		op.Message = e.Message
 		op.ErrorCode = string(e.Code)
 		op.ProcessingDate = evTime
@@ -158,7 +157,7 @@ func Apply(op projection.Operation, song projection.Song, env events.Envelope, e
 // stage made, all of them failed. Events are applied once each (by stream
 // sequence) and a retried stage's events keep their first copy's attempt,
 // so a count is never added twice.
-func countAttempts(op *projection.Operation, env events.Envelope, ev events.Event) {
+func countAttempts(op *Operation, env events.Envelope, ev events.Event) {
 	retries := 0
 	switch e := ev.(type) {
 	case events.VideoResolved, events.AudioDownloaded, events.UploadDone:
@@ -178,7 +177,7 @@ func countAttempts(op *projection.Operation, env events.Envelope, ev events.Even
 
 // merge folds what an event says of a song into its record. The event is
 // newer, so its non-empty fields win.
-func merge(rec projection.Song, s events.Song) projection.Song {
+func merge(rec Song, s events.Song) Song {
 	m := s.Merge(events.Song{
 		ID: rec.ID, Title: rec.Title, DurationMs: rec.DurationMs, URL: rec.URL,
 		ThumbnailURL: rec.ThumbnailURL, Channel: rec.Channel, Source: rec.Source,

@@ -1,4 +1,4 @@
-package recorder
+package projection
 
 import (
 	"encoding/json"
@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/projection"
 )
 
 var (
@@ -26,56 +25,56 @@ func envelope(t *testing.T, songID string, ev events.Event) events.Envelope {
 
 func TestApply(t *testing.T) {
 	song := events.Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube"}
-	inProgress := projection.Operation{ID: "op1", SongID: "vid1", Status: projection.StatusInProgress, Stage: projection.StageDownloaded, Query: "q", Attempts: 1, CreatedAt: "2025-03-01T11:00:00Z", LastSeq: 5}
-	known := projection.Song{ID: "vid1", Title: "Old title", DurationMs: 1000, URL: "https://youtu.be/vid1", Channel: "Chan", LastSeq: 4}
+	inProgress := Operation{ID: "op1", SongID: "vid1", Status: StatusInProgress, Stage: StageDownloaded, Query: "q", Attempts: 1, CreatedAt: "2025-03-01T11:00:00Z", LastSeq: 5}
+	known := Song{ID: "vid1", Title: "Old title", DurationMs: 1000, URL: "https://youtu.be/vid1", Channel: "Chan", LastSeq: 4}
 	success := inProgress
-	success.Status, success.Success, success.Stage, success.Message, success.Data = projection.StatusSuccess, true, projection.StageStored, "DCA stored", "nats://x"
+	success.Status, success.Success, success.Stage, success.Message, success.Data = StatusSuccess, true, StageStored, "DCA stored", "nats://x"
 
 	cases := []struct {
 		name     string
-		op       projection.Operation
-		song     projection.Song
+		op       Operation
+		song     Song
 		songID   string // envelope's
 		ev       events.Event
 		seq      uint64
-		wantOp   projection.Operation
-		wantSong projection.Song
+		wantOp   Operation
+		wantSong Song
 	}{
 		{
 			name: "song.requested creates the operation",
 			ev:   events.SongRequested{Query: "never gonna"}, seq: 1,
-			wantOp: projection.Operation{ID: "op1", Status: "iniciando", Stage: "requested", Query: "never gonna", Attempts: 1,
+			wantOp: Operation{ID: "op1", Status: "iniciando", Stage: "requested", Query: "never gonna", Attempts: 1,
 				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 1},
 		},
 		{
 			name: "video.resolved sets the song and starts its record",
-			op:   projection.Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
+			op:   Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
 			ev:   events.VideoResolved{Song: song}, seq: 2, songID: "vid1",
-			wantOp:   projection.Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
-			wantSong: projection.Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+			wantOp:   Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+			wantSong: Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
 		},
 		{
 			name: "audio.downloaded merges the song, the event's fields winning",
 			op:   inProgress, song: known, songID: "vid1",
 			ev:  events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New title", DurationMs: 212000}, Key: "staging/op1.m4a", Size: 10},
 			seq: 6,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
 				return o
 			}(),
-			wantSong: projection.Song{ID: "vid1", Title: "New title", DurationMs: 212000, URL: "https://youtu.be/vid1", Channel: "Chan", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 6},
+			wantSong: Song{ID: "vid1", Title: "New title", DurationMs: 212000, URL: "https://youtu.be/vid1", Channel: "Chan", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 6},
 		},
 		{
 			name: "dca.encoded: stage encoded, song frames; song id from the operation",
 			op:   inProgress, song: known,
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000}, seq: 7,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
 				return o
 			}(),
-			wantSong: func() projection.Song {
+			wantSong: func() Song {
 				s := known
 				s.DCAFrames, s.UpdatedAt, s.LastSeq = 150, "2025-03-01T12:01:00Z", 7
 				return s
@@ -83,27 +82,27 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "dca.encoded gives a song without a duration the source's",
-			op:   inProgress, song: projection.Song{ID: "vid1", Title: "tone", Source: "direct", LastSeq: 6},
+			op:   inProgress, song: Song{ID: "vid1", Title: "tone", Source: "direct", LastSeq: 6},
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, SourceDurationMs: 2995}, seq: 7,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
 				return o
 			}(),
-			wantSong: projection.Song{ID: "vid1", Title: "tone", Source: "direct", DurationMs: 2995, DCAFrames: 150, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 7},
+			wantSong: Song{ID: "vid1", Title: "tone", Source: "direct", DurationMs: 2995, DCAFrames: 150, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 7},
 		},
 		{
 			name: "upload.done ends in success",
 			op:   inProgress, song: known, songID: "vid1",
 			ev:  events.UploadDone{Song: song, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
 			seq: 8,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
 				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:01:00Z", 8
 				return o
 			}(),
-			wantSong: func() projection.Song {
+			wantSong: func() Song {
 				s := known
 				s.Source, s.DCAKey, s.DCALocation, s.DCASize = "youtube", "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
 				s.UpdatedAt, s.LastSeq = "2025-03-01T12:01:00Z", 8
@@ -115,7 +114,7 @@ func TestApply(t *testing.T) {
 			op:   inProgress, song: known, songID: "vid1",
 			ev:  events.OperationFailed{Stage: "encode", Code: events.CodeInvalidAudio, Message: "not audio", Attempts: 3},
 			seq: 9,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.Status, o.Success, o.Stage, o.Message, o.ErrorCode = "failed", false, "failed", "not audio", "invalid_audio"
 				o.Attempts, o.Failures, o.ProcessingDate, o.UpdatedAt, o.LastSeq = 3, 3, "2025-03-01T12:00:00Z", "2025-03-01T12:01:00Z", 9
@@ -131,39 +130,39 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "the song part is skipped when the song already has the event",
-			op:   inProgress, song: func() projection.Song { s := known; s.LastSeq = 6; return s }(), songID: "vid1",
+			op:   inProgress, song: func() Song { s := known; s.LastSeq = 6; return s }(), songID: "vid1",
 			ev: events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New"}}, seq: 6,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
 				return o
 			}(),
-			wantSong: func() projection.Song { s := known; s.LastSeq = 6; return s }(),
+			wantSong: func() Song { s := known; s.LastSeq = 6; return s }(),
 		},
 		{
 			name: "an event after the end is only recorded as applied",
 			op:   success, song: known, songID: "vid1",
 			ev: events.OperationFailed{Stage: "encode", Code: events.CodeTimeout, Message: "late", Attempts: 2}, seq: 10,
-			wantOp:   func() projection.Operation { o := success; o.LastSeq = 10; return o }(),
+			wantOp:   func() Operation { o := success; o.LastSeq = 10; return o }(),
 			wantSong: known,
 		},
 		{
 			name: "an event for an unseen operation creates it",
 			ev:   events.AudioDownloaded{Song: events.Song{ID: "vid9", Title: "T"}}, seq: 3,
-			wantOp: projection.Operation{ID: "op1", SongID: "vid9", Status: "iniciando", Stage: "downloaded", Attempts: 1,
+			wantOp: Operation{ID: "op1", SongID: "vid9", Status: "iniciando", Stage: "downloaded", Attempts: 1,
 				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
-			wantSong: projection.Song{ID: "vid9", Title: "T", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
+			wantSong: Song{ID: "vid9", Title: "T", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
 		},
 		{
 			name: "a repeated video.resolved does not move the stage back",
 			op:   inProgress, song: known, songID: "vid1",
 			ev: events.VideoResolved{Song: song}, seq: 6,
-			wantOp: func() projection.Operation {
+			wantOp: func() Operation {
 				o := inProgress
 				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
 				return o
 			}(),
-			wantSong: func() projection.Song {
+			wantSong: func() Song {
 				s := known
 				s.Source, s.UpdatedAt, s.LastSeq = "youtube", "2025-03-01T12:01:00Z", 6
 				return s
@@ -171,9 +170,9 @@ func TestApply(t *testing.T) {
 		},
 		{
 			name: "a song id that cannot be a key is left out",
-			op:   projection.Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
+			op:   Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
 			ev:   events.VideoResolved{Song: events.Song{ID: "bad/id"}}, seq: 2,
-			wantOp: projection.Operation{ID: "op1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+			wantOp: Operation{ID: "op1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
 		},
 	}
 	for _, tc := range cases {
@@ -232,8 +231,8 @@ func TestApplyCountsAttempts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var op projection.Operation
-			var rec projection.Song
+			var op Operation
+			var rec Song
 			for i, s := range tc.history {
 				env := envelope(t, "vid1", s.ev)
 				env.Attempt = s.attempt

@@ -1,7 +1,9 @@
 // Package projection defines the state the recorder projects from the event
-// stream: one Operation per request and one Song per catalog entry. Stores
-// (kvstore, later dynamostore) persist these; the stream can always rebuild
-// them.
+// stream, one Operation per request and one Song per catalog entry, and the
+// rules that build it (Apply), which the recorder, a replay and the
+// gateway's reads of an operation the recorder has not caught up with all
+// share. Stores (kvstore, dynamostore) persist the records; the stream can
+// always rebuild them.
 package projection
 
 import "errors"

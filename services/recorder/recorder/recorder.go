@@ -5,7 +5,7 @@
 // events.ConsumerRecorder, one at a time in stream order (MaxAckPending 1,
 // shared by all recorder processes), on the stage runtime every consumer
 // runs on (platform/stage), and never skips one:
-//   - an event is applied (see Apply) and then acked;
+//   - an event is applied (see projection.Apply) and then acked;
 //   - a store error Naks it with a backoff delay, and it is retried forever
 //     (the consumer has no MaxDeliver, the worker no MaxAttempts), holding
 //     back the events after it;
@@ -108,22 +108,22 @@ func (r *recorder) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, 
 }
 
 // applyChanged loads the records the event touches, applies it and stores
-// what changed: the song first, then the operation (see Apply). It reports
-// whether a record changed.
+// what changed: the song first, then the operation (see
+// projection.Apply). It reports whether a record changed.
 func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) (bool, error) {
 	op, err := r.store.Operation(ctx, env.OperationID)
 	if err != nil && !errors.Is(err, projection.ErrNotFound) {
 		return false, fmt.Errorf("read operation: %w", err)
 	}
 	var song projection.Song
-	songID := SongID(op, env, ev)
+	songID := projection.SongID(op, env, ev)
 	if songID != "" {
 		song, err = r.store.Song(ctx, songID)
 		if err != nil && !errors.Is(err, projection.ErrNotFound) {
 			return false, fmt.Errorf("read song %s: %w", songID, err)
 		}
 	}
-	newOp, newSong := Apply(op, song, env, ev, seq, t)
+	newOp, newSong := projection.Apply(op, song, env, ev, seq, t)
 	if songID != "" && newSong.LastSeq != song.LastSeq {
 		if err := r.store.PutSong(ctx, newSong); err != nil {
 			return false, fmt.Errorf("store song %s: %w", songID, err)

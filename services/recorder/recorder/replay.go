@@ -27,7 +27,7 @@ type ReplayStats struct {
 // Replay applies every event the stream holds, from its first message (the
 // oldest one a limited stream still keeps: see events.StreamLimits) to the
 // last one present when Replay starts, to store with the same rules as the
-// live recorder (Apply). Into fresh stores it rebuilds the projections of
+// live recorder (projection.Apply). Into fresh stores it rebuilds the projections of
 // what the stream holds; into stores that already hold them it changes
 // nothing, since each record remembers the last sequence applied to it.
 // It deletes nothing: records of operations whose events the stream no
