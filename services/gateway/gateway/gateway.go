@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -145,6 +146,8 @@ type Deps struct {
 type server struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
+	streamMu  sync.Mutex
+	stream    jetstream.Stream // the event stream's handle, once looked up (eventStream)
 	pub       Publisher
 	store     Store
 	catalog   Catalog

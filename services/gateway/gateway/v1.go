@@ -114,15 +114,9 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	c.Locals(localOperationID, opID)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	op, err := s.operation(ctx, opID)
+	op, hist, err := s.operation(ctx, opID, true)
 	if err != nil {
 		return err
-	}
-	hist, err := s.history(ctx, opID)
-	if errors.Is(err, errNoHistory) {
-		hist = nil // known to the projection only: the stream was trimmed
-	} else if err != nil {
-		return internal(err)
 	}
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
@@ -146,18 +140,6 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	}
 	if op.Success && op.SongID != "" {
 		res.DCAURL = dcaURL(op.SongID)
-	}
-	// While the recorder lags, the history fills what the projection lacks.
-	for _, f := range hist {
-		if f.Kind == string(events.KindSongRequested) && res.Query == "" {
-			var sr events.SongRequested
-			if json.Unmarshal(f.Data, &sr) == nil {
-				res.Query = sr.Query
-			}
-		}
-		if res.CreatedAt == "" {
-			res.CreatedAt = f.Time.UTC().Format("2006-01-02T15:04:05Z07:00")
-		}
 	}
 	if res.CreatedAt == "" {
 		res.CreatedAt = op.ProcessingDate
