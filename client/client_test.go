@@ -14,7 +14,7 @@ import (
 
 	"github.com/butakero/butakero/client"
 	"github.com/butakero/butakero/cmd/butakero/app/apptest"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 

@@ -191,7 +191,7 @@ type Envelope struct {
 	// Batch is how many events the handling of Cause publishes, this one
 	// included. A stage that finds fewer than Batch events of a message in
 	// the stream knows its handling was cut short between two publishes
-	// and publishes the rest (package platform/stage).
+	// and publishes the rest (package platform/runtime/stage).
 	Batch int `json:"batch,omitempty"`
 }
 

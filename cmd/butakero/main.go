@@ -13,8 +13,8 @@ import (
 	"syscall"
 
 	"github.com/butakero/butakero/cmd/butakero/app"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/logging"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/logging"
 )
 
 func main() {

@@ -6,16 +6,17 @@ package main
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/encoder/encoder"
 )
 
 func main() {
 	standalone.Main("encoder", func(ctx context.Context, env standalone.Env) error {
-		stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
+		blobs, _, err := store.Blobs(ctx, env.Config, env.JS)
 		if err != nil {
 			return err
 		}
-		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 	})
 }

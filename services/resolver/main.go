@@ -5,7 +5,8 @@ package main
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/resolver/resolver"
 )
 
@@ -14,11 +15,11 @@ func main() {
 		// The search cache lives where the configuration puts the
 		// projections: JetStream KV, or DynamoDB.
 		setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-		stores, err := standalone.OpenStores(setup, env.Config, env.JS)
+		cache, err := store.Cache(setup, env.Config, env.JS)
 		cancel()
 		if err != nil {
 			return err
 		}
-		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: stores.Cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 	})
 }

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/natsconn"
-	"github.com/butakero/butakero/platform/natsembed"
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"
@@ -60,13 +60,20 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err
 	}
-	// JetStream or AWS, as the configuration selects (CONTRACT.md).
-	stores, err := standalone.OpenStores(setup, cfg, js)
+	// JetStream or AWS, as the configuration selects (package store).
+	projections, projWhere, err := store.Projections(setup, cfg, js)
 	if err != nil {
 		return err
 	}
-	store, searchCache, blobs := stores.Projections, stores.Cache, stores.Blobs
-	log.Info("stores opened", "stores", stores.Where)
+	searchCache, err := store.Cache(setup, cfg, js)
+	if err != nil {
+		return err
+	}
+	blobs, blobWhere, err := store.Blobs(setup, cfg, js)
+	if err != nil {
+		return err
+	}
+	log.Info("stores opened", "projections", projWhere, "blobs", blobWhere)
 	pub := events.NewPublisher(js)
 	// One metrics registry for the process, served by the gateway's /metrics.
 	reg := metrics.New(metrics.NewRegistry())
@@ -82,7 +89,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}, func(error) { cancel() })
 	}
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
 	})
 	add("resolver", func(ctx context.Context) error {
 		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
@@ -94,7 +101,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder")})
 	})
 	add("recorder", func(ctx context.Context) error {
-		return recorder.Run(ctx, recorder.Deps{JS: js, Store: store, Config: cfg, Log: log.With("service", "recorder")})
+		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Log: log.With("service", "recorder")})
 	})
 	// Stops the group when the process is told to.
 	stop := make(chan struct{})

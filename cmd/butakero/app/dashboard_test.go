@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // longSong is long enough that its encode lasts several seconds, so that

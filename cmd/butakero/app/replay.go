@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/store"
+	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -54,7 +54,7 @@ func (m *Main) Replay(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("replay: stream info: %w", err)
 	}
-	stores, err := standalone.OpenStores(ctx, m.Config, js)
+	projections, where, err := store.Projections(ctx, m.Config, js)
 	if err != nil {
 		return err
 	}
@@ -74,11 +74,11 @@ func (m *Main) Replay(ctx context.Context, out io.Writer) error {
 			fmt.Fprintln(out, "replay: emptied the KV buckets operations and songs")
 		}
 	}
-	st, err := recorder.Replay(ctx, js, stores.Projections, m.Log)
+	st, err := recorder.Replay(ctx, js, projections, m.Log)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "replay: read %d events (up to stream sequence %d) into %s: %d applied, %d already applied, %d undecodable\n",
-		st.Events, st.LastSeq, stores.Where, st.Applied, st.Events-st.Applied-st.Undecodable, st.Undecodable)
+		st.Events, st.LastSeq, "projections="+where, st.Applied, st.Events-st.Applied-st.Undecodable, st.Undecodable)
 	return nil
 }

@@ -15,10 +15,10 @@ import (
 
 	"github.com/butakero/butakero/cmd/butakero/app"
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/natsconn"
-	"github.com/butakero/butakero/platform/natsembed"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/nats-io/nats.go/jetstream"
 )

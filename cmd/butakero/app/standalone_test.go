@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/natsconn"
-	"github.com/butakero/butakero/platform/natsembed"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // TestServicesAlone runs the production shape on one machine: the five

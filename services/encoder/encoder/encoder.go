@@ -4,13 +4,13 @@
 // cover the source's duration, and answers dca.encoded then upload.done,
 // which the stage runtime publishes.
 //
-// Ack semantics are platform/stage's: a handled event is acked after both
+// Ack semantics are platform/runtime/stage's: a handled event is acked after both
 // events are stored; an unreadable or empty source fails the operation at
 // once (permanent events.CodeInvalidAudio / CodeEmptyAudio); store and
 // stream errors are retried up to MAX_ATTEMPTS. The staged source is deleted
 // once the operation ends here, whichever way.
 //
-// The encoder finishes the work of the song's claim (platform/claims) that
+// The encoder finishes the work of the song's claim (platform/runtime/claims) that
 // the fetcher took: it keeps the claim alive while it encodes, releases it
 // once upload.done is stored (the waiting requests then find the DCA
 // stored), records a permanent failure in it (they fail the same way), and
@@ -31,11 +31,12 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/claims"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/objstore"
-	"github.com/butakero/butakero/platform/stage"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/butakero/butakero/services/encoder/internal/transcode"
 	"github.com/jonas747/dca"
@@ -61,12 +62,12 @@ const progressEvery = 500 * time.Millisecond
 // DCA files to. *objstore.Store satisfies it.
 type Blobs interface {
 	// Open returns a reader of blob key, which the caller closes, and its
-	// Info. A missing key is an error wrapping objstore.ErrNotFound.
-	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	// Info. A missing key is an error wrapping blob.ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, blob.Info, error)
 	// Put streams r into blob key. The blob becomes visible only once r is
 	// read to its end without error: a reader that fails leaves any
 	// previous blob at key as it was.
-	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
+	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (blob.Info, error)
 	// Delete removes blob key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Location is the URL of blob key in the store.
@@ -175,9 +176,6 @@ func (slogDebugWriter) Write(p []byte) (int, error) {
 	slog.Default().Debug(strings.TrimRight(string(p), "\n"), "component", "dca")
 	return len(p), nil
 }
-
-// Key is the blob key of a song's DCA.
-func Key(songID string) string { return "audio/" + songID + ".dca" }
 
 type handler struct {
 	nc      *nats.Conn
@@ -292,7 +290,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	if song.ID != d.Envelope.SongID {
 		log = log.With("song_id", song.ID)
 	}
-	key := Key(song.ID)
+	key := blob.DCAKey(song.ID)
 
 	if d.Attempt > 1 {
 		// A previous attempt may have stored the DCA and lost what came
@@ -302,7 +300,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 		}
 	}
 	src, srcInfo, err := h.blobs.Open(ctx, ev.Key)
-	if errors.Is(err, objstore.ErrNotFound) {
+	if errors.Is(err, blob.ErrNotFound) {
 		// The staged audio is deleted once the operation ends here: this
 		// is a redelivery of an event already handled, if its DCA is
 		// stored.
@@ -350,12 +348,12 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 // encode streams the DCA of the file at path into the blob store. The frame
 // check runs before the upload is committed: a DCA that fails it is never
 // stored, and a previous good DCA at key stays.
-func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, srcDur time.Duration, key string) (transcode.Result, objstore.Info, error) {
+func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, srcDur time.Duration, key string) (transcode.Result, blob.Info, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	type put struct {
-		info objstore.Info
+		info blob.Info
 		err  error
 	}
 	done := make(chan put, 1)
@@ -397,17 +395,17 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 		var f *events.Failure
 		if p.err != nil && ctx.Err() == nil && !errors.As(err, &unreadable) && !errors.As(err, &f) {
 			// The store gave up first; the encode only saw the pipe close.
-			return res, objstore.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
+			return res, blob.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
 		}
-		return res, objstore.Info{}, err
+		return res, blob.Info{}, err
 	}
 	pw.Close()
 	p := <-done
 	if p.err != nil {
-		return res, objstore.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
+		return res, blob.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
 	}
 	if p.info.Size != res.Size {
-		return res, objstore.Info{}, events.Fail(events.CodeInternal, "the DCA was stored with %d bytes, %d written", p.info.Size, res.Size)
+		return res, blob.Info{}, events.Fail(events.CodeInternal, "the DCA was stored with %d bytes, %d written", p.info.Size, res.Size)
 	}
 	return res, p.info, nil
 }

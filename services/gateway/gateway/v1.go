@@ -216,10 +216,10 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	songs, next, err := s.catalog.SearchSongs(ctx, q, limit, cursor)
+	songs, next, err := s.store.SearchSongs(ctx, q, limit, cursor)
 	if err != nil {
-		var bad interface{ InvalidCursor() bool }
-		if errors.As(err, &bad) && bad.InvalidCursor() {
+		var bad *projection.BadCursorError
+		if errors.As(err, &bad) {
 			return errorf(CodeBadRequest, "malformed cursor: use next_cursor from the previous page")
 		}
 		return internal(fmt.Errorf("search songs: %w", err))

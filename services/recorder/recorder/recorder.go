@@ -4,7 +4,7 @@
 // It reads every event of the stream through the durable consumer
 // events.ConsumerRecorder, one at a time in stream order (MaxAckPending 1,
 // shared by all recorder processes), on the stage runtime every consumer
-// runs on (platform/stage), and never skips one:
+// runs on (platform/runtime/stage), and never skips one:
 //   - an event is applied (see projection.Apply) and then acked;
 //   - a store error Naks it with a backoff delay, and it is retried forever
 //     (the consumer has no MaxDeliver, the worker no MaxAttempts), holding
@@ -24,10 +24,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
-	"github.com/butakero/butakero/platform/stage"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

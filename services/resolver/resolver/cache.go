@@ -3,8 +3,8 @@ package resolver
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/store/kvstore"
 )
 
 // Cache keeps what searches and the Data API answered, so that a repeated

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/metrics"
 )
 
 // Resolver turns queries into songs. It is safe for concurrent use.

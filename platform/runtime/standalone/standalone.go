@@ -1,0 +1,111 @@
+// Package standalone is the start-up every service shares when it runs
+// alone against NATS_URL, as it does in a container: read the environment
+// once, build the logger, connect, make sure the stream exists, run the
+// service until SIGINT or SIGTERM, then drain the connection.
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/logging"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Env is what a service's main gets to build its dependencies from.
+type Env struct {
+	Config config.Config
+	Log    *slog.Logger
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	// Metrics is the process's metrics set. The gateway serves it on its
+	// /metrics; every other service serves it on METRICS_ADDR when set.
+	Metrics *metrics.Metrics
+}
+
+// SetupTimeout bounds each call that creates a bucket or store at start.
+const SetupTimeout = 30 * time.Second
+
+// Main runs service name: run is called with a context cancelled on SIGINT
+// or SIGTERM and should return once the service has stopped. Main exits the
+// process with status 1 and the error on stderr when anything fails.
+func Main(name string, run func(ctx context.Context, env Env) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := start(ctx, name, run)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+func start(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat).With("service", name)
+	// Libraries that log through the default logger (jonas747/dca) get ours.
+	slog.SetDefault(log)
+	// natsconn.Connect refuses an empty NATS_URL with a clear message.
+	nc, err := natsconn.Connect(cfg.NATSURL, "butakero-"+name, natsconn.AuthOf(cfg), log)
+	if err != nil {
+		return err
+	}
+	defer natsconn.Drain(nc, 10*time.Second, log)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
+	defer cancel()
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
+		return err
+	}
+	m := metrics.New(metrics.NewRegistry())
+	if cfg.MetricsAddr != "" && name != "gateway" {
+		stop, err := serveMetrics(cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
+	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m})
+}
+
+// serveMetrics serves m's registry on addr at /metrics until stop is called.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "error", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
