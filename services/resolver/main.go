@@ -20,6 +20,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+		return resolver.Run(ctx, resolver.Deps{JS: env.JS, Cache: cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 	})
 }

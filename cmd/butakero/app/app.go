@@ -92,7 +92,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
 	})
 	add("resolver", func(ctx context.Context) error {
-		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
+		return resolver.Run(ctx, resolver.Deps{JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
 	})
 	add("fetcher", func(ctx context.Context) error {
 		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher")})
