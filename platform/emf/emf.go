@@ -75,20 +75,32 @@ type Emitter struct {
 
 // Run emits a line at once and then every Interval until ctx is done. A
 // consumer that cannot be read gives no line for that tick rather than a
-// guessed value. It returns nil when ctx is done.
+// guessed value. Until the first line, Run tries every second (at most
+// every Interval): the service creates its consumer just after start. It
+// returns nil when ctx is done.
 func (e *Emitter) Run(ctx context.Context) error {
 	every := e.Interval
 	if every <= 0 {
 		every = DefaultInterval
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
+	first := min(time.Second, every)
+	emitted := false
 	for {
-		if err := e.Emit(ctx); err != nil && ctx.Err() == nil && e.Log != nil {
-			e.Log.Debug("consumer backlog not emitted", "consumer", e.Consumer, "error", err)
+		wait := every
+		if err := e.Emit(ctx); err != nil {
+			if ctx.Err() == nil && e.Log != nil {
+				e.Log.Debug("consumer backlog not emitted", "consumer", e.Consumer, "error", err)
+			}
+			if !emitted {
+				wait = first
+			}
+		} else {
+			emitted = true
 		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return nil
 		case <-t.C:
 		}

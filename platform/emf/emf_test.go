@@ -65,6 +65,21 @@ func TestEmitReadsTheConsumer(t *testing.T) {
 	}
 	for range batch.Messages() {
 	}
+	// The server counts a consumer's pending messages as they arrive;
+	// wait until it has counted them all.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumPending == 3 && info.NumAckPending == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer info: %d pending, %d ack pending; want 3 and 2", info.NumPending, info.NumAckPending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	var out bytes.Buffer
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
