@@ -733,6 +733,15 @@ func TestTaskRolesAreWhatTheCodeCalls(t *testing.T) {
 						}
 					}
 				}
+				// The issue's own words, which the exact comparison below implies.
+				for g := range got {
+					switch {
+					case name == "fetcher" && strings.HasPrefix(g, "dynamodb:"):
+						t.Errorf("the fetcher writes no DynamoDB item, yet it may %s", g)
+					case name == "gateway" && (strings.HasPrefix(g, "s3:PutObject") || strings.HasPrefix(g, "s3:DeleteObject")):
+						t.Errorf("the gateway puts no object, yet it may %s", g)
+					}
+				}
 				want := expectedGrants(t, adapters, name)
 				var missing, extra []string
 				for g, why := range want {

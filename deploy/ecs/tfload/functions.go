@@ -2,7 +2,6 @@ package tfload
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
@@ -105,10 +104,4 @@ func synthesize(r *Resource, v cty.Value) cty.Value {
 		}
 	}
 	return cty.ObjectVal(attrs)
-}
-
-// IsPlaceholder reports whether s is a placeholder synthesize made for
-// attribute attr of some resource.
-func IsPlaceholder(s, attr string) bool {
-	return strings.HasSuffix(s, "."+attr) && (strings.HasPrefix(s, "data.") || strings.HasPrefix(s, "aws_") || strings.HasPrefix(s, "random_"))
 }

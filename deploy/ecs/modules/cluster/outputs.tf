@@ -1,5 +1,8 @@
 output "arn" {
   value = aws_ecs_cluster.this.arn
+  # A service on FARGATE_SPOT needs the capacity providers associated
+  # before it is created.
+  depends_on = [aws_ecs_cluster_capacity_providers.this]
 }
 
 output "name" {
