@@ -128,6 +128,7 @@ var required = map[string][]requirement{
 	},
 	"resolver": {
 		{name: "YOUTUBE_API_KEY", why: "searches from a data center through yt-dlp alone meet YouTube's bot checks", secret: true},
+		{name: "YTDLP_COOKIES_FILE", why: "the stage's tfvars give cookies: the yt-dlp search fallback must find them"},
 	},
 	"fetcher": {
 		{name: "FETCH_CONCURRENCY", why: "the downloads per task the backlog target is sized for"},
