@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -65,16 +64,20 @@ func TestServicesAlone(t *testing.T) {
 	type proc struct {
 		name   string
 		cmd    *exec.Cmd
-		stderr *bytes.Buffer
+		stderr *lockedBuffer
 		done   chan error
 	}
 	var procs []*proc
 	for _, s := range services {
-		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &lockedBuffer{}, done: make(chan error, 1)}
 		p.cmd.Env = env
-		if s == "encoder" {
+		switch s {
+		case "encoder":
 			// A service alone serves its metrics on METRICS_ADDR.
 			p.cmd.Env = append(slices.Clone(env), "METRICS_ADDR="+encoderMetrics)
+		case "fetcher":
+			// and logs its consumer's backlog as EMF with METRICS_EMF.
+			p.cmd.Env = append(slices.Clone(env), "METRICS_EMF=true", "METRICS_DEPLOYMENT=test")
 		}
 		p.cmd.Stderr = p.stderr
 		if err := p.cmd.Start(); err != nil {
@@ -92,7 +95,7 @@ func TestServicesAlone(t *testing.T) {
 			select {
 			case err := <-p.done:
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s exited with %v:\n%s", p.name, err, p.stderr))
+					errs = append(errs, fmt.Errorf("%s exited with %v:\n%s", p.name, err, p.stderr.tail(50)))
 				}
 			case <-time.After(30 * time.Second):
 				_ = p.cmd.Process.Kill()
@@ -129,8 +132,27 @@ func TestServicesAlone(t *testing.T) {
 		t.Errorf("the encoder's /metrics lacks %s", want)
 	}
 
+	// The fetcher, run with METRICS_EMF, logs its consumer's backlog
+	// (once its consumer exists, then every 30 s); the others do not.
+	emfLine := `"Deployment":"test","Consumer":"fetcher","ConsumerBacklog":`
+	fetcher := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == "fetcher" })]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(fetcher.stderr.tail(1000), emfLine) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("the fetcher with METRICS_EMF=true wrote no EMF line of its consumer:\n%s", fetcher.stderr.tail(20))
+			break
+		}
+	}
+
 	stopped = true
 	for _, err := range stopAll() {
 		t.Error(err)
+	}
+	for _, p := range procs {
+		if p.name != "fetcher" && strings.Contains(p.stderr.tail(1000), `"_aws":`) {
+			t.Errorf("%s wrote EMF lines without METRICS_EMF", p.name)
+		}
 	}
 }

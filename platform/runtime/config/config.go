@@ -48,6 +48,8 @@ type Config struct {
 	AuthFailureLimit  int           // AUTH_FAILURE_LIMIT: failed authentications per minute per IP before it is refused; 0 disables
 	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
 	MetricsAddr       string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
+	MetricsEMF        bool          // METRICS_EMF: a stage service run alone logs its consumer's backlog as CloudWatch Embedded Metric Format
+	MetricsDeployment string        // METRICS_DEPLOYMENT: the Deployment dimension of those metrics (dev, prod)
 	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
 	EncodeConcurrency int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
 	DirectMaxBytes    int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
@@ -180,6 +182,8 @@ func Load(lookup Lookup) (Config, error) {
 		AuthFailureLimit:  intVar("AUTH_FAILURE_LIMIT", 20, 0, 1_000_000),
 		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
 		MetricsAddr:       get("METRICS_ADDR", ""),
+		MetricsEMF:        boolVar("METRICS_EMF", false),
+		MetricsDeployment: get("METRICS_DEPLOYMENT", "default"),
 		FetchConcurrency:  intVar("FETCH_CONCURRENCY", 2, 1, 256),
 		EncodeConcurrency: intVar("ENCODE_CONCURRENCY", runtime.NumCPU(), 1, 256),
 		DirectMaxBytes:    int64(intVar("DIRECT_MAX_BYTES", DefaultDirectMaxBytes, 1, math.MaxInt)),

@@ -18,6 +18,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/emf"
 	"github.com/butakero/butakero/platform/runtime/logging"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
@@ -84,8 +85,38 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 		}
 		defer stop()
 	}
+	if consumer, ok := stageConsumers[name]; ok && cfg.MetricsEMF {
+		stop := emitBacklog(ctx, js, name, consumer, cfg.MetricsDeployment, log)
+		defer stop()
+	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
 	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m})
+}
+
+// stageConsumers names the durable consumer of each service that has one:
+// the backlog METRICS_EMF reports, and the ECS services scale on.
+var stageConsumers = map[string]string{
+	"resolver": events.ConsumerResolver,
+	"fetcher":  events.ConsumerFetcher,
+	"encoder":  events.ConsumerEncoder,
+	"recorder": events.ConsumerRecorder,
+}
+
+// emitBacklog writes consumer's backlog to stderr, beside the log, as EMF
+// lines (package emf) until stop is called; stop returns once the emitter
+// has, so no line is written after the connection drains.
+func emitBacklog(ctx context.Context, js jetstream.JetStream, service, consumer, deployment string, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	e := &emf.Emitter{
+		JS: js, Stream: events.StreamName, Consumer: consumer,
+		Deployment: deployment, Service: service, W: os.Stderr, Log: log,
+	}
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
 }
 
 // serveMetrics serves m's registry on addr at /metrics until stop is called.

@@ -37,24 +37,7 @@ func (s *Store) create(ctx context.Context, t table) error {
 		// There (or not knowable): check it rather than create it.
 		return s.finish(ctx, t)
 	}
-	_, err = s.client.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:   &t.name,
-		BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{
-			{AttributeName: aws.String(KeyAttr), AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: &t.indexHash, AttributeType: types.ScalarAttributeTypeS},
-			{AttributeName: &t.indexSK, AttributeType: types.ScalarAttributeTypeS},
-		},
-		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(KeyAttr), KeyType: types.KeyTypeHash}},
-		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
-			IndexName: &t.index,
-			KeySchema: []types.KeySchemaElement{
-				{AttributeName: &t.indexHash, KeyType: types.KeyTypeHash},
-				{AttributeName: &t.indexSK, KeyType: types.KeyTypeRange},
-			},
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
-		}},
-	})
+	_, err = s.client.CreateTable(ctx, t.createInput())
 	var inUse *types.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
 		return fmt.Errorf("dynamostore: create table %q (%s): %s: %w", t.name, t.env, awsconfig.Reason(err), err)
@@ -132,4 +115,41 @@ func (s *Store) Ping(ctx context.Context) error {
 		errs = append(errs, s.check(ctx, t))
 	}
 	return errors.Join(errs...)
+}
+
+// Definitions returns the CreateTable requests AWS_AUTO_CREATE sends for
+// tables named operations and songs, keyed by the variable that names
+// each (DYNAMODB_TABLE_NAME_OPERATION, DYNAMODB_TABLE_NAME_SONGS). Both
+// also get TTL on ExpiresAttr. deploy/ecs's tests hold the Terraform's
+// tables to them.
+func Definitions(operations, songs string) map[string]*dynamodb.CreateTableInput {
+	s := &Store{ops: operations, songs: songs}
+	defs := make(map[string]*dynamodb.CreateTableInput)
+	for _, t := range s.tables() {
+		defs[t.env] = t.createInput()
+	}
+	return defs
+}
+
+// createInput is t's CreateTable request: on-demand capacity, the string
+// key KeyAttr, and its GSI with all attributes.
+func (t table) createInput() *dynamodb.CreateTableInput {
+	return &dynamodb.CreateTableInput{
+		TableName:   &t.name,
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String(KeyAttr), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: &t.indexHash, AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: &t.indexSK, AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(KeyAttr), KeyType: types.KeyTypeHash}},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: &t.index,
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: &t.indexHash, KeyType: types.KeyTypeHash},
+				{AttributeName: &t.indexSK, KeyType: types.KeyTypeRange},
+			},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
+	}
 }
