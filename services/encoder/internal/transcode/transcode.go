@@ -1,6 +1,8 @@
-// Package transcode runs ffprobe and ffmpeg (through jonas747/dca) on a
-// local media file and streams the result as DCA1. It knows nothing of NATS
-// or blob stores: the encoder service hands it a file and a writer.
+// Package transcode runs ffprobe (Inspect) and ffmpeg (Encode) on a local
+// media file and writes the result as DCA1: the source's Opus packets
+// copied when they are 48 kHz 20 ms frames, else encoded by libopus, with
+// the loudness measured. It knows nothing of NATS or blob stores: the
+// encoder service hands it a file and a writer.
 //
 // The input is a file, not a pipe, on purpose: an MP4/M4A whose index sits at
 // the end (no "faststart") cannot be read by ffmpeg from a pipe.
