@@ -96,6 +96,10 @@ func TestClient(t *testing.T) {
 		if diff := (info.Duration - songLen).Abs(); diff > songLen/100 {
 			t.Errorf("the DCA covers %s, the song is %s", info.Duration, songLen)
 		}
+		var ogg bytes.Buffer
+		if n, err := c.DownloadOgg(ctx, final.SongID, &ogg); err != nil || n != int64(ogg.Len()) || !bytes.HasPrefix(ogg.Bytes(), []byte("OggS")) {
+			t.Fatalf("DownloadOgg: %d bytes, %v", n, err)
+		}
 		stored = final
 	})
 	if stored.SongID == "" {

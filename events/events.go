@@ -122,8 +122,18 @@ type DCAEncoded struct {
 	DurationMs int64 `json:"duration_ms"`
 	// SourceDurationMs is the source audio's duration as ffprobe read it.
 	SourceDurationMs int64 `json:"source_duration_ms"`
-	// BitrateKbps is the Opus bitrate the DCA was encoded at.
+	// BitrateKbps is the Opus bitrate the DCA was encoded at (for a
+	// passthrough, the source's).
 	BitrateKbps int `json:"bitrate_kbps"`
+	// Mode is "passthrough" (the source's Opus packets copied) or
+	// "transcode"; ModeReason says why. Empty in events of older encoders.
+	Mode       string `json:"mode,omitempty"`
+	ModeReason string `json:"mode_reason,omitempty"`
+	// LoudnessLUFS is the DCA's integrated loudness (EBU R128) and
+	// TruePeakDB its true peak (dBTP); absent when not measured or not
+	// finite (silence).
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
 }
 
 // UploadDone ends an operation successfully: a valid DCA is stored.

@@ -133,6 +133,24 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("get --format ogg writes Ogg Opus", func(t *testing.T) {
+		r := butakero(t, dir, viaEnv, "get", "--format", "ogg", fixtures.URL("tune.mp3"))
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		path := strings.TrimSpace(r.stdout)
+		if !strings.HasSuffix(path, ".ogg") {
+			t.Fatalf("stdout %q, want <song id>.ogg", path)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 100 || string(b[:4]) != "OggS" || !bytes.Contains(b[:200], []byte("OpusHead")) {
+			t.Fatalf("%s is not Ogg Opus (%d bytes)", path, len(b))
+		}
+	})
+
 	tests := []struct {
 		name     string
 		env      []string

@@ -126,6 +126,8 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		song = merge(song, e.Song)
 	case events.DCAEncoded:
 		song.DCAFrames = e.Frames
+		song.Mode, song.ModeReason = e.Mode, e.ModeReason
+		song.LoudnessLUFS, song.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
 		// A plain file's metadata has no duration; the encoder measured it.
 		if song.DurationMs == 0 {
 			song.DurationMs = e.SourceDurationMs

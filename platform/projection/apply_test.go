@@ -68,7 +68,7 @@ func TestApply(t *testing.T) {
 		{
 			name: "dca.encoded: stage encoded, song frames; song id from the operation",
 			op:   inProgress, song: known,
-			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000}, seq: 7,
+			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, Mode: "transcode", ModeReason: "the source is aac, not opus", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 7,
 			wantOp: func() Operation {
 				o := inProgress
 				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
@@ -77,6 +77,7 @@ func TestApply(t *testing.T) {
 			wantSong: func() Song {
 				s := known
 				s.DCAFrames, s.UpdatedAt, s.LastSeq = 150, "2025-03-01T12:01:00Z", 7
+				s.Mode, s.ModeReason, s.LoudnessLUFS, s.TruePeakDB = "transcode", "the source is aac, not opus", &lufs, &peak
 				return s
 			}(),
 		},
@@ -249,3 +250,5 @@ func TestApplyCountsAttempts(t *testing.T) {
 		})
 	}
 }
+
+var lufs, peak = -20.5, -3.1

@@ -116,6 +116,14 @@ type Song struct {
 	DCALocation string `json:"dca_location,omitempty"`
 	DCASize     int64  `json:"dca_size,omitempty"`
 	DCAFrames   int64  `json:"dca_frames,omitempty"`
+	// Mode is how the DCA's packets were made ("passthrough" or
+	// "transcode", from dca.encoded) and ModeReason why; LoudnessLUFS
+	// and TruePeakDB are the stored audio's loudness (EBU R128) and true
+	// peak, nil when not measured.
+	Mode         string   `json:"mode,omitempty"`
+	ModeReason   string   `json:"mode_reason,omitempty"`
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
 
 	UpdatedAt string `json:"updated_at,omitempty"`
 	LastSeq   uint64 `json:"last_seq"`

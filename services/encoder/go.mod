@@ -6,6 +6,7 @@ require (
 	github.com/butakero/butakero/events v0.0.0
 	github.com/butakero/butakero/platform v0.0.0
 	github.com/jonas747/dca v0.0.0-20210930103944-155f5e5f0cc7
+	github.com/jonas747/ogg v0.0.0-20161220051205-b4f6f4cf3757
 	github.com/nats-io/nats.go v1.55.0
 )
 
@@ -39,7 +40,6 @@ require (
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/gorilla/websocket v1.4.2 // indirect
-	github.com/jonas747/ogg v0.0.0-20161220051205-b4f6f4cf3757 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect

@@ -174,6 +174,20 @@ func TestDashboard(t *testing.T) {
 		}
 	})
 
+	t.Run("the player loads the song from /ogg", func(t *testing.T) {
+		step(t, ctx, "play",
+			chromedp.Click(chromedp.CSS(`#songs tr[data-song="`+songID+`"] button.play`)),
+			chromedp.WaitVisible(chromedp.CSS(`#player-duration[data-seconds]`)),
+		)
+		secs := eval[float64](t, ctx, `document.getElementById("player-audio").duration`)
+		if got := time.Duration(secs * float64(time.Second)); (got - songLen).Abs() > 50*time.Millisecond {
+			t.Errorf("the player reports %s, the song lasts %s", got, songLen)
+		}
+		if shown := eval[string](t, ctx, `document.getElementById("player-duration").textContent`); shown != "0:06" {
+			t.Errorf("the player shows %q, want 0:06", shown)
+		}
+	})
+
 	t.Run("download the DCA", func(t *testing.T) {
 		// Subscribed before the click; the deadline ends the iteration.
 		dctx, cancel := context.WithTimeout(ctx, 90*time.Second)

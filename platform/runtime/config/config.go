@@ -18,42 +18,45 @@ import (
 
 // Config is every setting of the README's "Configuration" table.
 type Config struct {
-	HTTPAddr          string        // HTTP_ADDR
-	DataDir           string        // DATA_DIR
-	NATSURL           string        // NATS_URL; empty means embedded
-	NATSListen        string        // NATS_LISTEN: embedded server's client listener; empty means none
-	NATSToken         string        // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
-	NATSUser          string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
-	NATSPassword      string        // NATS_PASSWORD
-	StreamReplicas    int           // STREAM_REPLICAS
-	StreamMaxAge      time.Duration // STREAM_MAX_AGE: events older than this are dropped from the stream; 0 keeps them forever
-	StreamMaxBytes    int64         // STREAM_MAX_BYTES: the oldest events are dropped past this size; 0 means no limit
-	AllowedMediaHosts []string      // ALLOWED_MEDIA_HOSTS, canonical entries (package mediahosts)
-	YouTubeAPIKey     string        // YOUTUBE_API_KEY
-	YouTubeAPIBaseURL string        // YOUTUBE_API_BASE_URL
-	MaxAttempts       int           // MAX_ATTEMPTS
-	StageTimeout      time.Duration // STAGE_TIMEOUT
-	MaxDuration       time.Duration // MAX_DURATION
-	DCABitrateKbps    int           // DCA_BITRATE_KBPS
-	APIKeys           []string      // API_KEYS
-	YTDLPCookiesFile  string        // YTDLP_COOKIES_FILE
-	YTDLPProxy        string        // YTDLP_PROXY
-	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
-	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
-	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept (DynamoDB and JetStream KV)
-	AllowedOrigins    []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means the gateway's own only
-	PublicURL         string        // PUBLIC_URL: the URL users reach the gateway at, its own origin; empty means the listen address
-	RateLimit         int           // RATE_LIMIT: operations created per minute per API key (or per IP without keys); 0 disables
-	ReadRateLimit     int           // READ_RATE_LIMIT: reads (every other /api and /v1 request) per minute per API key or IP; 0 disables
-	AuthFailureLimit  int           // AUTH_FAILURE_LIMIT: failed authentications per minute per IP before it is refused; 0 disables
-	MaxSockets        int           // MAX_SOCKETS: open WebSocket connections per gateway
-	MetricsAddr       string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
-	MetricsEMF        bool          // METRICS_EMF: a stage service run alone logs its consumer's backlog as CloudWatch Embedded Metric Format
-	MetricsDeployment string        // METRICS_DEPLOYMENT: the Deployment dimension of those metrics (dev, prod)
-	FetchConcurrency  int           // FETCH_CONCURRENCY: downloads one process runs at once
-	EncodeConcurrency int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
-	DirectMaxBytes    int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
-	StagingMaxAge     time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
+	HTTPAddr           string        // HTTP_ADDR
+	DataDir            string        // DATA_DIR
+	NATSURL            string        // NATS_URL; empty means embedded
+	NATSListen         string        // NATS_LISTEN: embedded server's client listener; empty means none
+	NATSToken          string        // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
+	NATSUser           string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
+	NATSPassword       string        // NATS_PASSWORD
+	StreamReplicas     int           // STREAM_REPLICAS
+	StreamMaxAge       time.Duration // STREAM_MAX_AGE: events older than this are dropped from the stream; 0 keeps them forever
+	StreamMaxBytes     int64         // STREAM_MAX_BYTES: the oldest events are dropped past this size; 0 means no limit
+	AllowedMediaHosts  []string      // ALLOWED_MEDIA_HOSTS, canonical entries (package mediahosts)
+	YouTubeAPIKey      string        // YOUTUBE_API_KEY
+	YouTubeAPIBaseURL  string        // YOUTUBE_API_BASE_URL
+	MaxAttempts        int           // MAX_ATTEMPTS
+	StageTimeout       time.Duration // STAGE_TIMEOUT
+	MaxDuration        time.Duration // MAX_DURATION
+	DCABitrateKbps     int           // DCA_BITRATE_KBPS
+	OpusPassthrough    bool          // OPUS_PASSTHROUGH: auto (true) copies 48 kHz Opus in 20 ms frames; off (false) always transcodes
+	PassthroughMaxKbps int           // PASSTHROUGH_MAX_KBPS: above this source bitrate, transcode
+	LoudnessTarget     *float64      // LOUDNESS_TARGET: LUFS transcodes are normalised to; nil leaves loudness as it is
+	APIKeys            []string      // API_KEYS
+	YTDLPCookiesFile   string        // YTDLP_COOKIES_FILE
+	YTDLPProxy         string        // YTDLP_PROXY
+	ShutdownGrace      time.Duration // SHUTDOWN_GRACE
+	SearchCacheTTL     time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
+	OperationTTL       time.Duration // OPERATION_TTL: how long a finished operation is kept (DynamoDB and JetStream KV)
+	AllowedOrigins     []string      // ALLOWED_ORIGINS: WebSocket and CORS origins; empty means the gateway's own only
+	PublicURL          string        // PUBLIC_URL: the URL users reach the gateway at, its own origin; empty means the listen address
+	RateLimit          int           // RATE_LIMIT: operations created per minute per API key (or per IP without keys); 0 disables
+	ReadRateLimit      int           // READ_RATE_LIMIT: reads (every other /api and /v1 request) per minute per API key or IP; 0 disables
+	AuthFailureLimit   int           // AUTH_FAILURE_LIMIT: failed authentications per minute per IP before it is refused; 0 disables
+	MaxSockets         int           // MAX_SOCKETS: open WebSocket connections per gateway
+	MetricsAddr        string        // METRICS_ADDR: a service run alone serves /metrics here; empty means not at all
+	MetricsEMF         bool          // METRICS_EMF: a stage service run alone logs its consumer's backlog as CloudWatch Embedded Metric Format
+	MetricsDeployment  string        // METRICS_DEPLOYMENT: the Deployment dimension of those metrics (dev, prod)
+	FetchConcurrency   int           // FETCH_CONCURRENCY: downloads one process runs at once
+	EncodeConcurrency  int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
+	DirectMaxBytes     int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
+	StagingMaxAge      time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
 
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
@@ -196,6 +199,22 @@ func Load(lookup Lookup) (Config, error) {
 		AWSAutoCreate:     boolVar("AWS_AUTO_CREATE", false),
 		LogLevel:          strings.ToLower(get("LOG_LEVEL", "info")),
 		LogFormat:         strings.ToLower(get("LOG_FORMAT", "json")),
+	}
+	switch v := strings.ToLower(get("OPUS_PASSTHROUGH", "auto")); v {
+	case "auto":
+		c.OpusPassthrough = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Errorf("OPUS_PASSTHROUGH=%q: want auto or off", v))
+	}
+	c.PassthroughMaxKbps = intVar("PASSTHROUGH_MAX_KBPS", 192, 1, 10_000)
+	if v := get("LOUDNESS_TARGET", ""); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < -70 || f > 0 {
+			errs = append(errs, fmt.Errorf("LOUDNESS_TARGET=%q: want LUFS between -70 and 0, such as -14", v))
+		} else {
+			c.LoudnessTarget = &f
+		}
 	}
 	hosts, err := mediahosts.Parse(get("ALLOWED_MEDIA_HOSTS", ""))
 	if err != nil {

@@ -59,6 +59,18 @@ func TestLoad(t *testing.T) {
 		{"negative duration", map[string]string{"MAX_DURATION": "-1h"}, nil, "MAX_DURATION"},
 		{"attempts out of range", map[string]string{"MAX_ATTEMPTS": "0"}, nil, "MAX_ATTEMPTS"},
 		{"bitrate above what Discord takes", map[string]string{"DCA_BITRATE_KBPS": "320"}, nil, "DCA_BITRATE_KBPS"},
+		{"opus passthrough by default, 192 kb/s cap, no loudness target", nil, func(t *testing.T, c config.Config) {
+			if !c.OpusPassthrough || c.PassthroughMaxKbps != 192 || c.LoudnessTarget != nil {
+				t.Errorf("passthrough %v, cap %d, target %v", c.OpusPassthrough, c.PassthroughMaxKbps, c.LoudnessTarget)
+			}
+		}, ""},
+		{"OPUS_PASSTHROUGH=off and a loudness target", map[string]string{"OPUS_PASSTHROUGH": "off", "LOUDNESS_TARGET": "-14"}, func(t *testing.T, c config.Config) {
+			if c.OpusPassthrough || c.LoudnessTarget == nil || *c.LoudnessTarget != -14 {
+				t.Errorf("passthrough %v, target %v", c.OpusPassthrough, c.LoudnessTarget)
+			}
+		}, ""},
+		{"bad OPUS_PASSTHROUGH", map[string]string{"OPUS_PASSTHROUGH": "yes"}, nil, "OPUS_PASSTHROUGH"},
+		{"bad LOUDNESS_TARGET", map[string]string{"LOUDNESS_TARGET": "loud"}, nil, "LOUDNESS_TARGET"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
 		{"rate limits by default", nil, func(t *testing.T, c config.Config) {
 			if c.RateLimit != 120 || c.ReadRateLimit != config.DefaultReadRateLimit || c.ReadRateLimit < 6000 || c.AuthFailureLimit != 20 {

@@ -67,6 +67,10 @@ func encodeSong(s projection.Song) map[string]types.AttributeValue {
 	putStr(m, "dca_location", s.DCALocation)
 	putNum(m, "dca_size", s.DCASize)
 	putNum(m, "dca_frames", s.DCAFrames)
+	putStr(m, "mode", s.Mode)
+	putStr(m, "mode_reason", s.ModeReason)
+	putFloat(m, "loudness_lufs", s.LoudnessLUFS)
+	putFloat(m, "true_peak_db", s.TruePeakDB)
 	putStr(m, "updated_at", s.UpdatedAt)
 	// The catalog index (sparse): the stored songs, in normalized-title
 	// order. A song in progress or that only ever failed has no catalog
@@ -95,6 +99,10 @@ func decodeSong(m map[string]types.AttributeValue) (projection.Song, error) {
 		DCALocation:  d.str("dca_location"),
 		DCASize:      d.num("dca_size"),
 		DCAFrames:    d.num("dca_frames"),
+		Mode:         d.str("mode"),
+		ModeReason:   d.str("mode_reason"),
+		LoudnessLUFS: d.float("loudness_lufs"),
+		TruePeakDB:   d.float("true_peak_db"),
 		UpdatedAt:    d.str("updated_at"),
 		LastSeq:      uint64(d.num(SeqAttr)),
 	}
@@ -119,6 +127,13 @@ func putStr(m map[string]types.AttributeValue, k, v string) {
 func putNum(m map[string]types.AttributeValue, k string, v int64) {
 	if v != 0 {
 		m[k] = number(v)
+	}
+}
+
+// putFloat stores a measure that is known (v not nil).
+func putFloat(m map[string]types.AttributeValue, k string, v *float64) {
+	if v != nil {
+		m[k] = &types.AttributeValueMemberN{Value: strconv.FormatFloat(*v, 'f', -1, 64)}
 	}
 }
 
@@ -153,6 +168,26 @@ func (d *decoder) str(k string) string {
 	default:
 		d.fail(k, v)
 		return ""
+	}
+}
+
+// float reads number attribute k as a float, nil when it is absent.
+func (d *decoder) float(k string) *float64 {
+	switch v := d.m[k].(type) {
+	case nil:
+		return nil
+	case *types.AttributeValueMemberN:
+		f, err := strconv.ParseFloat(v.Value, 64)
+		if err != nil {
+			if d.err == nil {
+				d.err = fmt.Errorf("attribute %s: %w", k, err)
+			}
+			return nil
+		}
+		return &f
+	default:
+		d.fail(k, v)
+		return nil
 	}
 }
 

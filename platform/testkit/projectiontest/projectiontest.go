@@ -89,8 +89,13 @@ func Song(id string, seq uint64) projection.Song {
 		ThumbnailURL: "https://i.ytimg.com/vi/" + id + "/hq.jpg", Channel: "Canal", Source: "youtube",
 		DCAKey: "audio/" + id + ".dca", DCALocation: "s3://bucket/audio/" + id + ".dca",
 		DCASize: 1_234_567, DCAFrames: 9172, UpdatedAt: "2026-11-26T18:02:11Z", LastSeq: seq,
+		Mode: "passthrough", ModeReason: "the source is 48 kHz opus in 20 ms frames",
+		LoudnessLUFS: &loudness, TruePeakDB: &truePeak,
 	}
 }
+
+// A loudness and a true peak that a decimal round trip must keep exactly.
+var loudness, truePeak = -13.87, -0.25
 
 func testNotFound(t *testing.T, ctx context.Context, s Store) {
 	for _, id := range []string{"never-written", "a.b", "", "with space", "video#x"} {

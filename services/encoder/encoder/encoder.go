@@ -1,6 +1,7 @@
 // Package encoder is the encode stage: it takes audio.downloaded events,
-// encodes the staged audio to DCA1 with ffmpeg (jonas747/dca), streams the
-// DCA into the blob store at "audio/<song_id>.dca", checks that the frames
+// turns the staged audio into DCA1 with ffmpeg (copying the source's Opus
+// packets when they are 48 kHz 20 ms frames, else encoding with libopus;
+// see package transcode), streams the DCA into the blob store at "audio/<song_id>.dca", checks that the frames
 // cover the source's duration, and answers dca.encoded then upload.done,
 // which the stage runtime publishes.
 //
@@ -22,12 +23,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -39,7 +37,6 @@ import (
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/butakero/butakero/services/encoder/internal/transcode"
-	"github.com/jonas747/dca"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -120,7 +117,6 @@ func Run(ctx context.Context, d Deps) error {
 	if d.NC == nil || d.JS == nil || d.Blobs == nil || d.Log == nil {
 		return errors.New("encoder: Deps needs NC, JS, Blobs and Log")
 	}
-	routeDCALog()
 	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerEncoder, d.Config.MaxAttempts)
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
@@ -140,7 +136,8 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	h := &handler{nc: d.NC, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl}
+	h := &handler{nc: d.NC, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
+		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget}
 	w := &stage.Worker{
 		Stage:       StageName,
 		JS:          d.JS,
@@ -154,27 +151,8 @@ func Run(ctx context.Context, d Deps) error {
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
 	}
-	d.Log.Info("encoder: running", "concurrency", n, "bitrate_kbps", h.bitrate)
+	d.Log.Info("encoder: running", "concurrency", n, "bitrate_kbps", h.bitrate, "opus_passthrough", h.passthrough, "passthrough_max_kbps", h.maxKbps)
 	return w.Run(ctx)
-}
-
-var dcaLogOnce sync.Once
-
-// routeDCALog sends jonas747/dca's package-global log lines (ffmpeg stats
-// it fails to parse, read errors it only logs) to slog's default logger at
-// debug level, instead of the standard logger's stderr. What matters of
-// them reaches the handler through the session's error and messages.
-func routeDCALog() {
-	dcaLogOnce.Do(func() { dca.Logger = log.New(slogDebugWriter{}, "", 0) })
-}
-
-// slogDebugWriter writes each line to slog.Default() at debug level,
-// looked up at write time.
-type slogDebugWriter struct{}
-
-func (slogDebugWriter) Write(p []byte) (int, error) {
-	slog.Default().Debug(strings.TrimRight(string(p), "\n"), "component", "dca")
-	return len(p), nil
 }
 
 type handler struct {
@@ -182,6 +160,11 @@ type handler struct {
 	blobs   Blobs
 	bitrate int
 	claims  Claims
+	// passthrough, maxKbps and target are OPUS_PASSTHROUGH,
+	// PASSTHROUGH_MAX_KBPS and LOUDNESS_TARGET.
+	passthrough bool
+	maxKbps     int
+	target      *float64
 }
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
@@ -325,30 +308,42 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 		return nil, events.Fail(events.CodeEmptyAudio, "the downloaded audio is empty")
 	}
 
-	srcDur, err := transcode.Probe(ctx, path)
+	source, err := transcode.Inspect(ctx, path)
 	if err != nil {
 		return nil, audioFailure(err)
 	}
-	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size)
+	srcDur := source.Duration
+	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size,
+		"codec", source.Codec, "sample_rate", source.SampleRate, "source_kbps", source.BitrateKbps)
 
-	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, srcDur, key)
+	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, source, key)
 	if err != nil {
 		return nil, audioFailure(err)
 	}
 	events.PublishProgress(h.nc, d.Envelope.OperationID, StageName, 100)
-	log.Info("encoder: stored DCA", "dca_key", key, "frames", res.Frames, "dca_size", info.Size, "dca_duration", res.Duration())
+	log.Info("encoder: stored DCA", "dca_key", key, "frames", res.Frames, "dca_size", info.Size, "dca_duration", res.Duration(),
+		"mode", res.Mode, "mode_reason", res.Reason)
+	bitrate := h.bitrate
+	if res.Mode == transcode.ModePassthrough {
+		bitrate = source.BitrateKbps
+	}
 	return h.done(song, key, info.Size, events.DCAEncoded{
 		Frames:           res.Frames,
 		DurationMs:       res.Duration().Milliseconds(),
 		SourceDurationMs: srcDur.Milliseconds(),
-		BitrateKbps:      h.bitrate,
+		BitrateKbps:      bitrate,
+		Mode:             res.Mode,
+		ModeReason:       res.Reason,
+		LoudnessLUFS:     res.Loudness.LUFS,
+		TruePeakDB:       res.Loudness.TruePeakDB,
 	}), nil
 }
 
 // encode streams the DCA of the file at path into the blob store. The frame
 // check runs before the upload is committed: a DCA that fails it is never
 // stored, and a previous good DCA at key stays.
-func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, srcDur time.Duration, key string) (transcode.Result, blob.Info, error) {
+func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, src transcode.Source, key string) (transcode.Result, blob.Info, error) {
+	srcDur := src.Duration
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
@@ -374,8 +369,12 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 
 	var last time.Time
 	res, err := transcode.Encode(ctx, path, transcode.Options{
-		BitrateKbps: h.bitrate,
-		Title:       song.Title,
+		BitrateKbps:        h.bitrate,
+		Title:              song.Title,
+		Source:             src,
+		Passthrough:        h.passthrough,
+		MaxPassthroughKbps: h.maxKbps,
+		LoudnessTarget:     h.target,
 		Progress: func(frames int64) {
 			if now := time.Now(); now.Sub(last) >= progressEvery {
 				last = now
@@ -454,12 +453,16 @@ func (h *handler) describe(ctx context.Context, song events.Song, key string, lo
 		srcMs = dcaInfo.Duration.Milliseconds()
 	}
 	log.Info("encoder: the song's DCA is stored already; not encoding again", "dca_key", key, "frames", dcaInfo.Frames)
-	return h.done(song, key, info.Size, events.DCAEncoded{
+	enc := events.DCAEncoded{
 		Frames:           dcaInfo.Frames,
 		DurationMs:       dcaInfo.Duration.Milliseconds(),
 		SourceDurationMs: srcMs,
 		BitrateKbps:      bitrate,
-	}), nil
+	}
+	if b := dcaInfo.Metadata.Butakero; b != nil {
+		enc.Mode, enc.ModeReason, enc.LoudnessLUFS, enc.TruePeakDB = b.Mode, b.Reason, b.LoudnessLUFS, b.TruePeakDB
+	}
+	return h.done(song, key, info.Size, enc), nil
 }
 
 // audioFailure maps a transcode error to the failure the stage reports.

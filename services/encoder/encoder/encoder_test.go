@@ -288,8 +288,24 @@ func TestEncode(t *testing.T) {
 			if dca.Frames != enc.Frames || dca.Duration.Milliseconds() != enc.DurationMs || dca.Size != done.Size {
 				t.Fatalf("DCA has %d frames (%s, %d bytes); dca.encoded %+v, upload.done size %d", dca.Frames, dca.Duration, dca.Size, enc, done.Size)
 			}
-			if dca.Metadata.SongInfo.Title != title || dca.Metadata.Opus.SampleRate != 48000 || dca.Metadata.Opus.Channels != 2 || enc.BitrateKbps != 96 {
-				t.Fatalf("metadata %+v %+v, bitrate %d", dca.Metadata.SongInfo, dca.Metadata.Opus, enc.BitrateKbps)
+			if dca.Metadata.SongInfo.Title != title || dca.Metadata.Opus.SampleRate != 48000 {
+				t.Fatalf("metadata %+v %+v", dca.Metadata.SongInfo, dca.Metadata.Opus)
+			}
+			// The fixture's WebM/Opus (mono, 20 ms frames) is copied;
+			// everything else is encoded at DCA_BITRATE_KBPS in stereo.
+			wantMode := "transcode"
+			if tc.ext == "webm" {
+				wantMode = "passthrough"
+			}
+			b := dca.Metadata.Butakero
+			if enc.Mode != wantMode || enc.ModeReason == "" || b == nil || b.Mode != enc.Mode || b.Reason != enc.ModeReason {
+				t.Fatalf("dca.encoded mode %q (%s), DCA metadata %+v; want %s", enc.Mode, enc.ModeReason, b, wantMode)
+			}
+			if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil || b.LoudnessLUFS == nil || *b.LoudnessLUFS != *enc.LoudnessLUFS {
+				t.Fatalf("loudness: dca.encoded %v/%v, DCA %+v", enc.LoudnessLUFS, enc.TruePeakDB, b)
+			}
+			if wantMode == "transcode" && (dca.Metadata.Opus.Channels != 2 || enc.BitrateKbps != 96) {
+				t.Fatalf("transcode: %+v, bitrate %d", dca.Metadata.Opus, enc.BitrateKbps)
 			}
 			want := tc.spec.Duration
 			if diff := (dca.Duration - want).Abs(); diff > want/100+20*time.Millisecond {

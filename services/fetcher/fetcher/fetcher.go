@@ -59,9 +59,11 @@ const StageName = "fetch"
 // neither Deps.Concurrency nor Config.FetchConcurrency says.
 const DefaultConcurrency = 2
 
-// Format is the yt-dlp format selector: the best audio-only format, else
-// the best format with audio and video in one file.
-const Format = "bestaudio/best"
+// Format is the yt-dlp format selector: the best Opus audio-only format
+// (YouTube's itag 251, WebM/Opus at 48 kHz, which the encoder copies
+// without encoding again), else the best audio-only format, else the best
+// format with audio and video in one file.
+const Format = "bestaudio[acodec=opus]/bestaudio/best"
 
 // Blobs is the part of the blob store the fetcher needs (*objstore.Store,
 // *s3blob.Store).

@@ -151,6 +151,7 @@ type server struct {
 	sockets   *socketCap
 	startWait time.Duration
 	dashboard map[string]dashboardFile
+	oggSizes  *oggSizes
 }
 
 // setupTimeout bounds the requests New makes to NATS.
@@ -198,6 +199,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		metrics:   d.Metrics,
 		sockets:   newSocketCap(d.Config.MaxSockets),
 		startWait: d.StartWait,
+		oggSizes:  newOggSizes(),
 	}
 	if s.pub == nil {
 		s.pub = events.NewPublisher(d.JS)
@@ -284,6 +286,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	v1.Get("/songs", read, s.searchSongs)
 	v1.Get("/songs/:id", read, s.getSong)
 	v1.Get("/songs/:id/dca", read, s.dca)
+	v1.Get("/songs/:id/ogg", read, s.ogg)
 	return app, nil
 }
 

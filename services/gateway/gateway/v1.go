@@ -166,7 +166,15 @@ type songResponse struct {
 	DCAFrames    int64  `json:"dca_frames"`
 	DCALocation  string `json:"dca_location"`
 	DCAURL       string `json:"dca_url"`
-	UpdatedAt    string `json:"updated_at"`
+	// OggURL is where this gateway serves the song as Ogg Opus.
+	OggURL string `json:"ogg_url,omitempty"`
+	// Mode, ModeReason, LoudnessLUFS and TruePeakDB: how the DCA was
+	// made and how loud it is (absent when not known).
+	Mode         string   `json:"mode,omitempty"`
+	ModeReason   string   `json:"mode_reason,omitempty"`
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
+	UpdatedAt    string   `json:"updated_at"`
 }
 
 func songOf(p projection.Song) songResponse {
@@ -177,6 +185,10 @@ func songOf(p projection.Song) songResponse {
 	if p.DCAKey != "" {
 		r.Stored = true
 		r.DCASize, r.DCAFrames, r.DCALocation, r.DCAURL = p.DCASize, p.DCAFrames, p.DCALocation, dcaURL(p.ID)
+		r.OggURL = "/v1/songs/" + p.ID + "/ogg"
+	}
+	if p.DCAFrames > 0 {
+		r.Mode, r.ModeReason, r.LoudnessLUFS, r.TruePeakDB = p.Mode, p.ModeReason, p.LoudnessLUFS, p.TruePeakDB
 	}
 	return r
 }

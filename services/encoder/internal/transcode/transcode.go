@@ -1,6 +1,8 @@
-// Package transcode runs ffprobe and ffmpeg (through jonas747/dca) on a
-// local media file and streams the result as DCA1. It knows nothing of NATS
-// or blob stores: the encoder service hands it a file and a writer.
+// Package transcode runs ffprobe (Inspect) and ffmpeg (Encode) on a local
+// media file and writes the result as DCA1: the source's Opus packets
+// copied when they are 48 kHz 20 ms frames, else encoded by libopus, with
+// the loudness measured. It knows nothing of NATS or blob stores: the
+// encoder service hands it a file and a writer.
 //
 // The input is a file, not a pipe, on purpose: an MP4/M4A whose index sits at
 // the end (no "faststart") cannot be read by ffmpeg from a pipe.
@@ -12,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os/exec"
 	"path/filepath"
@@ -20,9 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/butakero/butakero/services/encoder/dcafile"
-	"github.com/jonas747/dca"
 )
 
 // FrameDuration is the duration of one DCA frame.
@@ -50,51 +48,93 @@ func (e *Unreadable) Error() string {
 // Is makes errors.Is(err, ErrUnreadable) true.
 func (e *Unreadable) Is(target error) bool { return target == ErrUnreadable }
 
+// Source is what ffprobe tells of a media file's first audio stream.
+type Source struct {
+	// Duration is the audio a decoder gets (see Probe).
+	Duration time.Duration
+	// Codec is ffprobe's codec name ("opus", "aac"…).
+	Codec string
+	// SampleRate in Hz and Channels of the stream.
+	SampleRate int
+	Channels   int
+	// BitrateKbps is the stream's bitrate, else the container's (an upper
+	// bound of the audio's); 0 when neither is known.
+	BitrateKbps int
+}
+
 // Probe returns the duration of the audio a decoder gets from the media
-// file at path, as ffprobe reports it: the container's duration less the
-// codec delay ffprobe shows as a start time (MP3 and Opus count their
-// encoder delay and padding in the duration; ffmpeg drops them). A start
-// time of a second or more is a stream offset, not a delay, and is kept.
+// file at path (Inspect's Duration).
+func Probe(ctx context.Context, path string) (time.Duration, error) {
+	s, err := Inspect(ctx, path)
+	return s.Duration, err
+}
+
+// Inspect runs ffprobe once on the media file at path. The duration is the
+// container's less the codec delay ffprobe shows as a start time (MP3 and
+// Opus count their encoder delay and padding in the duration; ffmpeg drops
+// them). A start time of a second or more is a stream offset, not a delay,
+// and is kept.
 //
 // An input ffprobe cannot read, or whose duration it cannot tell, is an
 // *Unreadable error; a missing ffprobe or a cancelled ctx is any other error.
-func Probe(ctx context.Context, path string) (time.Duration, error) {
+func Inspect(ctx context.Context, path string) (Source, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-show_entries", "format=format_name,duration,start_time", "-of", "json", path)
+	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error",
+		"-show_entries", "format=format_name,duration,start_time,bit_rate:stream=codec_name,sample_rate,channels,bit_rate",
+		"-select_streams", "a:0", "-of", "json", path)
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	err := cmd.Run()
 	if ctx.Err() != nil {
-		return 0, fmt.Errorf("transcode: ffprobe: %w", ctx.Err())
+		return Source{}, fmt.Errorf("transcode: ffprobe: %w", ctx.Err())
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return 0, &Unreadable{Message: CleanMessage(stderr.String(), path)}
+		return Source{}, &Unreadable{Message: CleanMessage(stderr.String(), path)}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("transcode: run ffprobe: %w", err)
+		return Source{}, fmt.Errorf("transcode: run ffprobe: %w", err)
 	}
 	var out struct {
+		Streams []struct {
+			CodecName  string `json:"codec_name"`
+			SampleRate string `json:"sample_rate"`
+			Channels   int    `json:"channels"`
+			BitRate    string `json:"bit_rate"`
+		} `json:"streams"`
 		Format struct {
 			FormatName string `json:"format_name"`
 			Duration   string `json:"duration"`
 			StartTime  string `json:"start_time"`
+			BitRate    string `json:"bit_rate"`
 		} `json:"format"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return 0, &Unreadable{Message: "ffprobe printed no format"}
+		return Source{}, &Unreadable{Message: "ffprobe printed no format"}
 	}
 	if !mediaContainer(out.Format.FormatName) {
-		return 0, &Unreadable{Message: fmt.Sprintf("a %s file is not an audio or video container", out.Format.FormatName)}
+		return Source{}, &Unreadable{Message: fmt.Sprintf("a %s file is not an audio or video container", out.Format.FormatName)}
 	}
 	secs, err := strconv.ParseFloat(out.Format.Duration, 64)
 	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs <= 0 {
-		return 0, &Unreadable{Message: "ffprobe found no duration"}
+		return Source{}, &Unreadable{Message: "ffprobe found no duration"}
 	}
 	if start, err := strconv.ParseFloat(out.Format.StartTime, 64); err == nil && math.Abs(start) < 1 && math.Abs(start) < secs {
 		secs -= math.Abs(start)
 	}
-	return time.Duration(secs * float64(time.Second)), nil
+	src := Source{Duration: time.Duration(secs * float64(time.Second))}
+	if len(out.Streams) > 0 {
+		st := out.Streams[0]
+		src.Codec = st.CodecName
+		src.SampleRate, _ = strconv.Atoi(st.SampleRate)
+		src.Channels = st.Channels
+		br, _ := strconv.Atoi(st.BitRate)
+		if br == 0 {
+			br, _ = strconv.Atoi(out.Format.BitRate)
+		}
+		src.BitrateKbps = (br + 999) / 1000
+	}
+	return src, nil
 }
 
 // containers are the demuxers (ffprobe's format names) whose files the
@@ -119,128 +159,6 @@ func mediaContainer(formatName string) bool {
 		}
 	}
 	return false
-}
-
-// Options configure Encode.
-type Options struct {
-	// BitrateKbps is the Opus bitrate (8 to 128).
-	BitrateKbps int
-	// Title goes into the DCA metadata.
-	Title string
-	// Progress, when set, is called after every frame with the number of
-	// frames written so far, on Encode's goroutine. It must be quick.
-	Progress func(frames int64)
-}
-
-// Result describes a finished encode.
-type Result struct {
-	// Frames is the number of 20 ms frames written.
-	Frames int64
-	// Size is the number of DCA bytes written, header included.
-	Size int64
-}
-
-// Duration is what the frames cover.
-func (r Result) Duration() time.Duration { return time.Duration(r.Frames) * FrameDuration }
-
-// Encode encodes the media file at path with ffmpeg to 48 kHz stereo Opus in
-// 20 ms frames and writes it to w as DCA1: header, then every frame as it
-// comes. It holds at most dca's small frame buffer in memory.
-//
-// It returns an *Unreadable error when ffmpeg fails or produces no frame
-// (jonas747/dca reports an unreadable input as zero frames and no error, so
-// both are checked). When ctx ends, ffmpeg is killed and ctx's error is
-// returned. A write error from w stops ffmpeg and is returned as is. In
-// every case the ffmpeg process is gone when Encode returns.
-func Encode(ctx context.Context, path string, o Options, w io.Writer) (Result, error) {
-	if err := ctx.Err(); err != nil {
-		return Result{}, err
-	}
-	opts := &dca.EncodeOptions{
-		Volume:           256,
-		Channels:         2,
-		FrameRate:        48000,
-		FrameDuration:    int(FrameDuration / time.Millisecond),
-		Bitrate:          o.BitrateKbps,
-		Application:      dca.AudioApplicationAudio,
-		CompressionLevel: 10,
-		VBR:              true,
-		BufferedFrames:   100,
-		// dca writes its own header only when ffprobe reports a bitrate,
-		// so it would silently omit it for some inputs: write our own.
-		RawOutput: true,
-	}
-	dw, err := dcafile.NewWriter(w, dcafile.NewMetadata(dcafile.Options{
-		BitrateKbps:   opts.Bitrate,
-		SampleRate:    opts.FrameRate,
-		Channels:      opts.Channels,
-		FrameDuration: FrameDuration,
-		Application:   string(opts.Application),
-		VBR:           opts.VBR,
-	}, o.Title))
-	if err != nil {
-		return Result{}, err
-	}
-	sess, err := dca.EncodeFile(path, opts)
-	if err != nil {
-		return Result{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
-	}
-	// Cleanup kills ffmpeg and drains the frame buffer: it must run on every
-	// path or the process and its goroutines outlive the call.
-	defer sess.Cleanup()
-	done := make(chan struct{})
-	defer close(done)
-	go killOnCancel(ctx, sess, done)
-
-	for {
-		frame, err := sess.ReadFrame()
-		if err == io.EOF {
-			break
-		}
-		if err == nil {
-			err = dw.WriteFrame(frame)
-		}
-		if err != nil {
-			return Result{Frames: dw.Frames(), Size: dw.Size()}, err
-		}
-		if o.Progress != nil {
-			o.Progress(dw.Frames())
-		}
-	}
-	res := Result{Frames: dw.Frames(), Size: dw.Size()}
-	if err := ctx.Err(); err != nil {
-		return res, err
-	}
-	if err := sess.Error(); err != nil {
-		return res, &Unreadable{Message: CleanMessage(sess.FFMPEGMessages(), path)}
-	}
-	if res.Frames == 0 {
-		return res, &Unreadable{Message: CleanMessage(sess.FFMPEGMessages(), path)}
-	}
-	return res, nil
-}
-
-// killOnCancel kills the session's ffmpeg once ctx ends. dca's Stop fails
-// while the process is not started yet, so it is retried until it succeeds
-// or the encode is over (done).
-func killOnCancel(ctx context.Context, sess *dca.EncodeSession, done <-chan struct{}) {
-	select {
-	case <-done:
-		return
-	case <-ctx.Done():
-	}
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if sess.Stop() == nil {
-			return
-		}
-		select {
-		case <-done:
-			return
-		case <-t.C:
-		}
-	}
 }
 
 var (
