@@ -48,6 +48,17 @@ type Config struct {
 	DirectMaxBytes    int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
 	StagingMaxAge     time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
 
+	// Authentication and TLS of every connection to a NATS cluster
+	// (platform/natsconn). At most one of NATSCreds, NATSToken and
+	// NATSUser is set; the files are read when the connection is made.
+	NATSCreds    string // NATS_CREDS: a credentials file (user JWT and NKey seed)
+	NATSToken    string // NATS_TOKEN
+	NATSUser     string // NATS_USER, with NATS_PASSWORD
+	NATSPassword string // NATS_PASSWORD
+	NATSTLSCA    string // NATS_TLS_CA: PEM file of the CAs the servers' certificates are checked against
+	NATSTLSCert  string // NATS_TLS_CERT: PEM client certificate, with NATS_TLS_KEY
+	NATSTLSKey   string // NATS_TLS_KEY: PEM key of NATS_TLS_CERT
+
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
 	// original service's names; when empty the AWS SDK's own chain applies
@@ -139,6 +150,13 @@ func Load(lookup Lookup) (Config, error) {
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
 		StagingMaxAge:     durVar("STAGING_MAX_AGE", time.Hour),
+		NATSCreds:         get("NATS_CREDS", ""),
+		NATSToken:         get("NATS_TOKEN", ""),
+		NATSUser:          get("NATS_USER", ""),
+		NATSPassword:      get("NATS_PASSWORD", ""),
+		NATSTLSCA:         get("NATS_TLS_CA", ""),
+		NATSTLSCert:       get("NATS_TLS_CERT", ""),
+		NATSTLSKey:        get("NATS_TLS_KEY", ""),
 		AllowedOrigins:    list(get("ALLOWED_ORIGINS", "")),
 		PublicURL:         get("PUBLIC_URL", ""),
 		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
@@ -193,6 +211,15 @@ func Load(lookup Lookup) (Config, error) {
 	if (c.SongsTable == "") != (c.OperationsTable == "") {
 		errs = append(errs, errors.New("DYNAMODB_TABLE_NAME_SONGS and DYNAMODB_TABLE_NAME_OPERATION: set both (projections in DynamoDB) or neither"))
 	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		errs = append(errs, errors.New("NATS_USER and NATS_PASSWORD: set both or neither"))
+	}
+	if methods := nonEmpty(c.NATSCreds, c.NATSToken, c.NATSUser); methods > 1 {
+		errs = append(errs, errors.New("NATS_CREDS, NATS_TOKEN and NATS_USER: set one way to authenticate to NATS, not several"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("NATS_TLS_CERT and NATS_TLS_KEY: set both or neither"))
+	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		errs = append(errs, errors.New("ACCESS_KEY and SECRET_KEY: set both or neither"))
 	}
@@ -209,6 +236,17 @@ func (c Config) ProjectionsInDynamoDB() bool { return c.SongsTable != "" && c.Op
 
 // Embedded reports whether the process runs its own JetStream server.
 func (c Config) Embedded() bool { return c.NATSURL == "" }
+
+// nonEmpty counts the non-empty strings of ss.
+func nonEmpty(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
 
 func list(s string) []string {
 	var out []string

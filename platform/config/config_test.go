@@ -61,6 +61,20 @@ func TestLoad(t *testing.T) {
 		{"bitrate above what Discord takes", map[string]string{"DCA_BITRATE_KBPS": "320"}, nil, "DCA_BITRATE_KBPS"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
 		{"bad NATS_LISTEN", map[string]string{"NATS_LISTEN": "4222"}, nil, "NATS_LISTEN"},
+		{"NATS client credentials and TLS", map[string]string{"NATS_USER": "svc", "NATS_PASSWORD": "pw", "NATS_TLS_CA": "/ca.pem", "NATS_TLS_CERT": "/c.pem", "NATS_TLS_KEY": "/k.pem"}, func(t *testing.T, c config.Config) {
+			if c.NATSUser != "svc" || c.NATSPassword != "pw" || c.NATSTLSCA != "/ca.pem" || c.NATSTLSCert != "/c.pem" || c.NATSTLSKey != "/k.pem" || c.NATSToken != "" || c.NATSCreds != "" {
+				t.Errorf("NATS settings %+v", c)
+			}
+		}, ""},
+		{"NATS_CREDS alone", map[string]string{"NATS_CREDS": "/run/secrets/butakero.creds"}, func(t *testing.T, c config.Config) {
+			if c.NATSCreds != "/run/secrets/butakero.creds" {
+				t.Errorf("NATSCreds %q", c.NATSCreds)
+			}
+		}, ""},
+		{"NATS_USER without a password", map[string]string{"NATS_USER": "svc"}, nil, "NATS_PASSWORD"},
+		{"NATS_TOKEN and NATS_USER both", map[string]string{"NATS_TOKEN": "t", "NATS_USER": "svc", "NATS_PASSWORD": "pw"}, nil, "one way to authenticate"},
+		{"NATS_CREDS and NATS_TOKEN both", map[string]string{"NATS_CREDS": "/x.creds", "NATS_TOKEN": "t"}, nil, "one way to authenticate"},
+		{"NATS_TLS_CERT without a key", map[string]string{"NATS_TLS_CERT": "/c.pem"}, nil, "NATS_TLS_KEY"},
 		{"rate limits by default", nil, func(t *testing.T, c config.Config) {
 			if c.RateLimit != 120 || c.ReadRateLimit != config.DefaultReadRateLimit || c.ReadRateLimit < 6000 || c.AuthFailureLimit != 20 {
 				t.Errorf("RateLimit %d, ReadRateLimit %d, AuthFailureLimit %d", c.RateLimit, c.ReadRateLimit, c.AuthFailureLimit)

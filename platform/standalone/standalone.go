@@ -62,7 +62,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	// Libraries that log through the default logger (jonas747/dca) get ours.
 	slog.SetDefault(log)
 	// natsconn.Connect refuses an empty NATS_URL with a clear message.
-	nc, err := natsconn.Connect(cfg.NATSURL, "butakero-"+name, log)
+	nc, err := natsconn.Connect(cfg, "butakero-"+name, log)
 	if err != nil {
 		return err
 	}

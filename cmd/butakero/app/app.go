@@ -121,7 +121,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) connect() (*nats.Conn, func(), error) {
 	cfg, log := m.Config, m.Log
 	if !cfg.Embedded() {
-		nc, err := natsconn.Connect(cfg.NATSURL, "butakero", log)
+		nc, err := natsconn.Connect(cfg, "butakero", log)
 		if err != nil {
 			return nil, nil, err
 		}
