@@ -21,6 +21,7 @@ import (
 	"github.com/butakero/butakero/platform/logging"
 	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/natsconn"
+	"github.com/butakero/butakero/platform/versions"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -35,6 +36,9 @@ type Env struct {
 	// Metrics is the process's metrics set. The gateway serves it on its
 	// /metrics; every other service serves it on METRICS_ADDR when set.
 	Metrics *metrics.Metrics
+	// Versions is the start-up probe of Butakero's, yt-dlp's and ffmpeg's
+	// versions (logged once known); the gateway answers it on /v1/info.
+	Versions *versions.Prober
 }
 
 // SetupTimeout bounds each call that creates a bucket or store at start.
@@ -61,6 +65,9 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat).With("service", name)
 	// Libraries that log through the default logger (jonas747/dca) get ours.
 	slog.SetDefault(log)
+	// The versions are logged once probed, in the background: the start
+	// does not wait for yt-dlp's.
+	prober := versions.Start(log)
 	// natsconn.Connect refuses an empty NATS_URL with a clear message.
 	nc, err := natsconn.Connect(cfg, "butakero-"+name, log)
 	if err != nil {
@@ -85,7 +92,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 		defer stop()
 	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
-	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m})
+	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m, Versions: prober})
 }
 
 // serveMetrics serves m's registry on addr at /metrics until stop is called.

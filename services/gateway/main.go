@@ -19,6 +19,7 @@ func main() {
 		return gateway.Run(ctx, gateway.Deps{
 			NC: env.NC, JS: env.JS, Publisher: events.NewPublisher(env.JS),
 			Store: stores.Projections, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log,
+			Versions: env.Versions,
 		})
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/butakero/butakero/platform/natsconn"
 	"github.com/butakero/butakero/platform/natsembed"
 	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/versions"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"
@@ -44,6 +45,9 @@ type Main struct {
 // after flushing its store.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg, log := m.Config, m.Log
+	// Logged once probed, in the background; the gateway answers the same
+	// report on /v1/info.
+	prober := versions.Start(log)
 
 	nc, closeNATS, err := m.connect()
 	if err != nil {
@@ -82,7 +86,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}, func(error) { cancel() })
 	}
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober})
 	})
 	add("resolver", func(ctx context.Context) error {
 		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
