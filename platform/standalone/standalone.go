@@ -49,7 +49,7 @@ const SetupTimeout = 30 * time.Second
 // process with status 1 and the error on stderr when anything fails.
 func Main(name string, run func(ctx context.Context, env Env) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := start(ctx, name, run)
+	err := Run(ctx, name, run)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
@@ -57,7 +57,10 @@ func Main(name string, run func(ctx context.Context, env Env) error) {
 	}
 }
 
-func start(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
+// Run is Main without the signals and the exit, for a binary that runs one
+// of several services by name (`butakero fetcher`): it reads the
+// environment, connects, and calls run until ctx is cancelled.
+func Run(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -95,7 +98,10 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m, Versions: prober})
 }
 
-// serveMetrics serves m's registry on addr at /metrics until stop is called.
+// serveMetrics serves m's registry on addr at /metrics, and /healthz (200
+// while the process runs, as the gateway's), until stop is called. The
+// image's health check (`butakero healthcheck`) asks /healthz here for the
+// services without HTTP of their own.
 func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -103,6 +109,10 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

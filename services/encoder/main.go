@@ -4,18 +4,8 @@
 package main
 
 import (
-	"context"
-
 	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/encoder/encoder"
 )
 
-func main() {
-	standalone.Main("encoder", func(ctx context.Context, env standalone.Env) error {
-		stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
-		if err != nil {
-			return err
-		}
-		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
-	})
-}
+func main() { standalone.Main("encoder", encoder.RunAlone) }

@@ -4,18 +4,8 @@
 package main
 
 import (
-	"context"
-
 	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/recorder/recorder"
 )
 
-func main() {
-	standalone.Main("recorder", func(ctx context.Context, env standalone.Env) error {
-		stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
-		if err != nil {
-			return err
-		}
-		return recorder.Run(ctx, recorder.Deps{JS: env.JS, Store: stores.Projections, Config: env.Config, Log: env.Log})
-	})
-}
+func main() { standalone.Main("recorder", recorder.RunAlone) }

@@ -3,22 +3,8 @@
 package main
 
 import (
-	"context"
-
 	"github.com/butakero/butakero/platform/standalone"
 	"github.com/butakero/butakero/services/resolver/resolver"
 )
 
-func main() {
-	standalone.Main("resolver", func(ctx context.Context, env standalone.Env) error {
-		// The search cache lives where the configuration puts the
-		// projections: JetStream KV, or DynamoDB.
-		setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-		stores, err := standalone.OpenStores(setup, env.Config, env.JS)
-		cancel()
-		if err != nil {
-			return err
-		}
-		return resolver.Run(ctx, resolver.Deps{NC: env.NC, JS: env.JS, Cache: stores.Cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
-	})
-}
+func main() { standalone.Main("resolver", resolver.RunAlone) }

@@ -20,19 +20,35 @@ import (
 )
 
 // TestServicesAlone runs the production shape on one machine: the five
-// services as separate processes (their own main, as in a container)
-// against a NATS server reached over TCP on loopback.
+// services as separate processes against a NATS server reached over TCP on
+// loopback, once through each service's own main and once through the
+// all-in-one binary's `butakero <service>`, as the image's containers run
+// them. Each process's `butakero healthcheck` passes (the gateway's
+// /healthz at HTTP_ADDR, the encoder's at METRICS_ADDR).
 func TestServicesAlone(t *testing.T) {
 	bin := t.TempDir()
 	services := []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
-	args := []string{"build", "-o", bin + string(os.PathSeparator)}
+	args := []string{"build", "-o", bin + string(os.PathSeparator), "github.com/butakero/butakero/cmd/butakero"}
 	for _, s := range services {
 		args = append(args, "github.com/butakero/butakero/services/"+s)
 	}
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	butakero := filepath.Join(bin, "butakero")
+	cases := []struct {
+		name    string
+		command func(service string) *exec.Cmd
+	}{
+		{"own mains", func(s string) *exec.Cmd { return exec.Command(filepath.Join(bin, s)) }},
+		{"butakero <service>", func(s string) *exec.Cmd { return exec.Command(butakero, s) }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { servicesAlone(t, services, tc.command, butakero) })
+	}
+}
 
+func servicesAlone(t *testing.T, services []string, command func(string) *exec.Cmd, butakero string) {
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +82,7 @@ func TestServicesAlone(t *testing.T) {
 	}
 	var procs []*proc
 	for _, s := range services {
-		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+		p := &proc{name: s, cmd: command(s), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
 		p.cmd.Env = env
 		if s == "encoder" {
 			// A service alone serves its metrics on METRICS_ADDR.
@@ -123,6 +139,23 @@ func TestServicesAlone(t *testing.T) {
 	resp.Body.Close()
 	if want := `butakero_stage_attempts_total{stage="encode"} 1`; !strings.Contains(string(body), want) {
 		t.Errorf("the encoder's /metrics lacks %s", want)
+	}
+
+	// The image's health check, as its HEALTHCHECK runs it in each
+	// container: with that container's environment.
+	for _, p := range procs {
+		if p.name != "gateway" && p.name != "encoder" {
+			continue
+		}
+		check := exec.Command(butakero, "healthcheck")
+		check.Env = p.cmd.Env
+		if out, err := check.CombinedOutput(); err != nil {
+			t.Errorf("butakero healthcheck with the %s's environment: %v\n%s", p.name, err, out)
+		}
+	}
+	check := exec.Command(butakero, "healthcheck", "http://"+httpAddr+"/no/such/route")
+	if out, err := check.CombinedOutput(); err == nil {
+		t.Errorf("butakero healthcheck of a 404 passed:\n%s", out)
 	}
 
 	stopped = true

@@ -1,0 +1,19 @@
+package encoder
+
+import (
+	"context"
+
+	"github.com/butakero/butakero/platform/standalone"
+)
+
+// RunAlone runs the encode stage alone against the NATS cluster of env, as
+// it runs in a container: audio.downloaded in, a DCA in the blob store and
+// dca.encoded plus upload.done out. services/encoder's main and
+// `butakero encoder` both call it through standalone.
+func RunAlone(ctx context.Context, env standalone.Env) error {
+	stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+}

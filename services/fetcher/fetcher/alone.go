@@ -1,0 +1,19 @@
+package fetcher
+
+import (
+	"context"
+
+	"github.com/butakero/butakero/platform/standalone"
+)
+
+// RunAlone runs the fetch stage alone against the NATS cluster of env, as
+// it runs in a container: video.resolved in, the audio in the blob store and
+// audio.downloaded out. services/fetcher's main and `butakero fetcher` both
+// call it through standalone.
+func RunAlone(ctx context.Context, env standalone.Env) error {
+	stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+}
