@@ -39,6 +39,8 @@ commands:
             run nats-server (the version embedded), with nats-server's own options
   healthcheck [URL]
             exit 0 when URL, else this container's /healthz (HTTP_ADDR, then METRICS_ADDR), answers 200
+  version [-check]
+            Butakero's, yt-dlp's and ffmpeg's versions; -check fails on a yt-dlp over 90 days old
   replay    rebuild the operation and song projections from the event stream
   get       request a song from a running server, show its progress, write its .dca
             (butakero get [-o file.dca] [-server URL] [-api-key KEY] "<title or URL>")
@@ -62,6 +64,8 @@ func run(ctx context.Context, args []string) error {
 			return natsServer(args[1:])
 		case "healthcheck":
 			return healthcheck(ctx, args[1:], os.LookupEnv)
+		case "version":
+			return cmdVersion(ctx, args[1:], os.Stdout)
 		}
 		if run, ok := components[args[0]]; ok {
 			if len(args) > 1 {
