@@ -33,6 +33,8 @@ type Config struct {
 	APIKeys           []string      // API_KEYS
 	YTDLPCookiesFile  string        // YTDLP_COOKIES_FILE
 	YTDLPProxy        string        // YTDLP_PROXY
+	YTDLPJSRuntimes   []string      // YTDLP_JS_RUNTIMES: yt-dlp's --js-runtimes for YouTube downloads (quickjs, node, deno, bun[:path])
+	YTDLPRemoteComps  []string      // YTDLP_REMOTE_COMPONENTS: yt-dlp's --remote-components (ejs:github, ejs:npm)
 	ShutdownGrace     time.Duration // SHUTDOWN_GRACE
 	SearchCacheTTL    time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
 	OperationTTL      time.Duration // OPERATION_TTL: how long a finished operation is kept in DynamoDB
@@ -146,6 +148,8 @@ func Load(lookup Lookup) (Config, error) {
 		APIKeys:           list(get("API_KEYS", "")),
 		YTDLPCookiesFile:  get("YTDLP_COOKIES_FILE", ""),
 		YTDLPProxy:        get("YTDLP_PROXY", ""),
+		YTDLPJSRuntimes:   list(get("YTDLP_JS_RUNTIMES", "")),
+		YTDLPRemoteComps:  list(get("YTDLP_REMOTE_COMPONENTS", "")),
 		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
@@ -210,6 +214,16 @@ func Load(lookup Lookup) (Config, error) {
 	}
 	if (c.SongsTable == "") != (c.OperationsTable == "") {
 		errs = append(errs, errors.New("DYNAMODB_TABLE_NAME_SONGS and DYNAMODB_TABLE_NAME_OPERATION: set both (projections in DynamoDB) or neither"))
+	}
+	for _, v := range []struct {
+		env  string
+		vals []string
+	}{{"YTDLP_JS_RUNTIMES", c.YTDLPJSRuntimes}, {"YTDLP_REMOTE_COMPONENTS", c.YTDLPRemoteComps}} {
+		for _, s := range v.vals {
+			if strings.HasPrefix(s, "-") || strings.ContainsAny(s, " \t") {
+				errs = append(errs, fmt.Errorf("%s: %q is not a yt-dlp value (comma-separated names such as quickjs or ejs:github)", v.env, s))
+			}
+		}
 	}
 	if (c.NATSUser == "") != (c.NATSPassword == "") {
 		errs = append(errs, errors.New("NATS_USER and NATS_PASSWORD: set both or neither"))

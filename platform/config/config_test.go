@@ -71,6 +71,12 @@ func TestLoad(t *testing.T) {
 				t.Errorf("NATSCreds %q", c.NATSCreds)
 			}
 		}, ""},
+		{"yt-dlp's JavaScript runtime and components", map[string]string{"YTDLP_JS_RUNTIMES": "quickjs, node:/usr/bin/node", "YTDLP_REMOTE_COMPONENTS": "ejs:github"}, func(t *testing.T, c config.Config) {
+			if strings.Join(c.YTDLPJSRuntimes, "|") != "quickjs|node:/usr/bin/node" || strings.Join(c.YTDLPRemoteComps, "|") != "ejs:github" {
+				t.Errorf("runtimes %q, components %q", c.YTDLPJSRuntimes, c.YTDLPRemoteComps)
+			}
+		}, ""},
+		{"an option as a yt-dlp runtime", map[string]string{"YTDLP_JS_RUNTIMES": "--exec=sh"}, nil, "YTDLP_JS_RUNTIMES"},
 		{"NATS_USER without a password", map[string]string{"NATS_USER": "svc"}, nil, "NATS_PASSWORD"},
 		{"NATS_TOKEN and NATS_USER both", map[string]string{"NATS_TOKEN": "t", "NATS_USER": "svc", "NATS_PASSWORD": "pw"}, nil, "one way to authenticate"},
 		{"NATS_CREDS and NATS_TOKEN both", map[string]string{"NATS_CREDS": "/x.creds", "NATS_TOKEN": "t"}, nil, "one way to authenticate"},
