@@ -7,6 +7,7 @@ package versions
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os/exec"
 	"regexp"
@@ -31,8 +32,10 @@ const MaxYTDLPAge = 90 * 24 * time.Hour
 // StaleWarning is the warning logged for a yt-dlp older than MaxYTDLPAge.
 const StaleWarning = "yt-dlp is older than 90 days: YouTube downloads will likely fail; update yt-dlp"
 
-// probeTimeout bounds one tool's --version run.
-const probeTimeout = 10 * time.Second
+// probeTimeout bounds one tool's --version run. yt-dlp answers in well
+// under a second once its files are cached, but the first run in a fresh
+// container on a busy disk has been seen to take over 10 s.
+const probeTimeout = time.Minute
 
 // Report is what the processes log and GET /v1/info answers.
 type Report struct {
@@ -179,6 +182,9 @@ func run(ctx context.Context, name string, args ...string) (string, error) {
 	cmd.Stdout = &out
 	cmd.WaitDelay = time.Second
 	err := cmd.Run()
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%s did not answer within %s", name, probeTimeout)
+	}
 	return out.String(), err
 }
 
