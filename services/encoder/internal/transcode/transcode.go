@@ -1,6 +1,6 @@
-// Package transcode runs ffprobe and ffmpeg (through jonas747/dca) on a
-// local media file and streams the result as DCA1. It knows nothing of NATS
-// or blob stores: the encoder service hands it a file and a writer.
+// Package transcode runs ffprobe and ffmpeg on a local media file and
+// streams the result as DCA1. It knows nothing of NATS or blob stores: the
+// encoder service hands it a file and a writer.
 //
 // The input is a file, not a pipe, on purpose: an MP4/M4A whose index sits at
 // the end (no "faststart") cannot be read by ffmpeg from a pipe.
@@ -21,8 +21,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/butakero/butakero/platform/ytdlp"
 	"github.com/butakero/butakero/services/encoder/dcafile"
-	"github.com/jonas747/dca"
+	"github.com/jonas747/ogg"
 )
 
 // FrameDuration is the duration of one DCA frame.
@@ -143,102 +144,121 @@ type Result struct {
 // Duration is what the frames cover.
 func (r Result) Duration() time.Duration { return time.Duration(r.Frames) * FrameDuration }
 
+// The Opus stream every DCA holds: Discord's.
+const (
+	sampleRate  = 48000
+	channels    = 2
+	application = "audio"
+	// compressionLevel is libopus's slowest and best.
+	compressionLevel = 10
+)
+
+// encodeArgs are ffmpeg's arguments to encode the file at path to Ogg Opus
+// on standard output: the options jonas747/dca passed, less the ones a
+// local file does not need (its -reconnect* network options, -ss 0) and
+// -vol, which ffmpeg 7 removed (256 was unity gain: no change).
+func encodeArgs(path string, bitrateKbps int) []string {
+	return []string{
+		"-hide_banner", "-nostdin", "-nostats",
+		"-i", path,
+		"-map", "0:a",
+		"-acodec", "libopus",
+		"-f", "ogg",
+		"-vbr", "on",
+		"-compression_level", strconv.Itoa(compressionLevel),
+		"-ar", strconv.Itoa(sampleRate),
+		"-ac", strconv.Itoa(channels),
+		"-b:a", strconv.Itoa(bitrateKbps * 1000),
+		"-application", application,
+		"-frame_duration", strconv.Itoa(int(FrameDuration / time.Millisecond)),
+		"-packet_loss", "0",
+		"-threads", "0",
+		"pipe:1",
+	}
+}
+
 // Encode encodes the media file at path with ffmpeg to 48 kHz stereo Opus in
 // 20 ms frames and writes it to w as DCA1: header, then every frame as it
-// comes. It holds at most dca's small frame buffer in memory.
+// comes. ffmpeg writes Ogg Opus to a pipe and each Opus packet becomes one
+// frame; nothing but the Ogg page being read is held in memory.
 //
-// It returns an *Unreadable error when ffmpeg fails or produces no frame
-// (jonas747/dca reports an unreadable input as zero frames and no error, so
-// both are checked). When ctx ends, ffmpeg is killed and ctx's error is
-// returned. A write error from w stops ffmpeg and is returned as is. In
-// every case the ffmpeg process is gone when Encode returns.
+// It returns an *Unreadable error when ffmpeg fails or produces no frame.
+// When ctx ends, ffmpeg is killed and ctx's error is returned. A write error
+// from w stops ffmpeg and is returned as is. In every case the ffmpeg
+// process is gone when Encode returns.
 func Encode(ctx context.Context, path string, o Options, w io.Writer) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	opts := &dca.EncodeOptions{
-		Volume:           256,
-		Channels:         2,
-		FrameRate:        48000,
-		FrameDuration:    int(FrameDuration / time.Millisecond),
-		Bitrate:          o.BitrateKbps,
-		Application:      dca.AudioApplicationAudio,
-		CompressionLevel: 10,
-		VBR:              true,
-		BufferedFrames:   100,
-		// dca writes its own header only when ffprobe reports a bitrate,
-		// so it would silently omit it for some inputs: write our own.
-		RawOutput: true,
-	}
 	dw, err := dcafile.NewWriter(w, dcafile.NewMetadata(dcafile.Options{
-		BitrateKbps:   opts.Bitrate,
-		SampleRate:    opts.FrameRate,
-		Channels:      opts.Channels,
+		BitrateKbps:   o.BitrateKbps,
+		SampleRate:    sampleRate,
+		Channels:      channels,
 		FrameDuration: FrameDuration,
-		Application:   string(opts.Application),
-		VBR:           opts.VBR,
+		Application:   application,
+		VBR:           true,
 	}, o.Title))
 	if err != nil {
 		return Result{}, err
 	}
-	sess, err := dca.EncodeFile(path, opts)
+	run, stop := context.WithCancel(ctx)
+	defer stop()
+	cmd := exec.CommandContext(run, "ffmpeg", encodeArgs(path, o.BitrateKbps)...)
+	// A corrupt file can make ffmpeg repeat a warning for every packet:
+	// only the end of what it says is kept (ytdlp.Tail is a bounded tail
+	// of any output).
+	stderr := &ytdlp.Tail{Max: 64 << 10}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 5 * time.Second
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		return Result{}, fmt.Errorf("transcode: ffmpeg's output: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
 	}
-	// Cleanup kills ffmpeg and drains the frame buffer: it must run on every
-	// path or the process and its goroutines outlive the call.
-	defer sess.Cleanup()
-	done := make(chan struct{})
-	defer close(done)
-	go killOnCancel(ctx, sess, done)
-
-	for {
-		frame, err := sess.ReadFrame()
-		if err == io.EOF {
-			break
-		}
-		if err == nil {
-			err = dw.WriteFrame(frame)
-		}
-		if err != nil {
-			return Result{Frames: dw.Frames(), Size: dw.Size()}, err
-		}
-		if o.Progress != nil {
-			o.Progress(dw.Frames())
-		}
+	writeErr := copyPackets(stdout, dw, o.Progress)
+	if writeErr != nil {
+		stop() // kills ffmpeg, which may be blocked writing to the pipe
 	}
+	// What is left of the output (after a malformed page, or once killed)
+	// is drained, so that ffmpeg is never blocked on a full pipe.
+	_, _ = io.Copy(io.Discard, stdout)
+	waitErr := cmd.Wait()
+
 	res := Result{Frames: dw.Frames(), Size: dw.Size()}
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
-	if err := sess.Error(); err != nil {
-		return res, &Unreadable{Message: CleanMessage(sess.FFMPEGMessages(), path)}
+	if writeErr != nil {
+		return res, writeErr
 	}
-	if res.Frames == 0 {
-		return res, &Unreadable{Message: CleanMessage(sess.FFMPEGMessages(), path)}
+	if waitErr != nil || res.Frames == 0 {
+		return res, &Unreadable{Message: CleanMessage(stderr.String(), path)}
 	}
 	return res, nil
 }
 
-// killOnCancel kills the session's ffmpeg once ctx ends. dca's Stop fails
-// while the process is not started yet, so it is retried until it succeeds
-// or the encode is over (done).
-func killOnCancel(ctx context.Context, sess *dca.EncodeSession, done <-chan struct{}) {
-	select {
-	case <-done:
-		return
-	case <-ctx.Done():
-	}
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if sess.Stop() == nil {
-			return
+// copyPackets reads Ogg Opus from r and writes every audio packet to dw
+// (the first two packets are the OpusHead and OpusTags headers), calling
+// progress after each. It returns dw's error only: output that stops being
+// Ogg ends the copy, and ffmpeg's exit status then tells why.
+func copyPackets(r io.Reader, dw *dcafile.Writer, progress func(int64)) error {
+	packets := ogg.NewPacketDecoder(ogg.NewDecoder(r))
+	for headers := 2; ; {
+		packet, _, err := packets.Decode()
+		if err != nil {
+			return nil
 		}
-		select {
-		case <-done:
-			return
-		case <-t.C:
+		if headers > 0 {
+			headers--
+			continue
+		}
+		if err := dw.WritePacket(packet); err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(dw.Frames())
 		}
 	}
 }
