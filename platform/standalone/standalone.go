@@ -83,7 +83,7 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 	}
 	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+	if err := ensureStream(setup, js, cfg.StreamReplicas, log); err != nil {
 		return err
 	}
 	m := metrics.New(metrics.NewRegistry())
@@ -96,6 +96,49 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
 	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m, Versions: prober})
+}
+
+// streamAttempt bounds one attempt to create or find the stream.
+const streamAttempt = 5 * time.Second
+
+// ensureStream creates or finds the stream, trying again while JetStream
+// cannot answer yet: a service alone may start before its cluster has
+// elected a leader (compose and ECS start containers in any order), and
+// then a request goes unanswered or is refused as unavailable. Any other
+// refusal, or ctx's end, is returned.
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int, log *slog.Logger) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, streamAttempt)
+		_, err := events.EnsureStream(attempt, js, replicas)
+		cancel()
+		if err == nil || ctx.Err() != nil || !jetStreamUnavailable(err) {
+			return err
+		}
+		log.Info("waiting for JetStream to answer", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// jetStreamUnavailable reports whether err says JetStream cannot answer
+// yet, rather than refusing the request: no answer in time, no responder,
+// a 503, or a cluster without a leader or enough peers.
+func jetStreamUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case 10005, 10008, 10023: // no suitable peers, cluster not available, insufficient resources
+			return true
+		}
+		return api.Code == 503
+	}
+	return false
 }
 
 // serveMetrics serves m's registry on addr at /metrics, and /healthz (200
