@@ -64,7 +64,12 @@ func chunkSubject(bucket string, info *jetstream.ObjectInfo) string {
 // sequence) gives in a few small messages per thousand chunks.
 func seekChunkReader(ctx context.Context, stream jetstream.Stream, bucket string, info *jetstream.ObjectInfo, off uint64) (*chunkReader, error) {
 	subject := chunkSubject(bucket, info)
-	seq, index, start, err := locateChunk(ctx, stream, subject, info, off)
+	var seq, start uint64
+	var index uint32
+	err := catchUp(ctx, func() (err error) {
+		seq, index, start, err = locateChunk(ctx, stream, subject, info, off)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %s: find the chunk at byte %d: %w", info.Name, off, err)
 	}
@@ -142,9 +147,41 @@ func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, i
 		}
 	}
 	if !found {
-		return 0, 0, 0, fmt.Errorf("%d chunks hold %d bytes, the object has %d", index, start, info.Size)
+		return 0, 0, 0, fmt.Errorf("%w: %d chunks hold %d bytes, the object has %d", errBehind, index, start, info.Size)
 	}
 	return seq, index, start, nil
+}
+
+// errBehind marks a read that found fewer chunks than the object's meta
+// says it has.
+var errBehind = errors.New("the replica read is behind the object")
+
+// catchUpTimeout bounds how long a read waits for a replica to catch up.
+const catchUpTimeout = 5 * time.Second
+
+// catchUp runs read until it returns anything but errBehind, for at most
+// catchUpTimeout. In a cluster a chunk read or the consumer that indexes
+// chunks may be served by any replica of the stream, and the object's meta
+// (which names the chunks, and is written last) may come from a more
+// recent one: right after a node is lost, a follower that had not yet
+// received the last committed chunks lacks them for a moment. They are
+// committed, so waiting for them is right; a chunk still missing after
+// catchUpTimeout is reported.
+func catchUp(ctx context.Context, read func() error) error {
+	deadline := time.Now().Add(catchUpTimeout)
+	pause := 20 * time.Millisecond
+	for {
+		err := read()
+		if !errors.Is(err, errBehind) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -174,11 +211,15 @@ func (r *chunkReader) fetch() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	msg, err := r.stream.GetMsg(r.ctx, r.next, jetstream.WithGetMsgSubject(r.subject))
-	if err != nil {
+	var msg *jetstream.RawStreamMsg
+	err := catchUp(r.ctx, func() (err error) {
+		msg, err = r.stream.GetMsg(r.ctx, r.next, jetstream.WithGetMsgSubject(r.subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("objstore: %s: chunk %d of %d is missing", r.info.Name, r.chunks+1, r.info.Chunks)
+			return fmt.Errorf("%w: chunk %d of %d is missing", errBehind, r.chunks+1, r.info.Chunks)
 		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("objstore: %s: chunk %d: %w", r.info.Name, r.chunks+1, err)
 	}
 	r.next = msg.Sequence + 1
