@@ -90,7 +90,9 @@ func TestStack(t *testing.T) {
 		"--label", "butakero-test="+project, "-v", media+":/media:ro",
 		"--entrypoint", "python3", image, "-m", "http.server", "8000", "--bind", mediaIP.String(), "--directory", "/media")
 	t.Cleanup(func() { podmanQuiet(t, "rm", "-f", "-t", "1", mediaName) })
-	mediaURL := func(s audiofixture.Spec) string { return "http://" + net.JoinHostPort(mediaIP.String(), "8000") + "/" + s.Name }
+	mediaURL := func(s audiofixture.Spec) string {
+		return "http://" + net.JoinHostPort(mediaIP.String(), "8000") + "/" + s.Name
+	}
 
 	// The stack: compose.yaml, on that network.
 	overlay := filepath.Join(t.TempDir(), "network.yaml")
