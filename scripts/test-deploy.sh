@@ -177,9 +177,9 @@ podman build --network host --format docker --layers \
   --build-arg RUNTIME_IMAGE="$runtime_image" --build-arg GO_IMAGE="$go_image" \
   --build-arg UNSTABLE_CHECK_VALID_UNTIL="$check_valid_until" --build-arg BUTAKERO_VERSION="$version" \
   -t "$image" . >"$cache/build.log" 2>&1 || { tail -40 "$cache/build.log" >&2; exit 1; }
-# Earlier builds' images, now untagged, would pile up run after run (the
-# Go build cache is a cache mount and survives this).
-podman image prune -f >/dev/null
+# Earlier builds' images, now untagged, would pile up run after run; those
+# of the last day stay, as the next build's layer cache (the build stage).
+podman image prune -f --filter until=24h >/dev/null
 podman image inspect "$image" --format 'test-deploy: image {{.Id}}: {{.Size}} bytes' | sed 's/^/  /' >&2
 podman run --rm "$image" version >&2
 
