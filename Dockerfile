@@ -42,7 +42,8 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG YTDLP_SOURCE=debian-unstable
 ARG YTDLP_VERSION=
 ARG UNSTABLE_CHECK_VALID_UNTIL=yes
-ENV DEBIAN_FRONTEND=noninteractive
+# Build time only: the image keeps no DEBIAN_FRONTEND.
+ARG DEBIAN_FRONTEND=noninteractive
 # Debian stable's yt-dlp is too old for YouTube within months of a release:
 # yt-dlp comes from unstable (pinned to that one package: everything else,
 # its Python dependencies included, stays on the stable release), or from
