@@ -4,7 +4,7 @@
 MODULES := $(shell go list -f '{{.Dir}}/...' -m 2>/dev/null)
 GOTEST_FLAGS ?= -count=1 -timeout 15m
 
-.PHONY: run test deps build vet fmt bench
+.PHONY: run test test-deploy deps build vet fmt bench
 
 run: deps
 	go run ./cmd/butakero
@@ -13,6 +13,11 @@ run: deps
 # and runs the tests in a private network namespace.
 test: deps vet
 	GOTEST_FLAGS="$(GOTEST_FLAGS)" ./scripts/test.sh $(MODULES)
+
+# The image and the compose stack, with podman and no image registry
+# (scripts/test-deploy.sh installs what it needs).
+test-deploy: deps
+	./scripts/test-deploy.sh
 
 deps:
 	@./scripts/deps.sh

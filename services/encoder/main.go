@@ -4,19 +4,8 @@
 package main
 
 import (
-	"context"
-
 	"github.com/butakero/butakero/platform/runtime/standalone"
-	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/encoder/encoder"
 )
 
-func main() {
-	standalone.Main("encoder", func(ctx context.Context, env standalone.Env) error {
-		blobs, _, err := store.Blobs(ctx, env.Config, env.JS)
-		if err != nil {
-			return err
-		}
-		return encoder.Run(ctx, encoder.Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
-	})
-}
+func main() { standalone.Main("encoder", encoder.RunAlone) }

@@ -15,6 +15,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
@@ -44,6 +45,9 @@ type Main struct {
 // after flushing its store.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg, log := m.Config, m.Log
+	// Logged once probed, in the background; the gateway answers the same
+	// report on /v1/info.
+	prober := versions.Start(log)
 
 	nc, closeNATS, err := m.connect()
 	if err != nil {
@@ -89,7 +93,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}, func(error) { cancel() })
 	}
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober})
 	})
 	add("resolver", func(ctx context.Context) error {
 		return resolver.Run(ctx, resolver.Deps{JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
@@ -128,7 +132,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 func (m *Main) connect() (*nats.Conn, func(), error) {
 	cfg, log := m.Config, m.Log
 	if !cfg.Embedded() {
-		nc, err := natsconn.Connect(cfg.NATSURL, "butakero", natsconn.AuthOf(cfg), log)
+		nc, err := natsconn.Connect(cfg, "butakero", log)
 		if err != nil {
 			return nil, nil, err
 		}

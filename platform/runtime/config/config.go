@@ -25,6 +25,10 @@ type Config struct {
 	NATSToken          string        // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
 	NATSUser           string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
 	NATSPassword       string        // NATS_PASSWORD
+	NATSCreds          string        // NATS_CREDS: a credentials file (user JWT and NKey seed), instead of a token or a user
+	NATSTLSCA          string        // NATS_TLS_CA: PEM file of the CAs the servers' certificates are checked against
+	NATSTLSCert        string        // NATS_TLS_CERT: PEM client certificate, with NATS_TLS_KEY
+	NATSTLSKey         string        // NATS_TLS_KEY: PEM key of NATS_TLS_CERT
 	StreamReplicas     int           // STREAM_REPLICAS
 	StreamMaxAge       time.Duration // STREAM_MAX_AGE: events older than this are dropped from the stream; 0 keeps them forever
 	StreamMaxBytes     int64         // STREAM_MAX_BYTES: the oldest events are dropped past this size; 0 means no limit
@@ -41,6 +45,8 @@ type Config struct {
 	APIKeys            []string      // API_KEYS
 	YTDLPCookiesFile   string        // YTDLP_COOKIES_FILE
 	YTDLPProxy         string        // YTDLP_PROXY
+	YTDLPJSRuntimes    []string      // YTDLP_JS_RUNTIMES: yt-dlp's --js-runtimes for YouTube downloads (quickjs, node, deno, bun[:path])
+	YTDLPRemoteComps   []string      // YTDLP_REMOTE_COMPONENTS: yt-dlp's --remote-components (ejs:github, ejs:npm)
 	ShutdownGrace      time.Duration // SHUTDOWN_GRACE
 	SearchCacheTTL     time.Duration // SEARCH_CACHE_TTL: how long a query's video and a video's metadata are cached
 	OperationTTL       time.Duration // OPERATION_TTL: how long a finished operation is kept (DynamoDB and JetStream KV)
@@ -162,6 +168,10 @@ func Load(lookup Lookup) (Config, error) {
 		NATSToken:         get("NATS_TOKEN", ""),
 		NATSUser:          get("NATS_USER", ""),
 		NATSPassword:      get("NATS_PASSWORD", ""),
+		NATSCreds:         get("NATS_CREDS", ""),
+		NATSTLSCA:         get("NATS_TLS_CA", ""),
+		NATSTLSCert:       get("NATS_TLS_CERT", ""),
+		NATSTLSKey:        get("NATS_TLS_KEY", ""),
 		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
 		StreamMaxAge:      optionalDurVar("STREAM_MAX_AGE", events.DuplicateWindow),
 		StreamMaxBytes:    optionalBytesVar("STREAM_MAX_BYTES", 1<<20),
@@ -174,6 +184,8 @@ func Load(lookup Lookup) (Config, error) {
 		APIKeys:           list(get("API_KEYS", "")),
 		YTDLPCookiesFile:  get("YTDLP_COOKIES_FILE", ""),
 		YTDLPProxy:        get("YTDLP_PROXY", ""),
+		YTDLPJSRuntimes:   list(get("YTDLP_JS_RUNTIMES", "")),
+		YTDLPRemoteComps:  list(get("YTDLP_REMOTE_COMPONENTS", "")),
 		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
 		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
 		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
@@ -250,8 +262,21 @@ func Load(lookup Lookup) (Config, error) {
 	if (c.NATSUser == "") != (c.NATSPassword == "") {
 		errs = append(errs, errors.New("NATS_USER and NATS_PASSWORD: set both or neither"))
 	}
-	if c.NATSToken != "" && c.NATSUser != "" {
-		errs = append(errs, errors.New("NATS_TOKEN and NATS_USER: set one way to authenticate, not both"))
+	if n := nonEmpty(c.NATSCreds, c.NATSToken, c.NATSUser); n > 1 {
+		errs = append(errs, errors.New("NATS_CREDS, NATS_TOKEN and NATS_USER: set one way to authenticate to NATS, not several (not both)"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("NATS_TLS_CERT and NATS_TLS_KEY: set both or neither"))
+	}
+	for _, v := range []struct {
+		env  string
+		vals []string
+	}{{"YTDLP_JS_RUNTIMES", c.YTDLPJSRuntimes}, {"YTDLP_REMOTE_COMPONENTS", c.YTDLPRemoteComps}} {
+		for _, s := range v.vals {
+			if strings.HasPrefix(s, "-") || strings.ContainsAny(s, " \t") {
+				errs = append(errs, fmt.Errorf("%s: %q is not a yt-dlp value (comma-separated names such as quickjs or ejs:github)", v.env, s))
+			}
+		}
 	}
 	// A listener opens the embedded server, the stream and every bucket to
 	// whoever reaches the address: never without credentials.
@@ -314,4 +339,15 @@ func list(s string) []string {
 		}
 	}
 	return out
+}
+
+// nonEmpty counts the non-empty strings of s.
+func nonEmpty(s ...string) int {
+	n := 0
+	for _, v := range s {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }

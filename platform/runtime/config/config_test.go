@@ -72,6 +72,26 @@ func TestLoad(t *testing.T) {
 		{"bad OPUS_PASSTHROUGH", map[string]string{"OPUS_PASSTHROUGH": "yes"}, nil, "OPUS_PASSTHROUGH"},
 		{"bad LOUDNESS_TARGET", map[string]string{"LOUDNESS_TARGET": "loud"}, nil, "LOUDNESS_TARGET"},
 		{"bad log format", map[string]string{"LOG_FORMAT": "xml"}, nil, "LOG_FORMAT"},
+		{"NATS client credentials and TLS", map[string]string{"NATS_USER": "svc", "NATS_PASSWORD": "pw", "NATS_TLS_CA": "/ca.pem", "NATS_TLS_CERT": "/c.pem", "NATS_TLS_KEY": "/k.pem"}, func(t *testing.T, c config.Config) {
+			if c.NATSUser != "svc" || c.NATSPassword != "pw" || c.NATSTLSCA != "/ca.pem" || c.NATSTLSCert != "/c.pem" || c.NATSTLSKey != "/k.pem" || c.NATSToken != "" || c.NATSCreds != "" {
+				t.Errorf("NATS settings %+v", c)
+			}
+		}, ""},
+		{"NATS_CREDS alone", map[string]string{"NATS_CREDS": "/run/secrets/butakero.creds"}, func(t *testing.T, c config.Config) {
+			if c.NATSCreds != "/run/secrets/butakero.creds" {
+				t.Errorf("NATSCreds %q", c.NATSCreds)
+			}
+		}, ""},
+		{"yt-dlp's JavaScript runtime and components", map[string]string{"YTDLP_JS_RUNTIMES": "quickjs, node:/usr/bin/node", "YTDLP_REMOTE_COMPONENTS": "ejs:github"}, func(t *testing.T, c config.Config) {
+			if strings.Join(c.YTDLPJSRuntimes, "|") != "quickjs|node:/usr/bin/node" || strings.Join(c.YTDLPRemoteComps, "|") != "ejs:github" {
+				t.Errorf("runtimes %q, components %q", c.YTDLPJSRuntimes, c.YTDLPRemoteComps)
+			}
+		}, ""},
+		{"an option as a yt-dlp runtime", map[string]string{"YTDLP_JS_RUNTIMES": "--exec=sh"}, nil, "YTDLP_JS_RUNTIMES"},
+		{"NATS_USER without a password", map[string]string{"NATS_USER": "svc"}, nil, "NATS_PASSWORD"},
+		{"NATS_TOKEN and NATS_USER both", map[string]string{"NATS_TOKEN": "t", "NATS_USER": "svc", "NATS_PASSWORD": "pw"}, nil, "one way to authenticate"},
+		{"NATS_CREDS and NATS_TOKEN both", map[string]string{"NATS_CREDS": "/x.creds", "NATS_TOKEN": "t"}, nil, "one way to authenticate"},
+		{"NATS_TLS_CERT without a key", map[string]string{"NATS_TLS_CERT": "/c.pem"}, nil, "NATS_TLS_KEY"},
 		{"rate limits by default", nil, func(t *testing.T, c config.Config) {
 			if c.RateLimit != 120 || c.ReadRateLimit != config.DefaultReadRateLimit || c.ReadRateLimit < 6000 || c.AuthFailureLimit != 20 {
 				t.Errorf("RateLimit %d, ReadRateLimit %d, AuthFailureLimit %d", c.RateLimit, c.ReadRateLimit, c.AuthFailureLimit)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/nats-io/nats.go"
@@ -74,7 +75,8 @@ func TestListenerAuthenticates(t *testing.T) {
 				{"TCP with wrong credentials is refused", func() (*nats.Conn, error) { return nats.Connect(url, s.wrong.Options()...) }, false},
 				{"TCP with the credentials connects", func() (*nats.Conn, error) { return nats.Connect(url, s.auth.Options()...) }, true},
 				{"natsconn.Connect with the credentials connects", func() (*nats.Conn, error) {
-					return natsconn.Connect(url, "test", s.auth, slog.New(slog.NewTextHandler(io.Discard, nil)))
+					cfg := config.Config{NATSURL: url, NATSToken: s.auth.Token, NATSUser: s.auth.User, NATSPassword: s.auth.Password}
+					return natsconn.Connect(cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)))
 				}, true},
 				{"in process, presenting the server's credentials", func() (*nats.Conn, error) { return srv.Connect("test") }, true},
 			}

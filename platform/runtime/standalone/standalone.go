@@ -22,6 +22,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/logging"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,6 +37,9 @@ type Env struct {
 	// Metrics is the process's metrics set. The gateway serves it on its
 	// /metrics; every other service serves it on METRICS_ADDR when set.
 	Metrics *metrics.Metrics
+	// Versions is the start-up probe of Butakero's, yt-dlp's and ffmpeg's
+	// versions (logged once known); the gateway answers it on /v1/info.
+	Versions *versions.Prober
 }
 
 // SetupTimeout bounds each call that creates a bucket or store at start.
@@ -46,7 +50,7 @@ const SetupTimeout = 30 * time.Second
 // process with status 1 and the error on stderr when anything fails.
 func Main(name string, run func(ctx context.Context, env Env) error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := start(ctx, name, run)
+	err := Run(ctx, name, run)
 	stop()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
@@ -54,7 +58,10 @@ func Main(name string, run func(ctx context.Context, env Env) error) {
 	}
 }
 
-func start(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
+// Run is Main without the signals and the exit, for a binary that runs one
+// of several services by name (`butakero fetcher`): it reads the
+// environment, connects, and calls run until ctx is cancelled.
+func Run(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -62,8 +69,11 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat).With("service", name)
 	// Libraries that log through the default logger (jonas747/dca) get ours.
 	slog.SetDefault(log)
+	// The versions are logged once probed, in the background: the start
+	// does not wait for yt-dlp's.
+	prober := versions.Start(log)
 	// natsconn.Connect refuses an empty NATS_URL with a clear message.
-	nc, err := natsconn.Connect(cfg.NATSURL, "butakero-"+name, natsconn.AuthOf(cfg), log)
+	nc, err := natsconn.Connect(cfg, "butakero-"+name, log)
 	if err != nil {
 		return err
 	}
@@ -74,7 +84,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 	}
 	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
+	if err := ensureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits(), log); err != nil {
 		return err
 	}
 	m := metrics.New(metrics.NewRegistry())
@@ -90,7 +100,7 @@ func start(ctx context.Context, name string, run func(ctx context.Context, env E
 		defer stop()
 	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
-	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m})
+	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m, Versions: prober})
 }
 
 // stageConsumers names the durable consumer of each service that has one:
@@ -120,6 +130,53 @@ func emitBacklog(ctx context.Context, js jetstream.JetStream, service, consumer,
 }
 
 // serveMetrics serves m's registry on addr at /metrics until stop is called.
+// streamAttempt bounds one attempt to create or find the stream.
+const streamAttempt = 5 * time.Second
+
+// ensureStream creates or finds the stream, trying again while JetStream
+// cannot answer yet: a service alone may start before its cluster has
+// elected a leader (compose and ECS start containers in any order), and
+// then a request goes unanswered or is refused as unavailable. Any other
+// refusal, or ctx's end, is returned.
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int, limits events.StreamLimits, log *slog.Logger) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, streamAttempt)
+		_, err := events.EnsureStream(attempt, js, replicas, limits)
+		cancel()
+		if err == nil || ctx.Err() != nil || !jetStreamUnavailable(err) {
+			return err
+		}
+		log.Info("waiting for JetStream to answer", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// jetStreamUnavailable reports whether err says JetStream cannot answer
+// yet, rather than refusing the request: no answer in time, no responder,
+// a 503, or a cluster without a leader or enough peers.
+func jetStreamUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case 10005, 10008, 10023: // no suitable peers, cluster not available, insufficient resources
+			return true
+		}
+		return api.Code == 503
+	}
+	return false
+}
+
+// serveMetrics serves m's registry on addr at /metrics, and /healthz (200
+// while the process runs, as the gateway's), until stop is called. The
+// image's health check (`butakero healthcheck`) asks /healthz here for the
+// services without HTTP of their own.
 func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -127,6 +184,10 @@ func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

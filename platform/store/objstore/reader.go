@@ -64,7 +64,14 @@ func chunkSubject(bucket string, info *jetstream.ObjectInfo) string {
 // sequence) gives in a few small messages per thousand chunks.
 func seekChunkReader(ctx context.Context, stream jetstream.Stream, bucket string, info *jetstream.ObjectInfo, off uint64) (*chunkReader, error) {
 	subject := chunkSubject(bucket, info)
-	seq, index, start, err := locateChunk(ctx, stream, subject, info, off)
+	var seq, start uint64
+	var index uint32
+	err := catchUp(ctx, func() (err error) {
+		attempt, cancel := context.WithTimeout(ctx, locateTimeout)
+		defer cancel()
+		seq, index, start, err = locateChunk(attempt, stream, subject, info, off)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("objstore: %s: find the chunk at byte %d: %w", info.Name, off, err)
 	}
@@ -142,9 +149,64 @@ func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, i
 		}
 	}
 	if !found {
-		return 0, 0, 0, fmt.Errorf("%d chunks hold %d bytes, the object has %d", index, start, info.Size)
+		return 0, 0, 0, fmt.Errorf("%w: %d chunks hold %d bytes, the object has %d", errBehind, index, start, info.Size)
 	}
 	return seq, index, start, nil
+}
+
+// errBehind marks a read that found fewer chunks than the object's meta
+// says it has.
+var errBehind = errors.New("the replica read is behind the object")
+
+// catchUpTimeout bounds how long a read waits for the stream to answer
+// again; attemptTimeout bounds one chunk request and locateTimeout one
+// pass of the chunk index (a few requests per thousand chunks).
+const (
+	catchUpTimeout = 10 * time.Second
+	attemptTimeout = 5 * time.Second
+	locateTimeout  = 30 * time.Second
+)
+
+// catchUp runs read until it succeeds or fails for good, for at most
+// catchUpTimeout, while the object's stream is only passing through the
+// loss of a node:
+//
+//   - a chunk read or the consumer that indexes chunks may be served by any
+//     replica, and the object's meta (which names the chunks, and is written
+//     last) by a more recent one: a follower that had not yet received the
+//     last committed chunks lacks them for a moment (errBehind). They are
+//     committed, so waiting for them is right;
+//   - while the stream elects a new leader, or this connection moves to
+//     another server, requests go unanswered or find no responder.
+//
+// A chunk still missing, or a stream still silent, after catchUpTimeout is
+// reported; ctx's end stops the wait at once.
+func catchUp(ctx context.Context, read func() error) error {
+	deadline := time.Now().Add(catchUpTimeout)
+	pause := 20 * time.Millisecond
+	for {
+		err := read()
+		if err == nil || ctx.Err() != nil || !passing(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
+// passing reports whether err is one catchUp waits out: a replica behind,
+// or a stream that does not answer for now.
+func passing(err error) bool {
+	if errors.Is(err, errBehind) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoHeartbeat) {
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.Code == 503
 }
 
 func (r *chunkReader) Read(p []byte) (int, error) {
@@ -174,11 +236,17 @@ func (r *chunkReader) fetch() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	msg, err := r.stream.GetMsg(r.ctx, r.next, jetstream.WithGetMsgSubject(r.subject))
-	if err != nil {
+	var msg *jetstream.RawStreamMsg
+	err := catchUp(r.ctx, func() (err error) {
+		attempt, cancel := context.WithTimeout(r.ctx, attemptTimeout)
+		defer cancel()
+		msg, err = r.stream.GetMsg(attempt, r.next, jetstream.WithGetMsgSubject(r.subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return fmt.Errorf("objstore: %s: chunk %d of %d is missing", r.info.Name, r.chunks+1, r.info.Chunks)
+			return fmt.Errorf("%w: chunk %d of %d is missing", errBehind, r.chunks+1, r.info.Chunks)
 		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("objstore: %s: chunk %d: %w", r.info.Name, r.chunks+1, err)
 	}
 	r.next = msg.Sequence + 1

@@ -90,7 +90,7 @@ type Deps struct {
 	Publisher stage.Publisher
 	Blobs     Blobs
 	// Config gives MaxAttempts, StageTimeout, ShutdownGrace, MaxDuration,
-	// YTDLPProxy and YTDLPCookiesFile.
+	// YTDLPProxy, YTDLPCookiesFile, YTDLPJSRuntimes and YTDLPRemoteComps.
 	Config config.Config
 	Log    *slog.Logger
 	// Metrics records stage attempts, durations and failures, and the
@@ -218,7 +218,7 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 		return events.AudioDownloaded{}, events.Wrap(events.CodeInternal, err, "the download could not be prepared")
 	}
 	defer os.RemoveAll(dir)
-	proc := newProcess(progress, fetchArgs(dir, f.Config.MaxDuration)...)
+	proc := newProcess(progress, append(fetchArgs(dir, f.Config.MaxDuration), jsArgs(f.Config)...)...)
 	started := time.Now()
 
 	// One yt-dlp run: goutubedl.Download passes the URL on stdin, selects

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 // The fetch is one yt-dlp run. Instead of a metadata run (-J) before the
@@ -70,6 +71,22 @@ func fetchArgs(dir string, max time.Duration) []string {
 		"--print-to-file", infoTemplate, outputPath(filepath.Join(dir, infoFile)),
 		"--use-extractors", "youtube",
 	}
+}
+
+// jsArgs are the options that let yt-dlp solve YouTube's JavaScript
+// challenges: the runtimes it may use (YTDLP_JS_RUNTIMES; yt-dlp enables
+// only deno by default) and the components it may fetch, such as the
+// solver scripts a distribution's yt-dlp lacks (YTDLP_REMOTE_COMPONENTS).
+// The image sets both; without them yt-dlp runs as it would by default.
+func jsArgs(cfg config.Config) []string {
+	var args []string
+	for _, r := range cfg.YTDLPJSRuntimes {
+		args = append(args, "--js-runtimes", r)
+	}
+	for _, c := range cfg.YTDLPRemoteComps {
+		args = append(args, "--remote-components", c)
+	}
+	return args
 }
 
 // matchFilter is yt-dlp's filter for what may be downloaded: no live

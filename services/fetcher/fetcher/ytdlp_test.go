@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/wader/goutubedl"
 )
 
@@ -168,6 +169,15 @@ func TestMatchFilter(t *testing.T) {
 		"--use-extractors", "youtube"}
 	if args := fetchArgs("/tmp/100%", time.Hour); !slices.Equal(args, want) {
 		t.Errorf("fetchArgs = %q; want %q", args, want)
+	}
+	// YouTube's JavaScript challenges: the runtimes and components the
+	// configuration names (the image's), nothing by default.
+	if args := jsArgs(config.Config{}); len(args) != 0 {
+		t.Errorf("jsArgs by default = %q; want none", args)
+	}
+	js := jsArgs(config.Config{YTDLPJSRuntimes: []string{"quickjs"}, YTDLPRemoteComps: []string{"ejs:github"}})
+	if want := []string{"--js-runtimes", "quickjs", "--remote-components", "ejs:github"}; !slices.Equal(js, want) {
+		t.Errorf("jsArgs = %q; want %q", js, want)
 	}
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -101,7 +102,8 @@ const (
 //
 // Config supplies APIKeys, AllowedOrigins, PublicURL, RateLimit,
 // ReadRateLimit, AuthFailureLimit, MaxSockets, StreamReplicas (of the
-// idempotency bucket), HTTPAddr and ShutdownGrace.
+// idempotency bucket), HTTPAddr and ShutdownGrace, and the profile and
+// features GET /v1/info reports.
 type Deps struct {
 	// NC carries the core NATS subscriptions that learn a new operation's
 	// song id; /readyz reports its connection state.
@@ -130,6 +132,10 @@ type Deps struct {
 	// Now is the rate limits' clock; nil means time.Now. Tests pass a fake
 	// one to run minutes of traffic at once.
 	Now func() time.Time
+	// Versions answers GET /v1/info's versions: the process's own probe
+	// (versions.Start), so the gateway runs no tool of its own. nil means
+	// the gateway starts one.
+	Versions Versions
 }
 
 type server struct {
@@ -152,6 +158,8 @@ type server struct {
 	startWait time.Duration
 	dashboard map[string]dashboardFile
 	oggSizes  *oggSizes
+	versions  Versions
+	cfg       config.Config // for GET /v1/info's profile and features
 }
 
 // setupTimeout bounds the requests New makes to NATS.
@@ -200,6 +208,11 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		sockets:   newSocketCap(d.Config.MaxSockets),
 		startWait: d.StartWait,
 		oggSizes:  newOggSizes(),
+		versions:  d.Versions,
+		cfg:       d.Config,
+	}
+	if s.versions == nil {
+		s.versions = versions.Start(nil)
 	}
 	if s.pub == nil {
 		s.pub = events.NewPublisher(d.JS)
@@ -283,6 +296,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		// are released by the handler's deferred calls.
 		RecoverHandler: s.recoverSocket,
 	}))
+	v1.Get("/info", read, s.info)
 	v1.Get("/songs", read, s.searchSongs)
 	v1.Get("/songs/:id", read, s.getSong)
 	v1.Get("/songs/:id/dca", read, s.dca)

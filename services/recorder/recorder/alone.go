@@ -1,0 +1,20 @@
+package recorder
+
+import (
+	"context"
+
+	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/store"
+)
+
+// RunAlone runs the recorder alone against the NATS cluster of env, as it
+// runs in a container: every event in, the operation and song projections
+// out. services/recorder's main and `butakero recorder` both call it
+// through standalone.
+func RunAlone(ctx context.Context, env standalone.Env) error {
+	projections, _, err := store.Projections(ctx, env.Config, env.JS)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, Deps{JS: env.JS, Store: projections, Config: env.Config, Log: env.Log})
+}
