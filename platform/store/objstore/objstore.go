@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/jsbucket"
@@ -41,7 +42,20 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open %s: %w", Bucket, err)
 	}
-	stream, err := js.Stream(ctx, "OBJ_"+Bucket)
+	// In a cluster the bucket's stream may not be known to the node that
+	// answers yet, just after another process created it: look again for
+	// a while.
+	var stream jetstream.Stream
+	for try := 0; ; try++ {
+		stream, err = js.Stream(ctx, "OBJ_"+Bucket)
+		if !errors.Is(err, jetstream.ErrStreamNotFound) || try == 20 || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("objstore: stream of %s: %w", Bucket, err)
 	}
