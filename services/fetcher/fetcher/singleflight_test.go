@@ -81,8 +81,11 @@ func (r *sfRig) storeDCA(t *testing.T, id string, body []byte) blob.Info {
 	return info
 }
 
+// joins reads butakero_singleflight_joins_total{what="fetch"} off the
+// registry the fetcher runs on (newFetcherMetrics returns the collector
+// already registered there).
 func (r *sfRig) joins() float64 {
-	return testutil.ToFloat64(r.metrics.SingleFlightJoins.WithLabelValues(JoinedWhat))
+	return testutil.ToFloat64(newFetcherMetrics(r.metrics).joins.WithLabelValues(JoinedWhat))
 }
 
 // TestOneDownloadPerSong checks the fetcher's side of "one song, one
