@@ -1,13 +1,11 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +16,7 @@ import (
 	"github.com/butakero/butakero/platform/store/dynamostore"
 	"github.com/butakero/butakero/platform/store/s3blob"
 	"github.com/butakero/butakero/platform/testkit/awstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -163,7 +162,7 @@ func TestReadyzAWS(t *testing.T) {
 			for k, v := range tc.change {
 				env[k] = v
 			}
-			logs := &logCapture{}
+			logs := &wait.Output{}
 			env["LOG_LEVEL"] = "warn"
 			in := launchLogged(t, t.TempDir(), env, logs)
 			resp, err := http.Get(in.base + "/readyz")
@@ -218,22 +217,4 @@ func str(v ddbtypes.AttributeValue) string {
 		return v.Value
 	}
 	return ""
-}
-
-// logCapture keeps what the all-in-one logs, for a test to search.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
