@@ -138,7 +138,7 @@ var required = map[string][]requirement{
 		{name: "ENCODE_CONCURRENCY", why: "one ffmpeg per vCPU of the task, not per CPU the runtime sees",
 			value: equals(func(t *testing.T, st, comp string) string {
 				_, svc := component(t, st, comp)
-				return strconv.Itoa(max(1, int(num(t, "cpu", svc.Vars["cpu"]))/1024))
+				return strconv.Itoa(max(1, int(num(t, "size.cpu", svc.Vars["size"].GetAttr("cpu")))/1024))
 			})},
 	},
 	"recorder": {},
