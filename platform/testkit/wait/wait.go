@@ -1,10 +1,13 @@
 // Package wait lets a test wait for a condition instead of sleeping: for
-// output that a process or a logger writes (Output), or, where nothing
-// signals the change, for a check that a user would make to pass (Until).
+// output that a process or a logger writes (Output), for a component run in
+// the background to stop (Go), or, where nothing signals the change, for a
+// check that a user would make to pass (Until).
 package wait
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -113,4 +116,32 @@ func Until(t testing.TB, d time.Duration, what string, check func() error) {
 		}
 		<-tick.C
 	}
+}
+
+// Go runs run (a component's Run) in a goroutine of its own, on a context
+// that stop cancels. stop then waits up to within for run to return and
+// returns run's error, or one saying that it did not return; it may be
+// called more than once and returns the same each time. When the test
+// ends stop is called, and an error fails the test: a component must stop
+// cleanly when its context ends.
+func Go(t testing.TB, within time.Duration, run func(ctx context.Context) error) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(within):
+			return fmt.Errorf("Run did not return within %s of the cancel", within)
+		}
+	})
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return stop
 }

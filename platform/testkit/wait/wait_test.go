@@ -1,6 +1,7 @@
 package wait
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -40,3 +41,36 @@ func TestUntil(t *testing.T) {
 		t.Fatalf("checked %d times; want 3", n)
 	}
 }
+
+// TestGo: stop cancels the run's context and returns what Run returned,
+// the same at every call.
+func TestGo(t *testing.T) {
+	started := make(chan struct{})
+	stop := Go(t, 10*time.Second, func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		return nil
+	})
+	<-started
+	if err := stop(); err != nil {
+		t.Fatalf("stop = %v; want nil", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("second stop = %v; want nil", err)
+	}
+
+	stuck := make(chan struct{})
+	defer close(stuck)
+	ft := &fakeT{TB: t}
+	stop = Go(ft, 50*time.Millisecond, func(ctx context.Context) error { <-stuck; return nil })
+	if err := stop(); err == nil {
+		t.Fatal("stop of a run that does not return = nil; want an error")
+	}
+}
+
+// fakeT keeps the cleanups of a nested Go to itself, so that the outer
+// test does not fail on the stuck run this test makes on purpose.
+type fakeT struct{ testing.TB }
+
+func (f *fakeT) Helper()        {}
+func (f *fakeT) Cleanup(func()) {}
