@@ -2,11 +2,10 @@
 # three-node cluster of modules/nats unless nats_url names an existing
 # one), and the five components, each its own ECS service.
 #
-# standalone.OpenStores opens every store for every service, so each
-# component is given the bucket and both table names, though only some use
-# them: an AWS store sends no request until it is used (AWS_AUTO_CREATE is
-# false), and without the names a service would create JetStream KV and
-# Object Store buckets it never uses. The roles grant only what each
+# Every component is given the bucket's and both tables' names, one
+# environment for all; each opens only the stores it uses (platform/store:
+# Blobs, Projections, Cache), and an AWS store sends no request until it is
+# used (AWS_AUTO_CREATE is false). The roles grant only what each
 # component's code calls.
 
 locals {
