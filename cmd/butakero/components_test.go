@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -41,13 +43,12 @@ func TestNATSServerCommand(t *testing.T) {
 	})
 
 	health := "http://127.0.0.1:" + strconv.Itoa(monitor) + "/healthz"
-	deadline := time.Now().Add(30 * time.Second)
-	for butakero(t, dir, nil, "healthcheck", health).code != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("butakero healthcheck of the node did not pass within 30s")
+	wait.Until(t, 30*time.Second, "butakero healthcheck of the node", func() error {
+		if r := butakero(t, dir, nil, "healthcheck", health); r.code != 0 {
+			return fmt.Errorf("exit code %d", r.code)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if r := butakero(t, dir, nil, "healthcheck", "http://127.0.0.1:"+strconv.Itoa(monitor)+"/nosuchpage"); r.code == 0 {
 		t.Error("healthcheck of a 404 passed")
 	}
@@ -67,17 +68,12 @@ func TestNATSServerCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for {
-		if _, err = js.AccountInfo(ctx); err == nil || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("JetStream through the node: %v", err)
-	}
+	wait.Until(t, 10*time.Second, "JetStream through the node", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err
+	})
 
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {

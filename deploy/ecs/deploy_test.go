@@ -76,8 +76,9 @@ func literal(s string) func(t *testing.T, st, comp, v string) {
 	return equals(func(*testing.T, string, string) string { return s })
 }
 
-// every is what each of the five needs: standalone.Main and OpenStores
-// run the same start-up in all of them.
+// every is what each of the five needs: standalone.Main runs the same
+// start-up in all of them, and platform/store's openers (Blobs,
+// Projections, Cache) read the same variables in each.
 var every = []requirement{
 	{name: "NATS_URL", why: "natsconn.Connect refuses an empty NATS_URL: a service alone needs the cluster",
 		value: equals(func(t *testing.T, st, _ string) string { return str(t, "nats_url", stack(t, st).Outputs["nats_url"]) })},
@@ -85,11 +86,11 @@ var every = []requirement{
 		value: equals(func(t *testing.T, st, _ string) string { return strconv.Itoa(natsNodes(t, st)) })},
 	{name: "REGION", why: "awsconfig.Load fails without a region",
 		value: equals(func(t *testing.T, st, _ string) string { return str(t, "var.region", stage(t, st).Vars["region"]) })},
-	{name: "BUCKET_NAME", why: "OpenStores puts blobs in S3 only when it is set (else in the JetStream Object Store)",
+	{name: "BUCKET_NAME", why: "store.Blobs puts blobs in S3 only when it is set (else in the JetStream Object Store)",
 		value: equals(func(t *testing.T, st, _ string) string {
 			return str(t, "bucket", resource(t, storage(t, st), "aws_s3_bucket.blobs").Get("bucket"))
 		})},
-	{name: "DYNAMODB_TABLE_NAME_OPERATION", why: "OpenStores puts projections in DynamoDB only when both table names are set",
+	{name: "DYNAMODB_TABLE_NAME_OPERATION", why: "store.Projections and store.Cache put projections and the cache in DynamoDB only when both table names are set",
 		value: equals(func(t *testing.T, st, _ string) string { return tableName(t, st, "operations") })},
 	{name: "DYNAMODB_TABLE_NAME_SONGS", why: "as DYNAMODB_TABLE_NAME_OPERATION",
 		value: equals(func(t *testing.T, st, _ string) string { return tableName(t, st, "songs") })},
@@ -138,7 +139,7 @@ var required = map[string][]requirement{
 		{name: "ENCODE_CONCURRENCY", why: "one ffmpeg per vCPU of the task, not per CPU the runtime sees",
 			value: equals(func(t *testing.T, st, comp string) string {
 				_, svc := component(t, st, comp)
-				return strconv.Itoa(max(1, int(num(t, "cpu", svc.Vars["cpu"]))/1024))
+				return strconv.Itoa(max(1, int(num(t, "size.cpu", svc.Vars["size"].GetAttr("cpu")))/1024))
 			})},
 	},
 	"recorder": {},
@@ -587,7 +588,7 @@ var s3Actions = map[string][]string{
 }
 
 // port is one of a component's store ports and the adapter methods that
-// back it in the AWS profile (standalone.OpenStores).
+// back it in the AWS profile (opened by platform/store).
 type port struct {
 	dir, iface string // the service's package and interface
 	adapter    string // "s3blob" or "dynamostore"
@@ -607,8 +608,9 @@ var ports = map[string][]port{
 
 // expectedGrants is what component's code calls, as "action resource"
 // with resources "bucket", "bucket/*", "table:<t>", "table:<t>/index/<i>".
-// Every component also opens both stores at start (OpenStores: s3blob.Open
-// and dynamostore.Open), which sends nothing unless AutoCreate is set.
+// A component also opens its stores at start (s3blob.Open and
+// dynamostore.Open, through platform/store), which sends nothing unless
+// AutoCreate is set.
 func expectedGrants(t *testing.T, adapters map[string]*adapterPkg, component string) map[string][]string {
 	t.Helper()
 	grants := map[string][]string{}

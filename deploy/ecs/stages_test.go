@@ -192,3 +192,33 @@ func mainContainer(t *testing.T, st, name string) container {
 	t.Fatalf("%s/%s: no container named %s", st, name, name)
 	return container{}
 }
+
+// TestStagesShareTheirRoot: a stage differs from another only by its
+// stage.tf; the rest of its configuration is root/'s, linked, so that a
+// variable or an output added for one stage is there for every stage, and
+// every component module declares its inputs as modules/service does.
+func TestStagesShareTheirRoot(t *testing.T) {
+	linked := map[string][]string{}
+	for _, s := range stageNames {
+		linked[filepath.Join("stages", s)] = []string{"main.tf", "variables.tf", "versions.tf", "outputs.tf"}
+	}
+	for _, c := range componentNames {
+		linked[filepath.Join("modules", c)] = []string{"inputs.tf"}
+	}
+	shared := map[string]string{
+		"main.tf": "root/main.tf", "variables.tf": "root/variables.tf", "versions.tf": "root/versions.tf",
+		"outputs.tf": "root/outputs.tf", "inputs.tf": "modules/service/inputs.tf",
+	}
+	for dir, files := range linked {
+		for _, f := range files {
+			got, err := filepath.EvalSymlinks(filepath.Join(dir, f))
+			if err != nil {
+				t.Errorf("%s/%s: %v", dir, f, err)
+				continue
+			}
+			if want := filepath.Clean(shared[f]); got != want {
+				t.Errorf("%s/%s is %s; want a link to %s", dir, f, got, want)
+			}
+		}
+	}
+}

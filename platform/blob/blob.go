@@ -60,6 +60,25 @@ type Store interface {
 	Location(key string) string
 }
 
+// ContextReader returns a reader of r whose reads fail with ctx's error
+// once ctx is done, so that a copy of a blob's body (into a store, into a
+// staged file) stops when its operation ends, whatever r does with ctx.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader {
+	return ctxReader{ctx, r}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
 // DCAKey is the key of a song's DCA: "audio/<song_id>.dca". A song is
 // stored when this blob is.
 func DCAKey(songID string) string { return "audio/" + songID + ".dca" }

@@ -48,6 +48,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// Logged once probed, in the background; the gateway answers the same
 	// report on /v1/info.
 	prober := versions.Start(log)
+	defer prober.Stop()
 
 	nc, closeNATS, err := m.connect()
 	if err != nil {

@@ -1,23 +1,21 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/butakero/butakero/platform/store/awsconfig"
 	"github.com/butakero/butakero/platform/store/dynamostore"
 	"github.com/butakero/butakero/platform/store/s3blob"
 	"github.com/butakero/butakero/platform/testkit/awstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -100,19 +98,19 @@ func verifyAWS(t *testing.T, env map[string]string, songs []storedSong) {
 					key, aws.ToInt64(obj.ContentLength), info.Frames, aws.ToString(obj.ContentType), s.Size, s.Frames)
 			}
 
-			song := item(t, ddb, env["DYNAMODB_TABLE_NAME_SONGS"], s.SongID)
+			song := awstest.Item(t, ddb, env["DYNAMODB_TABLE_NAME_SONGS"], s.SongID)
 			for k, want := range map[string]string{"dca_key": key, "dca_location": "s3://" + bucket + "/" + key, "dca_size": strconv.FormatInt(s.Size, 10)} {
-				if got := str(song[k]); got != want {
+				if got := awstest.Text(song[k]); got != want {
 					t.Errorf("song item %s = %q, want %q", k, got, want)
 				}
 			}
-			op := item(t, ddb, env["DYNAMODB_TABLE_NAME_OPERATION"], s.OperationID)
+			op := awstest.Item(t, ddb, env["DYNAMODB_TABLE_NAME_OPERATION"], s.OperationID)
 			for k, want := range map[string]string{"song_id": s.SongID, "status": "success", "stage": "stored", "data": "s3://" + bucket + "/" + key} {
-				if got := str(op[k]); got != want {
+				if got := awstest.Text(op[k]); got != want {
 					t.Errorf("operation item %s = %q, want %q", k, got, want)
 				}
 			}
-			if str(op["last_seq"]) == "" || str(op["expires_at"]) == "" {
+			if awstest.Text(op["last_seq"]) == "" || awstest.Text(op["expires_at"]) == "" {
 				t.Errorf("operation item lacks last_seq or expires_at: %v", op)
 			}
 		})
@@ -163,7 +161,7 @@ func TestReadyzAWS(t *testing.T) {
 			for k, v := range tc.change {
 				env[k] = v
 			}
-			logs := &logCapture{}
+			logs := &wait.Output{}
 			env["LOG_LEVEL"] = "warn"
 			in := launchLogged(t, t.TempDir(), env, logs)
 			resp, err := http.Get(in.base + "/readyz")
@@ -197,43 +195,4 @@ func TestReadyzAWS(t *testing.T) {
 			}
 		})
 	}
-}
-
-func item(t *testing.T, c *dynamodb.Client, table, id string) map[string]ddbtypes.AttributeValue {
-	t.Helper()
-	out, err := c.GetItem(t.Context(), &dynamodb.GetItemInput{
-		TableName: &table, Key: map[string]ddbtypes.AttributeValue{"id": &ddbtypes.AttributeValueMemberS{Value: id}},
-	})
-	if err != nil || out.Item == nil {
-		t.Fatalf("GetItem %s/%s: %v (found: %v)", table, id, err, out != nil && out.Item != nil)
-	}
-	return out.Item
-}
-
-func str(v ddbtypes.AttributeValue) string {
-	switch v := v.(type) {
-	case *ddbtypes.AttributeValueMemberS:
-		return v.Value
-	case *ddbtypes.AttributeValueMemberN:
-		return v.Value
-	}
-	return ""
-}
-
-// logCapture keeps what the all-in-one logs, for a test to search.
-type logCapture struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logCapture) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logCapture) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
 // EnvNATSServer names the nats-server binary the cluster test runs; the
@@ -130,7 +131,7 @@ type natsNode struct {
 	name   string
 	client string // 127.0.0.1:<port>
 	cmd    *exec.Cmd
-	logs   *lockedBuffer
+	logs   *wait.Output
 	exited chan struct{}
 }
 
@@ -153,7 +154,7 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 	}
 	for i := range n {
 		dir := t.TempDir()
-		node := &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t), logs: &lockedBuffer{}, exited: make(chan struct{})}
+		node := &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t), logs: &wait.Output{}, exited: make(chan struct{})}
 		conf := fmt.Sprintf(`server_name: %s
 listen: %s
 jetstream { store_dir: %q }
@@ -190,7 +191,7 @@ jetstream { store_dir: %q }
 				}
 			}
 			if t.Failed() {
-				t.Logf("last lines of nats-server %s's log:\n%s", node.name, node.logs.tail(15))
+				t.Logf("last lines of nats-server %s's log:\n%s", node.name, node.logs.Tail(15))
 			}
 		})
 		c.nodes = append(c.nodes, node)

@@ -99,7 +99,7 @@ func faultTermMidEncode(t *testing.T, bin string) {
 			opID := first.start(t, files.URL(name))
 			waitProgress(t, progress, opID, "encode", 5, 2*time.Minute)
 			if err := first.terminate(t, 3*time.Minute); err != nil {
-				t.Fatalf("exit after SIGTERM: %v\n%s", err, first.logs.tail(20))
+				t.Fatalf("exit after SIGTERM: %v\n%s", err, first.logs.Tail(20))
 			}
 			again := startProc(t, bin, "butakero (restarted)", vars)
 			op := again.waitFinal(t, opID, 3*time.Minute)
@@ -116,8 +116,8 @@ func faultTermMidEncode(t *testing.T, bin string) {
 			if n, err := obs.count(ctx, events.KindUploadDone, opID); err != nil || n != 1 {
 				t.Errorf("%d upload.done events (%v), want 1", n, err)
 			}
-			if strings.Contains(first.logs.tail(200), "level=ERROR") {
-				t.Errorf("errors logged by the shutdown:\n%s", first.logs.tail(20))
+			if strings.Contains(first.logs.Tail(200), "level=ERROR") {
+				t.Errorf("errors logged by the shutdown:\n%s", first.logs.Tail(20))
 			}
 		})
 	}

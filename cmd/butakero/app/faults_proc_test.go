@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,13 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,7 +57,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	// base is the gateway's URL, http://127.0.0.1:<port>.
 	base   string
-	logs   *lockedBuffer
+	logs   *wait.Output
 	exited chan struct{}
 	err    error // the exit status, once exited is closed
 }
@@ -107,7 +105,7 @@ func launchProc(t *testing.T, bin, name string, vars map[string]string, args ...
 	for k, v := range vars {
 		all[k] = v
 	}
-	p := &proc{name: name, base: "http://" + all["HTTP_ADDR"], logs: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &proc{name: name, base: "http://" + all["HTTP_ADDR"], logs: &wait.Output{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = processEnv(all)
 	p.cmd.Stdout = p.logs
@@ -129,7 +127,7 @@ func launchProc(t *testing.T, bin, name string, vars map[string]string, args ...
 			}
 		}
 		if t.Failed() || os.Getenv("FAULTS_DEBUG") != "" {
-			t.Logf("last lines of %s's log:\n%s", name, p.logs.tail(40))
+			t.Logf("last lines of %s's log:\n%s", name, p.logs.Tail(40))
 		}
 	})
 	return p
@@ -159,7 +157,7 @@ func (p *proc) waitReady(t *testing.T, within time.Duration) {
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
 		if p.done() {
-			t.Fatalf("%s exited before it was ready (%v):\n%s", p.name, p.err, p.logs.tail(40))
+			t.Fatalf("%s exited before it was ready (%v):\n%s", p.name, p.err, p.logs.Tail(40))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready within %s: %v", p.name, within, err)
@@ -400,27 +398,4 @@ func waitProgress(t *testing.T, ch <-chan events.Progress, opID, stage string, l
 			t.Fatalf("no %s progress for %s within %s", stage, opID, within)
 		}
 	}
-}
-
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// tail returns the last n lines.
-func (l *lockedBuffer) tail(n int) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(l.b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

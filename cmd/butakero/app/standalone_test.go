@@ -17,6 +17,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
 // TestServicesAlone runs the production shape on one machine: the five
@@ -64,12 +65,12 @@ func TestServicesAlone(t *testing.T) {
 	type proc struct {
 		name   string
 		cmd    *exec.Cmd
-		stderr *lockedBuffer
+		stderr *wait.Output
 		done   chan error
 	}
 	var procs []*proc
 	for _, s := range services {
-		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &lockedBuffer{}, done: make(chan error, 1)}
+		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &wait.Output{}, done: make(chan error, 1)}
 		p.cmd.Env = env
 		switch s {
 		case "encoder":
@@ -95,7 +96,7 @@ func TestServicesAlone(t *testing.T) {
 			select {
 			case err := <-p.done:
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s exited with %v:\n%s", p.name, err, p.stderr.tail(50)))
+					errs = append(errs, fmt.Errorf("%s exited with %v:\n%s", p.name, err, p.stderr.Tail(50)))
 				}
 			case <-time.After(30 * time.Second):
 				_ = p.cmd.Process.Kill()
@@ -136,14 +137,8 @@ func TestServicesAlone(t *testing.T) {
 	// (once its consumer exists, then every 30 s); the others do not.
 	emfLine := `"Deployment":"test","Consumer":"fetcher","ConsumerBacklog":`
 	fetcher := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == "fetcher" })]
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if strings.Contains(fetcher.stderr.tail(1000), emfLine) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("the fetcher with METRICS_EMF=true wrote no EMF line of its consumer:\n%s", fetcher.stderr.tail(20))
-			break
-		}
+	if !fetcher.stderr.Contains(10*time.Second, emfLine) {
+		t.Errorf("the fetcher with METRICS_EMF=true wrote no EMF line of its consumer:\n%s", fetcher.stderr.Tail(20))
 	}
 
 	stopped = true
@@ -151,7 +146,7 @@ func TestServicesAlone(t *testing.T) {
 		t.Error(err)
 	}
 	for _, p := range procs {
-		if p.name != "fetcher" && strings.Contains(p.stderr.tail(1000), `"_aws":`) {
+		if p.name != "fetcher" && strings.Contains(p.stderr.Tail(1000), `"_aws":`) {
 			t.Errorf("%s wrote EMF lines without METRICS_EMF", p.name)
 		}
 	}

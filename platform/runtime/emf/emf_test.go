@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/emf"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -67,19 +71,16 @@ func TestEmitReadsTheConsumer(t *testing.T) {
 	}
 	// The server counts a consumer's pending messages as they arrive;
 	// wait until it has counted them all.
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	wait.Until(t, 5*time.Second, "consumer info", func() error {
 		info, err := c.Info(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.NumPending == 3 && info.NumAckPending == 2 {
-			break
+		if info.NumPending != 3 || info.NumAckPending != 2 {
+			return fmt.Errorf("%d pending, %d ack pending; want 3 and 2", info.NumPending, info.NumAckPending)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer info: %d pending, %d ack pending; want 3 and 2", info.NumPending, info.NumAckPending)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 
 	var out bytes.Buffer
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
@@ -136,34 +137,35 @@ func TestEmitReadsTheConsumer(t *testing.T) {
 // written; once it exists, lines follow each interval until ctx ends.
 func TestRunSkipsAMissingConsumer(t *testing.T) {
 	env := natstest.Start(t)
-	out := &syncBuffer{}
+	out, log := &wait.Output{}, &wait.Output{}
 	e := &emf.Emitter{
 		JS: env.JS, Stream: events.StreamName, Consumer: events.ConsumerEncoder,
 		Deployment: "dev", W: out, Interval: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
 
-	time.Sleep(100 * time.Millisecond)
-	if n := out.lines(); n != 0 {
+	// Two readings have found no consumer (Run logs each at debug level).
+	if !log.Await(10*time.Second, func(s string) bool { return strings.Count(s, "consumer backlog not emitted") >= 2 }) {
+		t.Fatalf("Run did not try twice to read the missing consumer; log:\n%s", log)
+	}
+	if n := out.Lines(); n != 0 {
 		t.Fatalf("%d lines before the consumer exists, want none", n)
 	}
 	if _, err := events.EnsureConsumer(context.Background(), env.JS, events.ConsumerEncoder, 3); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for out.lines() < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	twoLines := out.Await(10*time.Second, func(s string) bool { return strings.Count(s, "\n") >= 2 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if out.lines() < 2 {
-		t.Fatalf("%d lines after the consumer exists, want at least 2", out.lines())
+	if !twoLines {
+		t.Fatalf("%d lines after the consumer exists, want at least 2", out.Lines())
 	}
-	first, _, _ := bytes.Cut(out.bytes(), []byte("\n"))
+	first, _, _ := bytes.Cut(out.Bytes(), []byte("\n"))
 	if l := parse(t, first); l.Fields[emf.MetricConsumerBacklog] != float64(0) || l.Fields[emf.DimensionConsumer] != "encoder" {
 		t.Errorf("first line %s: want backlog 0 of encoder", first)
 	}

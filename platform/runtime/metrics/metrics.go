@@ -1,5 +1,9 @@
-// Package metrics holds the Prometheus collectors every Butakero service
-// shares, so that one name means one thing whichever process exports it.
+// Package metrics holds a process's Prometheus registry and the collectors
+// of the stage runtime that every stage shares (attempts, durations,
+// failures, consumer lag), so that one name means one thing whichever
+// process exports it. A service's own measures (the gateway's HTTP
+// requests, the resolver's Data API calls…) are declared in the service's
+// package and registered on the same registry with Register.
 //
 // Nothing here registers with Prometheus' global registry: main (or the
 // all-in-one's app) builds one registry with NewRegistry, one *Metrics on it
@@ -9,7 +13,7 @@
 package metrics
 
 import (
-	"strconv"
+	"errors"
 	"sync"
 	"time"
 
@@ -28,19 +32,12 @@ const (
 	OutcomeReleased = "released" // shut down mid-attempt; left for another process
 )
 
-// Metrics is the set of collectors. Its methods are safe for concurrent
+// Metrics is a process's registry and the stage runtime's collectors on
+// it. Its methods are safe for concurrent
 // use and do nothing on a nil receiver.
 type Metrics struct {
 	reg *prometheus.Registry
 
-	// HTTPRequests counts finished HTTP requests by route pattern (as
-	// registered, e.g. "/v1/songs/:id"; "unmatched" when no route matched),
-	// method and status code.
-	HTTPRequests *prometheus.CounterVec
-	// HTTPDuration is the time from a request's arrival until its response
-	// headers are ready, by route and method. A streamed body (a DCA) and a
-	// WebSocket end at the headers and the upgrade.
-	HTTPDuration *prometheus.HistogramVec
 	// StageDuration is the duration of one stage attempt by stage and outcome.
 	StageDuration *prometheus.HistogramVec
 	// StageAttempts counts stage attempts (deliveries handled) by stage.
@@ -48,21 +45,6 @@ type Metrics struct {
 	// StageFailures counts failed stage attempts by stage, failure code and
 	// whether the failure was final (operation.failed) or retried.
 	StageFailures *prometheus.CounterVec
-	// CacheHits and CacheMisses count lookups of a named cache (the
-	// resolver's video cache, the catalog's stored DCA…).
-	CacheHits   *prometheus.CounterVec
-	CacheMisses *prometheus.CounterVec
-	// SingleFlightJoins counts callers that joined work already in flight
-	// for the same key instead of starting it again, by what was joined.
-	SingleFlightJoins *prometheus.CounterVec
-	// OpenSockets is the number of open WebSocket connections.
-	OpenSockets prometheus.Gauge
-	// APICalls counts YouTube Data API calls by method ("search.list",
-	// "videos.list"): each one costs quota.
-	APICalls *prometheus.CounterVec
-	// Fallbacks counts resolutions done through yt-dlp instead of the Data
-	// API, by reason (no_key, quota_exceeded, key_invalid, server_error…).
-	Fallbacks *prometheus.CounterVec
 
 	lagOnce sync.Once
 }
@@ -78,29 +60,20 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// latencyBuckets span a cached answer (milliseconds) to a long encode
-// (minutes).
-var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+// LatencyBuckets span a cached answer (milliseconds) to a long encode
+// (minutes): the buckets of every duration histogram.
+var LatencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 
-// New creates the collectors and registers them with reg. Call it once per
+// New creates the stage runtime's collectors and registers them with reg. Call it once per
 // registry: a second call on the same registry panics on the duplicate
 // names, as Prometheus' MustRegister does.
 func New(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
 		reg: reg,
-		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Subsystem: "http", Name: "requests_total",
-			Help: "HTTP requests answered, by route pattern, method and status code.",
-		}, []string{"route", "method", "code"}),
-		HTTPDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: Namespace, Subsystem: "http", Name: "request_duration_seconds",
-			Help:    "Time to answer an HTTP request (until the response headers), by route pattern and method.",
-			Buckets: latencyBuckets,
-		}, []string{"route", "method"}),
 		StageDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Subsystem: "stage", Name: "duration_seconds",
 			Help:    "Duration of one stage attempt, by stage and outcome (ok, retry, failed, released).",
-			Buckets: latencyBuckets,
+			Buckets: LatencyBuckets,
 		}, []string{"stage", "outcome"}),
 		StageAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Subsystem: "stage", Name: "attempts_total",
@@ -110,34 +83,8 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Subsystem: "stage", Name: "failures_total",
 			Help: "Failed stage attempts, by stage, failure code and whether the failure ended the operation.",
 		}, []string{"stage", "code", "final"}),
-		CacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "cache_hits_total",
-			Help: "Cache lookups that found their entry, by cache.",
-		}, []string{"cache"}),
-		CacheMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "cache_misses_total",
-			Help: "Cache lookups that did not find their entry, by cache.",
-		}, []string{"cache"}),
-		SingleFlightJoins: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "singleflight_joins_total",
-			Help: "Callers that joined work already in flight instead of repeating it, by what was joined.",
-		}, []string{"what"}),
-		OpenSockets: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Subsystem: "websocket", Name: "open_connections",
-			Help: "Open WebSocket connections.",
-		}),
-		APICalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Subsystem: "resolver", Name: "api_calls_total",
-			Help: "YouTube Data API calls made by the resolver, by method.",
-		}, []string{"method"}),
-		Fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Subsystem: "resolver", Name: "fallbacks_total",
-			Help: "Resolutions done through yt-dlp instead of the YouTube Data API, by reason.",
-		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
-		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets,
-		m.APICalls, m.Fallbacks)
+	reg.MustRegister(m.StageDuration, m.StageAttempts, m.StageFailures)
 	return m
 }
 
@@ -148,15 +95,6 @@ func (m *Metrics) Registry() *prometheus.Registry {
 		return nil
 	}
 	return m.reg
-}
-
-// ObserveHTTP records one answered request.
-func (m *Metrics) ObserveHTTP(route, method string, code int, d time.Duration) {
-	if m == nil {
-		return
-	}
-	m.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
-	m.HTTPDuration.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
 // ObserveAttempt records one stage attempt: its duration and outcome and,
@@ -175,50 +113,25 @@ func (m *Metrics) ObserveAttempt(stage, outcome, code string, d time.Duration) {
 	}
 }
 
-// CacheLookup records a lookup of cache that hit or missed.
-func (m *Metrics) CacheLookup(cache string, hit bool) {
+// Register registers a component's own collector c on m's registry and
+// returns the collector to record on: c itself, or the one registered
+// before under the same name and labels when another component of the
+// process (a second resolver of a test, say) got there first, so that both
+// count into one series. On a nil m, c is returned unregistered: it records
+// and nothing exports it. A collector that clashes with a different one of
+// the same name panics, as Prometheus' MustRegister does.
+func Register[C prometheus.Collector](m *Metrics, c C) C {
 	if m == nil {
-		return
+		return c
 	}
-	if hit {
-		m.CacheHits.WithLabelValues(cache).Inc()
-	} else {
-		m.CacheMisses.WithLabelValues(cache).Inc()
+	if err := m.reg.Register(c); err != nil {
+		var dup prometheus.AlreadyRegisteredError
+		if errors.As(err, &dup) {
+			if existing, ok := dup.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
 	}
-}
-
-// SingleFlightJoined records a caller that joined in-flight work on what.
-func (m *Metrics) SingleFlightJoined(what string) {
-	if m == nil {
-		return
-	}
-	m.SingleFlightJoins.WithLabelValues(what).Inc()
-}
-
-// APICall records one YouTube Data API call of method.
-func (m *Metrics) APICall(method string) {
-	if m != nil {
-		m.APICalls.WithLabelValues(method).Inc()
-	}
-}
-
-// Fallback records a resolution done through yt-dlp, and why.
-func (m *Metrics) Fallback(reason string) {
-	if m != nil {
-		m.Fallbacks.WithLabelValues(reason).Inc()
-	}
-}
-
-// SocketOpened and SocketClosed move the open-sockets gauge.
-func (m *Metrics) SocketOpened() {
-	if m != nil {
-		m.OpenSockets.Inc()
-	}
-}
-
-// SocketClosed is SocketOpened's counterpart.
-func (m *Metrics) SocketClosed() {
-	if m != nil {
-		m.OpenSockets.Dec()
-	}
+	return c
 }

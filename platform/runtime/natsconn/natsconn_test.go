@@ -1,7 +1,6 @@
 package natsconn_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,13 +15,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -83,20 +82,21 @@ func TestConnectAuthenticates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs := &lockedBuffer{}
+			logs := &wait.Output{}
 			nc, err := natsconn.Connect(cfg, "natsconn-test", slog.New(slog.NewTextHandler(logs, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer nc.Close()
 
-			deadline := time.Now().Add(10 * time.Second)
 			if tc.wantLog == "" {
-				for !nc.IsConnected() {
-					if time.Now().After(deadline) {
+				connected := nc.StatusChanged(nats.CONNECTED)
+				if !nc.IsConnected() {
+					select {
+					case <-connected:
+					case <-time.After(10 * time.Second):
 						t.Fatalf("not connected after 10s; log:\n%s", logs)
 					}
-					time.Sleep(20 * time.Millisecond)
 				}
 				// A round trip through the server: subscribe, request, answer.
 				sub, err := nc.Subscribe("echo", func(m *nats.Msg) { _ = m.Respond(m.Data) })
@@ -113,11 +113,8 @@ func TestConnectAuthenticates(t *testing.T) {
 				}
 				return
 			}
-			for !strings.Contains(logs.String(), tc.wantLog) {
-				if time.Now().After(deadline) {
-					t.Fatalf("no %q logged after 10s; log:\n%s", tc.wantLog, logs)
-				}
-				time.Sleep(20 * time.Millisecond)
+			if !logs.Contains(10*time.Second, tc.wantLog) {
+				t.Fatalf("no %q logged after 10s; log:\n%s", tc.wantLog, logs)
 			}
 			if nc.IsConnected() {
 				t.Fatalf("connected although the server refuses; log:\n%s", logs)
@@ -177,7 +174,7 @@ func runServer(t *testing.T, conf string) string {
 	if err := os.WriteFile(path, []byte(fmt.Sprintf("listen: %s\n%s\n", addr, conf)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &wait.Output{}
 	cmd := exec.Command(bin, "-c", path)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -193,22 +190,16 @@ func runServer(t *testing.T, conf string) string {
 			t.Logf("nats-server log:\n%s", logs)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			_ = c.Close()
-			return addr
-		}
+	// nats-server says so once it accepts clients.
+	if !logs.Contains(10*time.Second, "Server is ready") {
 		select {
 		case <-exited:
 			t.Fatalf("nats-server exited:\n%s", logs)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nats-server not listening on %s after 10s:\n%s", addr, logs)
-		}
-		time.Sleep(20 * time.Millisecond)
+		t.Fatalf("nats-server not ready on %s after 10s:\n%s", addr, logs)
 	}
+	return addr
 }
 
 // pki is a CA with a server certificate for 127.0.0.1 and a client
@@ -340,22 +331,4 @@ func newOperator(t *testing.T, dir string) operator {
 		serverConf: fmt.Sprintf("operator: %q\nresolver: MEMORY\nresolver_preload: { %s: %q }", ojwt, apub, ajwt),
 		file:       file,
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process's output and readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -72,6 +72,7 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 	// The versions are logged once probed, in the background: the start
 	// does not wait for yt-dlp's.
 	prober := versions.Start(log)
+	defer prober.Stop()
 	// natsconn.Connect refuses an empty NATS_URL with a clear message.
 	nc, err := natsconn.Connect(cfg, "butakero-"+name, log)
 	if err != nil {

@@ -143,24 +143,36 @@ func (r Report) Log(log *slog.Logger) {
 // caller: the start-up log line and each GET /v1/info. It is safe for
 // concurrent use.
 type Prober struct {
-	done   chan struct{}
+	done   chan struct{} // closed once report is set
 	report Report
+	cancel context.CancelFunc
+	exited chan struct{} // closed once the background work (and its log line) is over
 }
 
 // Start begins probing in the background with the current time, logs the
-// report once it is known, when log is not nil, and returns at once.
+// report once it is known, when log is not nil, and returns at once. Call
+// Stop before log's writer goes away.
 func Start(log *slog.Logger) *Prober {
-	p := &Prober{done: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+	p := &Prober{done: make(chan struct{}), cancel: cancel, exited: make(chan struct{})}
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+		defer close(p.exited)
 		defer cancel()
 		p.report = Probe(ctx, time.Now())
 		close(p.done)
-		if log != nil {
+		if log != nil && ctx.Err() == nil {
 			p.report.Log(log)
 		}
 	}()
 	return p
+}
+
+// Stop ends a probe still running, which then logs nothing, and returns
+// once nothing more will be logged: a process that stops before yt-dlp has
+// answered does not write to its log after it has closed it.
+func (p *Prober) Stop() {
+	p.cancel()
+	<-p.exited
 }
 
 // Report waits for the probe (at most until ctx ends: then it returns

@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
 func TestYTDLPAge(t *testing.T) {
@@ -128,5 +132,28 @@ func TestProberWaits(t *testing.T) {
 	again, _ := p.Report(context.Background())
 	if again != r {
 		t.Errorf("second report %+v differs from %+v", again, r)
+	}
+}
+
+// TestProberStop: a process that stops while yt-dlp has not answered yet
+// ends the probe, and its log gets no line from the prober, during the stop
+// or after it.
+func TestProberStop(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "yt-dlp"), []byte("#!/bin/sh\nexec /bin/sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	out := &wait.Output{}
+	p := Start(slog.New(slog.NewTextHandler(out, nil)))
+	stopped := make(chan struct{})
+	go func() { p.Stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Stop did not return while yt-dlp hung")
+	}
+	if logs := out.String(); logs != "" {
+		t.Errorf("the prober logged %q; want nothing from a probe stopped before it ended", logs)
 	}
 }

@@ -115,20 +115,20 @@ func TestSchema(t *testing.T) {
 		if err := s.PutSong(ctx, song); err != nil {
 			t.Fatal(err)
 		}
-		item := getItem(t, s, ops, "op-schema")
+		item := awstest.Item(t, s.Client(), ops, "op-schema")
 		for k, want := range map[string]string{"id": "op-schema", "song_id": op.SongID, "status": "success", "stage": "stored", "last_seq": "12", "attempts": "2"} {
-			if got := attr(item[k]); got != want {
+			if got := awstest.Text(item[k]); got != want {
 				t.Errorf("operation %s = %q, want %q", k, got, want)
 			}
 		}
 		updated, _ := time.Parse(time.RFC3339Nano, op.UpdatedAt)
-		if got, want := attr(item["expires_at"]), updated.Add(30*24*time.Hour).Unix(); got != itoa(want) {
+		if got, want := awstest.Text(item["expires_at"]), updated.Add(30*24*time.Hour).Unix(); got != itoa(want) {
 			t.Errorf("expires_at = %s, want %d (last event + OPERATION_TTL)", got, want)
 		}
-		item = getItem(t, s, songs, "song-schema")
+		item = awstest.Item(t, s.Client(), songs, "song-schema")
 		for k, want := range map[string]string{"id": "song-schema", "title": song.Title, "dca_key": song.DCAKey, "dca_size": "1234567",
 			"catalog": "song", "title_key": "titulo con acentos\x00song-schema", "last_seq": "12"} {
-			if got := attr(item[k]); got != want {
+			if got := awstest.Text(item[k]); got != want {
 				t.Errorf("song %s = %q, want %q", k, got, want)
 			}
 		}
@@ -149,10 +149,10 @@ func TestCatalogIndexHoldsStoredSongsOnly(t *testing.T) {
 	if err := s.PutSong(ctx, projection.Song{ID: "failed-only", Title: "Failed Song", URL: "https://youtu.be/x", LastSeq: 4}); err != nil {
 		t.Fatal(err)
 	}
-	item := getItem(t, s, songs, "failed-only")
+	item := awstest.Item(t, s.Client(), songs, "failed-only")
 	for _, k := range []string{"catalog", "title_key", "title_norm", "channel_norm"} {
 		if v, ok := item[k]; ok {
-			t.Errorf("a song without a DCA has %s = %q", k, attr(v))
+			t.Errorf("a song without a DCA has %s = %q", k, awstest.Text(v))
 		}
 	}
 	legacy := map[string]types.AttributeValue{
@@ -317,32 +317,6 @@ func TestOpenFromConfig(t *testing.T) {
 			t.Fatalf("Ping #%d: %v", i+1, err)
 		}
 	}
-}
-
-func getItem(t *testing.T, s *dynamostore.Store, table, id string) map[string]types.AttributeValue {
-	t.Helper()
-	out, err := s.Client().GetItem(t.Context(), &dynamodb.GetItemInput{
-		TableName: &table, Key: map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}},
-	})
-	if err != nil || out.Item == nil {
-		t.Fatalf("GetItem %s/%s: %v (item %v)", table, id, err, out)
-	}
-	return out.Item
-}
-
-func attr(v types.AttributeValue) string {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return v.Value
-	case *types.AttributeValueMemberN:
-		return v.Value
-	case *types.AttributeValueMemberBOOL:
-		if v.Value {
-			return "true"
-		}
-		return "false"
-	}
-	return ""
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

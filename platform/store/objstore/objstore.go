@@ -73,7 +73,7 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 	// nats.go purges the chunks of a failed Put with the ctx it was given;
 	// a cancelled ctx would leave them behind. So cancellation reaches Put
 	// as a read error instead, and the purge runs on a live context.
-	oi, err := s.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, fullReader{ctxReader{ctx, r}})
+	oi, err := s.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, fullReader{blob.ContextReader(ctx, r)})
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("objstore: put %s: %w", key, err)
 	}
@@ -220,17 +220,4 @@ func (f fullReader) Read(p []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

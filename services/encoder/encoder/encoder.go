@@ -490,7 +490,7 @@ func stageFile(ctx context.Context, src io.Reader, ext string) (string, int64, e
 	if err != nil {
 		return "", 0, fmt.Errorf("encoder: temp file: %w", err)
 	}
-	n, err := io.Copy(f, ctxReader{ctx, src})
+	n, err := io.Copy(f, blob.ContextReader(ctx, src))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -498,19 +498,6 @@ func stageFile(ctx context.Context, src io.Reader, ext string) (string, int64, e
 		return f.Name(), n, fmt.Errorf("encoder: stage audio: %w", err)
 	}
 	return f.Name(), n, nil
-}
-
-// ctxReader stops a copy once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // safeExt returns ".ext" for a short alphanumeric extension, else "". The

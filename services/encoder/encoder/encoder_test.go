@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/nats-io/nats.go"
@@ -55,27 +55,11 @@ func startWith(t *testing.T, grace time.Duration, stageTimeout string) (r *rig, 
 		t.Fatal(err)
 	}
 	cfg.ShutdownGrace = grace
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- encoder.Run(ctx, encoder.Deps{
+	stop = wait.Go(t, 30*time.Second, func(ctx context.Context) error {
+		return encoder.Run(ctx, encoder.Deps{
 			NC: env.NC, JS: env.JS, Blobs: blobs, Config: cfg, Concurrency: 4,
 			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		})
-	}()
-	stop = sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return errors.New("Run did not return within 30s of the cancel")
-		}
-	})
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Run: %v", err)
-		}
 	})
 	return &rig{env: env, blobs: blobs, dir: t.TempDir()}, stop
 }

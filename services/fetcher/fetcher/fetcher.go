@@ -146,7 +146,7 @@ func Run(ctx context.Context, d Deps) error {
 		fetcher:     &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config},
 		blobs:       d.Blobs,
 		claims:      cl,
-		metrics:     d.Metrics,
+		metrics:     newFetcherMetrics(d.Metrics),
 		maxAttempts: d.Config.MaxAttempts,
 	}
 	w := &stage.Worker{

@@ -23,6 +23,7 @@ import (
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/nats-io/nats.go"
 )
 
@@ -47,21 +48,8 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 // it then stops cleanly.
 func startFetcher(t *testing.T, env *natstest.Env, blobs Blobs) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Config: testConfig(t), Log: quietLog()})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v after cancel; want nil", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
+	wait.Go(t, 20*time.Second, func(ctx context.Context) error {
+		return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Config: testConfig(t), Log: quietLog()})
 	})
 }
 

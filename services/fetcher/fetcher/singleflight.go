@@ -10,7 +10,6 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/claims"
-	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
 )
 
@@ -39,7 +38,7 @@ type handler struct {
 	fetcher     *Fetcher
 	blobs       Blobs
 	claims      Claims
-	metrics     *metrics.Metrics
+	metrics     *fetcherMetrics
 	maxAttempts int
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -40,21 +41,8 @@ func startClaimed(t *testing.T, ttl time.Duration) *sfRig {
 		t.Fatal(err)
 	}
 	m := metrics.New(metrics.NewRegistry())
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(runCtx, Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Claims: cl, Metrics: m, Config: testConfig(t), Log: quietLog()})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
+	wait.Go(t, 20*time.Second, func(ctx context.Context) error {
+		return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Claims: cl, Metrics: m, Config: testConfig(t), Log: quietLog()})
 	})
 	return &sfRig{env: env, blobs: blobs, claims: cl, metrics: m}
 }
@@ -81,8 +69,11 @@ func (r *sfRig) storeDCA(t *testing.T, id string, body []byte) blob.Info {
 	return info
 }
 
+// joins reads butakero_singleflight_joins_total{what="fetch"} off the
+// registry the fetcher runs on (newFetcherMetrics returns the collector
+// already registered there).
 func (r *sfRig) joins() float64 {
-	return testutil.ToFloat64(r.metrics.SingleFlightJoins.WithLabelValues(JoinedWhat))
+	return testutil.ToFloat64(newFetcherMetrics(r.metrics).joins.WithLabelValues(JoinedWhat))
 }
 
 // TestOneDownloadPerSong checks the fetcher's side of "one song, one

@@ -152,7 +152,7 @@ type server struct {
 	reads     *rateLimiter // READ_RATE_LIMIT: every other /api and /v1 route
 	origins   *origins
 	idem      jetstream.KeyValue
-	metrics   *metrics.Metrics
+	metrics   *gatewayMetrics
 	hub       *hub
 	sockets   *socketCap
 	startWait time.Duration
@@ -204,7 +204,6 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		creations: newRateLimiter(budgetCreations, d.Config.RateLimit, now),
 		reads:     newRateLimiter(budgetReads, d.Config.ReadRateLimit, now),
 		origins:   origins,
-		metrics:   d.Metrics,
 		sockets:   newSocketCap(d.Config.MaxSockets),
 		startWait: d.StartWait,
 		oggSizes:  newOggSizes(),
@@ -223,9 +222,10 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	if s.startWait <= 0 {
 		s.startWait = DefaultStartWait
 	}
-	if s.metrics == nil {
-		s.metrics = metrics.New(metrics.NewRegistry())
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(metrics.NewRegistry())
 	}
+	s.metrics = newGatewayMetrics(d.Metrics)
 	if s.dashboard, err = loadDashboard(); err != nil {
 		return nil, fmt.Errorf("gateway: dashboard files: %w", err)
 	}

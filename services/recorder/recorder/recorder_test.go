@@ -16,6 +16,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -29,27 +30,10 @@ func start(t *testing.T, env *natstest.Env, store recorder.Store) (stop func() e
 		t.Fatal(err)
 	}
 	cfg.ShutdownGrace = 5 * time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- recorder.Run(ctx, recorder.Deps{JS: env.JS, Store: store, Config: cfg,
+	return wait.Go(t, 30*time.Second, func(ctx context.Context) error {
+		return recorder.Run(ctx, recorder.Deps{JS: env.JS, Store: store, Config: cfg,
 			Log: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	}()
-	stop = sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(30 * time.Second):
-			return errors.New("Run did not return within 30s of the cancel")
-		}
 	})
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return stop
 }
 
 func openStore(t *testing.T, env *natstest.Env) *kvstore.Store {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
-	"github.com/butakero/butakero/platform/runtime/metrics"
 )
 
 // Resolver turns queries into songs. It is safe for concurrent use.
@@ -26,7 +25,7 @@ type Resolver struct {
 	// MaxDuration is the longest song accepted; 0 means no limit.
 	MaxDuration time.Duration
 
-	metrics *metrics.Metrics // nil: counted nowhere (a Resolver built by hand)
+	metrics *resolverMetrics // nil: counted nowhere (a Resolver built by hand)
 }
 
 // Resolve returns the song query names, with what is known of it.

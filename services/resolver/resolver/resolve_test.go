@@ -63,7 +63,7 @@ func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *p
 	if search == nil {
 		search = &scriptedSearcher{songs: map[string]projection.Video{}, calls: map[string]int{}}
 	}
-	return &Resolver{API: api, Search: search, Cache: cache, Allowed: testAllowed, MaxDuration: 3 * time.Hour, metrics: m}, reg
+	return &Resolver{API: api, Search: search, Cache: cache, Allowed: testAllowed, MaxDuration: 3 * time.Hour, metrics: newResolverMetrics(m)}, reg
 }
 
 func TestResolve(t *testing.T) {
@@ -196,10 +196,10 @@ butakero_resolver_api_calls_total{method="videos.list"} 1
 	count := func(v *prometheus.CounterVec, cache string) float64 {
 		return testutil.ToFloat64(v.WithLabelValues(cache))
 	}
-	if hit, miss := count(r.metrics.CacheHits, CacheQueries), count(r.metrics.CacheMisses, CacheQueries); hit != 4 || miss != 1 {
+	if hit, miss := count(r.metrics.cacheHits, CacheQueries), count(r.metrics.cacheMisses, CacheQueries); hit != 4 || miss != 1 {
 		t.Errorf("query cache hits %v, misses %v; want 4 and 1", hit, miss)
 	}
-	if hit, miss := count(r.metrics.CacheHits, CacheVideos), count(r.metrics.CacheMisses, CacheVideos); hit != 6 || miss != 1 {
+	if hit, miss := count(r.metrics.cacheHits, CacheVideos), count(r.metrics.cacheMisses, CacheVideos); hit != 6 || miss != 1 {
 		t.Errorf("video cache hits %v, misses %v; want 6 and 1", hit, miss)
 	}
 }
@@ -276,7 +276,7 @@ func TestResolveFallback(t *testing.T) {
 			if search.calls[tc.query] != 1 {
 				t.Fatalf("yt-dlp searched %d times; want 1", search.calls[tc.query])
 			}
-			if got := testutil.ToFloat64(r.metrics.Fallbacks.WithLabelValues(tc.reason)); got != 1 {
+			if got := testutil.ToFloat64(r.metrics.fallbacks.WithLabelValues(tc.reason)); got != 1 {
 				t.Fatalf("butakero_resolver_fallbacks_total{reason=%q} = %v; want 1", tc.reason, got)
 			}
 			if tc.noKey && srv.TotalCalls() != before {

@@ -74,7 +74,6 @@ func Run(ctx context.Context, d Deps) error {
 	if d.JS == nil || d.Log == nil {
 		return errors.New("resolver: Deps.JS and Deps.Log are required")
 	}
-	m := d.Metrics
 	api := d.API
 	if api == nil && d.Config.YouTubeAPIKey != "" {
 		yt, err := NewYouTubeAPI(ctx, d.Config.YouTubeAPIKey, d.Config.YouTubeAPIBaseURL, nil)
@@ -96,7 +95,7 @@ func Run(ctx context.Context, d Deps) error {
 		Cache:       d.Cache,
 		Allowed:     d.Config.AllowedMediaHosts,
 		MaxDuration: d.Config.MaxDuration,
-		metrics:     m,
+		metrics:     newResolverMetrics(d.Metrics),
 	}
 	if r.Search == nil {
 		r.Search = &YTDLPSearcher{Proxy: d.Config.YTDLPProxy, Cookies: d.Config.YTDLPCookiesFile}

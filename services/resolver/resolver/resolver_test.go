@@ -15,6 +15,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -63,22 +64,9 @@ func testConfig(t *testing.T) config.Config {
 // that it then stops cleanly.
 func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Deps{JS: env.JS, Search: search, Config: testConfig(t),
+	wait.Go(t, 15*time.Second, func(ctx context.Context) error {
+		return Run(ctx, Deps{JS: env.JS, Search: search, Config: testConfig(t),
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v after cancel; want nil", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return after cancel")
-		}
 	})
 }
 
@@ -187,21 +175,13 @@ func TestRunWithDataAPI(t *testing.T) {
 	srv := fakeYouTube(t)
 	cfg := testConfig(t)
 	cfg.YouTubeAPIKey, cfg.YouTubeAPIBaseURL = youtubetest.Key, srv.URL
-	ctx, cancel := context.WithCancel(context.Background())
-	cache, err := kvstore.OpenCache(ctx, env.JS, 1, cfg.SearchCacheTTL)
+	cache, err := kvstore.OpenCache(context.Background(), env.JS, 1, cfg.SearchCacheTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := metrics.New(metrics.NewRegistry())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Deps{JS: env.JS, Cache: cache, Metrics: reg, Config: cfg, Log: quietLog()})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run returned %v after cancel; want nil", err)
-		}
+	wait.Go(t, 15*time.Second, func(ctx context.Context) error {
+		return Run(ctx, Deps{JS: env.JS, Cache: cache, Metrics: reg, Config: cfg, Log: quietLog()})
 	})
 
 	tests := []struct {

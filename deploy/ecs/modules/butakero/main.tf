@@ -2,11 +2,10 @@
 # three-node cluster of modules/nats unless nats_url names an existing
 # one), and the five components, each its own ECS service.
 #
-# standalone.OpenStores opens every store for every service, so each
-# component is given the bucket and both table names, though only some use
-# them: an AWS store sends no request until it is used (AWS_AUTO_CREATE is
-# false), and without the names a service would create JetStream KV and
-# Object Store buckets it never uses. The roles grant only what each
+# Every component is given the bucket's and both tables' names, one
+# environment for all; each opens only the stores it uses (platform/store:
+# Blobs, Projections, Cache), and an AWS store sends no request until it is
+# used (AWS_AUTO_CREATE is false). The roles grant only what each
 # component's code calls.
 
 locals {
@@ -66,13 +65,13 @@ locals {
       STAGE_TIMEOUT                 = var.stage_timeout
       SHUTDOWN_GRACE                = "20s"
     }, local.nats_environment)
+    storage = {
+      bucket_arn           = module.storage.bucket_arn
+      operations_table_arn = module.storage.operations_table_arn
+      songs_table_arn      = module.storage.songs_table_arn
+    }
   }
 
-  storage = {
-    bucket_arn           = module.storage.bucket_arn
-    operations_table_arn = module.storage.operations_table_arn
-    songs_table_arn      = module.storage.songs_table_arn
-  }
 }
 
 module "storage" {
@@ -108,9 +107,8 @@ module "nats" {
 module "gateway" {
   source = "../gateway"
 
-  common  = local.common
-  size    = var.components.gateway
-  storage = local.storage
+  common = local.common
+  size   = var.components.gateway
 
   vpc_id              = var.vpc_id
   public_subnet_ids   = var.public_subnet_ids
@@ -123,9 +121,8 @@ module "gateway" {
 module "resolver" {
   source = "../resolver"
 
-  common  = local.common
-  size    = var.components.resolver
-  storage = local.storage
+  common = local.common
+  size   = var.components.resolver
 
   youtube_api_key_secret_arn = var.youtube_api_key_secret_arn
   ytdlp_cookies_secret_arn   = var.ytdlp_cookies_secret_arn
@@ -135,9 +132,8 @@ module "resolver" {
 module "fetcher" {
   source = "../fetcher"
 
-  common  = local.common
-  size    = var.components.fetcher
-  storage = local.storage
+  common = local.common
+  size   = var.components.fetcher
 
   ytdlp_cookies_secret_arn = var.ytdlp_cookies_secret_arn
   ytdlp_proxy_secret_arn   = var.ytdlp_proxy_secret_arn
@@ -147,15 +143,13 @@ module "fetcher" {
 module "encoder" {
   source = "../encoder"
 
-  common  = local.common
-  size    = var.components.encoder
-  storage = local.storage
+  common = local.common
+  size   = var.components.encoder
 }
 
 module "recorder" {
   source = "../recorder"
 
-  common  = local.common
-  size    = var.components.recorder
-  storage = local.storage
+  common = local.common
+  size   = var.components.recorder
 }

@@ -15,35 +15,25 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid       = "EncodeAudio"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject"]
-    resources = ["${var.storage.bucket_arn}/*"]
+    resources = ["${var.common.storage.bucket_arn}/*"]
   }
   # Without it S3 answers a missing key with 403, and a staged source that
   # is gone would read as a denied request rather than as not found.
   statement {
     sid       = "NotFoundIsNotFound"
     actions   = ["s3:ListBucket"]
-    resources = [var.storage.bucket_arn]
+    resources = [var.common.storage.bucket_arn]
   }
 }
 
 module "service" {
   source = "../service"
 
-  stage            = var.common.stage
-  name             = "encoder"
-  image            = var.common.image
-  region           = var.common.region
-  cluster_arn      = var.common.cluster_arn
-  cluster_name     = var.common.cluster_name
-  cpu_architecture = var.common.cpu_architecture
+  name   = "encoder"
+  common = var.common
+  size   = var.size
 
-  cpu                     = var.size.cpu
-  memory                  = var.size.memory
-  min_count               = var.size.min
-  max_count               = var.size.max
-  capacity_provider       = var.size.capacity_provider
-  consumer                = "encoder"
-  backlog_target_per_task = var.size.backlog_per_task
+  consumer = "encoder"
 
   environment = merge(var.common.environment, {
     ENCODE_CONCURRENCY = tostring(local.concurrency)
@@ -51,8 +41,5 @@ module "service" {
   secrets      = var.common.secrets
   secret_files = var.common.secret_files
 
-  task_policy_json   = data.aws_iam_policy_document.task.json
-  subnet_ids         = var.common.subnet_ids
-  security_group_ids = var.common.security_group_ids
-  log_retention_days = var.common.log_retention_days
+  task_policy_json = data.aws_iam_policy_document.task.json
 }

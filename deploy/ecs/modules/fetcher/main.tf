@@ -15,35 +15,25 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid       = "StageAudio"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject", "s3:DeleteObject"]
-    resources = ["${var.storage.bucket_arn}/*"]
+    resources = ["${var.common.storage.bucket_arn}/*"]
   }
   # s3blob.Store.List (ListObjectsV2). It also makes S3 answer a missing
   # key with 404 rather than 403, which Stat relies on.
   statement {
     sid       = "ListStaging"
     actions   = ["s3:ListBucket"]
-    resources = [var.storage.bucket_arn]
+    resources = [var.common.storage.bucket_arn]
   }
 }
 
 module "service" {
   source = "../service"
 
-  stage            = var.common.stage
-  name             = "fetcher"
-  image            = var.common.image
-  region           = var.common.region
-  cluster_arn      = var.common.cluster_arn
-  cluster_name     = var.common.cluster_name
-  cpu_architecture = var.common.cpu_architecture
+  name   = "fetcher"
+  common = var.common
+  size   = var.size
 
-  cpu                     = var.size.cpu
-  memory                  = var.size.memory
-  min_count               = var.size.min
-  max_count               = var.size.max
-  capacity_provider       = var.size.capacity_provider
-  consumer                = "fetcher"
-  backlog_target_per_task = var.size.backlog_per_task
+  consumer = "fetcher"
 
   environment = merge(var.common.environment, {
     FETCH_CONCURRENCY   = tostring(local.concurrency)
@@ -57,8 +47,5 @@ module "service" {
     "ytdlp-cookies.txt" = { env = "YTDLP_COOKIES_FILE", secret_arn = var.ytdlp_cookies_secret_arn }
   })
 
-  task_policy_json   = data.aws_iam_policy_document.task.json
-  subnet_ids         = var.common.subnet_ids
-  security_group_ids = var.common.security_group_ids
-  log_retention_days = var.common.log_retention_days
+  task_policy_json = data.aws_iam_policy_document.task.json
 }

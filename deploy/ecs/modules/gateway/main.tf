@@ -23,26 +23,26 @@ data "aws_iam_policy_document" "task" {
   statement {
     sid       = "ReadProjections"
     actions   = ["dynamodb:GetItem", "dynamodb:DescribeTable"]
-    resources = [var.storage.operations_table_arn, var.storage.songs_table_arn]
+    resources = [var.common.storage.operations_table_arn, var.common.storage.songs_table_arn]
   }
   # dynamostore.Store.SearchSongs: Query of the songs table's by-title index.
   statement {
     sid       = "SearchCatalog"
     actions   = ["dynamodb:Query"]
-    resources = ["${var.storage.songs_table_arn}/index/by-title"]
+    resources = ["${var.common.storage.songs_table_arn}/index/by-title"]
   }
   # s3blob.Store.OpenRange (GetObject) and Stat (HeadObject: s3:GetObject).
   statement {
     sid       = "ReadAudio"
     actions   = ["s3:GetObject"]
-    resources = ["${var.storage.bucket_arn}/*"]
+    resources = ["${var.common.storage.bucket_arn}/*"]
   }
   # s3blob.Store.Ping (HeadBucket, ListObjectsV2 of one key) for /readyz;
   # also what makes a missing DCA a 404 rather than a 403.
   statement {
     sid       = "CheckBucket"
     actions   = ["s3:ListBucket"]
-    resources = [var.storage.bucket_arn]
+    resources = [var.common.storage.bucket_arn]
   }
 }
 
@@ -163,19 +163,10 @@ resource "aws_lb_listener" "http" {
 module "service" {
   source = "../service"
 
-  stage            = var.common.stage
-  name             = "gateway"
-  image            = var.common.image
-  region           = var.common.region
-  cluster_arn      = var.common.cluster_arn
-  cluster_name     = var.common.cluster_name
-  cpu_architecture = var.common.cpu_architecture
+  name   = "gateway"
+  common = var.common
+  size   = var.size
 
-  cpu                = var.size.cpu
-  memory             = var.size.memory
-  min_count          = var.size.min
-  max_count          = var.size.max
-  capacity_provider  = var.size.capacity_provider
   cpu_target_percent = 60
 
   environment = merge(var.common.environment, {
@@ -191,8 +182,6 @@ module "service" {
   container_port   = local.port
   target_group_arn = aws_lb_target_group.gateway.arn
 
-  task_policy_json   = data.aws_iam_policy_document.task.json
-  subnet_ids         = var.common.subnet_ids
-  security_group_ids = concat(var.common.security_group_ids, [aws_security_group.gateway.id])
-  log_retention_days = var.common.log_retention_days
+  task_policy_json         = data.aws_iam_policy_document.task.json
+  extra_security_group_ids = [aws_security_group.gateway.id]
 }

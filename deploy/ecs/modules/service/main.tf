@@ -8,7 +8,7 @@
 # backlog target, the service target-tracks backlog / running tasks.
 
 locals {
-  family     = "butakero-${var.stage}-${var.name}"
+  family     = "butakero-${var.common.stage}-${var.name}"
   secret_dir = "/run/butakero"
 
   # These are platform/runtime/emf's constants; deploy/ecs's tests check them.
@@ -19,7 +19,7 @@ locals {
 
   metrics_environment = var.consumer == "" ? {} : {
     METRICS_EMF        = "true"
-    METRICS_DEPLOYMENT = var.stage
+    METRICS_DEPLOYMENT = var.common.stage
   }
 
   # A secret that the code reads from a file (a yt-dlp cookies file, a NATS
@@ -41,7 +41,7 @@ locals {
     logDriver = "awslogs"
     options = {
       "awslogs-group"         = aws_cloudwatch_log_group.this.name
-      "awslogs-region"        = var.region
+      "awslogs-region"        = var.common.region
       "awslogs-stream-prefix" = var.name
       # A slow CloudWatch must not block the process's writes to stderr.
       "mode"            = "non-blocking"
@@ -51,7 +51,7 @@ locals {
 
   init_container = {
     name       = "secret-files"
-    image      = var.image
+    image      = var.common.image
     essential  = false
     user       = "0"
     entryPoint = ["/bin/sh", "-c"]
@@ -65,7 +65,7 @@ locals {
 
   main_container = {
     name        = var.name
-    image       = var.image
+    image       = var.common.image
     command     = [var.name]
     essential   = true
     stopTimeout = var.stop_timeout
@@ -93,8 +93,8 @@ locals {
 data "aws_caller_identity" "current" {}
 
 resource "aws_cloudwatch_log_group" "this" {
-  name              = "/butakero/${var.stage}/${var.name}"
-  retention_in_days = var.log_retention_days
+  name              = "/butakero/${var.common.stage}/${var.name}"
+  retention_in_days = var.common.log_retention_days
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -155,14 +155,14 @@ resource "aws_ecs_task_definition" "this" {
   family                   = local.family
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
+  cpu                      = var.size.cpu
+  memory                   = var.size.memory
   execution_role_arn       = aws_iam_role.execution.arn
   task_role_arn            = aws_iam_role.task.arn
 
   runtime_platform {
     operating_system_family = "LINUX"
-    cpu_architecture        = var.cpu_architecture
+    cpu_architecture        = var.common.cpu_architecture
   }
 
   volume {
@@ -174,18 +174,18 @@ resource "aws_ecs_task_definition" "this" {
 
 resource "aws_ecs_service" "this" {
   name            = var.name
-  cluster         = var.cluster_arn
+  cluster         = var.common.cluster_arn
   task_definition = aws_ecs_task_definition.this.arn
-  desired_count   = var.min_count
+  desired_count   = var.size.min
 
   capacity_provider_strategy {
-    capacity_provider = var.capacity_provider
+    capacity_provider = var.size.capacity_provider
     weight            = 1
   }
 
   network_configuration {
-    subnets          = var.subnet_ids
-    security_groups  = var.security_group_ids
+    subnets          = var.common.subnet_ids
+    security_groups  = concat(var.common.security_group_ids, var.extra_security_group_ids)
     assign_public_ip = false
   }
 
@@ -217,10 +217,10 @@ resource "aws_ecs_service" "this" {
 
 resource "aws_appautoscaling_target" "this" {
   service_namespace  = "ecs"
-  resource_id        = "service/${var.cluster_name}/${aws_ecs_service.this.name}"
+  resource_id        = "service/${var.common.cluster_name}/${aws_ecs_service.this.name}"
   scalable_dimension = "ecs:service:DesiredCount"
-  min_capacity       = var.min_count
-  max_capacity       = var.max_count
+  min_capacity       = var.size.min
+  max_capacity       = var.size.max
 }
 
 # Backlog per task: the consumer's backlog (the largest reading of the
@@ -228,7 +228,7 @@ resource "aws_appautoscaling_target" "this" {
 # running. A scaled-in service keeps min_count >= 1 tasks, since the
 # tasks are what report the backlog.
 resource "aws_appautoscaling_policy" "backlog" {
-  count              = var.backlog_target_per_task > 0 ? 1 : 0
+  count              = var.size.backlog_per_task > 0 ? 1 : 0
   name               = "${local.family}-backlog-per-task"
   policy_type        = "TargetTrackingScaling"
   service_namespace  = aws_appautoscaling_target.this.service_namespace
@@ -236,7 +236,7 @@ resource "aws_appautoscaling_policy" "backlog" {
   scalable_dimension = aws_appautoscaling_target.this.scalable_dimension
 
   target_tracking_scaling_policy_configuration {
-    target_value       = var.backlog_target_per_task
+    target_value       = var.size.backlog_per_task
     scale_out_cooldown = 60
     scale_in_cooldown  = 300
 
@@ -251,7 +251,7 @@ resource "aws_appautoscaling_policy" "backlog" {
             metric_name = local.backlog_metric
             dimensions {
               name  = local.dimension_deployment
-              value = var.stage
+              value = var.common.stage
             }
             dimensions {
               name  = local.dimension_consumer
@@ -272,7 +272,7 @@ resource "aws_appautoscaling_policy" "backlog" {
             metric_name = "RunningTaskCount"
             dimensions {
               name  = "ClusterName"
-              value = var.cluster_name
+              value = var.common.cluster_name
             }
             dimensions {
               name  = "ServiceName"

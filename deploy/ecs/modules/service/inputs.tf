@@ -1,3 +1,8 @@
+# What a component gets from its stage (modules/butakero), declared once:
+# this file is modules/service's own, and every component module
+# (modules/gateway … recorder) links it as its inputs.tf, passing both on
+# to modules/service.
+
 variable "common" {
   description = "What every component of a stage shares (see modules/butakero)."
   type = object({
@@ -16,11 +21,17 @@ variable "common" {
       secret_arn = string
     }))
     log_retention_days = number
+    # The bucket's and tables' ARNs (modules/storage), for the task roles.
+    storage = object({
+      bucket_arn           = string
+      operations_table_arn = string
+      songs_table_arn      = string
+    })
   })
 }
 
 variable "size" {
-  description = "Task size and bounds: cpu units, memory MiB, min and max tasks, the backlog-per-task target (0: none), the capacity provider."
+  description = "Task size and bounds: cpu units (1024 = 1 vCPU), memory MiB, min tasks (also the count at creation; at least 1 for a service that scales on its backlog) and max tasks, the backlog-per-task target (0: no backlog scaling), the capacity provider (FARGATE or FARGATE_SPOT)."
   type = object({
     cpu               = number
     memory            = number
@@ -28,14 +39,5 @@ variable "size" {
     max               = number
     backlog_per_task  = optional(number, 0)
     capacity_provider = optional(string, "FARGATE")
-  })
-}
-
-variable "storage" {
-  description = "The bucket's and tables' ARNs (modules/storage)."
-  type = object({
-    bucket_arn           = string
-    operations_table_arn = string
-    songs_table_arn      = string
   })
 }

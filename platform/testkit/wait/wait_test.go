@@ -1,0 +1,76 @@
+package wait
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestOutputAwait: a waiter wakes on the write that makes its condition
+// hold, and gives up at its deadline when none does.
+func TestOutputAwait(t *testing.T) {
+	var o Output
+	go func() {
+		for i := range 3 {
+			fmt.Fprintf(&o, "line %d\n", i)
+		}
+	}()
+	if !o.Contains(10*time.Second, "line 2") {
+		t.Fatalf("line 2 not seen; output %q", o.String())
+	}
+	if o.Lines() != 3 || o.Tail(1) != "line 2" {
+		t.Fatalf("Lines %d, Tail %q; want 3 and line 2", o.Lines(), o.Tail(1))
+	}
+	if o.Contains(50*time.Millisecond, "line 3") {
+		t.Fatal("Contains saw a line never written")
+	}
+}
+
+// TestUntil: Until returns once the check passes.
+func TestUntil(t *testing.T) {
+	n := 0
+	Until(t, 10*time.Second, "third check", func() error {
+		if n++; n < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if n != 3 {
+		t.Fatalf("checked %d times; want 3", n)
+	}
+}
+
+// TestGo: stop cancels the run's context and returns what Run returned,
+// the same at every call.
+func TestGo(t *testing.T) {
+	started := make(chan struct{})
+	stop := Go(t, 10*time.Second, func(ctx context.Context) error {
+		close(started)
+		<-ctx.Done()
+		return nil
+	})
+	<-started
+	if err := stop(); err != nil {
+		t.Fatalf("stop = %v; want nil", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("second stop = %v; want nil", err)
+	}
+
+	stuck := make(chan struct{})
+	defer close(stuck)
+	ft := &fakeT{TB: t}
+	stop = Go(ft, 50*time.Millisecond, func(ctx context.Context) error { <-stuck; return nil })
+	if err := stop(); err == nil {
+		t.Fatal("stop of a run that does not return = nil; want an error")
+	}
+}
+
+// fakeT keeps the cleanups of a nested Go to itself, so that the outer
+// test does not fail on the stuck run this test makes on purpose.
+type fakeT struct{ testing.TB }
+
+func (f *fakeT) Helper()        {}
+func (f *fakeT) Cleanup(func()) {}
