@@ -63,6 +63,10 @@ type Metrics struct {
 	// Fallbacks counts resolutions done through yt-dlp instead of the Data
 	// API, by reason (no_key, quota_exceeded, key_invalid, server_error…).
 	Fallbacks *prometheus.CounterVec
+	// EventsPublished counts the events a stage stored in the stream, by
+	// stage and event kind (upload.done, operation.failed…): how many
+	// songs the pipeline finishes, whichever process finished them.
+	EventsPublished *prometheus.CounterVec
 
 	lagOnce sync.Once
 }
@@ -134,10 +138,14 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Subsystem: "resolver", Name: "fallbacks_total",
 			Help: "Resolutions done through yt-dlp instead of the YouTube Data API, by reason.",
 		}, []string{"reason"}),
+		EventsPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "stage", Name: "events_published_total",
+			Help: "Events a stage stored in the stream, by stage and event kind (upload.done, operation.failed…).",
+		}, []string{"stage", "event"}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
 		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets,
-		m.APICalls, m.Fallbacks)
+		m.APICalls, m.Fallbacks, m.EventsPublished)
 	return m
 }
 
@@ -206,6 +214,13 @@ func (m *Metrics) APICall(method string) {
 func (m *Metrics) Fallback(reason string) {
 	if m != nil {
 		m.Fallbacks.WithLabelValues(reason).Inc()
+	}
+}
+
+// EventPublished records one event stage stored in the stream.
+func (m *Metrics) EventPublished(stage, kind string) {
+	if m != nil {
+		m.EventsPublished.WithLabelValues(stage, kind).Inc()
 	}
 }
 
