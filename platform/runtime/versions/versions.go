@@ -235,9 +235,8 @@ func ytdlpAt(out string, err error, now time.Time) YTDLP {
 	y.Released = released.Format("2006-01-02")
 	// Whole days: a release of 90 days ago is not stale yet on any hour
 	// of that day.
-	day := 24 * time.Hour
-	y.AgeDays = max(0, int(now.Sub(released)/day))
-	y.Stale = y.AgeDays > int(MaxYTDLPAge/day)
+	y.AgeDays, _ = y.AgeAt(now)
+	y.Stale = y.AgeDays > int(MaxYTDLPAge/(24*time.Hour))
 	return y
 }
 
