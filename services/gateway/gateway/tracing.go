@@ -1,10 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
-	"context"
 	"github.com/butakero/butakero/events"
 	"github.com/gofiber/fiber/v2"
 	"go.opentelemetry.io/otel/attribute"
