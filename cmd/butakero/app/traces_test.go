@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -18,8 +19,9 @@ import (
 )
 
 // TestTraces points the standard OTEL_* environment at a real Jaeger v2
-// and asks for songs as a client that sends its own traceparent would:
-// once through the all-in-one (OTLP over HTTP) and once through the five
+// and asks for songs as a client that sends its own traceparent would
+// (after a song through an all-in-one without OTEL_*, of which Jaeger,
+// listening on the SDK's default ports, must receive nothing): once through the all-in-one (OTLP over HTTP) and once through the five
 // components run as separate processes (OTLP over gRPC). Each song is one
 // trace in Jaeger's query API with a span from every component, each
 // stage attempt the child of the span that published its event, and the
@@ -31,7 +33,9 @@ func TestTraces(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/butakero/butakero/cmd/butakero").CombinedOutput(); err != nil {
 		t.Fatalf("go build butakero: %v\n%s", err, out)
 	}
-	jaeger := jaegertest.Start(t)
+	// On the SDK's default ports, so that the first case shows that a
+	// process without OTEL_* sends nothing even there.
+	jaeger := jaegertest.StartOnDefaultPorts(t)
 	media := t.TempDir()
 	audiofixture.Make(t, media, audiofixture.M4A("traced.m4a", 2*time.Second))
 	files := audiofixture.Serve(t, media)
@@ -44,6 +48,19 @@ func TestTraces(t *testing.T) {
 			"MAX_ATTEMPTS":                "1",   // the YouTube song fails at once
 		}
 	}
+	var unsetTrace string
+	t.Run("unset: nothing exported", func(t *testing.T) {
+		p := startProc(t, bin, "butakero", map[string]string{"DATA_DIR": t.TempDir()})
+		opID, traceID, _ := tracedStart(t, p, files.URL("traced.m4a"))
+		if op := p.waitFinal(t, opID, 2*time.Minute); op.Status != "success" {
+			t.Fatalf("operation ended %q: %s", op.Status, op.Message)
+		}
+		// Whatever it had buffered it would have sent by its exit.
+		if err := p.terminate(t, 30*time.Second); err != nil {
+			t.Fatalf("butakero exited with %v", err)
+		}
+		unsetTrace = traceID
+	})
 	t.Run("all-in-one", func(t *testing.T) {
 		vars := otel("http/protobuf", jaeger.OTLPHTTP)
 		vars["DATA_DIR"] = t.TempDir()
@@ -73,6 +90,17 @@ func TestTraces(t *testing.T) {
 		checkSongTrace(t, jaeger, gw, files.URL("traced.m4a"), service)
 		checkFailedFetchTrace(t, jaeger, gw, service)
 	})
+	// Spans sent later have arrived: any the first process sent would
+	// have too.
+	if unsetTrace != "" && !t.Failed() {
+		spans, err := jaeger.Trace(context.Background(), unsetTrace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(spans) != 0 {
+			t.Errorf("without OTEL_* the all-in-one sent %d spans of its song's trace", len(spans))
+		}
+	}
 }
 
 // tracedStart asks gw for song as a client in trace traceID whose own span

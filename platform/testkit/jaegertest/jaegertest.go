@@ -84,6 +84,20 @@ exporters:
 // does not start.
 func Start(t testing.TB) *Jaeger {
 	t.Helper()
+	return start(t, freeAddr(t), freeAddr(t))
+}
+
+// StartOnDefaultPorts is Start with the OTLP receivers on the ports an
+// OpenTelemetry SDK sends to when nothing says where (127.0.0.1:4318 for
+// HTTP, :4317 for gRPC): a test that nothing is exported by default
+// listens there.
+func StartOnDefaultPorts(t testing.TB) *Jaeger {
+	t.Helper()
+	return start(t, "127.0.0.1:4318", "127.0.0.1:4317")
+}
+
+func start(t testing.TB, otlpHTTP, otlpGRPC string) *Jaeger {
+	t.Helper()
 	bin := os.Getenv(EnvJaeger)
 	if bin == "" {
 		t.Fatalf("%s is not set: run make test (scripts/test.sh), which builds jaeger into .tools/bin and sets it", EnvJaeger)
@@ -91,7 +105,7 @@ func Start(t testing.TB) *Jaeger {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s: %v (run make test, which builds it)", EnvJaeger, err)
 	}
-	query, queryGRPC, otlpHTTP, otlpGRPC := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
+	query, queryGRPC := freeAddr(t), freeAddr(t)
 	conf := filepath.Join(t.TempDir(), "jaeger.yaml")
 	if err := os.WriteFile(conf, fmt.Appendf(nil, config, query, queryGRPC, otlpHTTP, otlpGRPC), 0o600); err != nil {
 		t.Fatal(err)
