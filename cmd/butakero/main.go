@@ -18,6 +18,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/logging"
 	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/runtime/tracing"
 )
 
 func main() {
@@ -83,6 +84,13 @@ func run(ctx context.Context, args []string) error {
 	slog.SetDefault(log)
 	switch {
 	case len(args) == 0 || args[0] == "serve":
+		// Spans go out over OTLP when OTEL_* names a collector; the
+		// buffered ones are flushed once every component has stopped.
+		stopTracing, err := tracing.Start(cfg.Tracing, "butakero", log)
+		if err != nil {
+			return fmt.Errorf("tracing: %w", err)
+		}
+		defer stopTracing()
 		return (&app.Main{Config: cfg, Log: log}).Run(ctx)
 	case args[0] == "replay":
 		return (&app.Main{Config: cfg, Log: log}).Replay(ctx, os.Stdout)

@@ -82,6 +82,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	pub := events.NewPublisher(js)
 	// One metrics registry for the process, served by the gateway's /metrics.
 	reg := metrics.New(metrics.NewRegistry())
+	reg.WatchVersions(prober)
 
 	var g run.Group
 	add := func(name string, fn func(context.Context) error) {

@@ -78,6 +78,10 @@ type Config struct {
 	AWSAutoCreate   bool   // AWS_AUTO_CREATE: create a missing bucket and tables at start
 	LogLevel        string // LOG_LEVEL (GIN_MODE=debug means debug)
 	LogFormat       string // LOG_FORMAT (GIN_MODE=debug means text)
+
+	// Tracing is the OpenTelemetry trace export (the standard OTEL_*
+	// variables); off unless an OTLP endpoint is set.
+	Tracing Tracing
 }
 
 // DefaultDirectMaxBytes is DIRECT_MAX_BYTES when unset: 1 GiB, about 9
@@ -233,6 +237,8 @@ func Load(lookup Lookup) (Config, error) {
 		errs = append(errs, fmt.Errorf("ALLOWED_MEDIA_HOSTS: %w", err))
 	}
 	c.AllowedMediaHosts = hosts
+	tracing, tracingErrs := loadTracing(get)
+	c.Tracing, errs = tracing, append(errs, tracingErrs...)
 	if strings.EqualFold(get("GIN_MODE", ""), "debug") {
 		if _, ok := lookup("LOG_LEVEL"); !ok {
 			c.LogLevel = "debug"

@@ -32,6 +32,12 @@ const (
 	DimensionDeployment = "Deployment"
 	// DimensionConsumer names the durable consumer (events.ConsumerFetcher…).
 	DimensionConsumer = "Consumer"
+	// MetricYTDLPAge is how many days old the yt-dlp release a service runs
+	// is (versions.YTDLP.AgeAt), by Deployment and Service: past 90,
+	// YouTube downloads likely fail.
+	MetricYTDLPAge = "YtDlpAgeDays"
+	// DimensionService names the service (fetcher, resolver).
+	DimensionService = "Service"
 )
 
 // DefaultInterval is how often Run emits: twice within CloudWatch's
@@ -71,6 +77,9 @@ type Emitter struct {
 	Log *slog.Logger
 	// Now is the clock of the lines' timestamps; nil means time.Now.
 	Now func() time.Time
+	// YTDLPAge, when set, is yt-dlp's age in days (ok false while unknown):
+	// each tick then also writes an AgeLine.
+	YTDLPAge func(now time.Time) (days int, ok bool)
 }
 
 // Run emits a line at once and then every Interval until ctx is done. A
@@ -127,8 +136,55 @@ func (e *Emitter) Emit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = e.W.Write(line)
-	return err
+	if _, err := e.W.Write(line); err != nil {
+		return err
+	}
+	if e.YTDLPAge != nil {
+		if days, ok := e.YTDLPAge(now()); ok {
+			line, err := AgeLine(now(), e.Service, e.Deployment, days)
+			if err != nil {
+				return err
+			}
+			_, err = e.W.Write(line)
+			return err
+		}
+	}
+	return nil
+}
+
+// AgeLine is the EMF log line of yt-dlp's age in days, by Deployment and
+// Service.
+func AgeLine(t time.Time, service, deployment string, days int) ([]byte, error) {
+	rec := ageRecord{
+		Time: t.UTC().Format(time.RFC3339Nano), Level: "INFO", Msg: "yt-dlp age",
+		Service: service, Deployment: deployment, AgeDays: days,
+	}
+	rec.AWS.Timestamp = t.UnixMilli()
+	rec.AWS.CloudWatchMetrics = []directive{{
+		Namespace:  Namespace,
+		Dimensions: [][]string{{DimensionDeployment, DimensionService}},
+		Metrics:    []metricDef{{Name: MetricYTDLPAge, Unit: "None"}},
+	}}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("emf: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// ageRecord is AgeLine's line; the JSON names of Service, Deployment and
+// AgeDays are the constants above.
+type ageRecord struct {
+	AWS struct {
+		Timestamp         int64       `json:"Timestamp"`
+		CloudWatchMetrics []directive `json:"CloudWatchMetrics"`
+	} `json:"_aws"`
+	Time       string `json:"time"`
+	Level      string `json:"level"`
+	Msg        string `json:"msg"`
+	Service    string `json:"Service"`
+	Deployment string `json:"Deployment"`
+	AgeDays    int    `json:"YtDlpAgeDays"`
 }
 
 // Line is the EMF log line for one reading of a consumer: a JSON object

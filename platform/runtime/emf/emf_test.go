@@ -170,3 +170,34 @@ func TestRunSkipsAMissingConsumer(t *testing.T) {
 		t.Errorf("first line %s: want backlog 0 of encoder", first)
 	}
 }
+
+// TestAgeLine: with YTDLPAge, each tick also writes yt-dlp's age as a
+// metric of its own, by Deployment and Service, after the backlog line.
+func TestAgeLine(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := context.Background()
+	if _, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerFetcher, 3); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	e := &emf.Emitter{JS: env.JS, Stream: events.StreamName, Consumer: events.ConsumerFetcher,
+		Deployment: "prod", Service: "fetcher", W: &buf,
+		YTDLPAge: func(time.Time) (int, bool) { return 91, true }}
+	if err := e.Emit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want the backlog's and the age's:\n%s", len(lines), buf.Bytes())
+	}
+	l := parse(t, lines[1])
+	d := l.AWS.CloudWatchMetrics
+	if len(d) != 1 || d[0].Namespace != emf.Namespace || len(d[0].Metrics) != 1 || d[0].Metrics[0].Name != emf.MetricYTDLPAge ||
+		len(d[0].Dimensions) != 1 || len(d[0].Dimensions[0]) != 2 ||
+		d[0].Dimensions[0][0] != emf.DimensionDeployment || d[0].Dimensions[0][1] != emf.DimensionService {
+		t.Fatalf("directive %+v", d)
+	}
+	if l.Fields[emf.MetricYTDLPAge] != 91.0 || l.Fields[emf.DimensionDeployment] != "prod" || l.Fields[emf.DimensionService] != "fetcher" {
+		t.Errorf("fields %v", l.Fields)
+	}
+}

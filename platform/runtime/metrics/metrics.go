@@ -45,6 +45,10 @@ type Metrics struct {
 	// StageFailures counts failed stage attempts by stage, failure code and
 	// whether the failure was final (operation.failed) or retried.
 	StageFailures *prometheus.CounterVec
+	// EventsPublished counts the events a stage stored in the stream, by
+	// stage and event kind (upload.done, operation.failed…): how many
+	// songs the pipeline finishes, whichever process finished them.
+	EventsPublished *prometheus.CounterVec
 
 	lagOnce sync.Once
 }
@@ -83,8 +87,12 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Subsystem: "stage", Name: "failures_total",
 			Help: "Failed stage attempts, by stage, failure code and whether the failure ended the operation.",
 		}, []string{"stage", "code", "final"}),
+		EventsPublished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Subsystem: "stage", Name: "events_published_total",
+			Help: "Events a stage stored in the stream, by stage and event kind (upload.done, operation.failed…).",
+		}, []string{"stage", "event"}),
 	}
-	reg.MustRegister(m.StageDuration, m.StageAttempts, m.StageFailures)
+	reg.MustRegister(m.StageDuration, m.StageAttempts, m.StageFailures, m.EventsPublished)
 	return m
 }
 
@@ -110,6 +118,13 @@ func (m *Metrics) ObserveAttempt(stage, outcome, code string, d time.Duration) {
 		m.StageFailures.WithLabelValues(stage, code, "false").Inc()
 	case OutcomeFailed:
 		m.StageFailures.WithLabelValues(stage, code, "true").Inc()
+	}
+}
+
+// EventPublished records one event stage stored in the stream.
+func (m *Metrics) EventPublished(stage, kind string) {
+	if m != nil {
+		m.EventsPublished.WithLabelValues(stage, kind).Inc()
 	}
 }
 

@@ -281,8 +281,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 
 	// The trace context the publisher put in the headers continues here:
 	// the events this message causes carry it on.
-	traceCtx, span := tracer.Start(events.ExtractTrace(work, msg.Headers()), w.Stage,
-		trace.WithSpanKind(trace.SpanKindConsumer))
+	traceCtx, span := startAttempt(events.ExtractTrace(work, msg.Headers()), w.Stage, msg.Subject(), env, attempt)
 	defer span.End()
 	if sc := span.SpanContext(); sc.HasTraceID() {
 		log = log.With("trace_id", sc.TraceID().String())
@@ -303,6 +302,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 
 	if err == nil {
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeOK, "", took)
+		endAttempt(span, metrics.OutcomeOK, nil)
 		endCtx, cancel := after()
 		w.ended(endCtx, d, out)
 		cancel()
@@ -320,6 +320,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	if work.Err() != nil {
 		// Shut down mid-attempt: let another process take it over.
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeReleased, "", took)
+		endAttempt(span, metrics.OutcomeReleased, nil)
 		log.Info("stage: shutting down, message left for redelivery")
 		_ = msg.NakWithDelay(releaseDelay)
 		return
@@ -331,11 +332,13 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	if w.MaxAttempts <= 0 || (!f.Code.Permanent() && attempt < w.MaxAttempts) {
 		delay := Backoff(attempt)
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeRetry, string(f.Code), took)
+		endAttempt(span, metrics.OutcomeRetry, f)
 		log.Warn("stage: attempt failed, will retry", "code", f.Code, "error", f, "retry_in", delay)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
 	w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeFailed, string(f.Code), took)
+	endAttempt(span, metrics.OutcomeFailed, f)
 	log.Error("stage: operation failed", "code", f.Code, "error", f)
 	endCtx, cancelEnd := after()
 	defer cancelEnd()
@@ -410,13 +413,14 @@ func (w *Worker) publish(ctx, work context.Context, d Delivery, emits []Emit, ha
 		env.Attempt, env.Cause, env.Batch = d.Attempt, d.Envelope.ID, len(emits)
 		envs = append(envs, env)
 	}
-	for _, env := range envs {
+	for i, env := range envs {
 		if stored[env.ID] {
 			continue
 		}
 		if err := w.store(ctx, work, env, d.Log); err != nil {
 			return envs, events.Wrap(events.CodeInternal, err, "the %s event could not be recorded", env.Type)
 		}
+		w.Metrics.EventPublished(w.Stage, string(emits[i].Event.Kind()))
 	}
 	return envs, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/logging"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/tracing"
 	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -69,6 +70,12 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat).With("service", name)
 	// Libraries that log through the default logger (jonas747/dca) get ours.
 	slog.SetDefault(log)
+	// Spans go out over OTLP when OTEL_* names a collector; flushed last.
+	stopTracing, err := tracing.Start(cfg.Tracing, "butakero-"+name, log)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer stopTracing()
 	// The versions are logged once probed, in the background: the start
 	// does not wait for yt-dlp's.
 	prober := versions.Start(log)
@@ -89,6 +96,7 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 		return err
 	}
 	m := metrics.New(metrics.NewRegistry())
+	m.WatchVersions(prober)
 	if cfg.MetricsAddr != "" && name != "gateway" {
 		stop, err := serveMetrics(cfg.MetricsAddr, m, log)
 		if err != nil {
@@ -97,7 +105,7 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 		defer stop()
 	}
 	if consumer, ok := stageConsumers[name]; ok && cfg.MetricsEMF {
-		stop := emitBacklog(ctx, js, name, consumer, cfg.MetricsDeployment, log)
+		stop := emitBacklog(ctx, js, name, consumer, cfg.MetricsDeployment, prober, log)
 		defer stop()
 	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
@@ -113,15 +121,28 @@ var stageConsumers = map[string]string{
 	"recorder": events.ConsumerRecorder,
 }
 
-// emitBacklog writes consumer's backlog to stderr, beside the log, as EMF
-// lines (package emf) until stop is called; stop returns once the emitter
+// ytdlpServices run yt-dlp: their EMF lines also carry its age.
+var ytdlpServices = map[string]bool{"resolver": true, "fetcher": true}
+
+// emitBacklog writes consumer's backlog (and, for a service that runs
+// yt-dlp, yt-dlp's age) to stderr, beside the log, as EMF lines (package
+// emf) until stop is called; stop returns once the emitter
 // has, so no line is written after the connection drains.
-func emitBacklog(ctx context.Context, js jetstream.JetStream, service, consumer, deployment string, log *slog.Logger) (stop func()) {
+func emitBacklog(ctx context.Context, js jetstream.JetStream, service, consumer, deployment string, prober *versions.Prober, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	e := &emf.Emitter{
 		JS: js, Stream: events.StreamName, Consumer: consumer,
 		Deployment: deployment, Service: service, W: os.Stderr, Log: log,
+	}
+	if ytdlpServices[service] {
+		e.YTDLPAge = func(now time.Time) (int, bool) {
+			y, ok := prober.YTDLP()
+			if !ok {
+				return 0, false
+			}
+			return y.AgeAt(now)
+		}
 	}
 	go func() {
 		defer close(done)

@@ -68,6 +68,16 @@ type YTDLP struct {
 	Stale bool `json:"stale"`
 }
 
+// AgeAt is how many whole days before now yt-dlp was released; ok is
+// false when the release date is unknown.
+func (y YTDLP) AgeAt(now time.Time) (days int, ok bool) {
+	released, err := time.Parse("2006-01-02", y.Released)
+	if err != nil {
+		return 0, false
+	}
+	return max(0, int(now.Sub(released)/(24*time.Hour))), true
+}
+
 // ButakeroVersion is Butakero when set at link time, else the main
 // module's version from the build information (a tagged `go install`), else
 // the VCS revision the build was made from, else "devel".
@@ -186,6 +196,17 @@ func (p *Prober) Report(ctx context.Context) (Report, error) {
 	}
 }
 
+// YTDLP is the probe's yt-dlp report without waiting: ok is false while
+// the probe runs.
+func (p *Prober) YTDLP() (y YTDLP, ok bool) {
+	select {
+	case <-p.done:
+		return p.report.YTDLP, true
+	default:
+		return YTDLP{}, false
+	}
+}
+
 func run(ctx context.Context, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -226,9 +247,8 @@ func ytdlpAt(out string, err error, now time.Time) YTDLP {
 	y.Released = released.Format("2006-01-02")
 	// Whole days: a release of 90 days ago is not stale yet on any hour
 	// of that day.
-	day := 24 * time.Hour
-	y.AgeDays = max(0, int(now.Sub(released)/day))
-	y.Stale = y.AgeDays > int(MaxYTDLPAge/day)
+	y.AgeDays, _ = y.AgeAt(now)
+	y.Stale = y.AgeDays > int(MaxYTDLPAge/(24*time.Hour))
 	return y
 }
 

@@ -42,6 +42,11 @@ func TestYTDLPAge(t *testing.T) {
 			if y.Version != tc.wantVersion || y.Released != tc.wantReleased || y.AgeDays != tc.wantAge || y.Stale != tc.wantStale {
 				t.Errorf("got %+v, want version %q released %q age %d stale %t", y, tc.wantVersion, tc.wantReleased, tc.wantAge, tc.wantStale)
 			}
+			// AgeAt counts from the same date at any later time (the
+			// metric's age, at each scrape).
+			if age, ok := y.AgeAt(now.Add(10 * 24 * time.Hour)); ok != (tc.wantReleased != "") || (ok && age != max(tc.wantAge, 0)+10 && tc.name != "from the future") {
+				t.Errorf("AgeAt ten days later = %d, %v; want %d", age, ok, tc.wantAge+10)
+			}
 			if (y.Error != "") != (tc.wantVersion == "") {
 				t.Errorf("error %q with version %q", y.Error, y.Version)
 			}

@@ -46,10 +46,12 @@ import (
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/runtime/tracing"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wader/goutubedl"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // StageName names the stage in logs, progress and operation.failed events.
@@ -199,7 +201,7 @@ type Fetcher struct {
 // (the source is missing, private, live, too long or empty), and with a
 // transient error otherwise. When ctx ends, yt-dlp (and any child) is
 // killed and the partial upload discarded; the error then wraps ctx.Err().
-func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log *slog.Logger) (events.AudioDownloaded, error) {
+func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log *slog.Logger) (_ events.AudioDownloaded, err error) {
 	if err := events.ValidSongID(song.ID); err != nil {
 		return events.AudioDownloaded{}, events.Fail(events.CodeInvalidInput, "the song has no valid id")
 	}
@@ -213,6 +215,10 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 	if song.Source == SourceDirect {
 		return f.fetchDirect(ctx, opID, song, progress, log)
 	}
+	// The yt-dlp run, from its start until the audio is stored, is a span
+	// of its own under the fetch attempt's.
+	ctx, span := tracing.StartProcess(ctx, "yt-dlp", attribute.String("butakero.purpose", "download"))
+	defer func() { tracing.EndProcess(span, err) }()
 	dir, err := os.MkdirTemp("", "butakero-fetch-")
 	if err != nil {
 		return events.AudioDownloaded{}, events.Wrap(events.CodeInternal, err, "the download could not be prepared")

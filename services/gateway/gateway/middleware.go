@@ -61,7 +61,7 @@ func requestAttrs(c *fiber.Ctx) []slog.Attr {
 // ready, not when the last byte is sent; for a WebSocket, at the upgrade.
 func (s *server) accessLog(c *fiber.Ctx) error {
 	begin := time.Now()
-	ctx, span := tracer.Start(requestTrace(c), "HTTP "+c.Method(), trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := startRequestSpan(c)
 	defer span.End()
 	c.SetUserContext(ctx)
 
@@ -82,6 +82,7 @@ func (s *server) accessLog(c *fiber.Ctx) error {
 	status := c.Response().StatusCode()
 	took := time.Since(begin)
 	s.metrics.ObserveHTTP(route, c.Method(), status, took)
+	endRequestSpan(span, c, route, status)
 	level := slog.LevelInfo
 	if p := c.Path(); p == "/healthz" || p == "/readyz" || p == "/metrics" {
 		level = slog.LevelDebug

@@ -12,7 +12,9 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/media/ytdlp"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/tracing"
 	"github.com/wader/goutubedl"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Searcher finds the YouTube video that best matches free text, without
@@ -46,7 +48,9 @@ var _ Searcher = (*YTDLPSearcher)(nil)
 // with a playlist whose only entry is null and exit status 1, which
 // goutubedl reports as success with an empty entry. A search with no usable
 // entry is CodeNotFound; an error goutubedl does report is transient.
-func (s *YTDLPSearcher) Search(ctx context.Context, text string) (projection.Video, error) {
+func (s *YTDLPSearcher) Search(ctx context.Context, text string) (_ projection.Video, err error) {
+	ctx, span := tracing.StartProcess(ctx, "yt-dlp", attribute.String("butakero.purpose", "search"))
+	defer func() { tracing.EndProcess(span, err) }()
 	stderr := &ytdlp.Tail{Max: 4 << 10}
 	res, err := goutubedl.New(ctx, "ytsearch1:"+text, goutubedl.Options{
 		Type:     goutubedl.TypeAny,

@@ -17,8 +17,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/media/oggopus"
+	"github.com/butakero/butakero/platform/runtime/tracing"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/jonas747/ogg"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // The modes of an encode: the source's Opus packets copied, or the audio
@@ -182,12 +184,14 @@ func Encode(ctx context.Context, path string, o Options, w io.Writer) (Result, e
 }
 
 // Measure decodes the media file at path and returns its loudness.
-func Measure(ctx context.Context, path string) (Loudness, error) {
+func Measure(ctx context.Context, path string) (_ Loudness, err error) {
+	ctx, span := tracing.StartProcess(ctx, "ffmpeg", attribute.String("butakero.purpose", "measure"))
+	defer func() { tracing.EndProcess(span, err) }()
 	var stderr tail
 	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
 		"-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		return Loudness{}, ctx.Err()
 	}
@@ -236,7 +240,23 @@ type result struct {
 // *errNot20ms on a packet of another duration); else libopus encodes,
 // after a gain in dB. measure adds the ebur128 filter (for a copy, as a
 // second output that decodes the source).
-func run(parent context.Context, path string, o Options, copyPackets bool, gain float64, measure bool) (result, error) {
+func run(parent context.Context, path string, o Options, copyPackets bool, gain float64, measure bool) (_ result, err error) {
+	purpose := "transcode"
+	if copyPackets {
+		purpose = "copy"
+	}
+	parent, span := tracing.StartProcess(parent, "ffmpeg", attribute.String("butakero.purpose", purpose), attribute.Bool("butakero.measure", measure))
+	defer func() {
+		// A packet that is not a 20 ms frame ends a copy by design: the
+		// song is transcoded instead, which is no failure of ffmpeg's.
+		spanErr := err
+		var not20 *errNot20ms
+		if errors.As(err, &not20) {
+			span.SetAttributes(attribute.String("butakero.copy_refused", not20.reason))
+			spanErr = nil
+		}
+		tracing.EndProcess(span, spanErr)
+	}()
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	args := []string{"-nostdin", "-hide_banner", "-nostats", "-i", path, "-map", "0:a:0"}

@@ -21,6 +21,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/butakero/butakero/platform/runtime/tracing"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // FrameDuration is the duration of one DCA frame.
@@ -77,14 +80,16 @@ func Probe(ctx context.Context, path string) (time.Duration, error) {
 //
 // An input ffprobe cannot read, or whose duration it cannot tell, is an
 // *Unreadable error; a missing ffprobe or a cancelled ctx is any other error.
-func Inspect(ctx context.Context, path string) (Source, error) {
+func Inspect(ctx context.Context, path string) (_ Source, err error) {
+	ctx, span := tracing.StartProcess(ctx, "ffprobe", attribute.String("butakero.purpose", "inspect"))
+	defer func() { tracing.EndProcess(span, err) }()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error",
 		"-show_entries", "format=format_name,duration,start_time,bit_rate:stream=codec_name,sample_rate,channels,bit_rate",
 		"-select_streams", "a:0", "-of", "json", path)
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		return Source{}, fmt.Errorf("transcode: ffprobe: %w", ctx.Err())
 	}
