@@ -17,6 +17,6 @@ func main() {
 		if err != nil {
 			return err
 		}
-		return recorder.Run(ctx, recorder.Deps{JS: env.JS, Store: projections, Config: env.Config, Log: env.Log})
+		return recorder.Run(ctx, recorder.Deps{JS: env.JS, Store: projections, Config: env.Config, Metrics: env.Metrics, Log: env.Log})
 	})
 }
