@@ -155,7 +155,15 @@ func (s *server) eventStream(ctx context.Context) (jetstream.Stream, error) {
 // finished operation's record is final and read from the store alone.
 // With full, the whole history is read too and returned, in order.
 // projection.ErrNotFound means neither the store nor the stream knows it.
+//
+// An operation this gateway saw start is answered, without full, from the
+// hub's fold of its events (see live): no store read, no stream read.
 func (s *server) current(ctx context.Context, opID string, full bool) (projection.Operation, []eventFrame, error) {
+	if !full && s.hub != nil {
+		if op, ok := s.hub.live.get(opID); ok {
+			return op, nil, nil
+		}
+	}
 	op, err := s.store.Operation(ctx, opID)
 	if err != nil && !errors.Is(err, projection.ErrNotFound) {
 		return projection.Operation{}, nil, fmt.Errorf("read operation: %w", err)
