@@ -13,6 +13,14 @@
 //     until all are stored, against the hand-run pipeline of each spread
 //     perfectly over the machine's cores: the sum of the twelve hand-run
 //     times divided by the number of CPUs (target: ratio ≤ 1.3).
+//  5. Projections that keep up (throughput.go): -tp-requests requests for
+//     a stored song, -tp-inflight at once, each polling its status every
+//     20 ms and then every 250 ms: operations a second, p50/p99 from POST
+//     to final status and the projection lag's p99, in the embedded
+//     profile, the AWS profile (DynamoDB Local, versitygw) with DynamoDB
+//     Local's own conditional-write rate, and two processes on a
+//     three-node cluster with each one's share of the events applied.
+//     -only=throughput runs only this part.
 package main
 
 import (
@@ -43,16 +51,20 @@ func main() {
 	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
+	only := flag.String("only", "", `"throughput": only the projection throughput measure`)
+	tp := throughputOpts{polls: []time.Duration{20 * time.Millisecond, 250 * time.Millisecond}}
+	flag.IntVar(&tp.requests, "tp-requests", 2000, "requests for a stored song per throughput run")
+	flag.IntVar(&tp.inflight, "tp-inflight", 50, "requests in flight in a throughput run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long, *stored, *burst); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst, *only, tp); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only string, tp throughputOpts) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
@@ -83,8 +95,12 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	go mediaSrv.Serve(ln)
 	defer mediaSrv.Close()
 	mediaURL := "http://" + ln.Addr().String()
+	fmt.Printf("Butakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+	if only == "throughput" {
+		return throughput(ctx, work, bin, mediaURL, tp)
+	}
 
-	svc, err := startService(ctx, bin, filepath.Join(work, "data"))
+	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "data"), nil)
 	if err != nil {
 		return err
 	}
@@ -183,7 +199,6 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	mh, ms := median(hand), median(service)
 	ratio := float64(ms) / float64(mh)
 	extra := float64(peakLong-peakShort) / (1 << 20)
-	fmt.Printf("\nButakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
 	fmt.Printf("\n3-minute song, request to stored DCA (%d interleaved rounds)\n", rounds)
 	fmt.Printf("  by hand (yt-dlp, then ffmpeg libopus %d kb/s, complexity 10, 20 ms): median %s  %s\n", 96, round(mh), list(hand))
 	fmt.Printf("  butakero (POST to status success):                                   median %s  %s\n", round(ms), list(service))
@@ -202,7 +217,8 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	fmt.Printf("  CPU time per song (user+system, children included): by hand %s, butakero %s\n",
 		round(handCPU/time.Duration(burstN)), round(burstCPU/time.Duration(burstN)))
 	fmt.Printf("  ratio %.2f (target ≤ 1.3): %s\n", burstRatio, verdict(burstRatio <= 1.3))
-	return nil
+	svc.stop()
+	return throughput(ctx, work, bin, mediaURL, tp)
 }
 
 func verdict(ok bool) string {
@@ -267,7 +283,9 @@ type service struct {
 	done chan error
 }
 
-func startService(ctx context.Context, bin, dataDir string) (*service, error) {
+// startServiceEnv starts butakero on dataDir with the bench's settings and
+// extra (KEY=value) on top.
+func startServiceEnv(ctx context.Context, bin, dataDir string, extra []string) (*service, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -277,13 +295,14 @@ func startService(ctx context.Context, bin, dataDir string) (*service, error) {
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1:*", "LOG_LEVEL=warn", "STAGE_TIMEOUT=30m",
 		"RATE_LIMIT=0", "READ_RATE_LIMIT=0") // the bench polls status far faster than a user
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := &service{cmd: cmd, base: "http://" + addr, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		resp, err := http.Get(s.base + "/readyz")
 		if err == nil {
@@ -299,7 +318,7 @@ func startService(ctx context.Context, bin, dataDir string) (*service, error) {
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("butakero not ready within 60s")
+			return nil, fmt.Errorf("butakero not ready within 90s")
 		}
 	}
 }
