@@ -51,6 +51,7 @@ func main() {
 	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
+	prebuilt := flag.String("butakero", "", "a butakero binary to measure instead of building ./cmd/butakero (another version, for comparison)")
 	only := flag.String("only", "", `"throughput": only the projection throughput measure`)
 	tp := throughputOpts{polls: []time.Duration{20 * time.Millisecond, 250 * time.Millisecond}}
 	flag.IntVar(&tp.requests, "tp-requests", 2000, "requests for a stored song per throughput run")
@@ -58,13 +59,13 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long, *stored, *burst, *only, tp); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst, *only, *prebuilt, tp); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only string, tp throughputOpts) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only, prebuilt string, tp throughputOpts) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
@@ -75,7 +76,9 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 
 	step("building butakero")
 	bin := filepath.Join(work, "butakero")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
+	if prebuilt != "" {
+		bin = prebuilt
+	} else if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)

@@ -10,8 +10,8 @@ import (
 
 // live is the state of the operations this gateway has seen start, folded
 // from the hub's one subscription to the stream by the recorder's rules
-// (projection.Apply): a status read of such an operation needs neither the
-// projection store nor a stream read, and never waits for the recorder.
+// (projection.Apply): a status read of such an operation needs no
+// projection store read (see current), and never waits for the recorder.
 //
 // Only an operation whose song.requested the hub delivered is held (the
 // hub starts at the stream's end, so an operation older than the gateway
