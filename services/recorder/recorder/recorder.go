@@ -90,13 +90,29 @@ func Run(ctx context.Context, d Deps) error {
 		return errors.New("recorder: Deps needs JS, Store and Log")
 	}
 	n := max(d.Config.RecorderPartitions, 1)
-	lanes, err := events.EnsureLanes(ctx, d.JS, n, d.Config.StreamReplicas)
-	if err != nil {
+	if n > events.MaxPartitions {
+		return fmt.Errorf("recorder: %d lanes: at most %d", n, events.MaxPartitions)
+	}
+	// Creating the lanes (a stream and n consumers, each a raft group in
+	// a cluster) may meet a connection cut or a leader election: it is
+	// tried again until it succeeds, as the stages wait for JetStream.
+	var lanes []jetstream.Consumer
+	for attempt := 1; ; attempt++ {
+		var err error
+		lanes, err = events.EnsureLanes(ctx, d.JS, n, d.Config.StreamReplicas)
+		if err == nil {
+			break
+		}
 		if ctx.Err() != nil {
 			// Stopped before it started: a clean stop.
 			return nil
 		}
-		return fmt.Errorf("recorder: %w", err)
+		d.Log.Warn("recorder: the lanes are not ready; trying again", "error", err, "attempt", attempt)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(stage.Backoff(attempt)):
+		}
 	}
 	d.Metrics.WatchConsumers(d.JS, events.LanesStreamName, events.LaneConsumers(n)...)
 	r := newRecorder(d.Store, d.Log, d.Metrics)
