@@ -33,8 +33,19 @@ type Store interface {
 	// PutOperation stores op. A finished one may expire after the
 	// store's OPERATION_TTL.
 	PutOperation(ctx context.Context, op Operation) error
+	// PutOperationIf stores op as PutOperation does, but only if the
+	// stored operation is still prev (by LastSeq; the zero Operation:
+	// none is stored), and reports whether it stored op. The recorder
+	// writes with it, so that what it built from a record it holds is
+	// never stored over a change it has not seen.
+	PutOperationIf(ctx context.Context, op, prev Operation) (bool, error)
 	Song(ctx context.Context, id string) (Song, error)
 	PutSong(ctx context.Context, song Song) error
+	// PutSongIf stores song only if the stored song is still prev, field
+	// for field (the zero Song: none is stored), and reports whether it
+	// stored song: the songs are written by the recorder's lanes of all
+	// their operations at once.
+	PutSongIf(ctx context.Context, song, prev Song) (bool, error)
 	// SearchSongs returns a page of the stored songs whose normalized
 	// title or channel (NormalizeTitle) holds the normalized q, or whose
 	// id is q, in title order, and the cursor of the next page ("" at the

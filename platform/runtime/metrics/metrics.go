@@ -64,7 +64,12 @@ type Metrics struct {
 	// API, by reason (no_key, quota_exceeded, key_invalid, server_error…).
 	Fallbacks *prometheus.CounterVec
 
-	lagOnce sync.Once
+	// ProjectionLag is the time from an event's publish (its envelope's
+	// time) until the recorder has applied it, by recorder lane.
+	ProjectionLag *prometheus.HistogramVec
+
+	lagMu sync.Mutex
+	lag   *lagCollector
 }
 
 // NewRegistry returns an empty registry with the Go runtime and process
@@ -134,8 +139,13 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Subsystem: "resolver", Name: "fallbacks_total",
 			Help: "Resolutions done through yt-dlp instead of the YouTube Data API, by reason.",
 		}, []string{"reason"}),
+		ProjectionLag: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Subsystem: "projection", Name: "lag_seconds",
+			Help:    "Time from an event's publish until the recorder applied it to the projections, by recorder lane.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"lane"}),
 	}
-	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
+	reg.MustRegister(m.ProjectionLag, m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
 		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets,
 		m.APICalls, m.Fallbacks)
 	return m
@@ -173,6 +183,15 @@ func (m *Metrics) ObserveAttempt(stage, outcome, code string, d time.Duration) {
 	case OutcomeFailed:
 		m.StageFailures.WithLabelValues(stage, code, "true").Inc()
 	}
+}
+
+// ObserveProjectionLag records that the recorder's lane applied an event
+// published lag ago.
+func (m *Metrics) ObserveProjectionLag(lane string, lag time.Duration) {
+	if m == nil {
+		return
+	}
+	m.ProjectionLag.WithLabelValues(lane).Observe(max(lag, 0).Seconds())
 }
 
 // CacheLookup records a lookup of cache that hit or missed.

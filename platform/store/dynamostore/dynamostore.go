@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -198,6 +199,99 @@ func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
 		return fmt.Errorf("dynamostore: invalid song id %q", song.ID)
 	}
 	return s.putIfNewer(ctx, s.songs, song.ID, song.LastSeq, encodeSong(song))
+}
+
+// PutOperationIf stores op as PutOperation does, but only if the stored
+// operation is still prev (by last_seq; a zero prev: none is stored, or
+// only one past its TTL), in one conditional write. It reports whether it
+// stored op; false means another writer got there first, and the caller
+// reads again.
+func (s *Store) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
+	if events.ValidSongID(op.ID) != nil {
+		return false, fmt.Errorf("dynamostore: invalid operation id %q", op.ID)
+	}
+	item := encodeOperation(op)
+	if op.Final() {
+		end := s.now()
+		if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
+			end = t
+		}
+		item[ExpiresAttr] = number(end.Add(s.opsTTL).Unix())
+	}
+	names := map[string]string{"#id": KeyAttr}
+	values := map[string]types.AttributeValue{}
+	cond := "attribute_not_exists(#id) OR #exp <= :now"
+	names["#exp"] = ExpiresAttr
+	values[":now"] = number(s.now().Unix())
+	if prev.LastSeq > 0 {
+		cond = "#seq = :prev"
+		names = map[string]string{"#seq": SeqAttr}
+		values = map[string]types.AttributeValue{":prev": number(int64(prev.LastSeq))}
+	}
+	return s.putIf(ctx, s.ops, op.ID, op.LastSeq, item, cond, names, values)
+}
+
+// songAttrs are the attributes of a song item that encodeSong may write,
+// besides the key, last_seq and the catalog's (which follow from them).
+var songAttrs = []string{"title", "duration_ms", "url", "thumbnail_url", "channel", "source",
+	"dca_key", "dca_location", "dca_size", "dca_frames", "updated_at"}
+
+// PutSongIf stores song only if the stored song is still prev, field for
+// field (a zero prev: none is stored), in one conditional write. It
+// reports whether it stored song; false means another writer got there
+// first. Songs are written by the recorder's lanes of all their
+// operations, so two may race on one song; the check keeps either from
+// losing the other's fields.
+func (s *Store) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
+	if events.ValidSongID(song.ID) != nil {
+		return false, fmt.Errorf("dynamostore: invalid song id %q", song.ID)
+	}
+	names := map[string]string{"#id": KeyAttr}
+	values := map[string]types.AttributeValue{}
+	cond := "attribute_not_exists(#id)"
+	if prev != (projection.Song{}) {
+		have := encodeSong(prev)
+		have[SeqAttr] = number(int64(prev.LastSeq))
+		var parts []string
+		for i, a := range append([]string{SeqAttr}, songAttrs...) {
+			n := fmt.Sprintf("#a%d", i)
+			names[n] = a
+			if v, ok := have[a]; ok {
+				values[fmt.Sprintf(":a%d", i)] = v
+				parts = append(parts, fmt.Sprintf("%s = :a%d", n, i))
+			} else {
+				parts = append(parts, fmt.Sprintf("attribute_not_exists(%s)", n))
+			}
+		}
+		cond = "attribute_exists(#id) AND " + strings.Join(parts, " AND ")
+	}
+	return s.putIf(ctx, s.songs, song.ID, song.LastSeq, encodeSong(song), cond, names, values)
+}
+
+// putIf writes item under id with last_seq seq if cond holds, and reports
+// whether it did.
+func (s *Store) putIf(ctx context.Context, table, id string, seq uint64, item map[string]types.AttributeValue,
+	cond string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+	item[KeyAttr] = str(id)
+	item[SeqAttr] = number(int64(seq))
+	in := &dynamodb.PutItemInput{
+		TableName:                &table,
+		Item:                     item,
+		ConditionExpression:      aws.String(cond),
+		ExpressionAttributeNames: names,
+	}
+	if len(values) > 0 {
+		in.ExpressionAttributeValues = values
+	}
+	_, err := s.client.PutItem(ctx, in)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dynamostore: put %s/%s: %s: %w", table, id, awsconfig.Reason(err), err)
+	}
+	return true, nil
 }
 
 // get reads the item with key id from table, or projection.ErrNotFound

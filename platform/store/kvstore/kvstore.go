@@ -117,9 +117,37 @@ func (s *Store) Operation(ctx context.Context, id string) (projection.Operation,
 // OperationTTL after its last event (op.UpdatedAt; the write's time when
 // that does not parse), at least a second from now.
 func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error {
-	if !op.Final() {
-		return put(ctx, s.ops, op.ID, op)
+	return s.putOperation(ctx, op)
+}
+
+// PutOperationIf stores op as PutOperation does, but only if the stored
+// operation is still prev (by LastSeq; a zero prev: none is stored),
+// checked by the entry's revision. It reports whether it stored op; false
+// means another writer got there first, and the caller reads again.
+func (s *Store) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
+	var have projection.Operation
+	rev, err := getRev(ctx, s.ops, op.ID, &have)
+	if err != nil {
+		return false, err
 	}
+	if have.LastSeq != prev.LastSeq {
+		return false, nil
+	}
+	var opts []jetstream.PublishOpt
+	if rev > 0 {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(rev))
+	}
+	// Without a revision (a new operation, or one expired or deleted,
+	// whose key may hold a marker) the write is not checked: an
+	// operation's events are applied by one lane, one at a time.
+	err = s.putOperation(ctx, op, opts...)
+	if conflict(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s *Store) putOperation(ctx context.Context, op projection.Operation, opts ...jetstream.PublishOpt) error {
 	if events.ValidSongID(op.ID) != nil {
 		return fmt.Errorf("kvstore: invalid key %q", op.ID)
 	}
@@ -127,19 +155,36 @@ func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error
 	if err != nil {
 		return fmt.Errorf("kvstore: encode %s/%s: %w", OperationsBucket, op.ID, err)
 	}
-	now := s.now()
-	end := now
-	if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
-		end = t
+	if op.Final() {
+		now := s.now()
+		end := now
+		if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
+			end = t
+		}
+		ttl := max(end.Add(s.opsTTL).Sub(now), minKeyTTL)
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
 	}
-	ttl := max(end.Add(s.opsTTL).Sub(now), minKeyTTL)
-	// kv.Put takes no TTL (only Create does): this is the same write, a
-	// message on the key's subject, with the Nats-TTL header.
+	// kv.Put takes no TTL (only Create does) and kv.Update no TTL either:
+	// this is the same write, a message on the key's subject, with the
+	// Nats-TTL header and the expected revision.
 	msg := &nats.Msg{Subject: keySubject(OperationsBucket, op.ID), Data: body}
-	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgTTL(ttl)); err != nil {
+	if _, err := s.js.PublishMsg(ctx, msg, opts...); err != nil {
+		if conflict(err) {
+			return err
+		}
 		return fmt.Errorf("kvstore: put %s/%s: %w", OperationsBucket, op.ID, err)
 	}
 	return nil
+}
+
+// conflict reports whether err is a revision check that failed.
+func conflict(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // keySubject is the subject that holds key in bucket: JetStream KV's own
@@ -155,6 +200,36 @@ func (s *Store) Song(ctx context.Context, id string) (projection.Song, error) {
 // PutSong stores song under song.ID.
 func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
 	return put(ctx, s.songs, song.ID, song)
+}
+
+// PutSongIf stores song only if the stored song is still prev (a zero
+// prev: none is stored), checked by the entry's revision. It reports
+// whether it stored song; false means another writer got there first.
+func (s *Store) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
+	var have projection.Song
+	rev, err := getRev(ctx, s.songs, song.ID, &have)
+	if err != nil {
+		return false, err
+	}
+	if have != prev {
+		return false, nil
+	}
+	body, err := json.Marshal(song)
+	if err != nil {
+		return false, fmt.Errorf("kvstore: encode %s/%s: %w", SongsBucket, song.ID, err)
+	}
+	if rev == 0 {
+		_, err = s.songs.Create(ctx, song.ID, body)
+	} else {
+		_, err = s.songs.Update(ctx, song.ID, body, rev)
+	}
+	if conflict(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("kvstore: put %s/%s: %w", SongsBucket, song.ID, err)
+	}
+	return true, nil
 }
 
 // Ping checks that both buckets answer.
@@ -183,6 +258,25 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 		return fmt.Errorf("kvstore: decode %s/%s: %w", kv.Bucket(), key, err)
 	}
 	return nil
+}
+
+// getRev reads key into v and returns its revision: 0, v untouched, for a
+// key that is missing or deleted.
+func getRev(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	if events.ValidSongID(key) != nil {
+		return 0, fmt.Errorf("kvstore: invalid key %q", key)
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: get %s/%s: %w", kv.Bucket(), key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("kvstore: decode %s/%s: %w", kv.Bucket(), key, err)
+	}
+	return e.Revision(), nil
 }
 
 func put(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
