@@ -155,7 +155,7 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 			next.DCASize = e.Size
 		}
 	}
-	if next == song {
+	if next.Equal(song) {
 		return op, song
 	}
 	if !older {

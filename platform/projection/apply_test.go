@@ -225,7 +225,7 @@ func TestApply(t *testing.T) {
 			if op != tc.wantOp {
 				t.Errorf("operation\n got %s\nwant %s", js(op), js(tc.wantOp))
 			}
-			if song != tc.wantSong {
+			if !song.Equal(tc.wantSong) {
 				t.Errorf("song\n got %s\nwant %s", js(song), js(tc.wantSong))
 			}
 			// Applying the same event again changes nothing.

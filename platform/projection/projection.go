@@ -147,6 +147,24 @@ type Song struct {
 // not listed.
 func (s Song) Stored() bool { return s.DCAKey != "" }
 
+// Equal reports whether s and o hold the same song, field for field. The
+// loudness fields are pointers, so == would compare where they point, and
+// a record read back from a store never equals the one written: compare
+// songs with Equal, never ==.
+func (s Song) Equal(o Song) bool {
+	a, b := s, o
+	a.LoudnessLUFS, a.TruePeakDB, b.LoudnessLUFS, b.TruePeakDB = nil, nil, nil, nil
+	return a == b && sameFloat(s.LoudnessLUFS, o.LoudnessLUFS) && sameFloat(s.TruePeakDB, o.TruePeakDB)
+}
+
+// sameFloat reports whether a and b are both nil or point to one value.
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 // Video is what the resolver caches about one video: its metadata and what
 // decides whether it can be had. Kept per video id with a TTL
 // (SEARCH_CACHE_TTL), so a repeated request costs no Data API call.

@@ -249,7 +249,7 @@ func (s *Store) PutSongIf(ctx context.Context, song, prev projection.Song) (bool
 	names := map[string]string{"#id": KeyAttr}
 	values := map[string]types.AttributeValue{}
 	cond := "attribute_not_exists(#id)"
-	if prev != (projection.Song{}) {
+	if !prev.Equal(projection.Song{}) {
 		have := encodeSong(prev)
 		have[SeqAttr] = number(int64(prev.LastSeq))
 		var parts []string

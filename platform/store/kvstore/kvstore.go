@@ -211,7 +211,7 @@ func (s *Store) PutSongIf(ctx context.Context, song, prev projection.Song) (bool
 	if err != nil {
 		return false, err
 	}
-	if have != prev {
+	if !have.Equal(prev) {
 		return false, nil
 	}
 	body, err := json.Marshal(song)

@@ -319,7 +319,7 @@ func testPutIf(t *testing.T, ctx context.Context, s Store) {
 	}
 	want := song2
 	want.Channel = "filled in"
-	if got, err := s.Song(ctx, "song-if"); err != nil || got != want {
+	if got, err := s.Song(ctx, "song-if"); err != nil || !got.Equal(want) {
 		t.Errorf("song %+v, %v; want %+v", got, err, want)
 	}
 }

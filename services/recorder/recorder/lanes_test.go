@@ -135,7 +135,7 @@ func TestLanesKeepOrderPerOperation(t *testing.T) {
 		// The catalog's content; which event last changed a song depends
 		// on the order the lanes reached it.
 		got.LastSeq, got.UpdatedAt, want.LastSeq, want.UpdatedAt = 0, "", 0, ""
-		if err != nil || got != want {
+		if err != nil || !got.Equal(want) {
 			t.Errorf("song %s:\n got %+v (%v)\nwant %+v", id, got, err, want)
 		}
 	}

@@ -269,7 +269,7 @@ func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev eve
 			}
 		}
 		newOp, newSong := projection.Apply(op, song, env, ev, seq, t)
-		if songID != "" && newSong != song {
+		if songID != "" && !newSong.Equal(song) {
 			ok, err := r.store.PutSongIf(ctx, newSong, song)
 			if err != nil {
 				return false, fmt.Errorf("store song %s: %w", songID, err)
