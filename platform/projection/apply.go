@@ -38,6 +38,17 @@ func SongID(op Operation, env events.Envelope, ev events.Event) string {
 	return id
 }
 
+// TouchesSong reports whether Apply may change a song for ev: for any other
+// event the song it is given comes back as it was, so a writer need not
+// read it.
+func TouchesSong(ev events.Event) bool {
+	switch ev.(type) {
+	case events.VideoResolved, events.AudioDownloaded, events.DCAEncoded, events.UploadDone:
+		return true
+	}
+	return false
+}
+
 // Apply returns op and song after the event ev (in envelope env) at stream
 // sequence seq, recorded at time t (the stream's timestamp of the message,
 // used only for an event without a time of its own).
@@ -119,7 +130,7 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		op.ProcessingDate = evTime
 	}
 
-	if songID == "" {
+	if songID == "" || !TouchesSong(ev) {
 		return op, song
 	}
 	// A song is touched by the events of all its operations, which the

@@ -47,6 +47,16 @@ func TestApply(t *testing.T) {
 				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 1},
 		},
 		{
+			// The gateway knew the song id at once (a YouTube URL): the
+			// song gets no record from it, so the recorder need not read
+			// it (projection.TouchesSong).
+			name:   "song.requested with a song id leaves the song alone",
+			songID: "vid1",
+			ev:     events.SongRequested{Query: "https://youtu.be/vid1"}, seq: 1,
+			wantOp: Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "requested", Query: "https://youtu.be/vid1", Attempts: 1,
+				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 1},
+		},
+		{
 			name: "video.resolved sets the song and starts its record",
 			op:   Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
 			ev:   events.VideoResolved{Song: song}, seq: 2, songID: "vid1",

@@ -55,8 +55,8 @@ func (s *orderStore) PutOperationIf(ctx context.Context, op, prev projection.Ope
 	return true, nil
 }
 
-// TestLanesKeepOrderPerOperation runs two recorders on the same lanes (as
-// two processes would) over many operations whose events interleave in the
+// TestLanesKeepOrderPerOperation runs two recorders on the same lanes and
+// buckets (as two processes would) over many operations whose events interleave in the
 // stream, some of them sharing a song, with some writes failing once: every
 // operation's writes come in stream order, both recorders apply events, and
 // the records are those of the events applied one by one in stream order.
@@ -65,7 +65,9 @@ func TestLanesKeepOrderPerOperation(t *testing.T) {
 	kv := openStore(t, env)
 	log := &orderLog{last: map[string]uint64{}, failing: map[uint64]bool{}, applied: map[string]int{}}
 	for _, name := range []string{"a", "b"} {
-		start(t, env, &orderStore{Store: kv, t: t, shared: log, name: name})
+		// Each its own store, as two processes have: neither knows the
+		// revisions the other wrote.
+		start(t, env, &orderStore{Store: openStore(t, env), t: t, shared: log, name: name})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -172,12 +172,15 @@ func newRecorder(store Store, log *slog.Logger, m *metrics.Metrics) *recorder {
 		ops: map[string]projection.Operation{}, songs: map[string]projection.Song{}}
 }
 
-// operation returns the operation with id, held or read.
-func (r *recorder) operation(ctx context.Context, id string) (projection.Operation, error) {
+// operation returns the operation with id, held or read. With assumeNew
+// an operation not held is taken to be new (the zero record) without a
+// read: the write built on it is conditional on no record being stored,
+// and fails if one is.
+func (r *recorder) operation(ctx context.Context, id string, assumeNew bool) (projection.Operation, error) {
 	r.mu.Lock()
 	op, ok := r.ops[id]
 	r.mu.Unlock()
-	if ok {
+	if ok || assumeNew {
 		return op, nil
 	}
 	op, err := r.store.Operation(ctx, id)
@@ -253,16 +256,22 @@ func (r *recorder) handle(ctx context.Context, lane string, d stage.Delivery) ([
 // each with one conditional write on the record it was built from. A
 // write that loses to another writer reads the records again and applies
 // the event to them. It reports whether a record changed.
+//
+// The records this process holds are not read again, and neither is the
+// operation of a song.requested (an operation's first event) nor the song
+// of an event that does not change songs (projection.TouchesSong): in the
+// usual case an event costs one write per record it changes and no read.
 func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) (bool, error) {
 	songChanged := false
-	for range maxConflicts {
-		op, err := r.operation(ctx, env.OperationID)
+	_, first := ev.(events.SongRequested)
+	for attempt := range maxConflicts {
+		op, err := r.operation(ctx, env.OperationID, first && attempt == 0)
 		if err != nil {
 			return false, fmt.Errorf("read operation: %w", err)
 		}
 		var song projection.Song
 		songID := projection.SongID(op, env, ev)
-		if songID != "" {
+		if songID != "" && projection.TouchesSong(ev) {
 			song, err = r.song(ctx, songID)
 			if err != nil {
 				return false, fmt.Errorf("read song %s: %w", songID, err)

@@ -233,8 +233,8 @@ func TestProjectsOperations(t *testing.T) {
 	})
 }
 
-// flakyStore fails chosen writes once and counts every write per
-// (kind, id, seq).
+// flakyStore fails chosen writes once and counts the writes that stored
+// something, per sequence (a conditional write that lost stored nothing).
 type flakyStore struct {
 	*kvstore.Store
 	mu       sync.Mutex
@@ -250,16 +250,24 @@ func (s *flakyStore) PutOperationIf(ctx context.Context, op, prev projection.Ope
 		s.mu.Unlock()
 		return false, errors.New("store unavailable")
 	}
-	s.opPuts[op.LastSeq]++
 	s.mu.Unlock()
-	return s.Store.PutOperationIf(ctx, op, prev)
+	ok, err := s.Store.PutOperationIf(ctx, op, prev)
+	if ok {
+		s.mu.Lock()
+		s.opPuts[op.LastSeq]++
+		s.mu.Unlock()
+	}
+	return ok, err
 }
 
 func (s *flakyStore) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
-	s.mu.Lock()
-	s.songPuts[song.LastSeq]++
-	s.mu.Unlock()
-	return s.Store.PutSongIf(ctx, song, prev)
+	ok, err := s.Store.PutSongIf(ctx, song, prev)
+	if ok {
+		s.mu.Lock()
+		s.songPuts[song.LastSeq]++
+		s.mu.Unlock()
+	}
+	return ok, err
 }
 
 func (s *flakyStore) puts() (ops, songs int) {
