@@ -96,6 +96,9 @@ func lagString(s float64) string {
 	return "≤ " + (time.Duration(s * float64(time.Second))).String()
 }
 
+// drainOps is the backlog of operations the recorder drains alone.
+const drainOps = 3000
+
 // throughput runs every profile and prints its report.
 func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpts) error {
 	song := mediaURL + "/song30s.m4a?stored=throughput"
@@ -151,6 +154,11 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		if err != nil {
 			return err
 		}
+		step("throughput: the recorder draining %d operations into DynamoDB Local", drainOps)
+		drain, err := recorderDrain(ctx, work, ddb.endpoint, drainOps)
+		if err != nil {
+			return fmt.Errorf("recorder drain: %w", err)
+		}
 		step("throughput: DynamoDB Local alone, %d writers", config.DefaultRecorderPartitions)
 		rate, err := dynamoRate(ctx, ddb.endpoint, config.DefaultRecorderPartitions, 10*time.Second)
 		if err != nil {
@@ -158,6 +166,9 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		}
 		defer func() {
 			fmt.Printf("\nDynamoDB Local alone: %.0f conditional UpdateItem/s from %d writers\n", rate, config.DefaultRecorderPartitions)
+			fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
+				fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
+				drain.events, drain.writes, drain.took.Round(time.Millisecond))
 			for _, r := range results {
 				if strings.HasPrefix(r.label, "AWS") {
 					var applied float64
