@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -33,11 +35,11 @@ func (d drainResult) writesPerSec() float64 { return float64(d.writes) / d.took.
 // operations of a stored song (song.requested, video.resolved, upload.done
 // cached: what the load's requests make) are in the stream before the
 // recorder starts, on an embedded JetStream server in this process, and
-// it applies them with its default lanes; the rate is its conditional
+// it applies them in lanes lanes; the rate is its conditional
 // writes a second from its first write until the lanes are drained. No
 // client polls meanwhile, so this is the recorder's own ceiling against
 // the store, to set beside the store's rate alone (dynamoRate).
-func recorderDrain(ctx context.Context, work, endpoint string, ops int) (drainResult, error) {
+func recorderDrain(ctx context.Context, work, endpoint string, ops, lanes int, profile string) (drainResult, error) {
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(work, "tp-drain")})
 	if err != nil {
 		return drainResult{}, err
@@ -83,6 +85,18 @@ func recorderDrain(ctx context.Context, work, endpoint string, ops int) (drainRe
 	cfg, err := config.Load(config.FromMap(nil))
 	if err != nil {
 		return drainResult{}, err
+	}
+	cfg.RecorderPartitions = lanes
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return drainResult{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return drainResult{}, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	run, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -28,7 +28,8 @@
 //     Local's own conditional-write rate, and two processes on a
 //     three-node cluster with each one's share of the events applied.
 //
-// -only opus runs sections 5 and 6 alone; -only throughput section 7.
+// -only opus runs sections 5 and 6 alone; -only throughput section 7;
+// -only drain the recorder's drain and DynamoDB Local's rate of section 7.
 package main
 
 import (
@@ -52,6 +53,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 func main() {
@@ -60,10 +63,12 @@ func main() {
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
 	prebuilt := flag.String("butakero", "", "a butakero binary to measure instead of building ./cmd/butakero (another version, for comparison)")
-	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections; "throughput": only the projection throughput measure`)
+	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections; "throughput": only the projection throughput measure; "drain": only the recorder draining into DynamoDB Local against its own rate`)
 	tp := throughputOpts{polls: []time.Duration{20 * time.Millisecond, 250 * time.Millisecond}}
 	flag.IntVar(&tp.requests, "tp-requests", 2000, "requests for a stored song per throughput run")
 	flag.IntVar(&tp.inflight, "tp-inflight", 50, "requests in flight in a throughput run")
+	flag.StringVar(&tp.drainProfile, "drain-cpuprofile", "", "write a CPU profile of the bench process (the recorder and its embedded JetStream) while the recorder drains")
+	flag.IntVar(&tp.lanes, "tp-lanes", config.DefaultRecorderPartitions, "the recorder's lanes (RECORDER_PARTITIONS) in the throughput runs, and DynamoDB Local's writers")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +84,10 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 		return err
 	}
 	defer os.RemoveAll(work)
+	if only == "drain" {
+		fmt.Printf("Butakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+		return drainOnly(ctx, work, tp)
+	}
 	media := filepath.Join(work, "media")
 	must(os.MkdirAll(media, 0o755))
 

@@ -31,7 +31,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/store/awsconfig"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +46,11 @@ const (
 type throughputOpts struct {
 	requests, inflight int
 	polls              []time.Duration
+	// lanes is RECORDER_PARTITIONS for the services and the drain, and
+	// the writers of DynamoDB Local's own rate.
+	lanes int
+	// drainProfile, when set, is where the drain's CPU profile goes.
+	drainProfile string
 }
 
 // loadResult is one load run against one deployment.
@@ -99,6 +103,63 @@ func lagString(s float64) string {
 // drainOps is the backlog of operations the recorder drains alone.
 const drainOps = 3000
 
+// drainAndRate measures the recorder draining drainOps operations with
+// o.lanes lanes, and DynamoDB Local alone with as many writers just
+// before and just after it: their mean is the rate the drain is set
+// against, so that load from elsewhere on the machine weighs on both
+// about alike.
+//
+// DynamoDB Local is a JVM: a freshly started one is several times slower
+// until its JIT has warmed up, so the measures come after a few seconds
+// of writes that count for nothing.
+func drainAndRate(ctx context.Context, work, endpoint string, o throughputOpts) (drainResult, [2]float64, error) {
+	var rates [2]float64
+	step("throughput: warming DynamoDB Local up")
+	if _, err := dynamoRate(ctx, endpoint, "bench-warmup", o.lanes, 10*time.Second); err != nil {
+		return drainResult{}, rates, err
+	}
+	step("throughput: DynamoDB Local alone, %d writers", o.lanes)
+	var err error
+	if rates[0], err = dynamoRate(ctx, endpoint, "bench-rate-before", o.lanes, 10*time.Second); err != nil {
+		return drainResult{}, rates, err
+	}
+	step("throughput: the recorder draining %d operations into DynamoDB Local, %d lanes", drainOps, o.lanes)
+	drain, err := recorderDrain(ctx, work, endpoint, drainOps, o.lanes, o.drainProfile)
+	if err != nil {
+		return drainResult{}, rates, fmt.Errorf("recorder drain: %w", err)
+	}
+	step("throughput: DynamoDB Local alone again, %d writers", o.lanes)
+	rates[1], err = dynamoRate(ctx, endpoint, "bench-rate-after", o.lanes, 10*time.Second)
+	return drain, rates, err
+}
+
+func printDrain(drain drainResult, rates [2]float64, lanes int) {
+	rate := (rates[0] + rates[1]) / 2
+	fmt.Printf("\nDynamoDB Local alone: %.0f conditional UpdateItem/s from %d writers (%.0f before the drain, %.0f after)\n", rate, lanes, rates[0], rates[1])
+	fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
+		fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
+		drain.events, drain.writes, drain.took.Round(time.Millisecond))
+}
+
+// drainOnly is -only=drain: DynamoDB Local, the recorder's drain and
+// DynamoDB Local's own rate, nothing else.
+func drainOnly(ctx context.Context, work string, o throughputOpts) error {
+	if why := awsUnavailable(); why != "" {
+		return fmt.Errorf("drain: %s", why)
+	}
+	ddb, err := startDynamoDBLocal(ctx, work)
+	if err != nil {
+		return err
+	}
+	defer ddb.stop()
+	drain, rates, err := drainAndRate(ctx, work, ddb.endpoint, o)
+	if err != nil {
+		return err
+	}
+	printDrain(drain, rates, o.lanes)
+	return nil
+}
+
 // throughput runs every profile and prints its report.
 func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpts) error {
 	song := mediaURL + "/song30s.m4a?stored=throughput"
@@ -112,8 +173,9 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 	defer report()
 
 	// Embedded.
+	lanesEnv := fmt.Sprintf("RECORDER_PARTITIONS=%d", o.lanes)
 	step("throughput: embedded profile")
-	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-embedded"), nil)
+	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-embedded"), []string{lanesEnv})
 	if err != nil {
 		return err
 	}
@@ -141,7 +203,7 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		env := []string{
 			"BUCKET_NAME=butakero-bench", "DYNAMODB_TABLE_NAME_OPERATION=bench-ops", "DYNAMODB_TABLE_NAME_SONGS=bench-songs",
 			"AWS_ENDPOINT_URL_S3=" + s3.endpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + ddb.endpoint, "AWS_AUTO_CREATE=true",
-			"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret,
+			"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret, lanesEnv,
 		}
 		step("throughput: AWS profile")
 		svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-aws"), env)
@@ -154,21 +216,13 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		if err != nil {
 			return err
 		}
-		step("throughput: the recorder draining %d operations into DynamoDB Local", drainOps)
-		drain, err := recorderDrain(ctx, work, ddb.endpoint, drainOps)
-		if err != nil {
-			return fmt.Errorf("recorder drain: %w", err)
-		}
-		step("throughput: DynamoDB Local alone, %d writers", config.DefaultRecorderPartitions)
-		rate, err := dynamoRate(ctx, ddb.endpoint, config.DefaultRecorderPartitions, 10*time.Second)
+		drain, rates, err := drainAndRate(ctx, work, ddb.endpoint, o)
 		if err != nil {
 			return err
 		}
+		rate := (rates[0] + rates[1]) / 2
 		defer func() {
-			fmt.Printf("\nDynamoDB Local alone: %.0f conditional UpdateItem/s from %d writers\n", rate, config.DefaultRecorderPartitions)
-			fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
-				fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
-				drain.events, drain.writes, drain.took.Round(time.Millisecond))
+			printDrain(drain, rates, o.lanes)
 			for _, r := range results {
 				if strings.HasPrefix(r.label, "AWS") {
 					var applied float64
@@ -194,7 +248,7 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		return err
 	}
 	defer cl.stop()
-	env := []string{"NATS_URL=" + cl.urls(), "STREAM_REPLICAS=3"}
+	env := []string{"NATS_URL=" + cl.urls(), "STREAM_REPLICAS=3", lanesEnv}
 	var procs []*service
 	for i := range 2 {
 		p, err := startServiceEnv(ctx, bin, filepath.Join(work, fmt.Sprintf("tp-cluster-%d", i)), env)
@@ -419,12 +473,12 @@ func (s *service) requestWith(ctx context.Context, c *http.Client, song string, 
 }
 
 // dynamoRate is how many conditional UpdateItems a second DynamoDB Local
-// takes from writers concurrent writers, each on its own items, for d.
-func dynamoRate(ctx context.Context, endpoint string, writers int, d time.Duration) (float64, error) {
+// takes from writers concurrent writers, each on its own items, for d, in
+// a new table.
+func dynamoRate(ctx context.Context, endpoint, table string, writers int, d time.Duration) (float64, error) {
 	client := dynamodb.NewFromConfig(awsconfig.Static(benchRegion, benchAccess, benchSecret), func(o *dynamodb.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 	})
-	table := "bench-rate"
 	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:            &table,
 		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
