@@ -144,3 +144,27 @@ func TestValidSongID(t *testing.T) {
 		})
 	}
 }
+
+func TestSourceSeq(t *testing.T) {
+	cases := []struct {
+		name   string
+		header string
+		want   uint64
+		ok     bool
+	}{
+		{name: "sourced with a transform", header: "BUTAKERO 42 *.*.* lanes.{{partition(16,3)}}.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}", want: 42, ok: true},
+		{name: "stream and sequence only", header: "BUTAKERO 7", want: 7, ok: true},
+		{name: "another stream", header: "OTHER 42 > >"},
+		{name: "no sequence", header: "BUTAKERO"},
+		{name: "not a number", header: "BUTAKERO x > >"},
+		{name: "empty", header: ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := events.SourceSeq(tc.header)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("SourceSeq(%q) = %d, %v; want %d, %v", tc.header, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}

@@ -38,17 +38,29 @@ func SongID(op Operation, env events.Envelope, ev events.Event) string {
 	return id
 }
 
+// TouchesSong reports whether Apply may change a song for ev: for any other
+// event the song it is given comes back as it was, so a writer need not
+// read it.
+func TouchesSong(ev events.Event) bool {
+	switch ev.(type) {
+	case events.VideoResolved, events.AudioDownloaded, events.DCAEncoded, events.UploadDone:
+		return true
+	}
+	return false
+}
+
 // Apply returns op and song after the event ev (in envelope env) at stream
-// sequence seq, recorded at time t (the stream's timestamp of the message).
+// sequence seq, recorded at time t (the stream's timestamp of the message,
+// used only for an event without a time of its own).
 // It is pure and deterministic, so that the live recorder and a replay of
 // the stream build the same projections.
 //
 // op is the operation's current record (zero if none) and song the record
-// of SongID(op, env, ev) (zero if none or no song). A record whose LastSeq
-// changed in the result must be stored; one whose LastSeq did not is
-// unchanged. Store the song before the operation: an event at or below
-// op.LastSeq counts as fully applied and changes nothing, while the song
-// has its own LastSeq guard for the case where only the song was stored.
+// of SongID(op, env, ev) (zero if none or no song). An operation whose
+// LastSeq changed in the result must be stored, and a song that differs
+// from the one given. Store the song before the operation: an event at or
+// below op.LastSeq counts as fully applied and changes nothing, while an
+// event applied to the song again changes nothing of it.
 //
 // An event for an operation that has already ended is only recorded as
 // applied (op.LastSeq). An event for an operation not seen yet (its
@@ -70,8 +82,11 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 	if at.IsZero() {
 		at = t
 	}
+	// Both times are the event's own: a record reads the same whichever
+	// stream or lane it was applied from (the recorder's lanes store a
+	// copy of the event a little later than the event stream did).
 	evTime := at.UTC().Format(time.RFC3339)
-	recTime := t.UTC().Format(time.RFC3339)
+	recTime := evTime
 	songID := SongID(op, env, ev)
 
 	if op.ID == "" {
@@ -115,37 +130,50 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		op.ProcessingDate = evTime
 	}
 
-	if songID == "" || seq <= song.LastSeq {
+	if songID == "" || !TouchesSong(ev) {
 		return op, song
 	}
-	touched := true
+	// A song is touched by the events of all its operations, which the
+	// recorder applies in lanes by operation: events of two operations of
+	// one song may be applied out of stream order. An event older than
+	// the song's last (or that event itself, again) only fills in what the
+	// record lacks; a newer one's fields win. A song record changes only
+	// when an event adds something to it, so a request for a stored song
+	// (whose events say what the record holds) writes nothing.
+	older := seq <= song.LastSeq
+	next := song
+	next.ID = songID
 	switch e := ev.(type) {
 	case events.VideoResolved:
-		song = merge(song, e.Song)
+		next = merge(next, e.Song, older)
 	case events.AudioDownloaded:
-		song = merge(song, e.Song)
+		next = merge(next, e.Song, older)
 	case events.DCAEncoded:
-		song.DCAFrames = e.Frames
-		song.Mode, song.ModeReason = e.Mode, e.ModeReason
-		song.LoudnessLUFS, song.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
+		if !older || next.DCAFrames == 0 {
+			next.DCAFrames = e.Frames
+			next.Mode, next.ModeReason = e.Mode, e.ModeReason
+			next.LoudnessLUFS, next.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
+		}
 		// A plain file's metadata has no duration; the encoder measured it.
-		if song.DurationMs == 0 {
-			song.DurationMs = e.SourceDurationMs
+		if next.DurationMs == 0 {
+			next.DurationMs = e.SourceDurationMs
 		}
 	case events.UploadDone:
-		song = merge(song, e.Song)
-		song.DCAKey = e.Key
-		song.DCALocation = e.Location
-		song.DCASize = e.Size
-	default:
-		touched = false
+		next = merge(next, e.Song, older)
+		if !older || next.DCAKey == "" {
+			next.DCAKey = e.Key
+			next.DCALocation = e.Location
+			next.DCASize = e.Size
+		}
 	}
-	if touched {
-		song.ID = songID
-		song.LastSeq = seq
-		song.UpdatedAt = recTime
+	if next.Equal(song) {
+		return op, song
 	}
-	return op, song
+	if !older {
+		next.LastSeq = seq
+		next.UpdatedAt = recTime
+	}
+	return op, next
 }
 
 // countAttempts adds to op what ev says of its stage's attempts. Each
@@ -177,13 +205,17 @@ func countAttempts(op *Operation, env events.Envelope, ev events.Event) {
 	op.Failures += retries
 }
 
-// merge folds what an event says of a song into its record. The event is
-// newer, so its non-empty fields win.
-func merge(rec Song, s events.Song) Song {
-	m := s.Merge(events.Song{
+// merge folds what an event says of a song into its record. A newer event's
+// non-empty fields win; an older one's only fill in empty fields.
+func merge(rec Song, s events.Song, older bool) Song {
+	have := events.Song{
 		ID: rec.ID, Title: rec.Title, DurationMs: rec.DurationMs, URL: rec.URL,
 		ThumbnailURL: rec.ThumbnailURL, Channel: rec.Channel, Source: rec.Source,
-	})
+	}
+	m := s.Merge(have)
+	if older {
+		m = have.Merge(s)
+	}
 	rec.Title, rec.DurationMs, rec.URL = m.Title, m.DurationMs, m.URL
 	rec.ThumbnailURL, rec.Channel, rec.Source = m.ThumbnailURL, m.Channel, m.Source
 	return rec

@@ -44,14 +44,24 @@ func TestApply(t *testing.T) {
 			name: "song.requested creates the operation",
 			ev:   events.SongRequested{Query: "never gonna"}, seq: 1,
 			wantOp: Operation{ID: "op1", Status: "iniciando", Stage: "requested", Query: "never gonna", Attempts: 1,
-				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 1},
+				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 1},
+		},
+		{
+			// The gateway knew the song id at once (a YouTube URL): the
+			// song gets no record from it, so the recorder need not read
+			// it (projection.TouchesSong).
+			name:   "song.requested with a song id leaves the song alone",
+			songID: "vid1",
+			ev:     events.SongRequested{Query: "https://youtu.be/vid1"}, seq: 1,
+			wantOp: Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "requested", Query: "https://youtu.be/vid1", Attempts: 1,
+				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 1},
 		},
 		{
 			name: "video.resolved sets the song and starts its record",
 			op:   Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
 			ev:   events.VideoResolved{Song: song}, seq: 2, songID: "vid1",
-			wantOp:   Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
-			wantSong: Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+			wantOp:   Operation{ID: "op1", SongID: "vid1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 2},
+			wantSong: Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 2},
 		},
 		{
 			name: "audio.downloaded merges the song, the event's fields winning",
@@ -60,10 +70,10 @@ func TestApply(t *testing.T) {
 			seq: 6,
 			wantOp: func() Operation {
 				o := inProgress
-				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 6
 				return o
 			}(),
-			wantSong: Song{ID: "vid1", Title: "New title", DurationMs: 212000, URL: "https://youtu.be/vid1", Channel: "Chan", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 6},
+			wantSong: Song{ID: "vid1", Title: "New title", DurationMs: 212000, URL: "https://youtu.be/vid1", Channel: "Chan", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 6},
 		},
 		{
 			name: "dca.encoded: stage encoded, song frames; song id from the operation",
@@ -71,12 +81,12 @@ func TestApply(t *testing.T) {
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, Mode: "transcode", ModeReason: "the source is aac, not opus", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 7,
 			wantOp: func() Operation {
 				o := inProgress
-				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
+				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
 				return o
 			}(),
 			wantSong: func() Song {
 				s := known
-				s.DCAFrames, s.UpdatedAt, s.LastSeq = 150, "2025-03-01T12:01:00Z", 7
+				s.DCAFrames, s.UpdatedAt, s.LastSeq = 150, "2025-03-01T12:00:00Z", 7
 				s.Mode, s.ModeReason, s.LoudnessLUFS, s.TruePeakDB = "transcode", "the source is aac, not opus", &lufs, &peak
 				return s
 			}(),
@@ -87,10 +97,10 @@ func TestApply(t *testing.T) {
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, SourceDurationMs: 2995}, seq: 7,
 			wantOp: func() Operation {
 				o := inProgress
-				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:01:00Z", 7
+				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
 				return o
 			}(),
-			wantSong: Song{ID: "vid1", Title: "tone", Source: "direct", DurationMs: 2995, DCAFrames: 150, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 7},
+			wantSong: Song{ID: "vid1", Title: "tone", Source: "direct", DurationMs: 2995, DCAFrames: 150, UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 7},
 		},
 		{
 			name: "upload.done ends in success",
@@ -100,13 +110,55 @@ func TestApply(t *testing.T) {
 			wantOp: func() Operation {
 				o := inProgress
 				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
-				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:01:00Z", 8
+				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
 				return o
 			}(),
 			wantSong: func() Song {
 				s := known
 				s.Source, s.DCAKey, s.DCALocation, s.DCASize = "youtube", "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
-				s.UpdatedAt, s.LastSeq = "2025-03-01T12:01:00Z", 8
+				s.UpdatedAt, s.LastSeq = "2025-03-01T12:00:00Z", 8
+				return s
+			}(),
+		},
+		{
+			// Two operations of one song in different recorder lanes: the
+			// other one's later event reached the song first.
+			name: "an older event of another operation only fills in what the song lacks",
+			op:   inProgress, song: func() Song { s := known; s.LastSeq = 12; return s }(), songID: "vid1",
+			ev:  events.UploadDone{Song: events.Song{ID: "vid1", Title: "Older title", ThumbnailURL: "https://i/t.jpg"}, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
+			seq: 8,
+			wantOp: func() Operation {
+				o := inProgress
+				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
+				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
+				return o
+			}(),
+			wantSong: func() Song {
+				s := known
+				s.ThumbnailURL, s.DCAKey, s.DCALocation, s.DCASize = "https://i/t.jpg", "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
+				s.LastSeq = 12
+				return s
+			}(),
+		},
+		{
+			name: "a stored song asked for again is not written",
+			op:   inProgress, songID: "vid1",
+			song: func() Song {
+				s := known
+				s.DCAKey, s.DCALocation, s.DCASize = "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
+				return s
+			}(),
+			ev:  events.UploadDone{Song: events.Song{ID: "vid1", Title: "Old title"}, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
+			seq: 8,
+			wantOp: func() Operation {
+				o := inProgress
+				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
+				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
+				return o
+			}(),
+			wantSong: func() Song {
+				s := known
+				s.DCAKey, s.DCALocation, s.DCASize = "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
 				return s
 			}(),
 		},
@@ -118,7 +170,7 @@ func TestApply(t *testing.T) {
 			wantOp: func() Operation {
 				o := inProgress
 				o.Status, o.Success, o.Stage, o.Message, o.ErrorCode = "failed", false, "failed", "not audio", "invalid_audio"
-				o.Attempts, o.Failures, o.ProcessingDate, o.UpdatedAt, o.LastSeq = 3, 3, "2025-03-01T12:00:00Z", "2025-03-01T12:01:00Z", 9
+				o.Attempts, o.Failures, o.ProcessingDate, o.UpdatedAt, o.LastSeq = 3, 3, "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 9
 				return o
 			}(),
 			wantSong: known,
@@ -135,7 +187,7 @@ func TestApply(t *testing.T) {
 			ev: events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New"}}, seq: 6,
 			wantOp: func() Operation {
 				o := inProgress
-				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 6
 				return o
 			}(),
 			wantSong: func() Song { s := known; s.LastSeq = 6; return s }(),
@@ -151,8 +203,8 @@ func TestApply(t *testing.T) {
 			name: "an event for an unseen operation creates it",
 			ev:   events.AudioDownloaded{Song: events.Song{ID: "vid9", Title: "T"}}, seq: 3,
 			wantOp: Operation{ID: "op1", SongID: "vid9", Status: "iniciando", Stage: "downloaded", Attempts: 1,
-				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
-			wantSong: Song{ID: "vid9", Title: "T", UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 3},
+				CreatedAt: "2025-03-01T12:00:00Z", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 3},
+			wantSong: Song{ID: "vid9", Title: "T", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 3},
 		},
 		{
 			name: "a repeated video.resolved does not move the stage back",
@@ -160,12 +212,12 @@ func TestApply(t *testing.T) {
 			ev: events.VideoResolved{Song: song}, seq: 6,
 			wantOp: func() Operation {
 				o := inProgress
-				o.UpdatedAt, o.LastSeq = "2025-03-01T12:01:00Z", 6
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 6
 				return o
 			}(),
 			wantSong: func() Song {
 				s := known
-				s.Source, s.UpdatedAt, s.LastSeq = "youtube", "2025-03-01T12:01:00Z", 6
+				s.Source, s.UpdatedAt, s.LastSeq = "youtube", "2025-03-01T12:00:00Z", 6
 				return s
 			}(),
 		},
@@ -173,7 +225,7 @@ func TestApply(t *testing.T) {
 			name: "a song id that cannot be a key is left out",
 			op:   Operation{ID: "op1", Status: "iniciando", Stage: "requested", Attempts: 1, LastSeq: 1},
 			ev:   events.VideoResolved{Song: events.Song{ID: "bad/id"}}, seq: 2,
-			wantOp: Operation{ID: "op1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:01:00Z", LastSeq: 2},
+			wantOp: Operation{ID: "op1", Status: "iniciando", Stage: "resolved", Attempts: 1, UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 2},
 		},
 	}
 	for _, tc := range cases {
@@ -183,7 +235,7 @@ func TestApply(t *testing.T) {
 			if op != tc.wantOp {
 				t.Errorf("operation\n got %s\nwant %s", js(op), js(tc.wantOp))
 			}
-			if song != tc.wantSong {
+			if !song.Equal(tc.wantSong) {
 				t.Errorf("song\n got %s\nwant %s", js(song), js(tc.wantSong))
 			}
 			// Applying the same event again changes nothing.

@@ -33,8 +33,19 @@ type Store interface {
 	// PutOperation stores op. A finished one may expire after the
 	// store's OPERATION_TTL.
 	PutOperation(ctx context.Context, op Operation) error
+	// PutOperationIf stores op as PutOperation does, but only if the
+	// stored operation is still prev (by LastSeq; the zero Operation:
+	// none is stored), and reports whether it stored op. The recorder
+	// writes with it, so that what it built from a record it holds is
+	// never stored over a change it has not seen.
+	PutOperationIf(ctx context.Context, op, prev Operation) (bool, error)
 	Song(ctx context.Context, id string) (Song, error)
 	PutSong(ctx context.Context, song Song) error
+	// PutSongIf stores song only if the stored song is still prev, field
+	// for field (the zero Song: none is stored), and reports whether it
+	// stored song: the songs are written by the recorder's lanes of all
+	// their operations at once.
+	PutSongIf(ctx context.Context, song, prev Song) (bool, error)
 	// SearchSongs returns a page of the stored songs whose normalized
 	// title or channel (NormalizeTitle) holds the normalized q, or whose
 	// id is q, in title order, and the cursor of the next page ("" at the
@@ -135,6 +146,24 @@ type Song struct {
 // failed, has a record (GET /v1/songs/{id} says "stored": false) but is
 // not listed.
 func (s Song) Stored() bool { return s.DCAKey != "" }
+
+// Equal reports whether s and o hold the same song, field for field. The
+// loudness fields are pointers, so == would compare where they point, and
+// a record read back from a store never equals the one written: compare
+// songs with Equal, never ==.
+func (s Song) Equal(o Song) bool {
+	a, b := s, o
+	a.LoudnessLUFS, a.TruePeakDB, b.LoudnessLUFS, b.TruePeakDB = nil, nil, nil, nil
+	return a == b && sameFloat(s.LoudnessLUFS, o.LoudnessLUFS) && sameFloat(s.TruePeakDB, o.TruePeakDB)
+}
+
+// sameFloat reports whether a and b are both nil or point to one value.
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
 
 // Video is what the resolver caches about one video: its metadata and what
 // decides whether it can be had. Kept per video id with a TTL

@@ -107,7 +107,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder")})
 	})
 	add("recorder", func(ctx context.Context) error {
-		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Log: log.With("service", "recorder")})
+		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Metrics: reg, Log: log.With("service", "recorder")})
 	})
 	// Stops the group when the process is told to.
 	stop := make(chan struct{})

@@ -20,8 +20,16 @@
 //  6. Twelve different 30-second AAC songs at once against the hand-run
 //     pipeline of each spread over the cores (target ≤ 1.10), and the CPU
 //     time per song of both (target: within 10 %).
+//  7. Projections that keep up (throughput.go): -tp-requests requests for
+//     a stored song, -tp-inflight at once, each polling its status every
+//     20 ms and then every 250 ms: operations a second, p50/p99 from POST
+//     to final status and the projection lag's p99, in the embedded
+//     profile, the AWS profile (DynamoDB Local, versitygw) with DynamoDB
+//     Local's own conditional-write rate, and two processes on a
+//     three-node cluster with each one's share of the events applied.
 //
-// -only opus runs sections 5 and 6 alone.
+// -only opus runs sections 5 and 6 alone; -only throughput section 7;
+// -only drain the recorder's drain and DynamoDB Local's rate of section 7.
 package main
 
 import (
@@ -45,6 +53,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 func main() {
@@ -52,28 +62,40 @@ func main() {
 	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
-	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections`)
+	prebuilt := flag.String("butakero", "", "a butakero binary to measure instead of building ./cmd/butakero (another version, for comparison)")
+	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections; "throughput": only the projection throughput measure; "drain": only the recorder draining into DynamoDB Local against its own rate`)
+	tp := throughputOpts{polls: []time.Duration{20 * time.Millisecond, 250 * time.Millisecond}}
+	flag.IntVar(&tp.requests, "tp-requests", 2000, "requests for a stored song per throughput run")
+	flag.IntVar(&tp.inflight, "tp-inflight", 50, "requests in flight in a throughput run")
+	flag.StringVar(&tp.drainProfile, "drain-cpuprofile", "", "write a CPU profile of the bench process (the recorder and its embedded JetStream) while the recorder drains")
+	flag.IntVar(&tp.lanes, "tp-lanes", config.DefaultRecorderPartitions, "the recorder's lanes (RECORDER_PARTITIONS) in the throughput runs, and DynamoDB Local's writers")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long, *stored, *burst, *only); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst, *only, *prebuilt, tp); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only string) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only, prebuilt string, tp throughputOpts) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
+	if only == "drain" {
+		fmt.Printf("Butakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+		return drainOnly(ctx, work, tp)
+	}
 	media := filepath.Join(work, "media")
 	must(os.MkdirAll(media, 0o755))
 
 	step("building butakero")
 	bin := filepath.Join(work, "butakero")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
+	if prebuilt != "" {
+		bin = prebuilt
+	} else if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)
@@ -99,8 +121,12 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	go mediaSrv.Serve(ln)
 	defer mediaSrv.Close()
 	mediaURL := "http://" + ln.Addr().String()
+	if only == "throughput" {
+		fmt.Printf("Butakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+		return throughput(ctx, work, bin, mediaURL, tp)
+	}
 
-	svc, err := startService(ctx, bin, filepath.Join(work, "data"))
+	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "data"), nil)
 	if err != nil {
 		return err
 	}
@@ -237,7 +263,8 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 		round(handCPU/time.Duration(burstN)), round(burstCPU/time.Duration(burstN)))
 	fmt.Printf("  ratio %.2f (target ≤ 1.3): %s\n", burstRatio, verdict(burstRatio <= 1.3))
 	fmt.Print(opus)
-	return nil
+	svc.stop()
+	return throughput(ctx, work, bin, mediaURL, tp)
 }
 
 // benchOpus runs sections 5 and 6 and returns their report.
@@ -404,7 +431,9 @@ type service struct {
 	done chan error
 }
 
-func startService(ctx context.Context, bin, dataDir string) (*service, error) {
+// startServiceEnv starts butakero on dataDir with the bench's settings and
+// extra (KEY=value) on top.
+func startServiceEnv(ctx context.Context, bin, dataDir string, extra []string) (*service, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -414,13 +443,14 @@ func startService(ctx context.Context, bin, dataDir string) (*service, error) {
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1:*", "LOG_LEVEL=warn", "STAGE_TIMEOUT=30m",
 		"RATE_LIMIT=0", "READ_RATE_LIMIT=0") // the bench polls status far faster than a user
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := &service{cmd: cmd, base: "http://" + addr, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		resp, err := http.Get(s.base + "/readyz")
 		if err == nil {
@@ -436,7 +466,7 @@ func startService(ctx context.Context, bin, dataDir string) (*service, error) {
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("butakero not ready within 60s")
+			return nil, fmt.Errorf("butakero not ready within 90s")
 		}
 	}
 }

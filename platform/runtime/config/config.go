@@ -18,18 +18,21 @@ import (
 
 // Config is every setting of the README's "Configuration" table.
 type Config struct {
-	HTTPAddr           string        // HTTP_ADDR
-	DataDir            string        // DATA_DIR
-	NATSURL            string        // NATS_URL; empty means embedded
-	NATSListen         string        // NATS_LISTEN: embedded server's client listener; empty means none
-	NATSToken          string        // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
-	NATSUser           string        // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
-	NATSPassword       string        // NATS_PASSWORD
-	NATSCreds          string        // NATS_CREDS: a credentials file (user JWT and NKey seed), instead of a token or a user
-	NATSTLSCA          string        // NATS_TLS_CA: PEM file of the CAs the servers' certificates are checked against
-	NATSTLSCert        string        // NATS_TLS_CERT: PEM client certificate, with NATS_TLS_KEY
-	NATSTLSKey         string        // NATS_TLS_KEY: PEM key of NATS_TLS_CERT
-	StreamReplicas     int           // STREAM_REPLICAS
+	HTTPAddr       string // HTTP_ADDR
+	DataDir        string // DATA_DIR
+	NATSURL        string // NATS_URL; empty means embedded
+	NATSListen     string // NATS_LISTEN: embedded server's client listener; empty means none
+	NATSToken      string // NATS_TOKEN: token to present to NATS (and that the embedded server requires)
+	NATSUser       string // NATS_USER: user to present to NATS (and that the embedded server requires), with NATSPassword
+	NATSPassword   string // NATS_PASSWORD
+	NATSCreds      string // NATS_CREDS: a credentials file (user JWT and NKey seed), instead of a token or a user
+	NATSTLSCA      string // NATS_TLS_CA: PEM file of the CAs the servers' certificates are checked against
+	NATSTLSCert    string // NATS_TLS_CERT: PEM client certificate, with NATS_TLS_KEY
+	NATSTLSKey     string // NATS_TLS_KEY: PEM key of NATS_TLS_CERT
+	StreamReplicas int    // STREAM_REPLICAS
+	// RecorderPartitions is RECORDER_PARTITIONS: the recorder's lanes
+	// (events.EnsureLanes). Every process must have the same value.
+	RecorderPartitions int
 	StreamMaxAge       time.Duration // STREAM_MAX_AGE: events older than this are dropped from the stream; 0 keeps them forever
 	StreamMaxBytes     int64         // STREAM_MAX_BYTES: the oldest events are dropped past this size; 0 means no limit
 	AllowedMediaHosts  []string      // ALLOWED_MEDIA_HOSTS, canonical entries (package mediahosts)
@@ -83,6 +86,11 @@ type Config struct {
 	// variables); off unless an OTLP endpoint is set.
 	Tracing Tracing
 }
+
+// DefaultRecorderPartitions is RECORDER_PARTITIONS' default: enough lanes
+// to keep a store of a few milliseconds per write busy at hundreds of
+// events a second.
+const DefaultRecorderPartitions = 16
 
 // DefaultDirectMaxBytes is DIRECT_MAX_BYTES when unset: 1 GiB, about 9
 // hours of 256 kbit/s audio.
@@ -165,56 +173,57 @@ func Load(lookup Lookup) (Config, error) {
 	}
 
 	c := Config{
-		HTTPAddr:          get("HTTP_ADDR", ":8080"),
-		DataDir:           get("DATA_DIR", "./data"),
-		NATSURL:           get("NATS_URL", ""),
-		NATSListen:        get("NATS_LISTEN", ""),
-		NATSToken:         get("NATS_TOKEN", ""),
-		NATSUser:          get("NATS_USER", ""),
-		NATSPassword:      get("NATS_PASSWORD", ""),
-		NATSCreds:         get("NATS_CREDS", ""),
-		NATSTLSCA:         get("NATS_TLS_CA", ""),
-		NATSTLSCert:       get("NATS_TLS_CERT", ""),
-		NATSTLSKey:        get("NATS_TLS_KEY", ""),
-		StreamReplicas:    intVar("STREAM_REPLICAS", 1, 1, 5),
-		StreamMaxAge:      optionalDurVar("STREAM_MAX_AGE", events.DuplicateWindow),
-		StreamMaxBytes:    optionalBytesVar("STREAM_MAX_BYTES", 1<<20),
-		YouTubeAPIKey:     get("YOUTUBE_API_KEY", ""),
-		YouTubeAPIBaseURL: get("YOUTUBE_API_BASE_URL", ""),
-		MaxAttempts:       intVar("MAX_ATTEMPTS", 3, 1, 100),
-		StageTimeout:      durVar("STAGE_TIMEOUT", 4*time.Minute),
-		MaxDuration:       durVar("MAX_DURATION", 3*time.Hour),
-		DCABitrateKbps:    intVar("DCA_BITRATE_KBPS", 96, 8, 128),
-		APIKeys:           list(get("API_KEYS", "")),
-		YTDLPCookiesFile:  get("YTDLP_COOKIES_FILE", ""),
-		YTDLPProxy:        get("YTDLP_PROXY", ""),
-		YTDLPJSRuntimes:   list(get("YTDLP_JS_RUNTIMES", "")),
-		YTDLPRemoteComps:  list(get("YTDLP_REMOTE_COMPONENTS", "")),
-		ShutdownGrace:     durVar("SHUTDOWN_GRACE", 20*time.Second),
-		SearchCacheTTL:    durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
-		OperationTTL:      durVar("OPERATION_TTL", 30*24*time.Hour),
-		StagingMaxAge:     durVar("STAGING_MAX_AGE", time.Hour),
-		AllowedOrigins:    list(get("ALLOWED_ORIGINS", "")),
-		PublicURL:         get("PUBLIC_URL", ""),
-		RateLimit:         intVar("RATE_LIMIT", 120, 0, 1_000_000),
-		ReadRateLimit:     intVar("READ_RATE_LIMIT", DefaultReadRateLimit, 0, 100_000_000),
-		AuthFailureLimit:  intVar("AUTH_FAILURE_LIMIT", 20, 0, 1_000_000),
-		MaxSockets:        intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
-		MetricsAddr:       get("METRICS_ADDR", ""),
-		MetricsEMF:        boolVar("METRICS_EMF", false),
-		MetricsDeployment: get("METRICS_DEPLOYMENT", "default"),
-		FetchConcurrency:  intVar("FETCH_CONCURRENCY", 2, 1, 256),
-		EncodeConcurrency: intVar("ENCODE_CONCURRENCY", runtime.NumCPU(), 1, 256),
-		DirectMaxBytes:    int64(intVar("DIRECT_MAX_BYTES", DefaultDirectMaxBytes, 1, math.MaxInt)),
-		BucketName:        get("BUCKET_NAME", ""),
-		Region:            get("REGION", ""),
-		AccessKey:         get("ACCESS_KEY", ""),
-		SecretKey:         get("SECRET_KEY", ""),
-		SongsTable:        get("DYNAMODB_TABLE_NAME_SONGS", ""),
-		OperationsTable:   get("DYNAMODB_TABLE_NAME_OPERATION", ""),
-		AWSAutoCreate:     boolVar("AWS_AUTO_CREATE", false),
-		LogLevel:          strings.ToLower(get("LOG_LEVEL", "info")),
-		LogFormat:         strings.ToLower(get("LOG_FORMAT", "json")),
+		HTTPAddr:           get("HTTP_ADDR", ":8080"),
+		DataDir:            get("DATA_DIR", "./data"),
+		NATSURL:            get("NATS_URL", ""),
+		NATSListen:         get("NATS_LISTEN", ""),
+		NATSToken:          get("NATS_TOKEN", ""),
+		NATSUser:           get("NATS_USER", ""),
+		NATSPassword:       get("NATS_PASSWORD", ""),
+		NATSCreds:          get("NATS_CREDS", ""),
+		NATSTLSCA:          get("NATS_TLS_CA", ""),
+		NATSTLSCert:        get("NATS_TLS_CERT", ""),
+		NATSTLSKey:         get("NATS_TLS_KEY", ""),
+		StreamReplicas:     intVar("STREAM_REPLICAS", 1, 1, 5),
+		RecorderPartitions: intVar("RECORDER_PARTITIONS", DefaultRecorderPartitions, 1, events.MaxPartitions),
+		StreamMaxAge:       optionalDurVar("STREAM_MAX_AGE", events.DuplicateWindow),
+		StreamMaxBytes:     optionalBytesVar("STREAM_MAX_BYTES", 1<<20),
+		YouTubeAPIKey:      get("YOUTUBE_API_KEY", ""),
+		YouTubeAPIBaseURL:  get("YOUTUBE_API_BASE_URL", ""),
+		MaxAttempts:        intVar("MAX_ATTEMPTS", 3, 1, 100),
+		StageTimeout:       durVar("STAGE_TIMEOUT", 4*time.Minute),
+		MaxDuration:        durVar("MAX_DURATION", 3*time.Hour),
+		DCABitrateKbps:     intVar("DCA_BITRATE_KBPS", 96, 8, 128),
+		APIKeys:            list(get("API_KEYS", "")),
+		YTDLPCookiesFile:   get("YTDLP_COOKIES_FILE", ""),
+		YTDLPProxy:         get("YTDLP_PROXY", ""),
+		YTDLPJSRuntimes:    list(get("YTDLP_JS_RUNTIMES", "")),
+		YTDLPRemoteComps:   list(get("YTDLP_REMOTE_COMPONENTS", "")),
+		ShutdownGrace:      durVar("SHUTDOWN_GRACE", 20*time.Second),
+		SearchCacheTTL:     durVar("SEARCH_CACHE_TTL", 7*24*time.Hour),
+		OperationTTL:       durVar("OPERATION_TTL", 30*24*time.Hour),
+		StagingMaxAge:      durVar("STAGING_MAX_AGE", time.Hour),
+		AllowedOrigins:     list(get("ALLOWED_ORIGINS", "")),
+		PublicURL:          get("PUBLIC_URL", ""),
+		RateLimit:          intVar("RATE_LIMIT", 120, 0, 1_000_000),
+		ReadRateLimit:      intVar("READ_RATE_LIMIT", DefaultReadRateLimit, 0, 100_000_000),
+		AuthFailureLimit:   intVar("AUTH_FAILURE_LIMIT", 20, 0, 1_000_000),
+		MaxSockets:         intVar("MAX_SOCKETS", 1000, 1, 1_000_000),
+		MetricsAddr:        get("METRICS_ADDR", ""),
+		MetricsEMF:         boolVar("METRICS_EMF", false),
+		MetricsDeployment:  get("METRICS_DEPLOYMENT", "default"),
+		FetchConcurrency:   intVar("FETCH_CONCURRENCY", 2, 1, 256),
+		EncodeConcurrency:  intVar("ENCODE_CONCURRENCY", runtime.NumCPU(), 1, 256),
+		DirectMaxBytes:     int64(intVar("DIRECT_MAX_BYTES", DefaultDirectMaxBytes, 1, math.MaxInt)),
+		BucketName:         get("BUCKET_NAME", ""),
+		Region:             get("REGION", ""),
+		AccessKey:          get("ACCESS_KEY", ""),
+		SecretKey:          get("SECRET_KEY", ""),
+		SongsTable:         get("DYNAMODB_TABLE_NAME_SONGS", ""),
+		OperationsTable:    get("DYNAMODB_TABLE_NAME_OPERATION", ""),
+		AWSAutoCreate:      boolVar("AWS_AUTO_CREATE", false),
+		LogLevel:           strings.ToLower(get("LOG_LEVEL", "info")),
+		LogFormat:          strings.ToLower(get("LOG_FORMAT", "json")),
 	}
 	switch v := strings.ToLower(get("OPUS_PASSTHROUGH", "auto")); v {
 	case "auto":

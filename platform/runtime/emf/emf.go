@@ -61,6 +61,11 @@ type Emitter struct {
 	JS ConsumerSource
 	// Stream and Consumer name the durable consumer. Required.
 	Stream, Consumer string
+	// Parts, when set, are the consumers on Stream whose backlogs add up
+	// to Consumer's: the recorder's lanes (events.LaneConsumers), reported
+	// as one "recorder" backlog. A line is written only when every part
+	// could be read.
+	Parts []string
 	// Deployment is the Deployment dimension's value. Required.
 	Deployment string
 	// Service is the "service" attribute of the line, as the process's
@@ -116,23 +121,32 @@ func (e *Emitter) Run(ctx context.Context) error {
 	}
 }
 
-// Emit reads the consumer's info and writes one line.
+// Emit reads the consumer's info (or its parts') and writes one line.
 func (e *Emitter) Emit(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, infoTimeout)
 	defer cancel()
-	c, err := e.JS.Consumer(ctx, e.Stream, e.Consumer)
-	if err != nil {
-		return fmt.Errorf("emf: consumer %s: %w", e.Consumer, err)
+	parts := e.Parts
+	if len(parts) == 0 {
+		parts = []string{e.Consumer}
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("emf: consumer %s info: %w", e.Consumer, err)
+	var pending, ackPending uint64
+	for _, name := range parts {
+		c, err := e.JS.Consumer(ctx, e.Stream, name)
+		if err != nil {
+			return fmt.Errorf("emf: consumer %s: %w", name, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("emf: consumer %s info: %w", name, err)
+		}
+		pending += info.NumPending
+		ackPending += uint64(info.NumAckPending)
 	}
 	now := time.Now
 	if e.Now != nil {
 		now = e.Now
 	}
-	line, err := Line(now(), e.Service, e.Deployment, e.Consumer, info.NumPending, uint64(info.NumAckPending))
+	line, err := Line(now(), e.Service, e.Deployment, e.Consumer, pending, ackPending)
 	if err != nil {
 		return err
 	}

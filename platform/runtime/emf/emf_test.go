@@ -201,3 +201,61 @@ func TestAgeLine(t *testing.T) {
 		t.Errorf("fields %v", l.Fields)
 	}
 }
+
+// TestEmitAddsUpParts: the recorder reads its lanes, so its one backlog
+// line is the sum of several consumers' (here the fetcher's five and the
+// encoder's two), under the recorder's name.
+func TestEmitAddsUpParts(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := context.Background()
+	var parts []jetstream.Consumer
+	for _, name := range []string{events.ConsumerFetcher, events.ConsumerEncoder} {
+		c, err := events.EnsureConsumer(ctx, env.JS, name, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, c)
+	}
+	for i := range 7 {
+		var data events.Event = events.VideoResolved{Song: events.Song{ID: "dQw4w9WgXcQ"}}
+		if i >= 5 {
+			data = events.AudioDownloaded{Song: events.Song{ID: "dQw4w9WgXcQ"}, Key: "k", Size: 1}
+		}
+		e, err := events.New(events.NewID(), "dQw4w9WgXcQ", data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Publish(t, e)
+	}
+	wait.Until(t, 5*time.Second, "consumer info", func() error {
+		var n uint64
+		for _, c := range parts {
+			info, err := c.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += info.NumPending
+		}
+		if n != 7 {
+			return fmt.Errorf("%d pending, want 7", n)
+		}
+		return nil
+	})
+
+	var out bytes.Buffer
+	e := &emf.Emitter{
+		JS: env.JS, Stream: events.StreamName, Consumer: events.ConsumerRecorder,
+		Parts:      []string{events.ConsumerFetcher, events.ConsumerEncoder},
+		Deployment: "prod", Service: "recorder", W: &out,
+	}
+	if err := e.Emit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l := parse(t, bytes.TrimSuffix(out.Bytes(), []byte("\n")))
+	if got := l.Fields[emf.MetricConsumerBacklog]; got != float64(7) {
+		t.Errorf("%s = %v, want 7", emf.MetricConsumerBacklog, got)
+	}
+	if got := l.Fields[emf.DimensionConsumer]; got != events.ConsumerRecorder {
+		t.Errorf("%s = %v, want %s", emf.DimensionConsumer, got, events.ConsumerRecorder)
+	}
+}

@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"context"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,21 +35,43 @@ var (
 // lag of the named durable consumers of stream, read from JetStream's
 // consumer info. A consumer that does not exist yet, or does not answer
 // within a short timeout, is left out of that scrape. Only the first call
-// on a Metrics registers anything: every process exports each consumer
-// once, whichever component asks.
+// for a stream on a Metrics registers anything: every process exports each
+// consumer once, whichever component asks.
 func (m *Metrics) WatchConsumers(js ConsumerSource, stream string, consumers ...string) {
 	if m == nil {
 		return
 	}
-	m.lagOnce.Do(func() {
-		m.reg.MustRegister(&lagCollector{js: js, stream: stream, consumers: consumers})
-	})
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
+	if m.lag == nil {
+		m.lag = &lagCollector{}
+		m.reg.MustRegister(m.lag)
+	}
+	m.lag.add(lagWatch{js: js, stream: stream, consumers: consumers})
 }
 
+// lagCollector reports the consumers of every stream watched.
 type lagCollector struct {
+	mu      sync.Mutex
+	watches []lagWatch
+}
+
+type lagWatch struct {
 	js        ConsumerSource
 	stream    string
 	consumers []string
+}
+
+// add watches w unless its stream is watched already.
+func (l *lagCollector) add(w lagWatch) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, have := range l.watches {
+		if have.stream == w.stream {
+			return
+		}
+	}
+	l.watches = append(l.watches, w)
 }
 
 func (l *lagCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -57,19 +81,24 @@ func (l *lagCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (l *lagCollector) Collect(ch chan<- prometheus.Metric) {
+	l.mu.Lock()
+	watches := slices.Clone(l.watches)
+	l.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), lagTimeout)
 	defer cancel()
-	for _, name := range l.consumers {
-		c, err := l.js.Consumer(ctx, l.stream, name)
-		if err != nil {
-			continue
+	for _, w := range watches {
+		for _, name := range w.consumers {
+			c, err := w.js.Consumer(ctx, w.stream, name)
+			if err != nil {
+				continue
+			}
+			info := c.CachedInfo()
+			if info == nil {
+				continue
+			}
+			ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), w.stream, name)
+			ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending), w.stream, name)
+			ch <- prometheus.MustNewConstMetric(redeliveredDesc, prometheus.GaugeValue, float64(info.NumRedelivered), w.stream, name)
 		}
-		info := c.CachedInfo()
-		if info == nil {
-			continue
-		}
-		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(info.NumPending), l.stream, name)
-		ch <- prometheus.MustNewConstMetric(ackPendingDesc, prometheus.GaugeValue, float64(info.NumAckPending), l.stream, name)
-		ch <- prometheus.MustNewConstMetric(redeliveredDesc, prometheus.GaugeValue, float64(info.NumRedelivered), l.stream, name)
 	}
 }

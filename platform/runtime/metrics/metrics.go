@@ -50,7 +50,8 @@ type Metrics struct {
 	// songs the pipeline finishes, whichever process finished them.
 	EventsPublished *prometheus.CounterVec
 
-	lagOnce sync.Once
+	lagMu sync.Mutex
+	lag   *lagCollector
 }
 
 // NewRegistry returns an empty registry with the Go runtime and process

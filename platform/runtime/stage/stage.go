@@ -64,8 +64,10 @@ import (
 type Delivery struct {
 	Envelope events.Envelope
 	Event    events.Event
-	// Seq is the message's stream sequence, and Time when the stream
-	// stored it.
+	// Seq is the message's sequence in the event stream (for a message
+	// of the recorder's lanes, the sequence of the event it was sourced
+	// from: events.SourceSeq), and Time when the consumed stream stored
+	// it.
 	Seq  uint64
 	Time time.Time
 	// Attempt counts deliveries of this message, from 1.
@@ -276,6 +278,13 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	attempt, seq, stored := 1, uint64(0), time.Time{}
 	if md, err := msg.Metadata(); err == nil {
 		attempt, seq, stored = int(md.NumDelivered), md.Sequence.Stream, md.Timestamp
+	}
+	// A message the recorder's lanes sourced from the event stream is
+	// known by its sequence there, which projections and histories use.
+	if h := msg.Headers().Get(events.SourceHeader); h != "" {
+		if origin, ok := events.SourceSeq(h); ok {
+			seq = origin
+		}
 	}
 	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "attempt", attempt)
 

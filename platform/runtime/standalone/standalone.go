@@ -105,7 +105,13 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 		defer stop()
 	}
 	if consumer, ok := stageConsumers[name]; ok && cfg.MetricsEMF {
-		stop := emitBacklog(ctx, js, name, consumer, cfg.MetricsDeployment, prober, log)
+		src := backlogSource{stream: events.StreamName, consumer: consumer}
+		if name == "recorder" {
+			// The recorder reads its lanes, not the stream: its backlog is
+			// theirs added up.
+			src.stream, src.parts = events.LanesStreamName, events.LaneConsumers(cfg.RecorderPartitions)
+		}
+		stop := emitBacklog(ctx, js, name, src, cfg.MetricsDeployment, prober, log)
 		defer stop()
 	}
 	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
@@ -121,6 +127,13 @@ var stageConsumers = map[string]string{
 	"recorder": events.ConsumerRecorder,
 }
 
+// backlogSource is what a service's EMF backlog reads: one durable
+// consumer, or the parts that add up to it on stream.
+type backlogSource struct {
+	stream, consumer string
+	parts            []string
+}
+
 // ytdlpServices run yt-dlp: their EMF lines also carry its age.
 var ytdlpServices = map[string]bool{"resolver": true, "fetcher": true}
 
@@ -128,11 +141,11 @@ var ytdlpServices = map[string]bool{"resolver": true, "fetcher": true}
 // yt-dlp, yt-dlp's age) to stderr, beside the log, as EMF lines (package
 // emf) until stop is called; stop returns once the emitter
 // has, so no line is written after the connection drains.
-func emitBacklog(ctx context.Context, js jetstream.JetStream, service, consumer, deployment string, prober *versions.Prober, log *slog.Logger) (stop func()) {
+func emitBacklog(ctx context.Context, js jetstream.JetStream, service string, src backlogSource, deployment string, prober *versions.Prober, log *slog.Logger) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	e := &emf.Emitter{
-		JS: js, Stream: events.StreamName, Consumer: consumer,
+		JS: js, Stream: src.stream, Consumer: src.consumer, Parts: src.parts,
 		Deployment: deployment, Service: service, W: os.Stderr, Log: log,
 	}
 	if ytdlpServices[service] {

@@ -15,7 +15,10 @@ import (
 	"errors"
 	"fmt"
 
+	"net/http"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	sdkconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/butakero/butakero/platform/runtime/config"
@@ -33,6 +36,7 @@ func Load(ctx context.Context, cfg config.Config) (aws.Config, error) {
 		opts = append(opts, sdkconfig.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))
 	}
+	opts = append(opts, sdkconfig.WithHTTPClient(HTTPClient()))
 	ac, err := sdkconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("aws: load configuration: %w", err)
@@ -50,7 +54,26 @@ func Static(region, accessKey, secretKey string) aws.Config {
 	return aws.Config{
 		Region:      region,
 		Credentials: aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider(accessKey, secretKey, "")),
+		HTTPClient:  HTTPClient(),
 	}
+}
+
+// MaxIdleConnsPerHost is how many idle connections to one endpoint the
+// SDK's HTTP client keeps. The SDK's default (10) is below the writers of
+// one process (the recorder's lanes, RECORDER_PARTITIONS, 16 by default,
+// beside the gateway's reads and the stages' writes): past it every
+// request beyond the tenth closes its connection when done and the next
+// dials again, a TCP (and, to AWS, a TLS) handshake per request.
+const MaxIdleConnsPerHost = 512
+
+// HTTPClient is the SDK's own HTTP client (its timeouts, proxy and TLS
+// defaults) keeping up to MaxIdleConnsPerHost idle connections per
+// endpoint.
+func HTTPClient() *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+		t.MaxIdleConns = 2 * MaxIdleConnsPerHost
+	})
 }
 
 // endpointSource is what the SDK's loaded configuration sources implement

@@ -15,6 +15,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -198,6 +201,182 @@ func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
 		return fmt.Errorf("dynamostore: invalid song id %q", song.ID)
 	}
 	return s.putIfNewer(ctx, s.songs, song.ID, song.LastSeq, encodeSong(song))
+}
+
+// PutOperationIf stores op as PutOperation does, but only if the stored
+// operation is still prev (by last_seq; a zero prev: none is stored, or
+// only one past its TTL), in one conditional write: over a stored
+// operation an UpdateItem that sets the attributes that changed from prev
+// and removes those op no longer has, on the condition last_seq = prev's;
+// over none a PutItem. It reports whether it stored op; false means
+// another writer got there first, and the caller reads again.
+func (s *Store) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
+	if events.ValidSongID(op.ID) != nil {
+		return false, fmt.Errorf("dynamostore: invalid operation id %q", op.ID)
+	}
+	item := s.operationItem(op)
+	if prev.LastSeq == 0 {
+		return s.putNew(ctx, s.ops, op.ID, op.LastSeq, item, "attribute_not_exists(#id) OR #exp <= :now",
+			map[string]string{"#id": KeyAttr, "#exp": ExpiresAttr},
+			map[string]types.AttributeValue{":now": number(s.now().Unix())})
+	}
+	was := s.operationItem(prev)
+	return s.updateIf(ctx, s.ops, op.ID, op.LastSeq, item, was, "#seq = :prev",
+		map[string]string{"#seq": SeqAttr},
+		map[string]types.AttributeValue{":prev": number(int64(prev.LastSeq))})
+}
+
+// operationItem is op's item as PutOperation writes it (without its key
+// and last_seq): a finished operation expires its TTL after its last
+// event.
+func (s *Store) operationItem(op projection.Operation) map[string]types.AttributeValue {
+	item := encodeOperation(op)
+	if op.Final() {
+		end := s.now()
+		if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
+			end = t
+		}
+		item[ExpiresAttr] = number(end.Add(s.opsTTL).Unix())
+	}
+	return item
+}
+
+// PutSongIf stores song only if the stored song is still prev, attribute
+// for attribute (a zero prev: none is stored), in one conditional write:
+// over a stored song an UpdateItem of the attributes that changed, over
+// none a PutItem. It reports whether it stored song; false means another
+// writer got there first. Songs are written by the recorder's lanes of
+// all their operations, so two may race on one song; the check keeps
+// either from losing the other's fields.
+func (s *Store) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
+	if events.ValidSongID(song.ID) != nil {
+		return false, fmt.Errorf("dynamostore: invalid song id %q", song.ID)
+	}
+	item := encodeSong(song)
+	if prev.Equal(projection.Song{}) {
+		return s.putNew(ctx, s.songs, song.ID, song.LastSeq, item, "attribute_not_exists(#id)",
+			map[string]string{"#id": KeyAttr}, nil)
+	}
+	// The condition names every attribute prev has, and the absence of
+	// every other one a song may have: the stored song is prev exactly.
+	was := encodeSong(prev)
+	was[SeqAttr] = number(int64(prev.LastSeq))
+	names := map[string]string{"#id": KeyAttr}
+	values := map[string]types.AttributeValue{}
+	parts := []string{"attribute_exists(#id)"}
+	seen := map[string]bool{}
+	for i, a := range slices.Sorted(maps.Keys(was)) {
+		seen[a] = true
+		n, v := fmt.Sprintf("#w%d", i), fmt.Sprintf(":w%d", i)
+		names[n], values[v] = a, was[a]
+		parts = append(parts, n+" = "+v)
+	}
+	for i, a := range songAttrs {
+		if !seen[a] {
+			n := fmt.Sprintf("#n%d", i)
+			names[n] = a
+			parts = append(parts, "attribute_not_exists("+n+")")
+		}
+	}
+	delete(was, SeqAttr)
+	return s.updateIf(ctx, s.songs, song.ID, song.LastSeq, item, was, strings.Join(parts, " AND "), names, values)
+}
+
+// songAttrs are the attributes a song item may have besides its key and
+// last_seq (encodeSong).
+var songAttrs = []string{"title", "duration_ms", "url", "thumbnail_url", "channel", "source",
+	"dca_key", "dca_location", "dca_size", "dca_frames", "mode", "mode_reason", "loudness_lufs",
+	"true_peak_db", "updated_at", catalogAttr, titleKeyAttr, "title_norm", "channel_norm"}
+
+// putNew writes item under id with last_seq seq if cond holds (a record
+// new or gone), replacing any item there whole, and reports whether it
+// did.
+func (s *Store) putNew(ctx context.Context, table, id string, seq uint64, item map[string]types.AttributeValue,
+	cond string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+	item[KeyAttr] = str(id)
+	item[SeqAttr] = number(int64(seq))
+	in := &dynamodb.PutItemInput{
+		TableName:                &table,
+		Item:                     item,
+		ConditionExpression:      aws.String(cond),
+		ExpressionAttributeNames: names,
+	}
+	if len(values) > 0 {
+		in.ExpressionAttributeValues = values
+	}
+	_, err := s.client.PutItem(ctx, in)
+	return written(table, id, err)
+}
+
+// updateIf turns the item was into item (neither with key nor last_seq)
+// under id, setting last_seq to seq, in one UpdateItem on condition cond:
+// it sets the attributes item has that differ from was's and removes
+// those only was has. It reports whether cond held.
+func (s *Store) updateIf(ctx context.Context, table, id string, seq uint64, item, was map[string]types.AttributeValue,
+	cond string, names map[string]string, values map[string]types.AttributeValue) (bool, error) {
+	names["#u_seq"] = SeqAttr
+	values[":u_seq"] = number(int64(seq))
+	set := []string{"#u_seq = :u_seq"}
+	var remove []string
+	for i, a := range slices.Sorted(maps.Keys(item)) {
+		if sameAttr(item[a], was[a]) {
+			continue
+		}
+		n, v := fmt.Sprintf("#u%d", i), fmt.Sprintf(":u%d", i)
+		names[n], values[v] = a, item[a]
+		set = append(set, n+" = "+v)
+	}
+	for i, a := range slices.Sorted(maps.Keys(was)) {
+		if _, ok := item[a]; !ok {
+			n := fmt.Sprintf("#r%d", i)
+			names[n] = a
+			remove = append(remove, n)
+		}
+	}
+	update := "SET " + strings.Join(set, ", ")
+	if len(remove) > 0 {
+		update += " REMOVE " + strings.Join(remove, ", ")
+	}
+	_, err := s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &table,
+		Key:                       map[string]types.AttributeValue{KeyAttr: str(id)},
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	})
+	return written(table, id, err)
+}
+
+// written is a conditional write's outcome: true when it was written,
+// false when its condition failed.
+func written(table, id string, err error) (bool, error) {
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dynamostore: write %s/%s: %s: %w", table, id, awsconfig.Reason(err), err)
+	}
+	return true, nil
+}
+
+// sameAttr reports whether a and b are the same value of the kinds the
+// items hold (strings, numbers, booleans); any other kind counts as
+// changed.
+func sameAttr(a, b types.AttributeValue) bool {
+	switch a := a.(type) {
+	case *types.AttributeValueMemberS:
+		b, ok := b.(*types.AttributeValueMemberS)
+		return ok && a.Value == b.Value
+	case *types.AttributeValueMemberN:
+		b, ok := b.(*types.AttributeValueMemberN)
+		return ok && a.Value == b.Value
+	case *types.AttributeValueMemberBOOL:
+		b, ok := b.(*types.AttributeValueMemberBOOL)
+		return ok && a.Value == b.Value
+	}
+	return false
 }
 
 // get reads the item with key id from table, or projection.ErrNotFound

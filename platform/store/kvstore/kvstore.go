@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -62,6 +63,46 @@ type Store struct {
 	songs  jetstream.KeyValue
 	opsTTL time.Duration
 	now    func() time.Time
+
+	// The revisions of the records this Store last read or wrote, so
+	// that a conditional write over one of them (PutOperationIf,
+	// PutSongIf) is one revision-checked write with no read first. A
+	// revision another writer moved on fails the check, and is read.
+	revMu    sync.Mutex
+	opRevs   map[string]revOf[projection.Operation]
+	songRevs map[string]revOf[projection.Song]
+}
+
+// revOf is a record and the revision of its entry.
+type revOf[T any] struct {
+	rec T
+	rev uint64
+}
+
+// maxRevs bounds the revisions held of each kind; past it they are all
+// let go, and read again when needed.
+const maxRevs = 16384
+
+func remember[T any](s *Store, m map[string]revOf[T], key string, rec T, rev uint64) {
+	s.revMu.Lock()
+	defer s.revMu.Unlock()
+	if len(m) >= maxRevs {
+		clear(m)
+	}
+	m[key] = revOf[T]{rec: rec, rev: rev}
+}
+
+func recall[T any](s *Store, m map[string]revOf[T], key string) (revOf[T], bool) {
+	s.revMu.Lock()
+	defer s.revMu.Unlock()
+	r, ok := m[key]
+	return r, ok
+}
+
+func forget[T any](s *Store, m map[string]revOf[T], key string) {
+	s.revMu.Lock()
+	defer s.revMu.Unlock()
+	delete(m, key)
 }
 
 // Open is New with the default OperationTTL.
@@ -89,7 +130,8 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 	if err != nil {
 		return nil, err
 	}
-	return &Store{js: js, ops: ops, songs: songs, opsTTL: o.OperationTTL, now: o.Now}, nil
+	return &Store{js: js, ops: ops, songs: songs, opsTTL: o.OperationTTL, now: o.Now,
+		opRevs: map[string]revOf[projection.Operation]{}, songRevs: map[string]revOf[projection.Song]{}}, nil
 }
 
 // openBucket creates (or updates) the file-stored bucket cfg names, which
@@ -110,36 +152,133 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 // Operation returns the operation with id, or projection.ErrNotFound.
 func (s *Store) Operation(ctx context.Context, id string) (projection.Operation, error) {
 	var op projection.Operation
-	return op, get(ctx, s.ops, id, &op)
+	if events.ValidSongID(id) != nil {
+		return op, projection.ErrNotFound
+	}
+	rev, err := getRev(ctx, s.ops, id, &op)
+	if err != nil {
+		return op, err
+	}
+	if rev == 0 {
+		return op, projection.ErrNotFound
+	}
+	remember(s, s.opRevs, id, op, rev)
+	return op, nil
 }
 
 // PutOperation stores op under op.ID. A finished operation expires
 // OperationTTL after its last event (op.UpdatedAt; the write's time when
 // that does not parse), at least a second from now.
 func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error {
-	if !op.Final() {
-		return put(ctx, s.ops, op.ID, op)
-	}
+	forget(s, s.opRevs, op.ID)
+	_, err := s.putOperation(ctx, op)
+	return err
+}
+
+// PutOperationIf stores op as PutOperation does, but only if the stored
+// operation is still prev (by LastSeq; a zero prev: none is stored),
+// checked by the entry's revision. It reports whether it stored op; false
+// means another writer got there first, and the caller reads again.
+//
+// Over a record this Store read or wrote last (the recorder's case) it is
+// one write, checked by the revision remembered; over a new operation
+// (a zero prev) one write that expects the key never written. Otherwise
+// the entry is read first.
+func (s *Store) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
 	if events.ValidSongID(op.ID) != nil {
-		return fmt.Errorf("kvstore: invalid key %q", op.ID)
+		return false, fmt.Errorf("kvstore: invalid key %q", op.ID)
+	}
+	known, ok := recall(s, s.opRevs, op.ID)
+	switch {
+	case ok && known.rec.LastSeq == prev.LastSeq:
+		return s.putOperationAt(ctx, op, known.rev)
+	case prev.LastSeq == 0:
+		stored, err := s.putOperationAt(ctx, op, 0)
+		if stored || err != nil {
+			return stored, err
+		}
+		// The key has an entry, or only the marker of one expired or
+		// deleted: read which.
+	}
+	var have projection.Operation
+	rev, err := getRev(ctx, s.ops, op.ID, &have)
+	if err != nil {
+		return false, err
+	}
+	if have.LastSeq != prev.LastSeq {
+		forget(s, s.opRevs, op.ID)
+		return false, nil
+	}
+	if rev == 0 {
+		// A key that holds only a marker (an operation expired or
+		// deleted) has no revision to check: the write is not checked,
+		// since an operation's events are applied by one lane, one at a
+		// time.
+		rev, err := s.putOperation(ctx, op)
+		if err != nil {
+			return false, err
+		}
+		remember(s, s.opRevs, op.ID, op, rev)
+		return true, nil
+	}
+	return s.putOperationAt(ctx, op, rev)
+}
+
+// putOperationAt stores op if its key's last revision is rev (0: the key
+// was never written), and remembers the new revision.
+func (s *Store) putOperationAt(ctx context.Context, op projection.Operation, rev uint64) (bool, error) {
+	next, err := s.putOperation(ctx, op, jetstream.WithExpectLastSequencePerSubject(rev))
+	if conflict(err) {
+		forget(s, s.opRevs, op.ID)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	remember(s, s.opRevs, op.ID, op, next)
+	return true, nil
+}
+
+// putOperation writes op and returns its entry's revision.
+func (s *Store) putOperation(ctx context.Context, op projection.Operation, opts ...jetstream.PublishOpt) (uint64, error) {
+	if events.ValidSongID(op.ID) != nil {
+		return 0, fmt.Errorf("kvstore: invalid key %q", op.ID)
 	}
 	body, err := json.Marshal(op)
 	if err != nil {
-		return fmt.Errorf("kvstore: encode %s/%s: %w", OperationsBucket, op.ID, err)
+		return 0, fmt.Errorf("kvstore: encode %s/%s: %w", OperationsBucket, op.ID, err)
 	}
-	now := s.now()
-	end := now
-	if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
-		end = t
+	if op.Final() {
+		now := s.now()
+		end := now
+		if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
+			end = t
+		}
+		ttl := max(end.Add(s.opsTTL).Sub(now), minKeyTTL)
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
 	}
-	ttl := max(end.Add(s.opsTTL).Sub(now), minKeyTTL)
-	// kv.Put takes no TTL (only Create does): this is the same write, a
-	// message on the key's subject, with the Nats-TTL header.
+	// kv.Put takes no TTL (only Create does) and kv.Update no TTL either:
+	// this is the same write, a message on the key's subject, with the
+	// Nats-TTL header and the expected revision.
 	msg := &nats.Msg{Subject: keySubject(OperationsBucket, op.ID), Data: body}
-	if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgTTL(ttl)); err != nil {
-		return fmt.Errorf("kvstore: put %s/%s: %w", OperationsBucket, op.ID, err)
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	if err != nil {
+		if conflict(err) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("kvstore: put %s/%s: %w", OperationsBucket, op.ID, err)
 	}
-	return nil
+	return ack.Sequence, nil
+}
+
+// conflict reports whether err is a revision check that failed.
+func conflict(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+	}
+	return errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // keySubject is the subject that holds key in bucket: JetStream KV's own
@@ -149,12 +288,73 @@ func keySubject(bucket, key string) string { return "$KV." + bucket + "." + key 
 // Song returns the song with id, or projection.ErrNotFound.
 func (s *Store) Song(ctx context.Context, id string) (projection.Song, error) {
 	var song projection.Song
-	return song, get(ctx, s.songs, id, &song)
+	if events.ValidSongID(id) != nil {
+		return song, projection.ErrNotFound
+	}
+	rev, err := getRev(ctx, s.songs, id, &song)
+	if err != nil {
+		return song, err
+	}
+	if rev == 0 {
+		return song, projection.ErrNotFound
+	}
+	remember(s, s.songRevs, id, song, rev)
+	return song, nil
 }
 
 // PutSong stores song under song.ID.
 func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
+	forget(s, s.songRevs, song.ID)
 	return put(ctx, s.songs, song.ID, song)
+}
+
+// PutSongIf stores song only if the stored song is still prev (a zero
+// prev: none is stored), checked by the entry's revision. It reports
+// whether it stored song; false means another writer got there first.
+//
+// Like PutOperationIf it is one write over a record this Store read or
+// wrote last, and over a new song (a zero prev: a create).
+func (s *Store) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
+	if events.ValidSongID(song.ID) != nil {
+		return false, fmt.Errorf("kvstore: invalid key %q", song.ID)
+	}
+	var rev uint64
+	known, ok := recall(s, s.songRevs, song.ID)
+	switch {
+	case ok && known.rec.Equal(prev):
+		rev = known.rev
+	case prev.Equal(projection.Song{}):
+		// A create: it fails on a key that has an entry.
+	default:
+		var have projection.Song
+		var err error
+		if rev, err = getRev(ctx, s.songs, song.ID, &have); err != nil {
+			return false, err
+		}
+		if !have.Equal(prev) {
+			forget(s, s.songRevs, song.ID)
+			return false, nil
+		}
+	}
+	body, err := json.Marshal(song)
+	if err != nil {
+		return false, fmt.Errorf("kvstore: encode %s/%s: %w", SongsBucket, song.ID, err)
+	}
+	var next uint64
+	if rev == 0 {
+		next, err = s.songs.Create(ctx, song.ID, body)
+	} else {
+		next, err = s.songs.Update(ctx, song.ID, body, rev)
+	}
+	if conflict(err) {
+		forget(s, s.songRevs, song.ID)
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("kvstore: put %s/%s: %w", SongsBucket, song.ID, err)
+	}
+	remember(s, s.songRevs, song.ID, song, next)
+	return true, nil
 }
 
 // Ping checks that both buckets answer.
@@ -183,6 +383,25 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 		return fmt.Errorf("kvstore: decode %s/%s: %w", kv.Bucket(), key, err)
 	}
 	return nil
+}
+
+// getRev reads key into v and returns its revision: 0, v untouched, for a
+// key that is missing or deleted.
+func getRev(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	if events.ValidSongID(key) != nil {
+		return 0, fmt.Errorf("kvstore: invalid key %q", key)
+	}
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("kvstore: get %s/%s: %w", kv.Bucket(), key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		return 0, fmt.Errorf("kvstore: decode %s/%s: %w", kv.Bucket(), key, err)
+	}
+	return e.Revision(), nil
 }
 
 func put(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {

@@ -24,6 +24,8 @@ type Store interface {
 	PutOperation(ctx context.Context, op projection.Operation) error
 	Song(ctx context.Context, id string) (projection.Song, error)
 	PutSong(ctx context.Context, song projection.Song) error
+	PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error)
+	PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error)
 	Ping(ctx context.Context) error
 }
 
@@ -51,6 +53,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store, o Options) {
 		{"a later event replaces the record", testLaterReplaces},
 		{"invalid ids are refused", testInvalidIDs},
 		{"concurrent writes of different records", testConcurrent},
+		{"a conditional write stores only over the record it names", testPutIf},
+		{"conditional writes racing on one song lose nothing", testSongRace},
 		{"ping", func(t *testing.T, ctx context.Context, s Store) {
 			if err := s.Ping(ctx); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -269,5 +273,92 @@ func testStaleSong(t *testing.T, ctx context.Context, s Store) {
 				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
 			}
 		})
+	}
+}
+
+func testPutIf(t *testing.T, ctx context.Context, s Store) {
+	op1, op2, op3 := Operation("op-if", 1), Operation("op-if", 2), Operation("op-if", 3)
+	op1.Status, op2.Status = projection.StatusInProgress, projection.StatusInProgress
+	song1, song2 := Song("song-if", 1), Song("song-if", 2)
+	song1.DCAKey, song1.DCALocation, song1.DCASize = "", "", 0
+	steps := []struct {
+		name string
+		put  func() (bool, error)
+		want bool
+	}{
+		{"a new operation over none", func() (bool, error) { return s.PutOperationIf(ctx, op1, projection.Operation{}) }, true},
+		{"a new operation over one stored", func() (bool, error) { return s.PutOperationIf(ctx, op2, projection.Operation{}) }, false},
+		{"the next operation over the one stored", func() (bool, error) { return s.PutOperationIf(ctx, op2, op1) }, true},
+		{"an operation over one no longer stored", func() (bool, error) { return s.PutOperationIf(ctx, op3, op1) }, false},
+		{"a finished operation over the one stored", func() (bool, error) { return s.PutOperationIf(ctx, op3, op2) }, true},
+		{"a new song over none", func() (bool, error) { return s.PutSongIf(ctx, song1, projection.Song{}) }, true},
+		{"a new song over one stored", func() (bool, error) { return s.PutSongIf(ctx, song2, projection.Song{}) }, false},
+		{"a song over one that differs in a field", func() (bool, error) {
+			stale := song1
+			stale.Title = "other"
+			return s.PutSongIf(ctx, song2, stale)
+		}, false},
+		{"a song over the one stored", func() (bool, error) { return s.PutSongIf(ctx, song2, song1) }, true},
+		{"a song with the same sequence over the one stored", func() (bool, error) {
+			filled := song2
+			filled.Channel = "filled in"
+			return s.PutSongIf(ctx, filled, song2)
+		}, true},
+	}
+	for _, st := range steps {
+		got, err := st.put()
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got != st.want {
+			t.Fatalf("%s: stored %v, want %v", st.name, got, st.want)
+		}
+	}
+	if got, err := s.Operation(ctx, "op-if"); err != nil || got != op3 {
+		t.Errorf("operation %+v, %v; want %+v", got, err, op3)
+	}
+	want := song2
+	want.Channel = "filled in"
+	if got, err := s.Song(ctx, "song-if"); err != nil || !got.Equal(want) {
+		t.Errorf("song %+v, %v; want %+v", got, err, want)
+	}
+}
+
+// testSongRace has writers each set one field of one song, reading it
+// again whenever their write loses: every field is there at the end.
+func testSongRace(t *testing.T, ctx context.Context, s Store) {
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			for {
+				prev, err := s.Song(ctx, "song-race")
+				if err != nil && !errors.Is(err, projection.ErrNotFound) {
+					errs <- err
+					return
+				}
+				next := prev
+				next.ID = "song-race"
+				next.DurationMs |= 1 << i
+				next.LastSeq = max(next.LastSeq, uint64(i+1))
+				ok, err := s.PutSongIf(ctx, next, prev)
+				if err != nil || ok {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Song(ctx, "song-race")
+	if err != nil || got.DurationMs != 1<<n-1 || got.LastSeq != n {
+		t.Fatalf("song %+v, %v: want every writer's bit (%b) and last_seq %d", got, err, 1<<n-1, n)
 	}
 }

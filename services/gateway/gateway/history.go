@@ -155,10 +155,27 @@ func (s *server) eventStream(ctx context.Context) (jetstream.Stream, error) {
 // finished operation's record is final and read from the store alone.
 // With full, the whole history is read too and returned, in order.
 // projection.ErrNotFound means neither the store nor the stream knows it.
+//
+// An operation this gateway saw start is read, without full, from the
+// hub's fold of its events (see live) instead of the store: a finished one
+// is answered from it alone, one in progress with the stream's events past
+// it (the hub may be a moment behind the stream, or have lost its place
+// when the cluster moved the stream), and neither waits for the recorder.
 func (s *server) current(ctx context.Context, opID string, full bool) (projection.Operation, []eventFrame, error) {
-	op, err := s.store.Operation(ctx, opID)
-	if err != nil && !errors.Is(err, projection.ErrNotFound) {
-		return projection.Operation{}, nil, fmt.Errorf("read operation: %w", err)
+	var op projection.Operation
+	var err error
+	held := false
+	if !full && s.hub != nil {
+		op, held = s.hub.live.get(opID)
+	}
+	switch {
+	case held && op.Final():
+		return op, nil, nil
+	case !held:
+		op, err = s.store.Operation(ctx, opID)
+		if err != nil && !errors.Is(err, projection.ErrNotFound) {
+			return projection.Operation{}, nil, fmt.Errorf("read operation: %w", err)
+		}
 	}
 	if op.Final() && !full {
 		return op, nil, nil

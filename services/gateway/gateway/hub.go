@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/nats-io/nats.go"
@@ -28,6 +29,9 @@ const sendBuffer = 64
 // consumer). Methods are safe for concurrent use.
 type hub struct {
 	log *slog.Logger
+
+	// live holds the operations the hub saw start, for status reads.
+	live *live
 
 	mu     sync.Mutex
 	subs   map[string]map[*subscriber]struct{}
@@ -60,7 +64,7 @@ func (s *subscriber) drop(reason string) {
 // dropped with "going away", when life is cancelled. setup bounds the
 // subscribing.
 func startHub(setup, life context.Context, nc *nats.Conn, js jetstream.JetStream, log *slog.Logger) (*hub, error) {
-	h := &hub{log: log, subs: map[string]map[*subscriber]struct{}{}}
+	h := &hub{log: log, live: newLive(), subs: map[string]map[*subscriber]struct{}{}}
 	subjects := make([]string, 0, len(events.Kinds))
 	for _, k := range events.Kinds {
 		subjects = append(subjects, events.Subject(k, "*"))
@@ -74,10 +78,13 @@ func startHub(setup, life context.Context, nc *nats.Conn, js jetstream.JetStream
 		return nil, fmt.Errorf("gateway: hub consumer: %w", err)
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		seq := uint64(0)
+		seq, at := uint64(0), time.Time{}
 		if md, err := msg.Metadata(); err == nil {
-			seq = md.Sequence.Stream
+			seq, at = md.Sequence.Stream, md.Timestamp
 		}
+		// Before the sockets: a client that saw an event on its socket
+		// finds it in the status too.
+		h.live.apply(msg.Data(), seq, at)
 		h.event(msg.Subject(), msg.Data(), seq)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		log.Warn("gateway: hub consumer", "error", err)

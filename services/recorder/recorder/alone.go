@@ -16,5 +16,5 @@ func RunAlone(ctx context.Context, env standalone.Env) error {
 	if err != nil {
 		return err
 	}
-	return Run(ctx, Deps{JS: env.JS, Store: projections, Config: env.Config, Log: env.Log})
+	return Run(ctx, Deps{JS: env.JS, Store: projections, Config: env.Config, Metrics: env.Metrics, Log: env.Log})
 }

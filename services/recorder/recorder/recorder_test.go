@@ -77,6 +77,27 @@ func waitOp(ctx context.Context, t *testing.T, env *natstest.Env, id string, don
 	}
 }
 
+// waitDrained waits until the recorder's lanes, sourced from the stream's
+// first event, have taken every event up to seq and acked them all: the
+// lanes stream is a work queue, empty once every lane acked its events.
+func waitDrained(ctx context.Context, t *testing.T, env *natstest.Env, seq uint64) {
+	t.Helper()
+	for {
+		lanes, err := env.JS.Stream(ctx, events.LanesStreamName)
+		if err == nil {
+			st := lanes.CachedInfo().State
+			if st.LastSeq >= seq && st.Msgs == 0 {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the lanes did not drain up to sequence %d", seq)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 func final(op projection.Operation) bool { return op.Final() }
 
 // publish publishes evs for operation opID and returns the stream
@@ -196,8 +217,8 @@ func TestProjectsOperations(t *testing.T) {
 	})
 }
 
-// flakyStore fails chosen writes once and counts every write per
-// (kind, id, seq).
+// flakyStore fails chosen writes once and counts the writes that stored
+// something, per sequence (a conditional write that lost stored nothing).
 type flakyStore struct {
 	*kvstore.Store
 	mu       sync.Mutex
@@ -206,23 +227,31 @@ type flakyStore struct {
 	songPuts map[uint64]int
 }
 
-func (s *flakyStore) PutOperation(ctx context.Context, op projection.Operation) error {
+func (s *flakyStore) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
 	s.mu.Lock()
 	if s.failOps[op.Status] {
 		delete(s.failOps, op.Status)
 		s.mu.Unlock()
-		return errors.New("store unavailable")
+		return false, errors.New("store unavailable")
 	}
-	s.opPuts[op.LastSeq]++
 	s.mu.Unlock()
-	return s.Store.PutOperation(ctx, op)
+	ok, err := s.Store.PutOperationIf(ctx, op, prev)
+	if ok {
+		s.mu.Lock()
+		s.opPuts[op.LastSeq]++
+		s.mu.Unlock()
+	}
+	return ok, err
 }
 
-func (s *flakyStore) PutSong(ctx context.Context, song projection.Song) error {
-	s.mu.Lock()
-	s.songPuts[song.LastSeq]++
-	s.mu.Unlock()
-	return s.Store.PutSong(ctx, song)
+func (s *flakyStore) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
+	ok, err := s.Store.PutSongIf(ctx, song, prev)
+	if ok {
+		s.mu.Lock()
+		s.songPuts[song.LastSeq]++
+		s.mu.Unlock()
+	}
+	return ok, err
 }
 
 func (s *flakyStore) puts() (ops, songs int) {
@@ -282,17 +311,17 @@ func TestRedeliveredEventsSkipped(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.JS.DeleteConsumer(ctx, events.StreamName, events.ConsumerRecorder); err != nil {
+	// A new lanes stream sources every event of the stream again.
+	if err := env.JS.DeleteStream(ctx, events.LanesStreamName); err != nil {
 		t.Fatal(err)
 	}
 
 	counting := &flakyStore{Store: kv, opPuts: map[uint64]int{}, songPuts: map[uint64]int{}}
 	start(t, env, counting)
 	marker := events.NewID()
-	publish(t, env, marker, "", events.SongRequested{Query: "marker"})
+	last := publish(t, env, marker, "", events.SongRequested{Query: "marker"})
 	waitOp(ctx, t, env, marker, func(op projection.Operation) bool { return op.Stage == "requested" })
-	// The marker comes after the three replayed events in the stream, and
-	// the recorder goes in order: all three were handled.
+	waitDrained(ctx, t, env, last)
 	if ops, songs := counting.puts(); ops != 1 || songs != 0 {
 		t.Fatalf("after the replay: %d operation writes (want 1, the marker), %d song writes (want 0)", ops, songs)
 	}
@@ -330,28 +359,35 @@ func TestUndecodableTerminated(t *testing.T) {
 	if op.Query != "after the garbage" || op.Status != "failed" {
 		t.Fatalf("operation %+v", op)
 	}
-	cons, err := env.JS.Consumer(ctx, events.StreamName, events.ConsumerRecorder)
+	// The last event is acked just after it is stored: poll until every
+	// lane has acked all it was given, none redelivered.
+	lanes, err := env.JS.Stream(ctx, events.LanesStreamName)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The last event is acked just after it is stored: poll until then.
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		info, err := cons.Info(ctx)
+	for _, name := range events.LaneConsumers(config.DefaultRecorderPartitions) {
+		cons, err := lanes.Consumer(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == info.Delivered.Stream {
-			if info.NumRedelivered != 0 {
-				t.Fatalf("undecodable messages were redelivered: %+v", info)
+		for {
+			info, err := cons.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
 			}
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatalf("consumer still has work: %+v", info)
+			if info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream == info.Delivered.Stream {
+				if info.NumRedelivered != 0 {
+					t.Fatalf("undecodable messages were redelivered: %+v", info)
+				}
+				break
+			}
+			select {
+			case <-tick.C:
+			case <-ctx.Done():
+				t.Fatalf("lane %s still has work: %+v", name, info)
+			}
 		}
 	}
 }

@@ -66,7 +66,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, store Store, log *slog.
 		it.Stop()
 	}()
 
-	r := &recorder{store: store, log: log}
+	r := newRecorder(store, log, nil)
 	for st.LastSeq < last {
 		msg, err := it.Next()
 		if err != nil {
@@ -104,52 +104,76 @@ func Replay(ctx context.Context, js jetstream.JetStream, store Store, log *slog.
 // RecorderRunningError is CheckNoRecorder's answer when a recorder
 // consumes the stream.
 type RecorderRunningError struct {
+	// Consumer names the consumer that showed it.
+	Consumer string
 	// Why says what showed it, e.g. "1 pull request waiting".
 	Why string
 }
 
 func (e *RecorderRunningError) Error() string {
-	return fmt.Sprintf("a recorder is running (its consumer %q on stream %s: %s): stop every butakero and recorder process using this NATS before replaying into JetStream KV, or its writes and the replay's can overwrite each other",
-		events.ConsumerRecorder, events.StreamName, e.Why)
+	return fmt.Sprintf("a recorder is running (%s: %s): stop every butakero and recorder process using this NATS before replaying into JetStream KV, or its writes and the replay's can overwrite each other",
+		e.Consumer, e.Why)
 }
 
 // CheckNoRecorder returns a *RecorderRunningError when a recorder process
 // consumes the stream, nil when none does (or none ever did), watching the
-// recorder's durable consumer for window. A running recorder always either
-// has a pull request waiting at the server (NumWaiting, while idle or
-// between events) or moves the consumer on (its delivered and ack
-// sequences, while busy); a stopped one does neither, and its pull
-// requests are dropped with its subscription. So the check is answered as
-// soon as a sign shows, and a quiet window of window means none runs. A
-// recorder dead with an event in hand counts as stopped.
+// recorder's durable consumers (its lanes on events.LanesStreamName, and
+// the single consumer of a recorder from before lanes) for window. A
+// running recorder always either has a pull request waiting at the server
+// (NumWaiting, while idle or between events) or moves a consumer on (its
+// delivered and ack sequences, while busy); a stopped one does neither,
+// and its pull requests are dropped with its subscription. So the check is
+// answered as soon as a sign shows, and a quiet window of window means
+// none runs. A recorder dead with an event in hand counts as stopped.
 //
 // It is a check, not a lock: a recorder started after it returns is not
 // seen.
 func CheckNoRecorder(ctx context.Context, js jetstream.JetStream, window time.Duration) error {
-	cons, err := js.Consumer(ctx, events.StreamName, events.ConsumerRecorder)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil // no recorder ever ran on this stream
+	type watched struct {
+		name  string
+		cons  jetstream.Consumer
+		first *jetstream.ConsumerInfo
 	}
-	if err != nil {
+	var all []*watched
+	if c, err := js.Consumer(ctx, events.StreamName, events.ConsumerRecorder); err == nil {
+		all = append(all, &watched{name: fmt.Sprintf("its consumer %q on stream %s", events.ConsumerRecorder, events.StreamName), cons: c})
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("replay: the recorder's consumer: %w", err)
+	}
+	lanes, err := js.Stream(ctx, events.LanesStreamName)
+	switch {
+	case err == nil:
+		for name := range lanes.ConsumerNames(ctx).Name() {
+			c, err := lanes.Consumer(ctx, name)
+			if err != nil {
+				return fmt.Errorf("replay: the recorder's lane %s: %w", name, err)
+			}
+			all = append(all, &watched{name: fmt.Sprintf("its lane %q on stream %s", name, events.LanesStreamName), cons: c})
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("replay: the recorder's lanes: %w", err)
+	}
+	if len(all) == 0 {
+		return nil // no recorder ever ran on this stream
 	}
 	const every = 50 * time.Millisecond
 	deadline := time.Now().Add(window)
-	var first *jetstream.ConsumerInfo
 	for {
-		info, err := cons.Info(ctx)
-		if err != nil {
-			return fmt.Errorf("replay: the recorder's consumer: %w", err)
-		}
-		switch {
-		case info.NumWaiting > 0:
-			return &RecorderRunningError{Why: fmt.Sprintf("%d pull request(s) waiting", info.NumWaiting)}
-		case info.PushBound:
-			return &RecorderRunningError{Why: "a push subscription bound"}
-		case first == nil:
-			first = info
-		case info.Delivered.Stream != first.Delivered.Stream || info.AckFloor.Stream != first.AckFloor.Stream:
-			return &RecorderRunningError{Why: fmt.Sprintf("applied events %d to %d while watched", first.AckFloor.Stream, info.AckFloor.Stream)}
+		for _, w := range all {
+			info, err := w.cons.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("replay: the recorder's consumer %s: %w", w.name, err)
+			}
+			switch {
+			case info.NumWaiting > 0:
+				return &RecorderRunningError{Consumer: w.name, Why: fmt.Sprintf("%d pull request(s) waiting", info.NumWaiting)}
+			case info.PushBound:
+				return &RecorderRunningError{Consumer: w.name, Why: "a push subscription bound"}
+			case w.first == nil:
+				w.first = info
+			case info.Delivered.Stream != w.first.Delivered.Stream || info.AckFloor.Stream != w.first.AckFloor.Stream:
+				return &RecorderRunningError{Consumer: w.name, Why: fmt.Sprintf("applied events %d to %d while watched", w.first.AckFloor.Stream, info.AckFloor.Stream)}
+			}
 		}
 		if !time.Now().Before(deadline) {
 			return nil

@@ -22,16 +22,16 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (s *blockingStore) PutOperation(ctx context.Context, op projection.Operation) error {
+func (s *blockingStore) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
 	select {
 	case s.reached <- struct{}{}:
 	default:
 	}
 	select {
 	case <-s.release:
-		return s.Store.PutOperation(ctx, op)
+		return s.Store.PutOperationIf(ctx, op, prev)
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 }
 

@@ -1,14 +1,16 @@
-# The recorder: every event, in stream order, into the operation and song
-# projections (recorder.Store: Operation, PutOperation, Song, PutSong).
-# Its consumer has MaxAckPending 1, so more tasks add failover, never
-# throughput: it does not scale.
+# The recorder: every event into the operation and song projections
+# (recorder.Store: Operation, PutOperationIf, Song, PutSongIf), one
+# operation's events in stream order, different operations' at once in
+# RECORDER_PARTITIONS lanes that every task pulls from: more tasks share
+# the lanes.
 
 data "aws_iam_policy_document" "task" {
-  # dynamostore.Store.Operation/Song (GetItem), PutOperation/PutSong
-  # (a conditional PutItem).
+  # dynamostore.Store.Operation/Song (GetItem), PutOperationIf/PutSongIf
+  # (a conditional PutItem for a new record, a conditional UpdateItem of
+  # the attributes that changed for a stored one).
   statement {
     sid       = "WriteProjections"
-    actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [var.common.storage.operations_table_arn, var.common.storage.songs_table_arn]
   }
 }

@@ -1,0 +1,691 @@
+package main
+
+// The projection throughput measure (part 5, and -only=throughput): many
+// clients request an already-stored song and poll its status until final,
+// in the embedded profile, in the AWS profile (DynamoDB Local and
+// versitygw on loopback), and with two butakero processes on a three-node
+// nats-server cluster; with DynamoDB Local's own rate of conditional
+// writes from as many writers as the recorder has lanes, for scale.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/butakero/butakero/platform/store/awsconfig"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The AWS servers' credentials; versitygw enforces them.
+const (
+	benchRegion = "us-east-1"
+	benchAccess = "butakerobench"
+	benchSecret = "butakerobenchsecret"
+)
+
+type throughputOpts struct {
+	requests, inflight int
+	polls              []time.Duration
+	// lanes is RECORDER_PARTITIONS for the services and the drain, and
+	// the writers of DynamoDB Local's own rate.
+	lanes int
+	// drainProfile, when set, is where the drain's CPU profile goes.
+	drainProfile string
+}
+
+// loadResult is one load run against one deployment.
+type loadResult struct {
+	label    string
+	took     time.Duration
+	lat      []time.Duration
+	lagP99   float64   // seconds; NaN when unknown
+	applied  []float64 // events applied by each process's recorder
+	failures int
+}
+
+func (r loadResult) opsPerSec() float64 { return float64(len(r.lat)) / r.took.Seconds() }
+
+func (r loadResult) String() string {
+	s := slices.Clone(r.lat)
+	slices.Sort(s)
+	pct := func(p float64) time.Duration {
+		if len(s) == 0 {
+			return 0
+		}
+		return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)]
+	}
+	line := fmt.Sprintf("  %-44s %7.1f ops/s  p50 %6s  p99 %7s  projection lag p99 %s",
+		r.label, r.opsPerSec(), pct(.50).Round(100*time.Microsecond), pct(.99).Round(100*time.Microsecond), lagString(r.lagP99))
+	if len(r.applied) > 1 {
+		var sum float64
+		for _, a := range r.applied {
+			sum += a
+		}
+		parts := make([]string, len(r.applied))
+		for i, a := range r.applied {
+			parts[i] = fmt.Sprintf("%.0f%%", 100*a/max(sum, 1))
+		}
+		line += "  events applied per process " + strings.Join(parts, " / ")
+	}
+	if r.failures > 0 {
+		line += fmt.Sprintf("  (%d failed)", r.failures)
+	}
+	return line
+}
+
+func lagString(s float64) string {
+	if math.IsNaN(s) {
+		return "n/a"
+	}
+	return "≤ " + (time.Duration(s * float64(time.Second))).String()
+}
+
+// drainOps is the backlog of operations the recorder drains alone.
+const drainOps = 3000
+
+// drainAndRate measures the recorder draining drainOps operations with
+// o.lanes lanes, and DynamoDB Local alone with as many writers just
+// before and just after it: their mean is the rate the drain is set
+// against, so that load from elsewhere on the machine weighs on both
+// about alike.
+//
+// DynamoDB Local is a JVM: a freshly started one is several times slower
+// until its JIT has warmed up, so the measures come after a few seconds
+// of writes that count for nothing.
+func drainAndRate(ctx context.Context, work, endpoint string, o throughputOpts) (drainResult, [2]float64, error) {
+	var rates [2]float64
+	step("throughput: warming DynamoDB Local up")
+	if _, err := dynamoRate(ctx, endpoint, "bench-warmup", o.lanes, 10*time.Second); err != nil {
+		return drainResult{}, rates, err
+	}
+	step("throughput: DynamoDB Local alone, %d writers", o.lanes)
+	var err error
+	if rates[0], err = dynamoRate(ctx, endpoint, "bench-rate-before", o.lanes, 10*time.Second); err != nil {
+		return drainResult{}, rates, err
+	}
+	step("throughput: the recorder draining %d operations into DynamoDB Local, %d lanes", drainOps, o.lanes)
+	drain, err := recorderDrain(ctx, work, endpoint, drainOps, o.lanes, o.drainProfile)
+	if err != nil {
+		return drainResult{}, rates, fmt.Errorf("recorder drain: %w", err)
+	}
+	step("throughput: DynamoDB Local alone again, %d writers", o.lanes)
+	rates[1], err = dynamoRate(ctx, endpoint, "bench-rate-after", o.lanes, 10*time.Second)
+	return drain, rates, err
+}
+
+func printDrain(drain drainResult, rates [2]float64, lanes int) {
+	rate := (rates[0] + rates[1]) / 2
+	fmt.Printf("\nDynamoDB Local alone: %.0f conditional UpdateItem/s from %d writers (%.0f before the drain, %.0f after)\n", rate, lanes, rates[0], rates[1])
+	fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
+		fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
+		drain.events, drain.writes, drain.took.Round(time.Millisecond))
+}
+
+// drainOnly is -only=drain: DynamoDB Local, the recorder's drain and
+// DynamoDB Local's own rate, nothing else.
+func drainOnly(ctx context.Context, work string, o throughputOpts) error {
+	if why := awsUnavailable(); why != "" {
+		return fmt.Errorf("drain: %s", why)
+	}
+	ddb, err := startDynamoDBLocal(ctx, work)
+	if err != nil {
+		return err
+	}
+	defer ddb.stop()
+	drain, rates, err := drainAndRate(ctx, work, ddb.endpoint, o)
+	if err != nil {
+		return err
+	}
+	printDrain(drain, rates, o.lanes)
+	return nil
+}
+
+// throughput runs every profile and prints its report.
+func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpts) error {
+	song := mediaURL + "/song30s.m4a?stored=throughput"
+	var results []loadResult
+	report := func() {
+		fmt.Printf("\nProjections: %d requests for a stored song, %d in flight, POST to final status\n", o.requests, o.inflight)
+		for _, r := range results {
+			fmt.Println(r.String())
+		}
+	}
+	defer report()
+
+	// Embedded.
+	lanesEnv := fmt.Sprintf("RECORDER_PARTITIONS=%d", o.lanes)
+	step("throughput: embedded profile")
+	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-embedded"), []string{lanesEnv})
+	if err != nil {
+		return err
+	}
+	rs, err := loadProfile(ctx, "embedded", []*service{svc}, song, o)
+	svc.stop()
+	results = append(results, rs...)
+	if err != nil {
+		return err
+	}
+
+	// AWS.
+	if why := awsUnavailable(); why != "" {
+		fmt.Printf("\n(AWS profile not measured: %s)\n", why)
+	} else {
+		ddb, err := startDynamoDBLocal(ctx, work)
+		if err != nil {
+			return err
+		}
+		defer ddb.stop()
+		s3, err := startVersityGW(ctx, work)
+		if err != nil {
+			return err
+		}
+		defer s3.stop()
+		env := []string{
+			"BUCKET_NAME=butakero-bench", "DYNAMODB_TABLE_NAME_OPERATION=bench-ops", "DYNAMODB_TABLE_NAME_SONGS=bench-songs",
+			"AWS_ENDPOINT_URL_S3=" + s3.endpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + ddb.endpoint, "AWS_AUTO_CREATE=true",
+			"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret, lanesEnv,
+		}
+		step("throughput: AWS profile")
+		svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-aws"), env)
+		if err != nil {
+			return err
+		}
+		rs, err := loadProfile(ctx, "AWS", []*service{svc}, song, o)
+		svc.stop()
+		results = append(results, rs...)
+		if err != nil {
+			return err
+		}
+		drain, rates, err := drainAndRate(ctx, work, ddb.endpoint, o)
+		if err != nil {
+			return err
+		}
+		rate := (rates[0] + rates[1]) / 2
+		defer func() {
+			printDrain(drain, rates, o.lanes)
+			for _, r := range results {
+				if strings.HasPrefix(r.label, "AWS") {
+					var applied float64
+					for _, a := range r.applied {
+						applied += a
+					}
+					w := applied / r.took.Seconds()
+					fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it\n", r.label, w, 100*w/rate)
+				}
+			}
+		}()
+	}
+
+	// Two processes on a three-node cluster.
+	natsBin := os.Getenv("BUTAKERO_NATS_SERVER")
+	if natsBin == "" {
+		fmt.Printf("\n(cluster not measured: BUTAKERO_NATS_SERVER is not set)\n")
+		return nil
+	}
+	step("throughput: two processes on a three-node cluster")
+	cl, err := startCluster(ctx, work, natsBin, 3)
+	if err != nil {
+		return err
+	}
+	defer cl.stop()
+	env := []string{"NATS_URL=" + cl.urls(), "STREAM_REPLICAS=3", lanesEnv}
+	var procs []*service
+	for i := range 2 {
+		p, err := startServiceEnv(ctx, bin, filepath.Join(work, fmt.Sprintf("tp-cluster-%d", i)), env)
+		if err != nil {
+			return err
+		}
+		defer p.stop()
+		procs = append(procs, p)
+	}
+	rs, err = loadProfile(ctx, "cluster, 2 processes", procs, song, o)
+	results = append(results, rs...)
+	return err
+}
+
+// awsUnavailable says why the AWS profile cannot run here, or "".
+func awsUnavailable() string {
+	for _, v := range []string{"BUTAKERO_DYNAMODB_LOCAL_JAR", "BUTAKERO_VERSITYGW"} {
+		if os.Getenv(v) == "" {
+			return v + " is not set (see the README's Speed and memory for the command)"
+		}
+	}
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return err.Error()
+	}
+	for _, i := range ifs {
+		if i.Flags&net.FlagLoopback == 0 {
+			return "DynamoDB Local listens on every interface: run the bench in a private network namespace (see the README's Speed and memory)"
+		}
+	}
+	return ""
+}
+
+// loadProfile stores the song once, then runs the load once per poll
+// interval, spreading the requests over the processes.
+func loadProfile(ctx context.Context, name string, procs []*service, song string, o throughputOpts) ([]loadResult, error) {
+	if _, err := procs[0].request(ctx, song, 5*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("%s: store the song: %w", name, err)
+	}
+	var out []loadResult
+	for _, poll := range o.polls {
+		r, err := runLoad(ctx, fmt.Sprintf("%s, polled every %s", name, poll), procs, song, o.requests, o.inflight, poll)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", name, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: time.Minute}
+
+func runLoad(ctx context.Context, label string, procs []*service, song string, n, inflight int, poll time.Duration) (loadResult, error) {
+	before := make([]lagHistogram, len(procs))
+	for i, p := range procs {
+		before[i] = scrapeLag(p.base)
+	}
+	var next atomic.Int64
+	var mu sync.Mutex
+	r := loadResult{label: label}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range inflight {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				p := procs[(i+w)%len(procs)]
+				d, err := p.requestWith(ctx, benchClient, song, poll)
+				mu.Lock()
+				if err != nil {
+					r.failures++
+				} else {
+					r.lat = append(r.lat, d)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	r.took = time.Since(start)
+	if ctx.Err() != nil {
+		return r, ctx.Err()
+	}
+	// The recorder may still be applying the last events: the lag is read
+	// once it has nothing left in hand (or after a few seconds).
+	var total lagHistogram
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		total = lagHistogram{}
+		r.applied = r.applied[:0]
+		for i, p := range procs {
+			h := scrapeLag(p.base).minus(before[i])
+			r.applied = append(r.applied, h.count)
+			total = total.plus(h)
+		}
+		// Three events per request for a stored song.
+		if total.count >= float64(3*len(r.lat)) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.lagP99 = total.quantile(.99)
+	return r, nil
+}
+
+// lagHistogram is butakero_projection_lag_seconds summed over the lanes.
+type lagHistogram struct {
+	buckets map[float64]float64 // upper bound: cumulative count
+	count   float64
+}
+
+func scrapeLag(base string) lagHistogram {
+	h := lagHistogram{buckets: map[float64]float64{}}
+	resp, err := benchClient.Get(base + "/metrics")
+	if err != nil {
+		return h
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "butakero_projection_lag_seconds_bucket{"):
+			i := strings.Index(line, `le="`)
+			j := strings.Index(line[i+4:], `"`)
+			if i < 0 || j < 0 {
+				continue
+			}
+			le, err1 := strconv.ParseFloat(line[i+4:i+4+j], 64)
+			v, err2 := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			if err1 == nil && err2 == nil {
+				h.buckets[le] += v
+			}
+		case strings.HasPrefix(line, "butakero_projection_lag_seconds_count{"):
+			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				h.count += v
+			}
+		}
+	}
+	return h
+}
+
+func (h lagHistogram) minus(o lagHistogram) lagHistogram {
+	out := lagHistogram{buckets: map[float64]float64{}, count: h.count - o.count}
+	for le, v := range h.buckets {
+		out.buckets[le] = v - o.buckets[le]
+	}
+	return out
+}
+
+func (h lagHistogram) plus(o lagHistogram) lagHistogram {
+	out := lagHistogram{buckets: map[float64]float64{}, count: h.count + o.count}
+	for le, v := range h.buckets {
+		out.buckets[le] += v
+	}
+	for le, v := range o.buckets {
+		out.buckets[le] += v
+	}
+	return out
+}
+
+// quantile is the upper bound of the bucket that holds quantile q.
+func (h lagHistogram) quantile(q float64) float64 {
+	if h.count <= 0 {
+		return math.NaN()
+	}
+	les := make([]float64, 0, len(h.buckets))
+	for le := range h.buckets {
+		les = append(les, le)
+	}
+	slices.Sort(les)
+	for _, le := range les {
+		if h.buckets[le] >= q*h.count {
+			return le
+		}
+	}
+	return math.Inf(1)
+}
+
+// requestWith is request with a shared client.
+func (s *service) requestWith(ctx context.Context, c *http.Client, song string, poll time.Duration) (time.Duration, error) {
+	start := time.Now()
+	resp, err := c.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)
+	if err != nil {
+		return 0, err
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var sr struct {
+		OperationID string `json:"operation_id"`
+	}
+	if err := json.Unmarshal(body, &sr); err != nil || sr.OperationID == "" {
+		return 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
+	}
+	for {
+		resp, err := c.Get(s.base + "/api/audio/status?operation_id=" + sr.OperationID)
+		if err != nil {
+			return 0, err
+		}
+		var st struct {
+			Status struct{ Status, Message string } `json:"status"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		switch st.Status.Status {
+		case "success":
+			return time.Since(start), nil
+		case "failed":
+			return 0, fmt.Errorf("operation failed: %s", st.Status.Message)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// dynamoRate is how many conditional UpdateItems a second DynamoDB Local
+// takes from writers concurrent writers, each on its own items, for d, in
+// a new table.
+func dynamoRate(ctx context.Context, endpoint, table string, writers int, d time.Duration) (float64, error) {
+	client := dynamodb.NewFromConfig(awsconfig.Static(benchRegion, benchAccess, benchSecret), func(o *dynamodb.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	})
+	_, err := client.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            &table,
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("id"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("id"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create table: %w", err)
+	}
+	var done atomic.Int64
+	var firstErr atomic.Value
+	run, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range writers {
+		wg.Go(func() {
+			for seq := 1; run.Err() == nil; seq++ {
+				_, err := client.UpdateItem(run, &dynamodb.UpdateItemInput{
+					TableName:                 &table,
+					Key:                       map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: fmt.Sprintf("w%d-%d", w, seq%64)}},
+					UpdateExpression:          aws.String("SET #s = :s, #v = :v"),
+					ConditionExpression:       aws.String("attribute_not_exists(#s) OR #s < :s"),
+					ExpressionAttributeNames:  map[string]string{"#s": "last_seq", "#v": "status"},
+					ExpressionAttributeValues: map[string]types.AttributeValue{":s": &types.AttributeValueMemberN{Value: strconv.Itoa(seq)}, ":v": &types.AttributeValueMemberS{Value: "iniciando"}},
+				})
+				if err != nil {
+					if run.Err() == nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, err
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
+
+// proc is a server the bench runs.
+type proc struct {
+	cmd      *exec.Cmd
+	endpoint string
+	done     chan struct{}
+}
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startProc starts cmd and waits until addr takes connections.
+func startProc(ctx context.Context, name string, cmd *exec.Cmd, addr string) (*proc, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{cmd: cmd, endpoint: "http://" + addr, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p, nil
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("%s exited", name)
+		case <-ctx.Done():
+			p.stop()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.stop()
+			return nil, fmt.Errorf("%s did not listen within 90s", name)
+		}
+	}
+}
+
+func startDynamoDBLocal(ctx context.Context, work string) (*proc, error) {
+	jar := os.Getenv("BUTAKERO_DYNAMODB_LOCAL_JAR")
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.CommandContext(ctx, "java", "-Xms64m", "-Xmx512m", "-Djava.library.path="+filepath.Join(filepath.Dir(jar), "DynamoDBLocal_lib"),
+		"-jar", jar, "-inMemory", "-port", port)
+	cmd.Dir = filepath.Dir(jar)
+	return startProc(ctx, "DynamoDB Local", cmd, addr)
+}
+
+func startVersityGW(ctx context.Context, work string) (*proc, error) {
+	dir := filepath.Join(work, "versitygw")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, os.Getenv("BUTAKERO_VERSITYGW"), "--access", benchAccess, "--secret", benchSecret,
+		"--region", benchRegion, "--port", addr, "--quiet", "posix", dir)
+	return startProc(ctx, "versitygw", cmd, addr)
+}
+
+// cluster is nats-server processes routed to each other on loopback.
+type cluster struct {
+	nodes   []*proc
+	clients []string
+}
+
+func (c *cluster) urls() string {
+	u := make([]string, len(c.clients))
+	for i, a := range c.clients {
+		u[i] = "nats://" + a
+	}
+	return strings.Join(u, ",")
+}
+
+func (c *cluster) stop() {
+	for _, n := range c.nodes {
+		n.stop()
+	}
+}
+
+func startCluster(ctx context.Context, work, bin string, n int) (*cluster, error) {
+	c := &cluster{}
+	routes := make([]string, n)
+	for i := range routes {
+		a, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		routes[i] = a
+	}
+	var urls []string
+	for _, r := range routes {
+		urls = append(urls, "nats-route://"+r)
+	}
+	for i := range n {
+		dir := filepath.Join(work, fmt.Sprintf("nats-%d", i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		client, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		conf := fmt.Sprintf("server_name: n%d\nlisten: %s\njetstream { store_dir: %q }\ncluster {\n  name: bench\n  listen: %s\n  routes: [%s]\n}\n",
+			i+1, client, filepath.Join(dir, "js"), routes[i], strings.Join(urls, ", "))
+		path := filepath.Join(dir, "nats.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			return nil, err
+		}
+		p, err := startProc(ctx, "nats-server", exec.CommandContext(ctx, bin, "-c", path), client)
+		if err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.nodes = append(c.nodes, p)
+		c.clients = append(c.clients, client)
+	}
+	// Ready once the cluster has a meta leader: JetStream answers.
+	nc, err := nats.Connect(c.urls())
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.stop()
+		return nil, err
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(actx)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		if time.Now().After(deadline) {
+			c.stop()
+			return nil, fmt.Errorf("the cluster's JetStream did not answer within a minute: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

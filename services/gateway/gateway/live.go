@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"sync"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/projection"
+)
+
+// live is the state of the operations this gateway has seen start, folded
+// from the hub's one subscription to the stream by the recorder's rules
+// (projection.Apply): a status read of such an operation needs no
+// projection store read (see current), and never waits for the recorder.
+//
+// Only an operation whose song.requested the hub delivered is held (the
+// hub starts at the stream's end, so an operation older than the gateway
+// is read from the store and the stream, as before). Its later events come
+// through the same ordered consumer, in stream order, so the fold is the
+// recorder's own record. A finished operation is kept liveKeep after its
+// end, long past the recorder's lag, then left to the projection; at most
+// maxLive are held. Methods are safe for concurrent use.
+type live struct {
+	mu    sync.Mutex
+	ops   map[string]projection.Operation
+	ended []ended // finished operations, oldest first
+	now   func() time.Time
+}
+
+type ended struct {
+	id string
+	at time.Time
+}
+
+// liveKeep is how long a finished operation is answered from the hub.
+const liveKeep = 2 * time.Minute
+
+// maxLive bounds the operations held: about 0.5 KiB each.
+const maxLive = 100_000
+
+func newLive() *live {
+	return &live{ops: map[string]projection.Operation{}, now: time.Now}
+}
+
+// apply folds one event of the stream, at sequence seq, into its operation.
+func (l *live) apply(data []byte, seq uint64, at time.Time) {
+	env, ev, err := events.Decode(data)
+	if err != nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	op, ok := l.ops[env.OperationID]
+	if _, start := ev.(events.SongRequested); !ok && !start {
+		return
+	}
+	if !ok && len(l.ops) >= maxLive {
+		return
+	}
+	wasFinal := op.Final()
+	op, _ = projection.Apply(op, projection.Song{}, env, ev, seq, at)
+	l.ops[env.OperationID] = op
+	now := l.now()
+	if op.Final() && !wasFinal {
+		l.ended = append(l.ended, ended{id: env.OperationID, at: now})
+	}
+	for len(l.ended) > 0 && now.Sub(l.ended[0].at) > liveKeep {
+		delete(l.ops, l.ended[0].id)
+		l.ended = l.ended[1:]
+	}
+}
+
+// get returns the operation with id if this gateway holds it.
+func (l *live) get(id string) (projection.Operation, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	op, ok := l.ops[id]
+	return op, ok
+}
