@@ -198,6 +198,17 @@ func TestStack(t *testing.T) {
 	}
 	stopped := time.Now()
 	podman(t, "stop", "-t", "10", containerOf(t, names, leader))
+	diagnose = func() {
+		for _, c := range names {
+			if !strings.Contains(c, "_nats-") || strings.Contains(c, "_"+leader+"_") {
+				continue
+			}
+			ip := strings.TrimSpace(podmanQuiet(t, "inspect", c, "--format", "{{(index .NetworkSettings.Networks \""+project+"\").IPAddress}}"))
+			var raw json.RawMessage
+			err := getJSONErr(ctx, "http://"+net.JoinHostPort(ip, "8222")+"/jsz?accounts=true&streams=true&raft=true", &raw)
+			t.Logf("%s jsz: %v %s", c, err, raw)
+		}
+	}
 	op, err := c.Operation(ctx, inFlight)
 	if err != nil {
 		t.Fatalf("%s once the node stopped: %v", long.Name, err)
@@ -213,6 +224,9 @@ func TestStack(t *testing.T) {
 	checkSong(t, ctx, c, later, after, 1)
 	t.Logf("both songs stored %s after the node stopped", time.Since(stopped).Round(time.Second))
 }
+
+// diagnose, when set, logs what each NATS node holds of the blobs' stream.
+var diagnose func()
 
 // checkSong waits for operation id to end and checks that it succeeded with
 // at most maxFailures failed attempts and one copy of each event, and that
@@ -247,6 +261,9 @@ func checkSong(t *testing.T, ctx context.Context, c *client.Client, id string, s
 	}
 	var buf bytes.Buffer
 	if _, err := c.DownloadDCA(ctx, op.SongID, &buf); err != nil {
+		if diagnose != nil {
+			diagnose()
+		}
 		t.Fatalf("%s: download the DCA: %v", s.Name, err)
 	}
 	info, err := dcafile.Parse(&buf)

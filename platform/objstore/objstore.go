@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/jsbucket"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -38,6 +39,7 @@ type Info struct {
 type Store struct {
 	obs    jetstream.ObjectStore
 	stream jetstream.Stream // the object store's stream, for chunk reads
+	nc     *nats.Conn       // for chunk reads from the stream's leader
 }
 
 // Open creates the object store if missing and returns a Store on it.
@@ -58,7 +60,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("objstore: stream of %s: %w", Bucket, err)
 	}
-	return &Store{obs: obs, stream: stream}, nil
+	return &Store{obs: obs, stream: stream, nc: js.Conn()}, nil
 }
 
 // Put streams r into the blob key, replacing any blob there. The new blob
@@ -91,7 +93,7 @@ func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, Info, erro
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("objstore: get %s: %w", key, err)
 	}
-	return newChunkReader(ctx, s.stream, Bucket, oi), s.info(oi), nil
+	return newChunkReader(ctx, s.stream, s.nc, Bucket, oi), s.info(oi), nil
 }
 
 // OpenRange is Open for the n bytes of blob key from byte off, or to its
@@ -122,9 +124,9 @@ func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.Rea
 	}
 	if off == 0 && n == info.Size {
 		// The whole blob: read to the reader's end, which checks it.
-		return newChunkReader(ctx, s.stream, Bucket, oi), info, nil
+		return newChunkReader(ctx, s.stream, s.nc, Bucket, oi), info, nil
 	}
-	r, err := seekChunkReader(ctx, s.stream, Bucket, oi, uint64(off))
+	r, err := seekChunkReader(ctx, s.stream, s.nc, Bucket, oi, uint64(off))
 	if err != nil {
 		return nil, Info{}, err
 	}

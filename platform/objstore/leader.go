@@ -1,0 +1,56 @@
+package objstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// leaderGet asks the stream's leader for the first message on subject at or
+// after sequence seq, through the JetStream API's STREAM.MSG.GET, which
+// only the leader answers. Chunk reads are direct gets, which any replica
+// may answer; a follower that lags the committed stream (for a moment after
+// a node is lost) may lack a chunk the leader has. The leader holds every
+// committed message, so its answer is the one that settles a chunk the
+// object's meta names and a direct get did not find. The message not
+// existing is jetstream.ErrMsgNotFound.
+func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, subject string) (uint64, []byte, error) {
+	req, err := json.Marshal(struct {
+		Seq     uint64 `json:"seq"`
+		NextFor string `json:"next_by_subj"`
+	}{seq, subject})
+	if err != nil {
+		return 0, nil, err
+	}
+	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
+	if err != nil {
+		return 0, nil, err
+	}
+	var resp struct {
+		Error *struct {
+			Code        int    `json:"code"`
+			ErrCode     uint16 `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Sequence uint64 `json:"seq"`
+			Data     []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return 0, nil, fmt.Errorf("stream message get: %w", err)
+	}
+	if e := resp.Error; e != nil {
+		if e.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound) || e.Code == 404 {
+			return 0, nil, jetstream.ErrMsgNotFound
+		}
+		return 0, nil, &jetstream.APIError{Code: e.Code, ErrorCode: jetstream.ErrorCode(e.ErrCode), Description: e.Description}
+	}
+	if resp.Message == nil {
+		return 0, nil, fmt.Errorf("stream message get: no message in the answer")
+	}
+	return resp.Message.Sequence, resp.Message.Data, nil
+}
