@@ -36,6 +36,7 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, su
 			Description string `json:"description"`
 		} `json:"error"`
 		Message *struct {
+			Subject  string `json:"subject"`
 			Sequence uint64 `json:"seq"`
 			Data     []byte `json:"data"`
 		} `json:"message"`
@@ -51,6 +52,9 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, su
 	}
 	if resp.Message == nil {
 		return 0, nil, fmt.Errorf("stream message get: no message in the answer")
+	}
+	if resp.Message.Subject != subject || resp.Message.Sequence < seq {
+		return 0, nil, fmt.Errorf("stream message get: asked for %s from %d, answered %s at %d", subject, seq, resp.Message.Subject, resp.Message.Sequence)
 	}
 	return resp.Message.Sequence, resp.Message.Data, nil
 }
