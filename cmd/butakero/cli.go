@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/client"
+	"github.com/butakero/butakero/events"
 )
 
 // The CLI's commands talk to a running Butakero over HTTP with the client
@@ -98,17 +99,18 @@ func get(ctx context.Context, args []string, env cliEnv) error {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	newClient := clientFlags(fs, env)
-	out := fs.String("o", "", `the .dca file to write (default "<song id>.dca"; "-" for stdout)`)
+	out := fs.String("o", "", `the file to write (default "<song id>.dca" or ".ogg"; "-" for stdout)`)
+	format := fs.String("format", "dca", `what to write: "dca" (Discord's Opus frames) or "ogg" (Ogg Opus, for discord.js and players)`)
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, `usage: butakero get [-o file.dca] [-server URL] [-api-key KEY] "<title or URL>"`)
+		fmt.Fprintln(env.stderr, `usage: butakero get [-o file.dca] [-format dca|ogg] [-server URL] [-api-key KEY] "<title or URL>"`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return errUsage
 	}
-	if len(pos) != 1 || strings.TrimSpace(pos[0]) == "" {
+	if len(pos) != 1 || strings.TrimSpace(pos[0]) == "" || *format != "dca" && *format != "ogg" {
 		fs.Usage()
 		return errUsage
 	}
@@ -134,27 +136,40 @@ func get(ctx context.Context, args []string, env cliEnv) error {
 		}
 		return err
 	}
-	return saveDCA(ctx, c, final.SongID, *out, env)
+	return saveSong(ctx, c, final.SongID, *format, *out, env)
 }
 
-// saveDCA downloads the song's DCA to path ("" for <song id>.dca, "-" for
-// stdout), through a temporary file that is renamed only when complete.
-func saveDCA(ctx context.Context, c *client.Client, songID, path string, env cliEnv) error {
+// saveSong downloads the song's DCA (format "dca") or Ogg Opus ("ogg") to
+// path ("" for <song id>.<format>, "-" for stdout), through a temporary
+// file that is renamed only when complete.
+//
+// songID comes from the server, which the CLI does not trust with its file
+// system: an id that is not one Butakero makes (events.ValidSongID: no
+// '/', no '.', bounded) is refused before anything is fetched or written,
+// so no answer can make the default path "../../x.dca" or "/etc/x.dca".
+func saveSong(ctx context.Context, c *client.Client, songID, format, path string, env cliEnv) error {
+	if err := events.ValidSongID(songID); err != nil {
+		return fmt.Errorf("the server named the song %q, which is not a valid song id; nothing written: %w", songID, err)
+	}
+	download := c.DownloadDCA
+	if format == "ogg" {
+		download = c.DownloadOgg
+	}
 	if path == "-" {
-		_, err := c.DownloadDCA(ctx, songID, env.stdout)
+		_, err := download(ctx, songID, env.stdout)
 		return err
 	}
 	if path == "" {
-		path = songID + ".dca"
+		path = songID + "." + format
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
 	if err != nil {
-		return fmt.Errorf("write the DCA: %w", err)
+		return fmt.Errorf("write the file: %w", err)
 	}
 	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	n, err := c.DownloadDCA(ctx, songID, tmp)
+	n, err := download(ctx, songID, tmp)
 	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("write the DCA: %w", cerr)
+		err = fmt.Errorf("write the file: %w", cerr)
 	}
 	if err != nil {
 		return err
@@ -162,10 +177,10 @@ func saveDCA(ctx context.Context, c *client.Client, songID, path string, env cli
 	// CreateTemp makes the file private (0600); the DCA is an ordinary,
 	// readable file.
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write the DCA: %w", err)
+		return fmt.Errorf("write the file: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write the DCA: %w", err)
+		return fmt.Errorf("write the file: %w", err)
 	}
 	fmt.Fprintf(env.stderr, "wrote %s (%s)\n", path, humanBytes(n))
 	fmt.Fprintln(env.stdout, path)

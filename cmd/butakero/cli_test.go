@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,8 +16,9 @@ import (
 
 	"github.com/butakero/butakero/client"
 	"github.com/butakero/butakero/cmd/butakero/app/apptest"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
+	"github.com/coder/websocket"
 )
 
 // execEnv, set in a child's environment, makes this test binary run the
@@ -129,6 +133,24 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("get --format ogg writes Ogg Opus", func(t *testing.T) {
+		r := butakero(t, dir, viaEnv, "get", "--format", "ogg", fixtures.URL("tune.mp3"))
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		path := strings.TrimSpace(r.stdout)
+		if !strings.HasSuffix(path, ".ogg") {
+			t.Fatalf("stdout %q, want <song id>.ogg", path)
+		}
+		b, err := os.ReadFile(filepath.Join(dir, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) < 100 || string(b[:4]) != "OggS" || !bytes.Contains(b[:200], []byte("OpusHead")) {
+			t.Fatalf("%s is not Ogg Opus (%d bytes)", path, len(b))
+		}
+	})
+
 	tests := []struct {
 		name     string
 		env      []string
@@ -218,6 +240,97 @@ func TestProgressBar(t *testing.T) {
 			b.finish()
 			if out.String() != tc.want {
 				t.Errorf("output\n%q\nwant\n%q", out.String(), tc.want)
+			}
+		})
+	}
+}
+
+// hostileServer answers as a Butakero gateway would for one operation that
+// succeeds, except that it names the song songID. It fails the test if
+// anything asks for a DCA: the CLI must refuse the id before fetching.
+func hostileServer(t *testing.T, songID string) string {
+	t.Helper()
+	const opID = "op-hostile"
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/operations", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]string{"operation_id": opID, "song_id": songID,
+			"status_url": "/v1/operations/" + opID, "events_url": "/v1/operations/" + opID + "/events"})
+	})
+	mux.HandleFunc("GET /v1/operations/"+opID+"/events", func(w http.ResponseWriter, r *http.Request) {
+		conn, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			t.Errorf("accept: %v", err)
+			return
+		}
+		defer conn.CloseNow()
+		done, _ := json.Marshal(map[string]any{"type": "butakero.upload.done.v1", "kind": "upload.done", "id": "ev-1",
+			"operation_id": opID, "song_id": songID, "seq": 5, "data": map[string]any{"key": "audio/" + songID + ".dca"}})
+		if err := conn.Write(r.Context(), websocket.MessageText, done); err != nil {
+			t.Errorf("write: %v", err)
+			return
+		}
+		// The client closes once it has the final event.
+		_, _, _ = conn.Read(r.Context())
+	})
+	mux.HandleFunc("GET /v1/operations/"+opID, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"id": opID, "song_id": songID, "status": "success", "stage": "stored",
+			"dca_url": "/v1/songs/" + songID + "/dca", "events": []any{}})
+	})
+	mux.HandleFunc("/v1/songs/", func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("the CLI asked for %s after the server named the song %q", r.URL.Path, songID)
+		_, _ = w.Write([]byte("DCA1 not really"))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestGetRefusesHostileSongIDs runs `butakero get` without -o against a
+// server that names the song with an id meant to move the default output
+// path (<song id>.dca) out of the working directory. The CLI refuses the
+// id: exit 1, the reason on stderr, no file written anywhere.
+func TestGetRefusesHostileSongIDs(t *testing.T) {
+	root := t.TempDir()
+	work := filepath.Join(root, "a", "b")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		songID string
+	}{
+		{"parent directories", "../../escaped"},
+		{"absolute path", filepath.Join(root, "absolute")},
+		{"a subdirectory", "sub/dir"},
+		{"dot dot", ".."},
+		{"empty", ""},
+		{"too long", strings.Repeat("x", 129)},
+		{"option-like and a newline", "-rf\nx"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := hostileServer(t, tc.songID)
+			r := butakero(t, work, []string{"BUTAKERO_URL=" + base}, "get", "some song")
+			if r.code != 1 {
+				t.Errorf("exit %d, want 1", r.code)
+			}
+			if !strings.Contains(r.stderr, "not a valid song id") {
+				t.Errorf("stderr %q does not say the song id was refused", r.stderr)
+			}
+			if r.stdout != "" {
+				t.Errorf("stdout %q, want nothing (no path written)", r.stdout)
+			}
+			err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					t.Errorf("file written: %s", p)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

@@ -11,8 +11,8 @@ import (
 	"os"
 	"time"
 
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/standalone"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"

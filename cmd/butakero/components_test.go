@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/natsconn"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

@@ -15,9 +15,9 @@ import (
 	"syscall"
 
 	"github.com/butakero/butakero/cmd/butakero/app"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/logging"
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/logging"
+	"github.com/butakero/butakero/platform/runtime/standalone"
 )
 
 func main() {

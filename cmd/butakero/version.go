@@ -8,7 +8,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/butakero/butakero/platform/versions"
+	"github.com/butakero/butakero/platform/runtime/versions"
 )
 
 // cmdVersion is `butakero version [-check]`: the versions every process

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/client"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 

@@ -1,13 +1,58 @@
 // Package projection defines the state the recorder projects from the event
-// stream: one Operation per request and one Song per catalog entry. Stores
-// (kvstore, later dynamostore) persist these; the stream can always rebuild
-// them.
+// stream, one Operation per request and one Song per catalog entry, and the
+// rules that build it (Apply), which the recorder, a replay and the
+// gateway's reads of an operation the recorder has not caught up with all
+// share. Stores (kvstore, dynamostore) persist the records; the stream can
+// always rebuild them.
 package projection
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // ErrNotFound is returned by stores for an id they do not hold.
 var ErrNotFound = errors.New("projection: not found")
+
+// BadCursorError is a catalog's error for a search cursor it did not make:
+// the caller's cursor, not the store, is at fault (a 400, not a 500).
+type BadCursorError struct{ Cursor string }
+
+func (e *BadCursorError) Error() string {
+	return fmt.Sprintf("projection: malformed cursor %q", e.Cursor)
+}
+
+// Store is the projection store port: the records the recorder writes,
+// the gateway reads and searches, and /readyz pings. Its implementations
+// (platform/store/kvstore, platform/store/dynamostore) pass the contract
+// suite platform/testkit/projectiontest and are safe for concurrent use.
+// Reads of a missing record return ErrNotFound.
+type Store interface {
+	Operation(ctx context.Context, id string) (Operation, error)
+	// PutOperation stores op. A finished one may expire after the
+	// store's OPERATION_TTL.
+	PutOperation(ctx context.Context, op Operation) error
+	Song(ctx context.Context, id string) (Song, error)
+	PutSong(ctx context.Context, song Song) error
+	// SearchSongs returns a page of the stored songs whose normalized
+	// title or channel (NormalizeTitle) holds the normalized q, or whose
+	// id is q, in title order, and the cursor of the next page ("" at the
+	// end). A cursor it did not make is a *BadCursorError.
+	SearchSongs(ctx context.Context, q string, limit int, cursor string) ([]Song, string, error)
+	Ping(ctx context.Context) error
+}
+
+// Cache is the resolver's search and metadata cache port: a normalized
+// query's video id (NormalizeQuery, QueryKey) and each video's metadata,
+// kept for SEARCH_CACHE_TTL. A missing entry is ErrNotFound.
+type Cache interface {
+	QueryVideo(ctx context.Context, q string) (string, error)
+	PutQueryVideo(ctx context.Context, q, id string) error
+	Video(ctx context.Context, id string) (Video, error)
+	PutVideo(ctx context.Context, v Video) error
+	Ping(ctx context.Context) error
+}
 
 // Status values, as the original service named them.
 const (
@@ -71,10 +116,25 @@ type Song struct {
 	DCALocation string `json:"dca_location,omitempty"`
 	DCASize     int64  `json:"dca_size,omitempty"`
 	DCAFrames   int64  `json:"dca_frames,omitempty"`
+	// Mode is how the DCA's packets were made ("passthrough" or
+	// "transcode", from dca.encoded) and ModeReason why; LoudnessLUFS
+	// and TruePeakDB are the stored audio's loudness (EBU R128) and true
+	// peak, nil when not measured.
+	Mode         string   `json:"mode,omitempty"`
+	ModeReason   string   `json:"mode_reason,omitempty"`
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
 
 	UpdatedAt string `json:"updated_at,omitempty"`
 	LastSeq   uint64 `json:"last_seq"`
 }
+
+// Stored reports whether the song's DCA is stored: the recorder sets DCAKey
+// at upload.done and never clears it. Only stored songs are in the catalog
+// (SearchSongs); a song that is being processed, or whose every operation
+// failed, has a record (GET /v1/songs/{id} says "stored": false) but is
+// not listed.
+func (s Song) Stored() bool { return s.DCAKey != "" }
 
 // Video is what the resolver caches about one video: its metadata and what
 // decides whether it can be had. Kept per video id with a TTL

@@ -3,7 +3,7 @@
 package main
 
 import (
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
 	"github.com/butakero/butakero/services/gateway/gateway"
 )
 

@@ -4,7 +4,7 @@
 package main
 
 import (
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
 	"github.com/butakero/butakero/services/recorder/recorder"
 )
 

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/natsconn"
-	"github.com/butakero/butakero/platform/natsembed"
-	"github.com/butakero/butakero/platform/standalone"
-	"github.com/butakero/butakero/platform/versions"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/runtime/versions"
+	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"
@@ -61,16 +61,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas); err != nil {
+	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err
 	}
-	// JetStream or AWS, as the configuration selects (CONTRACT.md).
-	stores, err := standalone.OpenStores(setup, cfg, js)
+	// JetStream or AWS, as the configuration selects (package store).
+	projections, projWhere, err := store.Projections(setup, cfg, js)
 	if err != nil {
 		return err
 	}
-	store, searchCache, blobs := stores.Projections, stores.Cache, stores.Blobs
-	log.Info("stores opened", "stores", stores.Where)
+	searchCache, err := store.Cache(setup, cfg, js)
+	if err != nil {
+		return err
+	}
+	blobs, blobWhere, err := store.Blobs(setup, cfg, js)
+	if err != nil {
+		return err
+	}
+	log.Info("stores opened", "projections", projWhere, "blobs", blobWhere)
 	pub := events.NewPublisher(js)
 	// One metrics registry for the process, served by the gateway's /metrics.
 	reg := metrics.New(metrics.NewRegistry())
@@ -86,10 +93,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}, func(error) { cancel() })
 	}
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: store, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober})
 	})
 	add("resolver", func(ctx context.Context) error {
-		return resolver.Run(ctx, resolver.Deps{NC: nc, JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
+		return resolver.Run(ctx, resolver.Deps{JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
 	})
 	add("fetcher", func(ctx context.Context) error {
 		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher")})
@@ -98,7 +105,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder")})
 	})
 	add("recorder", func(ctx context.Context) error {
-		return recorder.Run(ctx, recorder.Deps{JS: js, Store: store, Config: cfg, Log: log.With("service", "recorder")})
+		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Log: log.With("service", "recorder")})
 	})
 	// Stops the group when the process is told to.
 	stop := make(chan struct{})
@@ -135,7 +142,8 @@ func (m *Main) connect() (*nats.Conn, func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen})
+	// With NATS_LISTEN, config.Load has made sure there are credentials.
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir, Listen: cfg.NATSListen, Auth: natsconn.AuthOf(cfg)})
 	if err != nil {
 		return nil, nil, err
 	}

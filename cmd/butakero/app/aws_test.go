@@ -14,10 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/butakero/butakero/platform/awsconfig"
-	"github.com/butakero/butakero/platform/awstest"
-	"github.com/butakero/butakero/platform/dynamostore"
-	"github.com/butakero/butakero/platform/s3blob"
+	"github.com/butakero/butakero/platform/store/awsconfig"
+	"github.com/butakero/butakero/platform/store/dynamostore"
+	"github.com/butakero/butakero/platform/store/s3blob"
+	"github.com/butakero/butakero/platform/testkit/awstest"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 

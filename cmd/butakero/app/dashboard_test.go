@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
@@ -171,6 +171,20 @@ func TestDashboard(t *testing.T) {
 		text := eval[string](t, ctx, `document.querySelector('#songs tr[data-song="`+songID+`"]').textContent`)
 		if !strings.Contains(text, "dashboard-tone") || !strings.Contains(text, "0:06") {
 			t.Errorf("catalog row %q, want the title and the length 0:06", text)
+		}
+	})
+
+	t.Run("the player loads the song from /ogg", func(t *testing.T) {
+		step(t, ctx, "play",
+			chromedp.Click(chromedp.CSS(`#songs tr[data-song="`+songID+`"] button.play`)),
+			chromedp.WaitVisible(chromedp.CSS(`#player-duration[data-seconds]`)),
+		)
+		secs := eval[float64](t, ctx, `document.getElementById("player-audio").duration`)
+		if got := time.Duration(secs * float64(time.Second)); (got - songLen).Abs() > 50*time.Millisecond {
+			t.Errorf("the player reports %s, the song lasts %s", got, songLen)
+		}
+		if shown := eval[string](t, ctx, `document.getElementById("player-duration").textContent`); shown != "0:06" {
+			t.Errorf("the player shows %q, want 0:06", shown)
 		}
 	})
 

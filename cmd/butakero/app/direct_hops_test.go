@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // TestDirectHops runs direct songs through the all-in-one whose

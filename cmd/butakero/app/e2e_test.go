@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/cmd/butakero/app/apptest"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/awstest"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/awstest"
 )
 
 // faultDynamoDBPaused runs the AWS profile and pauses DynamoDB Local
@@ -48,6 +48,7 @@ func faultDynamoDBPaused(t *testing.T, bin string) {
 	vars := map[string]string{
 		"DATA_DIR":                      t.TempDir(),
 		"NATS_LISTEN":                   freeAddr(t),
+		"NATS_TOKEN":                    natsToken,
 		"DYNAMODB_TABLE_NAME_OPERATION": awstest.Name("operations"),
 		"DYNAMODB_TABLE_NAME_SONGS":     awstest.Name("songs"),
 		"STAGE_TIMEOUT":                 "1m",
@@ -79,6 +80,7 @@ func faultDynamoDBPaused(t *testing.T, bin string) {
 	// butakero replay, beside the running process, into fresh tables.
 	fresh := map[string]string{
 		"NATS_URL":                      "nats://" + vars["NATS_LISTEN"],
+		"NATS_TOKEN":                    natsToken,
 		"DYNAMODB_TABLE_NAME_OPERATION": awstest.Name("operations-replay"),
 		"DYNAMODB_TABLE_NAME_SONGS":     awstest.Name("songs-replay"),
 	}

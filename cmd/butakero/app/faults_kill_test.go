@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // longSong is long enough that its encode lasts several seconds, so that
@@ -31,6 +31,7 @@ func faultKillMidEncode(t *testing.T, bin string) {
 	vars := map[string]string{
 		"DATA_DIR":       t.TempDir(),
 		"NATS_LISTEN":    freeAddr(t),
+		"NATS_TOKEN":     natsToken,
 		"HTTP_ADDR":      freeAddr(t),
 		"STAGE_TIMEOUT":  "3m",
 		"SHUTDOWN_GRACE": "5s",
@@ -87,6 +88,7 @@ func faultTermMidEncode(t *testing.T, bin string) {
 			vars := map[string]string{
 				"DATA_DIR":       t.TempDir(),
 				"NATS_LISTEN":    freeAddr(t),
+				"NATS_TOKEN":     natsToken,
 				"HTTP_ADDR":      freeAddr(t),
 				"STAGE_TIMEOUT":  "3m",
 				"SHUTDOWN_GRACE": tc.grace,

@@ -288,10 +288,15 @@ type observer struct {
 	js jetstream.JetStream
 }
 
+// natsToken is NATS_TOKEN for the processes whose embedded server listens
+// (NATS_LISTEN needs credentials); the observer presents it too. Servers
+// without authentication, like the cluster's, ignore it.
+const natsToken = "fault-tests-nats-token"
+
 // observe connects to url (one or more, comma-separated).
 func observe(t *testing.T, url string) *observer {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true))
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(200*time.Millisecond), nats.RetryOnFailedConnect(true), nats.Token(natsToken))
 	if err != nil {
 		t.Fatalf("observer: connect %s: %v", url, err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // TestHostileInput sends what an attacker would through the seed's start

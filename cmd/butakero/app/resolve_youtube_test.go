@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"testing"
@@ -43,6 +44,7 @@ func TestResolveYouTube(t *testing.T) {
 		"MAX_ATTEMPTS":         "1",
 		"MAX_DURATION":         "3h",
 		"NATS_LISTEN":          natsAddr,
+		"NATS_TOKEN":           natsToken,
 		"RATE_LIMIT":           "0", // the test polls faster than a user
 	})
 	stream := openStream(t, natsAddr)
@@ -132,7 +134,7 @@ func freeAddr(t *testing.T) string {
 // openStream connects to the all-in-one's embedded server at addr.
 func openStream(t *testing.T, addr string) jetstream.Stream {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+addr, nats.Name("test"))
+	nc, err := nats.Connect("nats://"+addr, nats.Name("test"), nats.Token(natsToken))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,12 +152,25 @@ func openStream(t *testing.T, addr string) jetstream.Stream {
 	return s
 }
 
-// lastEvent returns the operation's last event of kind k.
+// lastEvent returns the operation's last event of kind k, waiting for it:
+// the gateway can learn a song id from its subscription a moment before
+// the stream's copy of the event can be read.
 func lastEvent(t *testing.T, s jetstream.Stream, k events.Kind, opID string) events.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	msg, err := s.GetLastMsgForSubject(ctx, events.Subject(k, opID))
+	var msg *jetstream.RawStreamMsg
+	var err error
+	for {
+		msg, err = s.GetLastMsgForSubject(ctx, events.Subject(k, opID))
+		if !errors.Is(err, jetstream.ErrMsgNotFound) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		t.Fatalf("%s of %s: %v", k, opID, err)
 	}

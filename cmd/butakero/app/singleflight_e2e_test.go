@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // TestOneSongOneDownload runs the all-in-one and checks the two halves of

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -15,41 +14,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/natsembed"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 )
 
 // TestServicesAlone runs the production shape on one machine: the five
-// services as separate processes against a NATS server reached over TCP on
-// loopback, once through each service's own main and once through the
-// all-in-one binary's `butakero <service>`, as the image's containers run
-// them. Each process's `butakero healthcheck` passes (the gateway's
-// /healthz at HTTP_ADDR, the encoder's at METRICS_ADDR).
+// services as separate processes (their own main, as in a container)
+// against a NATS server reached over TCP on loopback.
 func TestServicesAlone(t *testing.T) {
 	bin := t.TempDir()
 	services := []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
-	args := []string{"build", "-o", bin + string(os.PathSeparator), "github.com/butakero/butakero/cmd/butakero"}
+	args := []string{"build", "-o", bin + string(os.PathSeparator)}
 	for _, s := range services {
 		args = append(args, "github.com/butakero/butakero/services/"+s)
 	}
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	butakero := filepath.Join(bin, "butakero")
-	cases := []struct {
-		name    string
-		command func(service string) *exec.Cmd
-	}{
-		{"own mains", func(s string) *exec.Cmd { return exec.Command(filepath.Join(bin, s)) }},
-		{"butakero <service>", func(s string) *exec.Cmd { return exec.Command(butakero, s) }},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { servicesAlone(t, services, tc.command, butakero) })
-	}
-}
 
-func servicesAlone(t *testing.T, services []string, command func(string) *exec.Cmd, butakero string) {
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	// The services present NATS_TOKEN, as they would to a cluster that
+	// requires it.
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +55,7 @@ func servicesAlone(t *testing.T, services []string, command func(string) *exec.C
 	encoderMetrics := freeAddr(t)
 	env := append(os.Environ(),
 		"NATS_URL="+srv.ClientURL(),
+		"NATS_TOKEN="+natsToken,
 		"HTTP_ADDR="+httpAddr,
 		"ALLOWED_MEDIA_HOSTS=127.0.0.1:*",
 		"LOG_LEVEL=warn",
@@ -77,16 +64,20 @@ func servicesAlone(t *testing.T, services []string, command func(string) *exec.C
 	type proc struct {
 		name   string
 		cmd    *exec.Cmd
-		stderr *bytes.Buffer
+		stderr *lockedBuffer
 		done   chan error
 	}
 	var procs []*proc
 	for _, s := range services {
-		p := &proc{name: s, cmd: command(s), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+		p := &proc{name: s, cmd: exec.Command(filepath.Join(bin, s)), stderr: &lockedBuffer{}, done: make(chan error, 1)}
 		p.cmd.Env = env
-		if s == "encoder" {
+		switch s {
+		case "encoder":
 			// A service alone serves its metrics on METRICS_ADDR.
 			p.cmd.Env = append(slices.Clone(env), "METRICS_ADDR="+encoderMetrics)
+		case "fetcher":
+			// and logs its consumer's backlog as EMF with METRICS_EMF.
+			p.cmd.Env = append(slices.Clone(env), "METRICS_EMF=true", "METRICS_DEPLOYMENT=test")
 		}
 		p.cmd.Stderr = p.stderr
 		if err := p.cmd.Start(); err != nil {
@@ -104,7 +95,7 @@ func servicesAlone(t *testing.T, services []string, command func(string) *exec.C
 			select {
 			case err := <-p.done:
 				if err != nil {
-					errs = append(errs, fmt.Errorf("%s exited with %v:\n%s", p.name, err, p.stderr))
+					errs = append(errs, fmt.Errorf("%s exited with %v:\n%s", p.name, err, p.stderr.tail(50)))
 				}
 			case <-time.After(30 * time.Second):
 				_ = p.cmd.Process.Kill()
@@ -141,25 +132,27 @@ func servicesAlone(t *testing.T, services []string, command func(string) *exec.C
 		t.Errorf("the encoder's /metrics lacks %s", want)
 	}
 
-	// The image's health check, as its HEALTHCHECK runs it in each
-	// container: with that container's environment.
-	for _, p := range procs {
-		if p.name != "gateway" && p.name != "encoder" {
-			continue
+	// The fetcher, run with METRICS_EMF, logs its consumer's backlog
+	// (once its consumer exists, then every 30 s); the others do not.
+	emfLine := `"Deployment":"test","Consumer":"fetcher","ConsumerBacklog":`
+	fetcher := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == "fetcher" })]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if strings.Contains(fetcher.stderr.tail(1000), emfLine) {
+			break
 		}
-		check := exec.Command(butakero, "healthcheck")
-		check.Env = p.cmd.Env
-		if out, err := check.CombinedOutput(); err != nil {
-			t.Errorf("butakero healthcheck with the %s's environment: %v\n%s", p.name, err, out)
+		if time.Now().After(deadline) {
+			t.Errorf("the fetcher with METRICS_EMF=true wrote no EMF line of its consumer:\n%s", fetcher.stderr.tail(20))
+			break
 		}
-	}
-	check := exec.Command(butakero, "healthcheck", "http://"+httpAddr+"/no/such/route")
-	if out, err := check.CombinedOutput(); err == nil {
-		t.Errorf("butakero healthcheck of a 404 passed:\n%s", out)
 	}
 
 	stopped = true
 	for _, err := range stopAll() {
 		t.Error(err)
+	}
+	for _, p := range procs {
+		if p.name != "fetcher" && strings.Contains(p.stderr.tail(1000), `"_aws":`) {
+			t.Errorf("%s wrote EMF lines without METRICS_EMF", p.name)
+		}
 	}
 }

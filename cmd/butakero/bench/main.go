@@ -13,6 +13,15 @@
 //     until all are stored, against the hand-run pipeline of each spread
 //     perfectly over the machine's cores: the sum of the twelve hand-run
 //     times divided by the number of CPUs (target: ratio ≤ 1.3).
+//  5. A 3-minute WebM/Opus song (20 ms frames, which the encoder copies),
+//     request to stored DCA, interleaved against the hand-run pipeline that
+//     encodes again (target ratio ≤ 0.35) and against a hand-run copy:
+//     yt-dlp, then ffmpeg -c:a copy (target ≤ 1.3).
+//  6. Twelve different 30-second AAC songs at once against the hand-run
+//     pipeline of each spread over the cores (target ≤ 1.10), and the CPU
+//     time per song of both (target: within 10 %).
+//
+// -only opus runs sections 5 and 6 alone.
 package main
 
 import (
@@ -43,16 +52,17 @@ func main() {
 	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
+	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections`)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long, *stored, *burst); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only string) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
@@ -71,9 +81,15 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 		name string
 		d    time.Duration
 	}{{"song3m.m4a", 3 * time.Minute}, {"song30s.m4a", 30 * time.Second}, {"songlong.m4a", long}} {
+		if only == "opus" && f.name != "song30s.m4a" {
+			continue
+		}
 		if err := makeM4A(ctx, filepath.Join(media, f.name), f.d); err != nil {
 			return err
 		}
+	}
+	if err := makeWebMOpus(ctx, filepath.Join(media, "song3m.webm"), 3*time.Minute); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,6 +105,19 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 		return err
 	}
 	defer svc.stop()
+
+	head := func() {
+		fmt.Printf("\nButakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+	}
+	if only == "opus" {
+		opus, err := benchOpus(ctx, svc, work, mediaURL, rounds, burstN)
+		if err != nil {
+			return err
+		}
+		head()
+		fmt.Print(opus)
+		return nil
+	}
 
 	// 1. Latency against the hand-run pipeline, interleaved.
 	var hand, service []time.Duration
@@ -180,10 +209,15 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	spread := handSum / time.Duration(runtime.NumCPU())
 	burstRatio := float64(burstTook) / float64(spread)
 
+	opus, err := benchOpus(ctx, svc, work, mediaURL, rounds, burstN)
+	if err != nil {
+		return err
+	}
+
 	mh, ms := median(hand), median(service)
 	ratio := float64(ms) / float64(mh)
 	extra := float64(peakLong-peakShort) / (1 << 20)
-	fmt.Printf("\nButakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+	head()
 	fmt.Printf("\n3-minute song, request to stored DCA (%d interleaved rounds)\n", rounds)
 	fmt.Printf("  by hand (yt-dlp, then ffmpeg libopus %d kb/s, complexity 10, 20 ms): median %s  %s\n", 96, round(mh), list(hand))
 	fmt.Printf("  butakero (POST to status success):                                   median %s  %s\n", round(ms), list(service))
@@ -202,6 +236,99 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	fmt.Printf("  CPU time per song (user+system, children included): by hand %s, butakero %s\n",
 		round(handCPU/time.Duration(burstN)), round(burstCPU/time.Duration(burstN)))
 	fmt.Printf("  ratio %.2f (target ≤ 1.3): %s\n", burstRatio, verdict(burstRatio <= 1.3))
+	fmt.Print(opus)
+	return nil
+}
+
+// benchOpus runs sections 5 and 6 and returns their report.
+func benchOpus(ctx context.Context, svc *service, work, mediaURL string, rounds, burstN int) (string, error) {
+	var encode, copied, service []time.Duration
+	for i := range rounds {
+		step("opus round %d/%d: by hand, encoding again", i+1, rounds)
+		d, _, err := byHandAs(ctx, work, mediaURL+"/song3m.webm", false)
+		if err != nil {
+			return "", fmt.Errorf("by hand: %w", err)
+		}
+		encode = append(encode, d)
+		step("opus round %d/%d: by hand, copying", i+1, rounds)
+		if d, _, err = byHandAs(ctx, work, mediaURL+"/song3m.webm", true); err != nil {
+			return "", fmt.Errorf("by hand: %w", err)
+		}
+		copied = append(copied, d)
+		step("opus round %d/%d: butakero", i+1, rounds)
+		if d, err = svc.request(ctx, fmt.Sprintf("%s/song3m.webm?opus=%d", mediaURL, i), 10*time.Millisecond); err != nil {
+			return "", fmt.Errorf("butakero: %w", err)
+		}
+		service = append(service, d)
+	}
+
+	var handSum, handCPU time.Duration
+	for i := range burstN {
+		step("30-second burst: by hand %d/%d", i+1, burstN)
+		d, cpu, err := byHand(ctx, work, fmt.Sprintf("%s/song30s.m4a?hand=%d", mediaURL, i))
+		if err != nil {
+			return "", fmt.Errorf("by hand: %w", err)
+		}
+		handSum += d
+		handCPU += cpu
+	}
+	step("30-second burst: %d songs at once", burstN)
+	cpuBefore, err := svc.cpuTime()
+	if err != nil {
+		return "", err
+	}
+	start := time.Now()
+	errs := make(chan error, burstN)
+	for i := range burstN {
+		go func() {
+			_, err := svc.request(ctx, fmt.Sprintf("%s/song30s.m4a?burst30=%d", mediaURL, i), 100*time.Millisecond)
+			errs <- err
+		}()
+	}
+	for range burstN {
+		if err := <-errs; err != nil {
+			return "", fmt.Errorf("burst: %w", err)
+		}
+	}
+	took := time.Since(start)
+	cpuAfter, err := svc.cpuTime()
+	if err != nil {
+		return "", err
+	}
+	spread := handSum / time.Duration(runtime.NumCPU())
+	burstRatio := float64(took) / float64(spread)
+	perHand, perSvc := handCPU/time.Duration(burstN), (cpuAfter-cpuBefore)/time.Duration(burstN)
+	cpuRatio := float64(perSvc) / float64(perHand)
+
+	me, mc, ms := median(encode), median(copied), median(service)
+	re, rc := float64(ms)/float64(me), float64(ms)/float64(mc)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n3-minute WebM/Opus song (20 ms frames), request to stored DCA (%d interleaved rounds)\n", rounds)
+	fmt.Fprintf(&b, "  by hand, encoding again (yt-dlp, then ffmpeg libopus 96 kb/s): median %s  %s\n", round(me), list(encode))
+	fmt.Fprintf(&b, "  by hand, copying (yt-dlp, then ffmpeg -c:a copy):              median %s  %s\n", round(mc), list(copied))
+	fmt.Fprintf(&b, "  butakero (passthrough):                                        median %s  %s\n", round(ms), list(service))
+	fmt.Fprintf(&b, "  ratio to encoding again %.2f (target ≤ 0.35): %s\n", re, verdict(re <= 0.35))
+	fmt.Fprintf(&b, "  ratio to copying %.2f (target ≤ 1.3): %s\n", rc, verdict(rc <= 1.3))
+	fmt.Fprintf(&b, "\n%d different 30-second AAC songs submitted at once, until all are stored\n", burstN)
+	fmt.Fprintf(&b, "  by hand, one after another: sum %s; spread over %d cores: %s\n", round(handSum), runtime.NumCPU(), round(spread))
+	fmt.Fprintf(&b, "  butakero: %s; ratio %.2f (target ≤ 1.10): %s\n", round(took), burstRatio, verdict(burstRatio <= 1.10))
+	fmt.Fprintf(&b, "  CPU time per song: by hand %s, butakero %s; ratio %.2f (target ≤ 1.10): %s\n",
+		round(perHand), round(perSvc), cpuRatio, verdict(cpuRatio <= 1.10))
+	return b.String(), nil
+}
+
+// makeWebMOpus makes a WebM/Opus song as YouTube serves it (itag 251:
+// 48 kHz stereo, 20 ms frames, about 160 kb/s).
+func makeWebMOpus(ctx context.Context, path string, d time.Duration) error {
+	secs := strconv.FormatFloat(d.Seconds(), 'f', 0, 64)
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration="+secs,
+		"-f", "lavfi", "-i", "anoisesrc=color=pink:amplitude=0.1:sample_rate=48000:duration="+secs,
+		"-filter_complex", "amix=inputs=2,aformat=channel_layouts=stereo",
+		"-c:a", "libopus", "-b:a", "160k", "-frame_duration", "20", path)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("ffmpeg %s: %v\n%s", path, err, out)
+	}
 	return nil
 }
 
@@ -236,6 +363,12 @@ func makeM4A(ctx context.Context, path string, d time.Duration) error {
 // byHand is what a person runs: yt-dlp to a file, then ffmpeg to Opus. It
 // returns the wall time and the CPU time the two used.
 func byHand(ctx context.Context, work, src string) (time.Duration, time.Duration, error) {
+	return byHandAs(ctx, work, src, false)
+}
+
+// byHandAs is byHand, or with copy the hand-run copy: yt-dlp, then ffmpeg
+// -c:a copy into Ogg.
+func byHandAs(ctx context.Context, work, src string, copy bool) (time.Duration, time.Duration, error) {
 	dir, err := os.MkdirTemp(work, "hand-")
 	if err != nil {
 		return 0, 0, err
@@ -253,6 +386,10 @@ func byHand(ctx context.Context, work, src string) (time.Duration, time.Duration
 	enc := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", in[0],
 		"-map", "0:a", "-c:a", "libopus", "-b:a", "96k", "-vbr", "on", "-compression_level", "10",
 		"-frame_duration", "20", "-application", "audio", "-ar", "48000", "-ac", "2", filepath.Join(dir, "out.ogg"))
+	if copy {
+		enc = exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", in[0],
+			"-map", "0:a", "-c:a", "copy", filepath.Join(dir, "out.ogg"))
+	}
 	if out, err := enc.CombinedOutput(); err != nil {
 		return 0, 0, fmt.Errorf("ffmpeg: %v\n%s", err, out)
 	}

@@ -49,11 +49,37 @@ type Options struct {
 	VBR bool
 }
 
+// Metadata is a DCA's JSON metadata: jonas747/dca's standard fields, which
+// every DCA player reads, and Butakero's own under "butakero".
+type Metadata struct {
+	dca.Metadata
+	Butakero *Butakero `json:"butakero,omitempty"`
+}
+
+// Butakero is what the encoder learnt of the song, for bots and for the
+// gateway's Ogg Opus stream.
+type Butakero struct {
+	// Mode is "passthrough" (the source's packets copied) or "transcode".
+	Mode string `json:"mode"`
+	// Reason says why.
+	Reason string `json:"reason,omitempty"`
+	// PreSkip is the samples (48 kHz) a decoder drops at the start: the
+	// source's for a passthrough, the encoder's for a transcode.
+	PreSkip int `json:"pre_skip"`
+	// Samples is the true length at 48 kHz after the pre-skip; the last
+	// frame may hold more.
+	Samples int64 `json:"samples"`
+	// LoudnessLUFS is the integrated loudness (EBU R128), TruePeakDB the
+	// true peak (dBTP); absent when not measured or not finite (silence).
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
+}
+
 // NewMetadata returns the standard DCA metadata for an Opus stream described
 // by o, naming the song title.
-func NewMetadata(o Options, title string) dca.Metadata {
+func NewMetadata(o Options, title string) Metadata {
 	samplesPerFrame := int(int64(o.SampleRate) * int64(o.FrameDuration) / int64(time.Second))
-	return dca.Metadata{
+	return Metadata{Metadata: dca.Metadata{
 		Dca: &dca.DCAMetadata{
 			Version: dca.FormatVersion,
 			Tool: &dca.DCAToolMetadata{
@@ -76,7 +102,7 @@ func NewMetadata(o Options, title string) dca.Metadata {
 		SongInfo: &dca.SongMetadata{Title: title},
 		Origin:   &dca.OriginMetadata{Source: "file", Channels: o.Channels},
 		Extra:    &dca.ExtraMetadata{},
-	}
+	}}
 }
 
 // Writer writes a DCA1 file: the header on creation, then one frame per
@@ -90,7 +116,7 @@ type Writer struct {
 
 // NewWriter writes the DCA1 header with meta to w and returns a Writer for
 // the frames that follow.
-func NewWriter(w io.Writer, meta dca.Metadata) (*Writer, error) {
+func NewWriter(w io.Writer, meta Metadata) (*Writer, error) {
 	js, err := json.Marshal(meta)
 	if err != nil {
 		return nil, fmt.Errorf("dcafile: encode metadata: %w", err)
@@ -144,7 +170,7 @@ func (w *Writer) Size() int64 { return w.size }
 // Reader reads a DCA1 file frame by frame. It is not safe for concurrent use.
 type Reader struct {
 	r      *bufio.Reader
-	meta   dca.Metadata
+	meta   Metadata
 	frames int64
 	size   int64
 	buf    []byte
@@ -176,7 +202,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 }
 
 // Metadata is the file's header metadata.
-func (d *Reader) Metadata() dca.Metadata { return d.meta }
+func (d *Reader) Metadata() Metadata { return d.meta }
 
 // Next returns the next frame's Opus packet, or io.EOF after the last one.
 // The packet is valid until the next call. A file cut inside a frame, or a
@@ -217,7 +243,7 @@ func (d *Reader) FrameDuration() time.Duration {
 
 // Info summarises a whole DCA file.
 type Info struct {
-	Metadata dca.Metadata
+	Metadata Metadata
 	// Frames is the number of frames.
 	Frames int64
 	// Duration is Frames × the frame duration.

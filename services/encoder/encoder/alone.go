@@ -3,7 +3,8 @@ package encoder
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/store"
 )
 
 // RunAlone runs the encode stage alone against the NATS cluster of env, as
@@ -11,9 +12,9 @@ import (
 // dca.encoded plus upload.done out. services/encoder's main and
 // `butakero encoder` both call it through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
+	blobs, _, err := store.Blobs(ctx, env.Config, env.JS)
 	if err != nil {
 		return err
 	}
-	return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: stores.Blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+	return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 }

@@ -1,16 +1,17 @@
 // Package encoder is the encode stage: it takes audio.downloaded events,
-// encodes the staged audio to DCA1 with ffmpeg (jonas747/dca), streams the
-// DCA into the blob store at "audio/<song_id>.dca", checks that the frames
+// turns the staged audio into DCA1 with ffmpeg (copying the source's Opus
+// packets when they are 48 kHz 20 ms frames, else encoding with libopus;
+// see package transcode), streams the DCA into the blob store at "audio/<song_id>.dca", checks that the frames
 // cover the source's duration, and answers dca.encoded then upload.done,
 // which the stage runtime publishes.
 //
-// Ack semantics are platform/stage's: a handled event is acked after both
+// Ack semantics are platform/runtime/stage's: a handled event is acked after both
 // events are stored; an unreadable or empty source fails the operation at
 // once (permanent events.CodeInvalidAudio / CodeEmptyAudio); store and
 // stream errors are retried up to MAX_ATTEMPTS. The staged source is deleted
 // once the operation ends here, whichever way.
 //
-// The encoder finishes the work of the song's claim (platform/claims) that
+// The encoder finishes the work of the song's claim (platform/runtime/claims) that
 // the fetcher took: it keeps the claim alive while it encodes, releases it
 // once upload.done is stored (the waiting requests then find the DCA
 // stored), records a permanent failure in it (they fail the same way), and
@@ -22,23 +23,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/claims"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/objstore"
-	"github.com/butakero/butakero/platform/stage"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/butakero/butakero/services/encoder/internal/transcode"
-	"github.com/jonas747/dca"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,12 +59,12 @@ const progressEvery = 500 * time.Millisecond
 // DCA files to. *objstore.Store satisfies it.
 type Blobs interface {
 	// Open returns a reader of blob key, which the caller closes, and its
-	// Info. A missing key is an error wrapping objstore.ErrNotFound.
-	Open(ctx context.Context, key string) (io.ReadCloser, objstore.Info, error)
+	// Info. A missing key is an error wrapping blob.ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, blob.Info, error)
 	// Put streams r into blob key. The blob becomes visible only once r is
 	// read to its end without error: a reader that fails leaves any
 	// previous blob at key as it was.
-	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
+	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (blob.Info, error)
 	// Delete removes blob key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Location is the URL of blob key in the store.
@@ -119,7 +117,6 @@ func Run(ctx context.Context, d Deps) error {
 	if d.NC == nil || d.JS == nil || d.Blobs == nil || d.Log == nil {
 		return errors.New("encoder: Deps needs NC, JS, Blobs and Log")
 	}
-	routeDCALog()
 	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerEncoder, d.Config.MaxAttempts)
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
@@ -139,7 +136,8 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	h := &handler{nc: d.NC, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl}
+	h := &handler{nc: d.NC, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
+		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget}
 	w := &stage.Worker{
 		Stage:       StageName,
 		JS:          d.JS,
@@ -153,37 +151,20 @@ func Run(ctx context.Context, d Deps) error {
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
 	}
-	d.Log.Info("encoder: running", "concurrency", n, "bitrate_kbps", h.bitrate)
+	d.Log.Info("encoder: running", "concurrency", n, "bitrate_kbps", h.bitrate, "opus_passthrough", h.passthrough, "passthrough_max_kbps", h.maxKbps)
 	return w.Run(ctx)
 }
-
-var dcaLogOnce sync.Once
-
-// routeDCALog sends jonas747/dca's package-global log lines (ffmpeg stats
-// it fails to parse, read errors it only logs) to slog's default logger at
-// debug level, instead of the standard logger's stderr. What matters of
-// them reaches the handler through the session's error and messages.
-func routeDCALog() {
-	dcaLogOnce.Do(func() { dca.Logger = log.New(slogDebugWriter{}, "", 0) })
-}
-
-// slogDebugWriter writes each line to slog.Default() at debug level,
-// looked up at write time.
-type slogDebugWriter struct{}
-
-func (slogDebugWriter) Write(p []byte) (int, error) {
-	slog.Default().Debug(strings.TrimRight(string(p), "\n"), "component", "dca")
-	return len(p), nil
-}
-
-// Key is the blob key of a song's DCA.
-func Key(songID string) string { return "audio/" + songID + ".dca" }
 
 type handler struct {
 	nc      *nats.Conn
 	blobs   Blobs
 	bitrate int
 	claims  Claims
+	// passthrough, maxKbps and target are OPUS_PASSTHROUGH,
+	// PASSTHROUGH_MAX_KBPS and LOUDNESS_TARGET.
+	passthrough bool
+	maxKbps     int
+	target      *float64
 }
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
@@ -237,7 +218,7 @@ func songOf(d stage.Delivery) (string, bool) {
 	if songID == "" {
 		songID = d.Envelope.SongID
 	}
-	return songID, validID(songID)
+	return songID, events.ValidSongID(songID) == nil
 }
 
 // ended lets go of what an audio.downloaded held once its operation ends
@@ -285,14 +266,14 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	if song.ID == "" {
 		song.ID = d.Envelope.SongID
 	}
-	if !validID(song.ID) {
+	if events.ValidSongID(song.ID) != nil {
 		return nil, events.Fail(events.CodeInvalidInput, "the downloaded audio names no valid song id")
 	}
 	log := d.Log
 	if song.ID != d.Envelope.SongID {
 		log = log.With("song_id", song.ID)
 	}
-	key := Key(song.ID)
+	key := blob.DCAKey(song.ID)
 
 	if d.Attempt > 1 {
 		// A previous attempt may have stored the DCA and lost what came
@@ -302,7 +283,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 		}
 	}
 	src, srcInfo, err := h.blobs.Open(ctx, ev.Key)
-	if errors.Is(err, objstore.ErrNotFound) {
+	if errors.Is(err, blob.ErrNotFound) {
 		// The staged audio is deleted once the operation ends here: this
 		// is a redelivery of an event already handled, if its DCA is
 		// stored.
@@ -327,35 +308,47 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 		return nil, events.Fail(events.CodeEmptyAudio, "the downloaded audio is empty")
 	}
 
-	srcDur, err := transcode.Probe(ctx, path)
+	source, err := transcode.Inspect(ctx, path)
 	if err != nil {
 		return nil, audioFailure(err)
 	}
-	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size)
+	srcDur := source.Duration
+	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size,
+		"codec", source.Codec, "sample_rate", source.SampleRate, "source_kbps", source.BitrateKbps)
 
-	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, srcDur, key)
+	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, source, key)
 	if err != nil {
 		return nil, audioFailure(err)
 	}
 	events.PublishProgress(h.nc, d.Envelope.OperationID, StageName, 100)
-	log.Info("encoder: stored DCA", "dca_key", key, "frames", res.Frames, "dca_size", info.Size, "dca_duration", res.Duration())
+	log.Info("encoder: stored DCA", "dca_key", key, "frames", res.Frames, "dca_size", info.Size, "dca_duration", res.Duration(),
+		"mode", res.Mode, "mode_reason", res.Reason)
+	bitrate := h.bitrate
+	if res.Mode == transcode.ModePassthrough {
+		bitrate = source.BitrateKbps
+	}
 	return h.done(song, key, info.Size, events.DCAEncoded{
 		Frames:           res.Frames,
 		DurationMs:       res.Duration().Milliseconds(),
 		SourceDurationMs: srcDur.Milliseconds(),
-		BitrateKbps:      h.bitrate,
+		BitrateKbps:      bitrate,
+		Mode:             res.Mode,
+		ModeReason:       res.Reason,
+		LoudnessLUFS:     res.Loudness.LUFS,
+		TruePeakDB:       res.Loudness.TruePeakDB,
 	}), nil
 }
 
 // encode streams the DCA of the file at path into the blob store. The frame
 // check runs before the upload is committed: a DCA that fails it is never
 // stored, and a previous good DCA at key stays.
-func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, srcDur time.Duration, key string) (transcode.Result, objstore.Info, error) {
+func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, src transcode.Source, key string) (transcode.Result, blob.Info, error) {
+	srcDur := src.Duration
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pr, pw := io.Pipe()
 	type put struct {
-		info objstore.Info
+		info blob.Info
 		err  error
 	}
 	done := make(chan put, 1)
@@ -376,8 +369,12 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 
 	var last time.Time
 	res, err := transcode.Encode(ctx, path, transcode.Options{
-		BitrateKbps: h.bitrate,
-		Title:       song.Title,
+		BitrateKbps:        h.bitrate,
+		Title:              song.Title,
+		Source:             src,
+		Passthrough:        h.passthrough,
+		MaxPassthroughKbps: h.maxKbps,
+		LoudnessTarget:     h.target,
 		Progress: func(frames int64) {
 			if now := time.Now(); now.Sub(last) >= progressEvery {
 				last = now
@@ -397,17 +394,17 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 		var f *events.Failure
 		if p.err != nil && ctx.Err() == nil && !errors.As(err, &unreadable) && !errors.As(err, &f) {
 			// The store gave up first; the encode only saw the pipe close.
-			return res, objstore.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
+			return res, blob.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
 		}
-		return res, objstore.Info{}, err
+		return res, blob.Info{}, err
 	}
 	pw.Close()
 	p := <-done
 	if p.err != nil {
-		return res, objstore.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
+		return res, blob.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
 	}
 	if p.info.Size != res.Size {
-		return res, objstore.Info{}, events.Fail(events.CodeInternal, "the DCA was stored with %d bytes, %d written", p.info.Size, res.Size)
+		return res, blob.Info{}, events.Fail(events.CodeInternal, "the DCA was stored with %d bytes, %d written", p.info.Size, res.Size)
 	}
 	return res, p.info, nil
 }
@@ -456,12 +453,16 @@ func (h *handler) describe(ctx context.Context, song events.Song, key string, lo
 		srcMs = dcaInfo.Duration.Milliseconds()
 	}
 	log.Info("encoder: the song's DCA is stored already; not encoding again", "dca_key", key, "frames", dcaInfo.Frames)
-	return h.done(song, key, info.Size, events.DCAEncoded{
+	enc := events.DCAEncoded{
 		Frames:           dcaInfo.Frames,
 		DurationMs:       dcaInfo.Duration.Milliseconds(),
 		SourceDurationMs: srcMs,
 		BitrateKbps:      bitrate,
-	}), nil
+	}
+	if b := dcaInfo.Metadata.Butakero; b != nil {
+		enc.Mode, enc.ModeReason, enc.LoudnessLUFS, enc.TruePeakDB = b.Mode, b.Reason, b.LoudnessLUFS, b.TruePeakDB
+	}
+	return h.done(song, key, info.Size, enc), nil
 }
 
 // audioFailure maps a transcode error to the failure the stage reports.
@@ -524,18 +525,4 @@ func safeExt(ext string) string {
 		}
 	}
 	return "." + ext
-}
-
-// validID accepts ids safe in a blob key: 1 to 128 letters, digits, '-'
-// and '_'.
-func validID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/claims"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/nats-io/nats.go"
@@ -255,7 +256,7 @@ func TestEncode(t *testing.T) {
 				if strings.Contains(failed.Message, os.TempDir()) || strings.Contains(failed.Message, "butakero-encode") {
 					t.Fatalf("message shows a temp path: %q", failed.Message)
 				}
-				if _, err := r.blobs.Stat(ctx, encoder.Key(songID)); !errors.Is(err, objstore.ErrNotFound) {
+				if _, err := r.blobs.Stat(ctx, blob.DCAKey(songID)); !errors.Is(err, blob.ErrNotFound) {
 					t.Fatalf("a DCA was stored for a failed encode: %v", err)
 				}
 				t.Logf("message: %s", failed.Message)
@@ -268,7 +269,7 @@ func TestEncode(t *testing.T) {
 			}
 			_, encEv := r.env.Next(ctx, t, events.KindDCAEncoded, req.OperationID)
 			enc := encEv.(events.DCAEncoded)
-			key := encoder.Key(songID)
+			key := blob.DCAKey(songID)
 			if done.Key != key || done.Location != r.blobs.Location(key) || done.Song.Title != title {
 				t.Fatalf("upload.done = %+v", done)
 			}
@@ -287,8 +288,24 @@ func TestEncode(t *testing.T) {
 			if dca.Frames != enc.Frames || dca.Duration.Milliseconds() != enc.DurationMs || dca.Size != done.Size {
 				t.Fatalf("DCA has %d frames (%s, %d bytes); dca.encoded %+v, upload.done size %d", dca.Frames, dca.Duration, dca.Size, enc, done.Size)
 			}
-			if dca.Metadata.SongInfo.Title != title || dca.Metadata.Opus.SampleRate != 48000 || dca.Metadata.Opus.Channels != 2 || enc.BitrateKbps != 96 {
-				t.Fatalf("metadata %+v %+v, bitrate %d", dca.Metadata.SongInfo, dca.Metadata.Opus, enc.BitrateKbps)
+			if dca.Metadata.SongInfo.Title != title || dca.Metadata.Opus.SampleRate != 48000 {
+				t.Fatalf("metadata %+v %+v", dca.Metadata.SongInfo, dca.Metadata.Opus)
+			}
+			// The fixture's WebM/Opus (mono, 20 ms frames) is copied;
+			// everything else is encoded at DCA_BITRATE_KBPS in stereo.
+			wantMode := "transcode"
+			if tc.ext == "webm" {
+				wantMode = "passthrough"
+			}
+			b := dca.Metadata.Butakero
+			if enc.Mode != wantMode || enc.ModeReason == "" || b == nil || b.Mode != enc.Mode || b.Reason != enc.ModeReason {
+				t.Fatalf("dca.encoded mode %q (%s), DCA metadata %+v; want %s", enc.Mode, enc.ModeReason, b, wantMode)
+			}
+			if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil || b.LoudnessLUFS == nil || *b.LoudnessLUFS != *enc.LoudnessLUFS {
+				t.Fatalf("loudness: dca.encoded %v/%v, DCA %+v", enc.LoudnessLUFS, enc.TruePeakDB, b)
+			}
+			if wantMode == "transcode" && (dca.Metadata.Opus.Channels != 2 || enc.BitrateKbps != 96) {
+				t.Fatalf("transcode: %+v, bitrate %d", dca.Metadata.Opus, enc.BitrateKbps)
 			}
 			want := tc.spec.Duration
 			if diff := (dca.Duration - want).Abs(); diff > want/100+20*time.Millisecond {
@@ -362,7 +379,7 @@ func TestRedelivery(t *testing.T) {
 			t.Fatalf("redelivery failed the operation: %+v", ev)
 		}
 		if env.ID == wantID {
-			if done := ev.(events.UploadDone); done.Key != encoder.Key("same") || done.Size == 0 {
+			if done := ev.(events.UploadDone); done.Key != blob.DCAKey("same") || done.Size == 0 {
 				t.Fatalf("republished upload.done = %+v", done)
 			}
 			break
@@ -397,7 +414,7 @@ func TestShutdownMidEncode(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if _, err := r.blobs.Stat(ctx, encoder.Key("long")); !errors.Is(err, objstore.ErrNotFound) {
+	if _, err := r.blobs.Stat(ctx, blob.DCAKey("long")); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("a DCA was stored by a cancelled encode: %v", err)
 	}
 	if _, err := r.blobs.Stat(ctx, "staging/"+req.OperationID+".wav"); err != nil {

@@ -20,8 +20,9 @@ import (
 	"unicode"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/mediahosts"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/mediahosts"
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 // A direct song (Source SourceDirect: a URL on ALLOWED_MEDIA_HOSTS, which
@@ -120,7 +121,7 @@ func (f *Fetcher) fetchDirect(ctx context.Context, opID string, song events.Song
 	}
 
 	ext := directExt(mt, final, u)
-	key := "staging/" + opID + "." + ext
+	key := blob.StagingKey(opID, ext)
 	body := &directReader{ctx: ctx, r: resp.Body, max: limit, total: resp.ContentLength, progress: progress}
 	meta := map[string]string{"operation_id": opID, "song_id": song.ID}
 	// As in Fetch: the store's context outlives ctx so that it can discard

@@ -12,10 +12,11 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 )
 
 // TestFetchDirect fetches direct songs from a loopback server whose
@@ -205,7 +206,7 @@ func TestFetchDirect(t *testing.T) {
 				t.Errorf("message %q names an address", fl.Message)
 			}
 			for _, ext := range []string{"m4a", "bin", "mp3"} {
-				if _, err := blobs.Stat(ctx, "staging/"+opID+"."+ext); !errors.Is(err, objstore.ErrNotFound) {
+				if _, err := blobs.Stat(ctx, "staging/"+opID+"."+ext); !errors.Is(err, blob.ErrNotFound) {
 					t.Errorf("a failed fetch left staging/%s.%s: %v", opID, ext, err)
 				}
 			}

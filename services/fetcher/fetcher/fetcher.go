@@ -22,7 +22,7 @@
 // One song, one download (see singleflight.go): a song whose DCA is
 // already stored is answered with upload.done at once, without running
 // yt-dlp; of simultaneous requests for one new song, one downloads (it holds
-// the song's claim, package platform/claims) and the others wait for its
+// the song's claim, package platform/runtime/claims) and the others wait for its
 // DCA.
 package fetcher
 
@@ -40,12 +40,13 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/claims"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/objstore"
-	"github.com/butakero/butakero/platform/stage"
-	"github.com/butakero/butakero/platform/ytdlp"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/ytdlp"
+	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wader/goutubedl"
@@ -58,19 +59,21 @@ const StageName = "fetch"
 // neither Deps.Concurrency nor Config.FetchConcurrency says.
 const DefaultConcurrency = 2
 
-// Format is the yt-dlp format selector: the best audio-only format, else
-// the best format with audio and video in one file.
-const Format = "bestaudio/best"
+// Format is the yt-dlp format selector: the best Opus audio-only format
+// (YouTube's itag 251, WebM/Opus at 48 kHz, which the encoder copies
+// without encoding again), else the best audio-only format, else the best
+// format with audio and video in one file.
+const Format = "bestaudio[acodec=opus]/bestaudio/best"
 
 // Blobs is the part of the blob store the fetcher needs (*objstore.Store,
 // *s3blob.Store).
 type Blobs interface {
 	// Put streams r into key. The blob must become visible only once r is
 	// read to its end without error: a failed Put leaves nothing new.
-	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (objstore.Info, error)
+	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (blob.Info, error)
 	// Stat returns blob key's Info, or an error wrapping
-	// objstore.ErrNotFound: whether a song's DCA is stored.
-	Stat(ctx context.Context, key string) (objstore.Info, error)
+	// blob.ErrNotFound: whether a song's DCA is stored.
+	Stat(ctx context.Context, key string) (blob.Info, error)
 	// List and Delete sweep staged downloads left behind (Sweeper).
 	StagingBlobs
 }
@@ -197,7 +200,7 @@ type Fetcher struct {
 // transient error otherwise. When ctx ends, yt-dlp (and any child) is
 // killed and the partial upload discarded; the error then wraps ctx.Err().
 func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log *slog.Logger) (events.AudioDownloaded, error) {
-	if err := events.ValidOperationID(song.ID); err != nil {
+	if err := events.ValidSongID(song.ID); err != nil {
 		return events.AudioDownloaded{}, events.Fail(events.CodeInvalidInput, "the song has no valid id")
 	}
 	if u, err := url.Parse(song.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
@@ -253,7 +256,7 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 	_, parsedFormat, _, _ := proc.state()
 	formatID := firstNonEmpty(info.FormatID, parsedFormat)
 	ext := extension(info)
-	key := "staging/" + opID + "." + ext
+	key := blob.StagingKey(opID, ext)
 	body := &audioReader{ctx: ctx, r: dl, proc: proc}
 	meta := map[string]string{"operation_id": opID, "song_id": song.ID, "format_id": formatID}
 	// The store gets a context that outlives ctx so that, when ctx ends, it

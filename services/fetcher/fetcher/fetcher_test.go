@@ -18,10 +18,11 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 )
 
@@ -170,7 +171,7 @@ func TestFetch(t *testing.T) {
 				if strings.Contains(got.Message, "127.0.0.1") {
 					t.Errorf("message %q names an internal address", got.Message)
 				}
-				if _, err := blobs.Stat(ctx, "staging/"+opID+".m4a"); !errors.Is(err, objstore.ErrNotFound) {
+				if _, err := blobs.Stat(ctx, "staging/"+opID+".m4a"); !errors.Is(err, blob.ErrNotFound) {
 					t.Errorf("a failed fetch left a blob: %v", err)
 				}
 				for f, want := range tc.wantHits {
@@ -335,7 +336,7 @@ func TestFetchCancelled(t *testing.T) {
 		t.Fatal("the download is still held open")
 	}
 	check := context.Background()
-	if _, err := blobs.Stat(check, "staging/"+opID+".wav"); !errors.Is(err, objstore.ErrNotFound) {
+	if _, err := blobs.Stat(check, "staging/"+opID+".wav"); !errors.Is(err, blob.ErrNotFound) {
 		t.Fatalf("a cancelled fetch left a blob: %v", err)
 	}
 	stream, err := env.JS.Stream(check, "OBJ_"+objstore.Bucket)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 // The fetch is one yt-dlp run. Instead of a metadata run (-J) before the

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/claims"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/objstore"
-	"github.com/butakero/butakero/platform/stage"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/stage"
 )
 
 // Claims is the part of the claims store the fetcher needs
@@ -25,9 +25,6 @@ type Claims interface {
 }
 
 var _ Claims = (*claims.Store)(nil)
-
-// DCAKey is the blob key of a song's DCA, as the encoder stores it.
-func DCAKey(songID string) string { return "audio/" + songID + ".dca" }
 
 // JoinedWhat labels butakero_singleflight_joins_total for a request that
 // waited for another request's download of the same song.
@@ -78,7 +75,7 @@ func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, e
 	if song.ID == "" {
 		song.ID = d.Envelope.SongID
 	}
-	if err := events.ValidOperationID(song.ID); err != nil {
+	if err := events.ValidSongID(song.ID); err != nil {
 		return nil, events.Fail(events.CodeInvalidInput, "the song has no valid id")
 	}
 	opID := d.Envelope.OperationID
@@ -125,22 +122,22 @@ func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, e
 
 // stored reports whether song's DCA is in the blob store, with its Info.
 // A zero-byte blob does not count (the encoder never stores one).
-func (h *handler) stored(ctx context.Context, songID string) (objstore.Info, bool, error) {
-	info, err := h.blobs.Stat(ctx, DCAKey(songID))
-	if errors.Is(err, objstore.ErrNotFound) {
-		return objstore.Info{}, false, nil
+func (h *handler) stored(ctx context.Context, songID string) (blob.Info, bool, error) {
+	info, err := h.blobs.Stat(ctx, blob.DCAKey(songID))
+	if errors.Is(err, blob.ErrNotFound) {
+		return blob.Info{}, false, nil
 	}
 	if err != nil {
-		return objstore.Info{}, false, events.Wrap(events.CodeInternal, err, "the blob store could not be read")
+		return blob.Info{}, false, events.Wrap(events.CodeInternal, err, "the blob store could not be read")
 	}
 	return info, info.Size > 0, nil
 }
 
 // cached ends the operation with upload.done for the stored DCA.
-func (h *handler) cached(d stage.Delivery, song events.Song, info objstore.Info) []stage.Emit {
-	d.Log.Info("fetcher: song already stored; nothing fetched", "dca_key", DCAKey(song.ID), "dca_size", info.Size)
+func (h *handler) cached(d stage.Delivery, song events.Song, info blob.Info) []stage.Emit {
+	d.Log.Info("fetcher: song already stored; nothing fetched", "dca_key", blob.DCAKey(song.ID), "dca_size", info.Size)
 	return []stage.Emit{{SongID: song.ID, Event: events.UploadDone{
-		Song: song, Key: DCAKey(song.ID), Location: info.Location, Size: info.Size, Cached: true,
+		Song: song, Key: blob.DCAKey(song.ID), Location: info.Location, Size: info.Size, Cached: true,
 	}}}
 }
 

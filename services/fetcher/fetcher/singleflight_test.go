@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/audiofixture"
-	"github.com/butakero/butakero/platform/claims"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -71,9 +72,9 @@ func (r *sfRig) request(t *testing.T, id, u string) string {
 }
 
 // storeDCA stores body as song id's DCA, as the encoder would.
-func (r *sfRig) storeDCA(t *testing.T, id string, body []byte) objstore.Info {
+func (r *sfRig) storeDCA(t *testing.T, id string, body []byte) blob.Info {
 	t.Helper()
-	info, err := r.blobs.Put(context.Background(), DCAKey(id), "audio/x-dca", nil, bytes.NewReader(body))
+	info, err := r.blobs.Put(context.Background(), blob.DCAKey(id), "audio/x-dca", nil, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +171,7 @@ func TestOneDownloadPerSong(t *testing.T) {
 				got := ev.(events.UploadDone)
 				want := events.UploadDone{
 					Song: events.Song{ID: id, URL: srv.URL("tone.m4a"), Source: "direct"},
-					Key:  DCAKey(id), Location: r.blobs.Location(DCAKey(id)), Size: int64(len(dca)), Cached: tc.wantCached,
+					Key:  blob.DCAKey(id), Location: r.blobs.Location(blob.DCAKey(id)), Size: int64(len(dca)), Cached: tc.wantCached,
 				}
 				if got != want {
 					t.Fatalf("upload.done\n got %+v\nwant %+v", got, want)

@@ -5,23 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// StagingPrefix starts the blob key of every staged download:
-// "staging/<operation_id>.<ext>".
-const StagingPrefix = "staging/"
 
 // StagingBlobs is what the sweep needs of the blob store (*objstore.Store,
 // *s3blob.Store).
 type StagingBlobs interface {
 	// List returns the Info of every blob whose key starts with prefix.
-	List(ctx context.Context, prefix string) ([]objstore.Info, error)
+	List(ctx context.Context, prefix string) ([]blob.Info, error)
 	// Delete removes blob key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 }
@@ -72,7 +68,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 // Sweep deletes, once, the staged downloads older than MaxAge at now whose
 // operations are over, and returns how many it deleted.
 func (s *Sweeper) Sweep(ctx context.Context, now time.Time) (int, error) {
-	staged, err := s.Blobs.List(ctx, StagingPrefix)
+	staged, err := s.Blobs.List(ctx, blob.StagingPrefix)
 	if err != nil {
 		return 0, err
 	}
@@ -82,7 +78,7 @@ func (s *Sweeper) Sweep(ctx context.Context, now time.Time) (int, error) {
 		if now.Sub(info.Modified) < s.MaxAge {
 			continue
 		}
-		over, err := s.over(ctx, stagedOperation(info.Key))
+		over, err := s.over(ctx, blob.StagedOperation(info.Key))
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -115,13 +111,4 @@ func (s *Sweeper) over(ctx context.Context, opID string) (bool, error) {
 	}
 	kind, _, _ := events.KindOf(last.Subject)
 	return kind == events.KindUploadDone || kind == events.KindOperationFailed, nil
-}
-
-// stagedOperation is the operation id in a staged download's key.
-func stagedOperation(key string) string {
-	name := strings.TrimPrefix(key, StagingPrefix)
-	if i := strings.IndexByte(name, '.'); i >= 0 {
-		name = name[:i]
-	}
-	return name
 }

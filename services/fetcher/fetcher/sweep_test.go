@@ -8,8 +8,9 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 )
 
 // TestSweep stages downloads for operations in every state and sweeps as
@@ -54,7 +55,7 @@ func TestSweep(t *testing.T) {
 				env.Publish(t, next)
 				prev = next
 			}
-			key := StagingPrefix + opID + ".m4a"
+			key := blob.StagingPrefix + opID + ".m4a"
 			info, err := blobs.Put(ctx, key, "audio/mp4", nil, strings.NewReader("staged audio"))
 			if err != nil {
 				t.Fatal(err)
@@ -64,7 +65,7 @@ func TestSweep(t *testing.T) {
 				t.Fatalf("Sweep: %v", err)
 			}
 			_, err = blobs.Stat(ctx, key)
-			if gone := errors.Is(err, objstore.ErrNotFound); gone != tc.swept {
+			if gone := errors.Is(err, blob.ErrNotFound); gone != tc.swept {
 				t.Errorf("staged download swept: %v (Stat: %v), want %v", gone, err, tc.swept)
 			}
 		})

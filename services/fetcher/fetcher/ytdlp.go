@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/butakero/butakero/platform/ytdlp"
+	"github.com/butakero/butakero/platform/media/ytdlp"
 )
 
 // progressEvery is the shortest interval between two progress messages.

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/wader/goutubedl"
 )
 

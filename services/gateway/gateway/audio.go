@@ -13,7 +13,6 @@ import (
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // maxQueryBytes bounds what a user may type as a song: a title or a URL.
@@ -93,7 +92,8 @@ func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
 	c.Set(HeaderReplayed, "true")
 	rctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	if _, err := s.requested(rctx, rec.OperationID); errors.Is(err, projection.ErrNotFound) {
+	op, _, err := s.current(rctx, rec.OperationID, false)
+	if errors.Is(err, projection.ErrNotFound) {
 		pctx, pcancel := context.WithTimeout(ctx, publishTimeout)
 		_, err = s.pub.Publish(pctx, env)
 		pcancel()
@@ -103,10 +103,7 @@ func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
 	} else if err != nil {
 		return submission{}, internal(err)
 	}
-	songID, err := s.knownSongID(rctx, rec.OperationID)
-	if err != nil {
-		return submission{}, internal(err)
-	}
+	songID := op.SongID
 	if songID != "" {
 		c.Locals(localSongID, songID)
 	}
@@ -124,37 +121,6 @@ func (s *server) publishNew(c *fiber.Ctx, env events.Envelope) (submission, erro
 		c.Locals(localSongID, songID)
 	}
 	return submission{opID: env.OperationID, songID: songID}, nil
-}
-
-// knownSongID is the song id of an operation as far as it is known now:
-// from the projection, else from the stream's video.resolved, else "".
-func (s *server) knownSongID(ctx context.Context, opID string) (string, error) {
-	op, err := s.store.Operation(ctx, opID)
-	if err == nil && op.SongID != "" {
-		return op.SongID, nil
-	}
-	if err != nil && !errors.Is(err, projection.ErrNotFound) {
-		return "", fmt.Errorf("read operation: %w", err)
-	}
-	stream, err := s.js.Stream(ctx, events.StreamName)
-	if err != nil {
-		return "", fmt.Errorf("open stream %s: %w", events.StreamName, err)
-	}
-	msg, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.KindVideoResolved, opID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("read video.resolved: %w", err)
-	}
-	env, ev, err := events.Decode(msg.Data)
-	if err != nil {
-		return "", fmt.Errorf("decode video.resolved: %w", err)
-	}
-	if env.SongID != "" {
-		return env.SongID, nil
-	}
-	return ev.(events.VideoResolved).Song.ID, nil
 }
 
 // songQuery validates the song parameter and returns it trimmed.
@@ -271,21 +237,15 @@ func (s *server) status(c *fiber.Ctx) error {
 	}
 	c.Locals(localOperationID, opID)
 	songID := c.Query("song_id")
-	if songID != "" && !validSongID(songID) {
+	if songID != "" && events.ValidSongID(songID) != nil {
 		return errorf(CodeBadRequest, "song_id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	op, err := s.store.Operation(ctx, opID)
-	if errors.Is(err, projection.ErrNotFound) {
-		op, err = s.requested(ctx, opID)
-	}
-	if errors.Is(err, projection.ErrNotFound) {
-		return errorf(CodeNotFound, "unknown operation")
-	}
+	op, _, err := s.operation(ctx, opID, false)
 	if err != nil {
-		return internal(fmt.Errorf("read operation: %w", err))
+		return err
 	}
 	if songID != "" && op.SongID != "" && songID != op.SongID {
 		return errorf(CodeNotFound, "the operation is not for this song")
@@ -306,46 +266,4 @@ func (s *server) status(c *fiber.Ctx) error {
 		Stage:          op.Stage,
 		ErrorCode:      op.ErrorCode,
 	}})
-}
-
-// requested is the state of an operation the projection does not hold yet:
-// if its song.requested is in the stream, the recorder merely lags and the
-// operation has just started. It returns projection.ErrNotFound otherwise.
-func (s *server) requested(ctx context.Context, opID string) (projection.Operation, error) {
-	stream, err := s.js.Stream(ctx, events.StreamName)
-	if err != nil {
-		return projection.Operation{}, fmt.Errorf("open stream %s: %w", events.StreamName, err)
-	}
-	msg, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.KindSongRequested, opID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return projection.Operation{}, projection.ErrNotFound
-	}
-	if err != nil {
-		return projection.Operation{}, fmt.Errorf("read song.requested: %w", err)
-	}
-	env, _, err := events.Decode(msg.Data)
-	if err != nil {
-		return projection.Operation{}, fmt.Errorf("decode song.requested: %w", err)
-	}
-	return projection.Operation{
-		ID:             opID,
-		Status:         projection.StatusInProgress,
-		Stage:          projection.StageRequested,
-		Attempts:       1,
-		ProcessingDate: env.Time.UTC().Format(time.RFC3339),
-	}, nil
-}
-
-// validSongID accepts what can name a song: the YouTube video id or the
-// "url-…" id of a direct URL, both made of [A-Za-z0-9_-].
-func validSongID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
 }

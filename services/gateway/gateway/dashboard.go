@@ -26,8 +26,9 @@ type dashboardFile struct {
 }
 
 // dashboardCSP keeps the page to its own scripts, styles and API (the
-// WebSocket included); thumbnails may come from any https host.
-const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
+// WebSocket included); thumbnails may come from any https host. The player
+// plays the gateway's /ogg, or a blob of it fetched with the API key.
+const dashboardCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; media-src 'self' blob:; " +
 	"img-src 'self' https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 // loadDashboard reads every embedded file once, at start.

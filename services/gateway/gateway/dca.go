@@ -8,7 +8,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/gofiber/fiber/v2"
 )
@@ -27,32 +28,27 @@ const dcaMaxAge = 86400
 // sent, as RFC 9110 allows. HEAD and 304 read no content at all.
 func (s *server) dca(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if !validSongID(id) {
+	if events.ValidSongID(id) != nil {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)
 
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	song, err := s.store.Song(ctx, id)
-	if errors.Is(err, projection.ErrNotFound) {
-		return errorf(CodeNotFound, "unknown song")
-	}
-	if err != nil {
-		return internal(fmt.Errorf("read song: %w", err))
-	}
-	if song.DCAKey == "" {
+	// The blob store is the truth of what is stored: a DCA is served as
+	// soon as the encoder stored it, before the recorder has put it in the
+	// catalog (the status already says success then, read from the
+	// stream).
+	key := blob.DCAKey(id)
+	info, err := s.blobs.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		if _, serr := s.store.Song(ctx, id); errors.Is(serr, projection.ErrNotFound) {
+			return errorf(CodeNotFound, "unknown song")
+		}
 		return errorf(CodeNotFound, "the song has no DCA yet")
 	}
-	info, err := s.blobs.Stat(ctx, song.DCAKey)
-	if errors.Is(err, objstore.ErrNotFound) {
-		// The projection is ahead of the blob store or the blob was
-		// removed: for the client the DCA is simply not there.
-		s.log.Warn("song names a DCA the blob store does not hold", "song_id", id, "key", song.DCAKey)
-		return errorf(CodeNotFound, "the song's DCA is not stored")
-	}
 	if err != nil {
-		return internal(fmt.Errorf("stat DCA %s: %w", song.DCAKey, err))
+		return internal(fmt.Errorf("stat DCA %s: %w", key, err))
 	}
 
 	// A song's DCA changes only if it is encoded again: caches may keep it
@@ -95,20 +91,20 @@ func (s *server) dca(c *fiber.Ctx) error {
 	// The blob is read after this handler returns, while fasthttp writes
 	// the body: its context ends when fasthttp closes the body.
 	bctx, bcancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), streamTimeout)
-	rc, opened, err := s.blobs.OpenRange(bctx, song.DCAKey, start, length)
+	rc, opened, err := s.blobs.OpenRange(bctx, key, start, length)
 	if err != nil {
 		bcancel()
-		if errors.Is(err, objstore.ErrNotFound) {
+		if errors.Is(err, blob.ErrNotFound) {
 			return errorf(CodeNotFound, "the song's DCA is not stored")
 		}
-		return internal(fmt.Errorf("open DCA %s at %d: %w", song.DCAKey, start, err))
+		return internal(fmt.Errorf("open DCA %s at %d: %w", key, start, err))
 	}
 	body := &blobBody{rc: rc, cancel: bcancel}
 	if opened.Size != info.Size || opened.Digest != info.Digest {
 		// Encoded again between Stat and OpenRange: these bytes do not
 		// match the headers set above. The client's retry gets the new one.
 		_ = body.Close()
-		return internal(fmt.Errorf("DCA %s changed while being opened", song.DCAKey))
+		return internal(fmt.Errorf("DCA %s changed while being opened", key))
 	}
 	return c.SendStream(body, int(length))
 }

@@ -2,8 +2,8 @@
 // into a song.requested event, answers status reads from the operations
 // projection (or the stream while the recorder lags), streams stored DCA
 // files, searches the catalog and follows operations live over WebSocket.
-// It serves the seed-compatible /api/audio/* routes and the /v1 routes
-// listed in CONTRACT.md, documented in the embedded /openapi.json.
+// It serves the seed-compatible /api/audio/* routes and the /v1 routes,
+// documented in the embedded /openapi.json and the README's "HTTP API".
 //
 // Every /api and /v1 route shares one access policy: API keys when
 // configured (with failures limited per address), a per-client budget for
@@ -20,15 +20,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/objstore"
+	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/projection"
-	"github.com/butakero/butakero/platform/versions"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
@@ -43,45 +43,38 @@ type Publisher interface {
 	Publish(ctx context.Context, env events.Envelope) (*jetstream.PubAck, error)
 }
 
-// Store reads the operation and song projections the recorder keeps.
-// Both reads return projection.ErrNotFound for an unknown id. Implementations
-// must be safe for concurrent use; *kvstore.Store is one.
+// Store reads the operation and song projections the recorder keeps and
+// searches the catalog (the reads of projection.Store). Both reads return
+// projection.ErrNotFound for an unknown id. SearchSongs returns one page of
+// the songs matching q (by normalized title; "" matches all), at most limit
+// of them, after cursor ("" for the first page), and the cursor of the next
+// page ("" after the last); cursors are opaque to the gateway, and one the
+// store did not make is a *projection.BadCursorError, answered with 400.
 type Store interface {
 	Operation(ctx context.Context, id string) (projection.Operation, error)
 	Song(ctx context.Context, id string) (projection.Song, error)
+	SearchSongs(ctx context.Context, q string, limit int, cursor string) ([]projection.Song, string, error)
 	// Ping reports whether the store answers; /readyz calls it.
 	Ping(ctx context.Context) error
 }
 
 // Blobs reads stored blobs. Stat and OpenRange return an error wrapping
-// objstore.ErrNotFound for a missing key. OpenRange reads the n bytes from
+// blob.ErrNotFound for a missing key. OpenRange reads the n bytes from
 // byte off (to the end when n < 0) without fetching those before off; the
 // reader it returns keeps reading under ctx until it is closed, so ctx must
 // outlive the read. Implementations must be safe for concurrent use;
 // *objstore.Store and *s3blob.Store are two.
 type Blobs interface {
-	Stat(ctx context.Context, key string) (objstore.Info, error)
-	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, objstore.Info, error)
+	Stat(ctx context.Context, key string) (blob.Info, error)
+	OpenRange(ctx context.Context, key string, off, n int64) (io.ReadCloser, blob.Info, error)
 	// Ping reports whether the store answers; /readyz calls it.
 	Ping(ctx context.Context) error
 }
 
-// Catalog searches the song catalog. SearchSongs returns one page of the
-// songs matching q (by normalized title; "" matches all), at most limit of
-// them, after cursor ("" for the first page), and the cursor of the next
-// page ("" after the last). Cursors are opaque to the gateway. A cursor the
-// implementation did not make must yield an error with a method
-// InvalidCursor() bool that returns true, which the gateway answers with 400.
-// Implementations must be safe for concurrent use; *kvstore.Store is one.
-type Catalog interface {
-	SearchSongs(ctx context.Context, q string, limit int, cursor string) ([]projection.Song, string, error)
-}
-
 var (
 	_ Publisher = (*events.Publisher)(nil)
-	_ Store     = (*kvstore.Store)(nil)
-	_ Catalog   = (*kvstore.Store)(nil)
-	_ Blobs     = (*objstore.Store)(nil)
+	_ Store     = projection.Store(nil)
+	_ Blobs     = blob.Store(nil)
 )
 
 // DefaultStartWait is how long POST /api/audio/start waits for the resolver
@@ -123,9 +116,6 @@ type Deps struct {
 	Store Store
 	// Blobs streams the DCA files.
 	Blobs Blobs
-	// Catalog answers GET /v1/songs; nil means Store, which must then
-	// implement Catalog.
-	Catalog Catalog
 	// Metrics receives the HTTP and WebSocket measures and is what /metrics
 	// serves (its Registry). nil means a registry of the gateway's own.
 	Metrics *metrics.Metrics
@@ -151,9 +141,10 @@ type Deps struct {
 type server struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
+	streamMu  sync.Mutex
+	stream    jetstream.Stream // the event stream's handle, once looked up (eventStream)
 	pub       Publisher
 	store     Store
-	catalog   Catalog
 	blobs     Blobs
 	log       *slog.Logger
 	keys      *apiKeys
@@ -166,6 +157,7 @@ type server struct {
 	sockets   *socketCap
 	startWait time.Duration
 	dashboard map[string]dashboardFile
+	oggSizes  *oggSizes
 	versions  Versions
 	cfg       config.Config // for GET /v1/info's profile and features
 }
@@ -206,7 +198,6 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		js:        d.JS,
 		pub:       d.Publisher,
 		store:     d.Store,
-		catalog:   d.Catalog,
 		blobs:     d.Blobs,
 		log:       d.Log,
 		keys:      newAPIKeys(d.Config.APIKeys, newRateLimiter("failed authentications", d.Config.AuthFailureLimit, now)),
@@ -216,6 +207,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		metrics:   d.Metrics,
 		sockets:   newSocketCap(d.Config.MaxSockets),
 		startWait: d.StartWait,
+		oggSizes:  newOggSizes(),
 		versions:  d.Versions,
 		cfg:       d.Config,
 	}
@@ -230,13 +222,6 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	}
 	if s.startWait <= 0 {
 		s.startWait = DefaultStartWait
-	}
-	if s.catalog == nil {
-		c, ok := d.Store.(Catalog)
-		if !ok {
-			return nil, errors.New("gateway: Deps.Catalog is required when Deps.Store cannot search songs")
-		}
-		s.catalog = c
 	}
 	if s.metrics == nil {
 		s.metrics = metrics.New(metrics.NewRegistry())
@@ -315,6 +300,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	v1.Get("/songs", read, s.searchSongs)
 	v1.Get("/songs/:id", read, s.getSong)
 	v1.Get("/songs/:id/dca", read, s.dca)
+	v1.Get("/songs/:id/ogg", read, s.ogg)
 	return app, nil
 }
 

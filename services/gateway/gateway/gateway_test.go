@@ -20,12 +20,12 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/store/kvstore"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/gateway/gateway"
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
@@ -248,19 +248,23 @@ func TestStart(t *testing.T) {
 		"https://www.youtube.com/watch?v=9bZkp7q19f0": "9bZkp7q19f0",
 		"canción ñandú 🎵":                             "abcdefghijk",
 	})
+	// wantStatus and wantStage are what the status says with no recorder
+	// running: the stream's events folded by the recorder's rules.
 	tests := []struct {
-		name      string
-		song      string
-		wantQuery string
-		wantSong  string
+		name       string
+		song       string
+		wantQuery  string
+		wantSong   string
+		wantStatus string
+		wantStage  string
 	}{
-		{name: "title resolved in time", song: "rick astley", wantQuery: "rick astley", wantSong: "dQw4w9WgXcQ"},
-		{name: "URL resolved in time", song: "https://www.youtube.com/watch?v=9bZkp7q19f0", wantQuery: "https://www.youtube.com/watch?v=9bZkp7q19f0", wantSong: "9bZkp7q19f0"},
-		{name: "query trimmed", song: "  rick astley \t", wantQuery: "rick astley", wantSong: "dQw4w9WgXcQ"},
-		{name: "non-ASCII title", song: "canción ñandú 🎵", wantQuery: "canción ñandú 🎵", wantSong: "abcdefghijk"},
-		{name: "operation failed before resolving", song: "no such song", wantQuery: "no such song", wantSong: ""},
-		{name: "resolver silent past the wait", song: "nobody answers", wantQuery: "nobody answers", wantSong: ""},
-		{name: "512 bytes accepted", song: strings.Repeat("a", 512), wantQuery: strings.Repeat("a", 512), wantSong: ""},
+		{name: "title resolved in time", song: "rick astley", wantQuery: "rick astley", wantSong: "dQw4w9WgXcQ", wantStatus: "iniciando", wantStage: "resolved"},
+		{name: "URL resolved in time", song: "https://www.youtube.com/watch?v=9bZkp7q19f0", wantQuery: "https://www.youtube.com/watch?v=9bZkp7q19f0", wantSong: "9bZkp7q19f0", wantStatus: "iniciando", wantStage: "resolved"},
+		{name: "query trimmed", song: "  rick astley \t", wantQuery: "rick astley", wantSong: "dQw4w9WgXcQ", wantStatus: "iniciando", wantStage: "resolved"},
+		{name: "non-ASCII title", song: "canción ñandú 🎵", wantQuery: "canción ñandú 🎵", wantSong: "abcdefghijk", wantStatus: "iniciando", wantStage: "resolved"},
+		{name: "operation failed before resolving", song: "no such song", wantQuery: "no such song", wantSong: "", wantStatus: "failed", wantStage: "failed"},
+		{name: "resolver silent past the wait", song: "nobody answers", wantQuery: "nobody answers", wantSong: "", wantStatus: "iniciando", wantStage: "requested"},
+		{name: "512 bytes accepted", song: strings.Repeat("a", 512), wantQuery: strings.Repeat("a", 512), wantSong: "", wantStatus: "iniciando", wantStage: "requested"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -299,7 +303,9 @@ func TestStart(t *testing.T) {
 				t.Errorf("song.requested song id %q, want none", env.SongID)
 			}
 
-			// No recorder runs here: the status comes from the stream.
+			// No recorder runs here: the status comes from the stream,
+			// which holds what the fake resolver published before the
+			// answer (the song id, or the failure).
 			st := h.do(t, http.MethodGet, "/api/audio/status?operation_id="+opID, nil)
 			if st.status != http.StatusOK {
 				t.Fatalf("status read: %d, want 200 (body %s)", st.status, st.body)
@@ -310,7 +316,7 @@ func TestStart(t *testing.T) {
 			if err := json.Unmarshal(st.body, &sb); err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]any{"id": opID, "status": "iniciando", "stage": "requested", "attempts": 1.0, "success": false}
+			want := map[string]any{"id": opID, "status": tc.wantStatus, "stage": tc.wantStage, "attempts": 1.0, "success": false}
 			for k, v := range want {
 				if sb.Status[k] != v {
 					t.Errorf("status.%s = %v, want %v", k, sb.Status[k], v)
@@ -378,6 +384,43 @@ func TestStatus(t *testing.T) {
 	}
 	h.env.Publish(t, env)
 
+	// Finished in the stream, not in the projection: the recorder has not
+	// caught up, or the record expired after OPERATION_TTL. And one whose
+	// projection stopped at song.requested while the stream went on.
+	history := func(opID string) []events.Envelope {
+		req, err := events.New(opID, "", events.SongRequested{Query: "rick astley"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		song := events.Song{ID: "dQw4w9WgXcQ", Source: "youtube"}
+		res, _ := events.Next(req, song.ID, events.VideoResolved{Song: song})
+		up, _ := events.Next(res, song.ID, events.UploadDone{Song: song, Key: "audio/dQw4w9WgXcQ.dca",
+			Location: "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", Size: 10, Cached: true})
+		up.Time = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		return []events.Envelope{req, res, up}
+	}
+	unprojected, behind := events.NewID(), events.NewID()
+	for _, e := range history(unprojected) {
+		h.env.Publish(t, e)
+	}
+	for i, e := range history(behind) {
+		ack, err := events.NewPublisher(h.env.JS).Publish(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := h.store.PutOperation(ctx, projection.Operation{ID: behind, Status: projection.StatusInProgress,
+				Stage: projection.StageRequested, Query: "rick astley", Attempts: 1, LastSeq: ack.Sequence}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	doneFromStream := func(id string) map[string]any {
+		return map[string]any{"id": id, "song_id": "dQw4w9WgXcQ", "status": "success", "message": "DCA stored",
+			"data": "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", "processing_date": "2026-01-02T03:04:05Z",
+			"success": true, "attempts": 1.0, "failures": 0.0, "stage": "stored"}
+	}
+
 	seed := []string{"id", "song_id", "status", "message", "data", "processing_date", "success", "attempts", "failures", "stage"}
 	tests := []struct {
 		name   string
@@ -399,6 +442,8 @@ func TestStatus(t *testing.T) {
 			"processing_date": "2026-01-02T03:04:05Z", "success": false, "attempts": 3.0, "failures": 3.0,
 			"stage": "failed", "error_code": "not_found"}},
 		{name: "recorder lagging", query: "?operation_id=" + lagging, status: 200},
+		{name: "finished in the stream, not projected", query: "?operation_id=" + unprojected, status: 200, want: doneFromStream(unprojected)},
+		{name: "projection behind the stream", query: "?operation_id=" + behind, status: 200, want: doneFromStream(behind)},
 		{name: "another song id", query: "?operation_id=op-done&song_id=9bZkp7q19f0", status: 404, code: "not_found"},
 		{name: "unknown operation", query: "?operation_id=" + events.NewID(), status: 404, code: "not_found"},
 		{name: "operation_id missing", query: "", status: 400, code: "bad_request"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -62,31 +63,52 @@ const maxHistory = 256
 // know.
 var errNoHistory = errors.New("no such operation in the stream")
 
-// history reads an operation's events from the stream in order. It starts
-// at the operation's song.requested (found by its exact subject) and then
-// asks for the next message on "*.*.<id>" after each, one direct read per
-// event and no consumer. An operation without song.requested is
-// errNoHistory. Undecodable messages are skipped and logged.
-func (s *server) history(ctx context.Context, opID string) ([]eventFrame, error) {
-	stream, err := s.js.Stream(ctx, events.StreamName)
+// streamEvent is one event of an operation's history: the frame the API
+// shows, and the decoded event with the stream's timestamp, which the
+// projection rules read.
+type streamEvent struct {
+	frame eventFrame
+	env   events.Envelope
+	ev    events.Event // nil for a type this version does not know
+	at    time.Time
+}
+
+// history reads an operation's events from the stream in order, from
+// stream sequence from on, or from its song.requested (found by its exact
+// subject) when from is 0; then it asks for the next message on
+// "*.*.<id>" after each, one direct read per event and no consumer. An
+// operation without song.requested is errNoHistory. Undecodable messages
+// are skipped and logged.
+func (s *server) history(ctx context.Context, opID string, from uint64) ([]streamEvent, error) {
+	stream, err := s.eventStream(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open stream %s: %w", events.StreamName, err)
-	}
-	first, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.KindSongRequested, opID))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, errNoHistory
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read song.requested: %w", err)
+		return nil, err
 	}
 	filter := events.OperationSubjects(opID)
-	var out []eventFrame
-	for msg := first; len(out) < maxHistory; {
+	var msg *jetstream.RawStreamMsg
+	if from == 0 {
+		msg, err = stream.GetLastMsgForSubject(ctx, events.Subject(events.KindSongRequested, opID))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, errNoHistory
+		}
+	} else {
+		msg, err = stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the history of %s: %w", opID, err)
+	}
+	var out []streamEvent
+	for len(out) < maxHistory {
 		f, err := frameOf(msg.Subject, msg.Data, msg.Sequence)
 		if err != nil {
 			s.log.Warn("skipping an undecodable event in the history", "operation_id", opID, "seq", msg.Sequence, "error", err)
 		} else {
-			out = append(out, f)
+			e := streamEvent{frame: f, at: msg.Time}
+			e.env, e.ev, _ = events.Decode(msg.Data)
+			out = append(out, e)
 		}
 		msg, err = stream.GetMsg(ctx, msg.Sequence+1, jetstream.WithGetMsgSubject(filter))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -97,4 +119,74 @@ func (s *server) history(ctx context.Context, opID string) ([]eventFrame, error)
 		}
 	}
 	return out, nil
+}
+
+// frames are the API frames of events.
+func frames(evs []streamEvent) []eventFrame {
+	out := make([]eventFrame, len(evs))
+	for i, e := range evs {
+		out[i] = e.frame
+	}
+	return out
+}
+
+// eventStream is the event stream's handle, looked up once: a read of an
+// operation costs no stream info request.
+func (s *server) eventStream(ctx context.Context) (jetstream.Stream, error) {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	if s.stream != nil {
+		return s.stream, nil
+	}
+	stream, err := s.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", events.StreamName, err)
+	}
+	s.stream = stream
+	return stream, nil
+}
+
+// current is the gateway's one read of an operation: its projection,
+// brought up to date with the events the stream holds past the
+// projection's last one (the recorder may lag behind a live operation), or
+// built from the stream alone, by the recorder's own rules
+// (projection.Apply), when the projection holds no record (the recorder
+// has not reached it yet, or the record expired after OPERATION_TTL). A
+// finished operation's record is final and read from the store alone.
+// With full, the whole history is read too and returned, in order.
+// projection.ErrNotFound means neither the store nor the stream knows it.
+func (s *server) current(ctx context.Context, opID string, full bool) (projection.Operation, []eventFrame, error) {
+	op, err := s.store.Operation(ctx, opID)
+	if err != nil && !errors.Is(err, projection.ErrNotFound) {
+		return projection.Operation{}, nil, fmt.Errorf("read operation: %w", err)
+	}
+	if op.Final() && !full {
+		return op, nil, nil
+	}
+	from := uint64(0)
+	if op.ID != "" && !full {
+		from = op.LastSeq + 1
+	}
+	hist, err := s.history(ctx, opID, from)
+	switch {
+	case errors.Is(err, errNoHistory) && op.ID != "":
+		// Known to the projection only: the stream was trimmed.
+		return op, nil, nil
+	case errors.Is(err, errNoHistory):
+		return projection.Operation{}, nil, projection.ErrNotFound
+	case err != nil:
+		return projection.Operation{}, nil, err
+	}
+	for _, e := range hist {
+		if e.ev != nil {
+			op, _ = projection.Apply(op, projection.Song{}, e.env, e.ev, e.frame.Seq, e.at)
+		}
+	}
+	if op.ID == "" {
+		return projection.Operation{}, nil, projection.ErrNotFound
+	}
+	if !full {
+		return op, nil, nil
+	}
+	return op, frames(hist), nil
 }

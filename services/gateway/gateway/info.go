@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/versions"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/gofiber/fiber/v2"
 )
 

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 // TestInfo: GET /v1/info reports this machine's yt-dlp and ffmpeg, the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -54,7 +53,7 @@ func (s *server) beforeUpgrade(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	if _, err := s.operation(ctx, opID); err != nil {
+	if _, _, err := s.operation(ctx, opID, false); err != nil {
 		return err
 	}
 	if !websocket.IsWebSocketUpgrade(c) {
@@ -68,20 +67,17 @@ func (s *server) beforeUpgrade(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// operation is an operation's state from the projection or, while the
-// recorder lags, from the stream: CodeNotFound when neither knows it.
-func (s *server) operation(ctx context.Context, opID string) (projection.Operation, error) {
-	op, err := s.store.Operation(ctx, opID)
+// operation is current for a handler: CodeNotFound when neither the
+// projection nor the stream knows the operation.
+func (s *server) operation(ctx context.Context, opID string, full bool) (projection.Operation, []eventFrame, error) {
+	op, hist, err := s.current(ctx, opID, full)
 	if errors.Is(err, projection.ErrNotFound) {
-		op, err = s.requested(ctx, opID)
-	}
-	if errors.Is(err, projection.ErrNotFound) {
-		return projection.Operation{}, errorf(CodeNotFound, "unknown operation")
+		return projection.Operation{}, nil, errorf(CodeNotFound, "unknown operation")
 	}
 	if err != nil {
-		return projection.Operation{}, internal(fmt.Errorf("read operation: %w", err))
+		return projection.Operation{}, nil, internal(err)
 	}
-	return op, nil
+	return op, hist, nil
 }
 
 // socket serves one WebSocket on an operation: its history, then its live
@@ -136,8 +132,13 @@ func (s *server) socket(conn *websocket.Conn) {
 	}()
 
 	hctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	hist, err := s.history(hctx, opID)
+	_, hist, err := s.current(hctx, opID, true)
 	cancel()
+	if errors.Is(err, projection.ErrNotFound) {
+		// Checked at the upgrade; gone since (trimmed, expired).
+		closeSocket(conn, websocket.CloseNormalClosure, "unknown operation")
+		return
+	}
 	if err != nil {
 		log.Error("websocket: read the history", "error", err)
 		closeSocket(conn, websocket.CloseInternalServerErr, "internal error")

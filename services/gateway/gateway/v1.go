@@ -114,15 +114,9 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	c.Locals(localOperationID, opID)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	op, err := s.operation(ctx, opID)
+	op, hist, err := s.operation(ctx, opID, true)
 	if err != nil {
 		return err
-	}
-	hist, err := s.history(ctx, opID)
-	if errors.Is(err, errNoHistory) {
-		hist = nil // known to the projection only: the stream was trimmed
-	} else if err != nil {
-		return internal(err)
 	}
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
@@ -146,18 +140,6 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	}
 	if op.Success && op.SongID != "" {
 		res.DCAURL = dcaURL(op.SongID)
-	}
-	// While the recorder lags, the history fills what the projection lacks.
-	for _, f := range hist {
-		if f.Kind == string(events.KindSongRequested) && res.Query == "" {
-			var sr events.SongRequested
-			if json.Unmarshal(f.Data, &sr) == nil {
-				res.Query = sr.Query
-			}
-		}
-		if res.CreatedAt == "" {
-			res.CreatedAt = f.Time.UTC().Format("2006-01-02T15:04:05Z07:00")
-		}
 	}
 	if res.CreatedAt == "" {
 		res.CreatedAt = op.ProcessingDate
@@ -184,7 +166,15 @@ type songResponse struct {
 	DCAFrames    int64  `json:"dca_frames"`
 	DCALocation  string `json:"dca_location"`
 	DCAURL       string `json:"dca_url"`
-	UpdatedAt    string `json:"updated_at"`
+	// OggURL is where this gateway serves the song as Ogg Opus.
+	OggURL string `json:"ogg_url,omitempty"`
+	// Mode, ModeReason, LoudnessLUFS and TruePeakDB: how the DCA was
+	// made and how loud it is (absent when not known).
+	Mode         string   `json:"mode,omitempty"`
+	ModeReason   string   `json:"mode_reason,omitempty"`
+	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
+	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
+	UpdatedAt    string   `json:"updated_at"`
 }
 
 func songOf(p projection.Song) songResponse {
@@ -195,6 +185,10 @@ func songOf(p projection.Song) songResponse {
 	if p.DCAKey != "" {
 		r.Stored = true
 		r.DCASize, r.DCAFrames, r.DCALocation, r.DCAURL = p.DCASize, p.DCAFrames, p.DCALocation, dcaURL(p.ID)
+		r.OggURL = "/v1/songs/" + p.ID + "/ogg"
+	}
+	if p.DCAFrames > 0 {
+		r.Mode, r.ModeReason, r.LoudnessLUFS, r.TruePeakDB = p.Mode, p.ModeReason, p.LoudnessLUFS, p.TruePeakDB
 	}
 	return r
 }
@@ -234,10 +228,10 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	songs, next, err := s.catalog.SearchSongs(ctx, q, limit, cursor)
+	songs, next, err := s.store.SearchSongs(ctx, q, limit, cursor)
 	if err != nil {
-		var bad interface{ InvalidCursor() bool }
-		if errors.As(err, &bad) && bad.InvalidCursor() {
+		var bad *projection.BadCursorError
+		if errors.As(err, &bad) {
 			return errorf(CodeBadRequest, "malformed cursor: use next_cursor from the previous page")
 		}
 		return internal(fmt.Errorf("search songs: %w", err))
@@ -261,7 +255,7 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 // getSong handles GET /v1/songs/{id}.
 func (s *server) getSong(c *fiber.Ctx) error {
 	id := c.Params("id")
-	if !validSongID(id) {
+	if events.ValidSongID(id) != nil {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)

@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/natstest"
-	"github.com/butakero/butakero/platform/objstore"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/store/kvstore"
+	"github.com/butakero/butakero/platform/store/objstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/gateway/gateway"
 	"github.com/fasthttp/websocket"
 )
@@ -325,11 +325,13 @@ func TestSongs(t *testing.T) {
 	songs := []projection.Song{
 		{ID: "dQw4w9WgXcQ", Title: "Never Gonna Give You Up", Channel: "Rick Astley", DurationMs: 213000, URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
 			ThumbnailURL: "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg", Source: "youtube", DCAKey: "audio/dQw4w9WgXcQ.dca",
-			DCALocation: "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", DCASize: 1234, DCAFrames: 10650},
-		{ID: "song-b", Title: "Canción del Ñandú", Source: "youtube"},
-		{ID: "song-c", Title: "Never Enough", Source: "youtube"},
-		{ID: "song-d", Title: "Together Forever", Channel: "Rick Astley", Source: "youtube"},
-		{ID: "song-e", Title: "Zebra Song", Source: "direct"},
+			DCALocation: "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", DCASize: 1234, DCAFrames: 10650,
+			Mode: "passthrough", ModeReason: "the source is 48 kHz opus in 20 ms frames", LoudnessLUFS: ptr(-14.2), TruePeakDB: ptr(-1.5)},
+		// The catalog lists stored songs only.
+		{ID: "song-b", Title: "Canción del Ñandú", Source: "youtube", DCAKey: "audio/song-b.dca"},
+		{ID: "song-c", Title: "Never Enough", Source: "youtube", DCAKey: "audio/song-c.dca"},
+		{ID: "song-d", Title: "Together Forever", Channel: "Rick Astley", Source: "youtube", DCAKey: "audio/song-d.dca"},
+		{ID: "song-e", Title: "Zebra Song", Source: "direct", DCAKey: "audio/song-e.dca"},
 	}
 	for _, s := range songs {
 		if err := h.store.PutSong(ctx, s); err != nil {
@@ -418,7 +420,9 @@ func TestSongs(t *testing.T) {
 		want := map[string]any{"id": "dQw4w9WgXcQ", "title": "Never Gonna Give You Up", "duration_ms": 213000.0,
 			"url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "thumbnail_url": "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg",
 			"channel": "Rick Astley", "source": "youtube", "stored": true, "dca_size": 1234.0, "dca_frames": 10650.0,
-			"dca_location": "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", "dca_url": "/v1/songs/dQw4w9WgXcQ/dca", "updated_at": ""}
+			"dca_location": "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", "dca_url": "/v1/songs/dQw4w9WgXcQ/dca", "updated_at": "",
+			"ogg_url": "/v1/songs/dQw4w9WgXcQ/ogg", "mode": "passthrough", "mode_reason": "the source is 48 kHz opus in 20 ms frames",
+			"loudness_lufs": -14.2, "true_peak_db": -1.5}
 		if len(got) != len(want) {
 			t.Errorf("keys of %s, want those of %v", r.body, want)
 		}
@@ -1197,3 +1201,5 @@ func TestWebSocketRefusals(t *testing.T) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -3,7 +3,8 @@ package recorder
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/store"
 )
 
 // RunAlone runs the recorder alone against the NATS cluster of env, as it
@@ -11,9 +12,9 @@ import (
 // out. services/recorder's main and `butakero recorder` both call it
 // through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	stores, err := standalone.OpenStores(ctx, env.Config, env.JS)
+	projections, _, err := store.Projections(ctx, env.Config, env.JS)
 	if err != nil {
 		return err
 	}
-	return Run(ctx, Deps{JS: env.JS, Store: stores.Projections, Config: env.Config, Log: env.Log})
+	return Run(ctx, Deps{JS: env.JS, Store: projections, Config: env.Config, Log: env.Log})
 }

@@ -4,8 +4,8 @@
 // It reads every event of the stream through the durable consumer
 // events.ConsumerRecorder, one at a time in stream order (MaxAckPending 1,
 // shared by all recorder processes), on the stage runtime every consumer
-// runs on (platform/stage), and never skips one:
-//   - an event is applied (see Apply) and then acked;
+// runs on (platform/runtime/stage), and never skips one:
+//   - an event is applied (see projection.Apply) and then acked;
 //   - a store error Naks it with a backoff delay, and it is retried forever
 //     (the consumer has no MaxDeliver, the worker no MaxAttempts), holding
 //     back the events after it;
@@ -24,10 +24,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
-	"github.com/butakero/butakero/platform/stage"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -108,22 +108,22 @@ func (r *recorder) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, 
 }
 
 // applyChanged loads the records the event touches, applies it and stores
-// what changed: the song first, then the operation (see Apply). It reports
-// whether a record changed.
+// what changed: the song first, then the operation (see
+// projection.Apply). It reports whether a record changed.
 func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time, log *slog.Logger) (bool, error) {
 	op, err := r.store.Operation(ctx, env.OperationID)
 	if err != nil && !errors.Is(err, projection.ErrNotFound) {
 		return false, fmt.Errorf("read operation: %w", err)
 	}
 	var song projection.Song
-	songID := SongID(op, env, ev)
+	songID := projection.SongID(op, env, ev)
 	if songID != "" {
 		song, err = r.store.Song(ctx, songID)
 		if err != nil && !errors.Is(err, projection.ErrNotFound) {
 			return false, fmt.Errorf("read song %s: %w", songID, err)
 		}
 	}
-	newOp, newSong := Apply(op, song, env, ev, seq, t)
+	newOp, newSong := projection.Apply(op, song, env, ev, seq, t)
 	if songID != "" && newSong.LastSeq != song.LastSeq {
 		if err := r.store.PutSong(ctx, newSong); err != nil {
 			return false, fmt.Errorf("store song %s: %w", songID, err)

@@ -5,16 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/store/kvstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -376,4 +377,63 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestCatalogListsStoredSongsOnly projects songs through the live recorder:
+// a song whose operations all failed keeps a record (GET /v1/songs/{id})
+// but stays out of the catalog; a song enters it at upload.done, also one
+// that failed before.
+func TestCatalogListsStoredSongsOnly(t *testing.T) {
+	env := natstest.Start(t)
+	store := openStore(t, env)
+	start(t, env, store)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	failing := events.Song{ID: "failingsong", URL: "https://www.youtube.com/watch?v=failingsong", Source: "youtube", Title: "Always Fails"}
+	stored := events.Song{ID: "storedsong1", URL: "https://www.youtube.com/watch?v=storedsong1", Source: "youtube", Title: "Stored Song"}
+	fail := events.OperationFailed{Stage: "encode", Code: events.CodeInvalidAudio, Message: "not audio", Attempts: 1}
+	upload := func(s events.Song) events.UploadDone {
+		return events.UploadDone{Song: s, Key: "audio/" + s.ID + ".dca", Location: "nats://objects/b/audio/" + s.ID + ".dca", Size: 1000}
+	}
+	catalog := func(t *testing.T) []string {
+		t.Helper()
+		songs, _, err := store.SearchSongs(ctx, "", 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := []string{}
+		for _, s := range songs {
+			ids = append(ids, s.ID)
+		}
+		return ids
+	}
+	steps := []struct {
+		name        string
+		song        events.Song
+		events      []events.Event
+		wantCatalog []string
+	}{
+		{"a failed song is not listed", failing, []events.Event{events.SongRequested{Query: failing.URL}, events.VideoResolved{Song: failing},
+			events.AudioDownloaded{Song: failing, Key: "staging/a.m4a", Size: 10, Ext: "m4a"}, fail}, []string{}},
+		{"nor after a second failure", failing, []events.Event{events.VideoResolved{Song: failing}, fail}, []string{}},
+		{"a stored song is listed", stored, []events.Event{events.VideoResolved{Song: stored}, upload(stored)}, []string{stored.ID}},
+		{"the failed song once stored is listed", failing, []events.Event{events.VideoResolved{Song: failing}, upload(failing)}, []string{failing.ID, stored.ID}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			opID := events.NewID()
+			waitOp(ctx, t, env, opID, upTo(publish(t, env, opID, st.song.ID, st.events...)))
+			if got := catalog(t); !slices.Equal(got, st.wantCatalog) {
+				t.Errorf("catalog %v, want %v", got, st.wantCatalog)
+			}
+			rec, err := store.Song(ctx, st.song.ID)
+			if err != nil {
+				t.Fatalf("the song's record: %v", err)
+			}
+			if wantStored := slices.Contains(st.wantCatalog, st.song.ID); rec.Stored() != wantStored || rec.Title != st.song.Title {
+				t.Errorf("record %+v, want stored=%v and the title", rec, wantStored)
+			}
+		})
+	}
 }

@@ -2,16 +2,18 @@ package recorder_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/store/kvstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/recorder/recorder"
 )
 
@@ -112,5 +114,113 @@ func waitFor(ctx context.Context, t *testing.T, store *kvstore.Store, id string,
 			t.Fatalf("operation %s never reached the expected state (last %+v, %v)", id, op, err)
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// TestCheckNoRecorder: the replay's guard sees a recorder that runs and
+// none when it has stopped or never ran.
+func TestCheckNoRecorder(t *testing.T) {
+	env := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store := openStore(t, env)
+	var stop func() error
+	steps := []struct {
+		name    string
+		before  func(t *testing.T)
+		running bool
+	}{
+		{"no recorder ever ran", func(*testing.T) {}, false},
+		{"a recorder is running", func(t *testing.T) {
+			stop = start(t, env, store)
+			// Once it has applied an event it is certainly consuming.
+			opID := events.NewID()
+			waitOp(ctx, t, env, opID, upTo(publish(t, env, opID, "", events.SongRequested{Query: "q"})))
+		}, true},
+		{"the recorder has stopped", func(t *testing.T) {
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.before(t)
+			// The window only bounds the wait for a sign of a recorder; a
+			// running one shows within milliseconds.
+			err := recorder.CheckNoRecorder(ctx, env.JS, 2*time.Second)
+			var running *recorder.RecorderRunningError
+			if st.running && !errors.As(err, &running) {
+				t.Fatalf("CheckNoRecorder: %v, want a RecorderRunningError", err)
+			}
+			if !st.running && err != nil {
+				t.Fatalf("CheckNoRecorder: %v, want nil", err)
+			}
+			if running != nil && !strings.Contains(err.Error(), "stop every butakero and recorder process") {
+				t.Errorf("message %q does not say what to do", err)
+			}
+		})
+	}
+}
+
+// TestReplayOfALimitedStream projects two operations, then limits the
+// stream's size (events.StreamLimits) so that the first operation's events
+// are dropped, and replays: only the second one's events are read, and the
+// first operation's records stay as they are.
+func TestReplayOfALimitedStream(t *testing.T) {
+	env := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	store := openStore(t, env)
+	stop := start(t, env, store)
+	stateBytes := func() uint64 {
+		t.Helper()
+		info, err := env.Stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Bytes
+	}
+	history := func(s events.Song) []events.Event {
+		return []events.Event{events.SongRequested{Query: s.URL}, events.VideoResolved{Song: s},
+			events.UploadDone{Song: s, Key: "audio/" + s.ID + ".dca", Location: "nats://objects/b/audio/" + s.ID + ".dca", Size: 10}}
+	}
+	oldSong := events.Song{ID: "oldsong0001", URL: "https://youtu.be/oldsong0001", Source: "youtube", Title: "Old"}
+	newSong := events.Song{ID: "newsong0001", URL: "https://youtu.be/newsong0001", Source: "youtube", Title: "New"}
+	waitOp(ctx, t, env, "op-old", upTo(publish(t, env, "op-old", oldSong.ID, history(oldSong)...)))
+	oldBytes := stateBytes()
+	waitOp(ctx, t, env, "op-new", upTo(publish(t, env, "op-new", newSong.ID, history(newSong)...)))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	oldOp, err := store.Operation(ctx, "op-old")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Exactly the newer operation's events fit: the older ones go.
+	if _, err := events.EnsureStream(ctx, env.JS, 1, events.StreamLimits{MaxBytes: int64(stateBytes() - oldBytes)}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := env.Stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxBytes != int64(info.State.Bytes) || info.State.FirstSeq != 4 || info.State.Msgs != 3 {
+		t.Fatalf("limited stream: max %d bytes, state %+v; want the last 3 events from sequence 4", info.Config.MaxBytes, info.State)
+	}
+
+	st, err := recorder.Replay(ctx, env.JS, store, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Events != 3 || st.Applied != 0 {
+		t.Errorf("replay of the limited stream: %+v, want the 3 events left read and none applied (all current)", st)
+	}
+	if got, err := store.Operation(ctx, "op-old"); err != nil || !reflect.DeepEqual(got, oldOp) {
+		t.Errorf("op-old after the replay: %+v, %v; want it kept as %+v", got, err, oldOp)
+	}
+	if song, err := store.Song(ctx, oldSong.ID); err != nil || !song.Stored() {
+		t.Errorf("the old song after the replay: %+v, %v; want it kept, stored", song, err)
 	}
 }

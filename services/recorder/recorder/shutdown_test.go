@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/recorder/recorder"
 )
 

@@ -3,7 +3,8 @@ package resolver
 import (
 	"context"
 
-	"github.com/butakero/butakero/platform/standalone"
+	"github.com/butakero/butakero/platform/runtime/standalone"
+	"github.com/butakero/butakero/platform/store"
 )
 
 // RunAlone runs the resolve stage alone against the NATS cluster of env, as
@@ -14,10 +15,10 @@ func RunAlone(ctx context.Context, env standalone.Env) error {
 	// The search cache lives where the configuration puts the
 	// projections: JetStream KV, or DynamoDB.
 	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-	stores, err := standalone.OpenStores(setup, env.Config, env.JS)
+	cache, err := store.Cache(setup, env.Config, env.JS)
 	cancel()
 	if err != nil {
 		return err
 	}
-	return Run(ctx, Deps{NC: env.NC, JS: env.JS, Cache: stores.Cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
+	return Run(ctx, Deps{JS: env.JS, Cache: cache, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 }

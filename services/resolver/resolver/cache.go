@@ -2,12 +2,9 @@ package resolver
 
 import (
 	"context"
-	"strings"
 
-	"github.com/butakero/butakero/platform/kvstore"
 	"github.com/butakero/butakero/platform/projection"
-	"golang.org/x/text/cases"
-	"golang.org/x/text/unicode/norm"
+	"github.com/butakero/butakero/platform/store/kvstore"
 )
 
 // Cache keeps what searches and the Data API answered, so that a repeated
@@ -20,7 +17,7 @@ import (
 // without the cache.
 type Cache interface {
 	// QueryVideo returns the video id cached for q, a query as
-	// NormalizeQuery returns it.
+	// projection.NormalizeQuery returns it.
 	QueryVideo(ctx context.Context, q string) (string, error)
 	// PutQueryVideo caches id as the answer to q.
 	PutQueryVideo(ctx context.Context, q, id string) error
@@ -31,20 +28,3 @@ type Cache interface {
 }
 
 var _ Cache = (*kvstore.Cache)(nil)
-
-// fold is Unicode case folding; a cases.Caser is not safe for concurrent
-// use, so each call makes its own (they are cheap).
-func fold() cases.Caser { return cases.Fold() }
-
-// NormalizeQuery is the form of free text under which its answer is
-// cached: Unicode NFKC (so full-width and compatibility characters match
-// their plain forms), case folded, with runs of white space collapsed to
-// one space and none at either end. "  Never Gonna  GIVE you up " and
-// "never gonna give you up" are one query.
-func NormalizeQuery(text string) string {
-	s := norm.NFKC.String(text)
-	s = fold().String(s)
-	// Folding may produce characters NFKC would change again.
-	s = norm.NFKC.String(s)
-	return strings.Join(strings.Fields(s), " ")
-}

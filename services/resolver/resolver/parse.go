@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/mediahosts"
+	"github.com/butakero/butakero/platform/media/mediahosts"
 )
 
 // MaxQueryBytes is the longest query Parse accepts.

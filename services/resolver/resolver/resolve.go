@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/metrics"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/metrics"
 )
 
 // Resolver turns queries into songs. It is safe for concurrent use.
@@ -62,7 +62,7 @@ func (r *Resolver) Resolve(ctx context.Context, query string, log *slog.Logger) 
 // search finds the video for free text: from the cache, else the Data
 // API, else yt-dlp. The video found is then checked like any other.
 func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (projection.Video, error) {
-	nq := NormalizeQuery(text)
+	nq := projection.NormalizeQuery(text)
 	if id, ok := r.cachedQuery(ctx, nq, log); ok {
 		log.Info("resolver: search answered from the cache", "query", text, "video_id", id)
 		return r.video(ctx, id, log)

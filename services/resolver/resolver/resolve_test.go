@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/store/kvstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -343,25 +343,5 @@ func TestResolveCacheDown(t *testing.T) {
 	}
 	if got := srv.TotalCalls(); got != 4 {
 		t.Fatalf("%d API calls; want 4 without a cache", got)
-	}
-}
-
-func TestNormalizeQuery(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"Never Gonna Give You Up", "never gonna give you up"},
-		{"  never   gonna\tgive you up  ", "never gonna give you up"},
-		{"never\u00a0gonna\u3000give", "never gonna give"},
-		{"ＡＢＣ　ｄｅｆ", "abc def"},
-		{"Straße", "strasse"},
-		{"ΣΊΣΥΦΟΣ", "σίσυφοσ"},
-		{"ﬁne", "fine"},
-		{"Beyoncé", "beyoncé"},
-		{"Beyonce\u0301", "beyoncé"},
-		{"", ""},
-	}
-	for _, tc := range tests {
-		if got := NormalizeQuery(tc.in); got != tc.want {
-			t.Errorf("NormalizeQuery(%q) = %q; want %q", tc.in, got, tc.want)
-		}
 	}
 }

@@ -25,10 +25,9 @@ import (
 	"log/slog"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/stage"
-	"github.com/nats-io/nats.go"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -41,9 +40,6 @@ const Concurrency = 4
 
 // Deps is what the resolver needs. JS, Config and Log are required.
 type Deps struct {
-	// NC is the core connection. Unused for now; kept so that every stage
-	// is wired the same way.
-	NC *nats.Conn
 	// JS holds the event stream (created beforehand, events.EnsureStream).
 	JS jetstream.JetStream
 	// Publisher publishes video.resolved; nil means events.NewPublisher(JS).

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/config"
-	"github.com/butakero/butakero/platform/kvstore"
-	"github.com/butakero/butakero/platform/metrics"
-	"github.com/butakero/butakero/platform/natstest"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/store/kvstore"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -66,7 +66,7 @@ func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Deps{NC: env.NC, JS: env.JS, Search: search, Config: testConfig(t),
+		done <- Run(ctx, Deps{JS: env.JS, Search: search, Config: testConfig(t),
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	}()
 	t.Cleanup(func() {
@@ -195,7 +195,7 @@ func TestRunWithDataAPI(t *testing.T) {
 	reg := metrics.New(metrics.NewRegistry())
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, Deps{NC: env.NC, JS: env.JS, Cache: cache, Metrics: reg, Config: cfg, Log: quietLog()})
+		done <- Run(ctx, Deps{JS: env.JS, Cache: cache, Metrics: reg, Config: cfg, Log: quietLog()})
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/ytdlp"
 	"github.com/butakero/butakero/platform/projection"
-	"github.com/butakero/butakero/platform/ytdlp"
 	"github.com/wader/goutubedl"
 )
 

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/cmd/butakero/app"
-	"github.com/butakero/butakero/platform/config"
+	"github.com/butakero/butakero/platform/runtime/config"
 )
 
 // Defaults are the settings every test instance starts from; Launch's env

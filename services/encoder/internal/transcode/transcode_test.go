@@ -3,10 +3,14 @@ package transcode
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -17,7 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/butakero/butakero/platform/audiofixture"
+	"github.com/butakero/butakero/platform/media/oggopus"
+	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -291,4 +296,187 @@ func childProcesses(t *testing.T, name string) []string {
 		}
 	}
 	return out
+}
+
+// packetsOf reads every packet of a DCA.
+func packetsOf(t *testing.T, dca []byte) [][]byte {
+	t.Helper()
+	r, err := dcafile.NewReader(bytes.NewReader(dca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for {
+		p, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, append([]byte(nil), p...))
+	}
+}
+
+// copiedPackets is what ffmpeg copies out of the source, packet by packet:
+// size and MD5 of each, from its framemd5 muxer.
+func copiedPackets(t *testing.T, path string) []string {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-i", path, "-map", "0:a:0", "-c:a", "copy", "-f", "framemd5", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg framemd5: %v", err)
+	}
+	var sums []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l == "" || l[0] == '#' {
+			continue
+		}
+		f := strings.Split(l, ",")
+		sums = append(sums, strings.TrimSpace(f[4])+" "+strings.TrimSpace(f[5]))
+	}
+	return sums
+}
+
+func TestPassthroughOrTranscode(t *testing.T) {
+	dir := t.TempDir()
+	opus20 := audiofixture.Spec{Name: "opus20.webm", Duration: 4 * time.Second, Args: []string{"-ac", "2", "-c:a", "libopus", "-b:a", "128k", "-frame_duration", "20"}}
+	cases := []struct {
+		name   string
+		spec   audiofixture.Spec
+		off    bool
+		maxKb  int
+		mode   string
+		reason string
+	}{
+		{"webm opus in 20 ms frames", opus20, false, 192, ModePassthrough, "20 ms"},
+		{"passthrough off", opus20, true, 192, ModeTranscode, "off"},
+		{"over the bitrate cap", opus20, false, 64, ModeTranscode, "cap"},
+		{"webm opus in 60 ms frames", audiofixture.Spec{Name: "opus60.webm", Duration: 4 * time.Second, Args: []string{"-ac", "2", "-c:a", "libopus", "-frame_duration", "60"}}, false, 192, ModeTranscode, "60.0 ms"},
+		{"ogg opus at 24 kHz", audiofixture.Spec{Name: "opus24.ogg", Duration: 4 * time.Second, Args: []string{"-c:a", "libopus", "-ar", "24000"}}, false, 192, ModeTranscode, "24000 Hz"},
+		{"aac", audiofixture.M4A("aac.m4a", 4*time.Second), false, 192, ModeTranscode, "aac"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.spec.Name)
+			if _, err := os.Stat(path); err != nil {
+				path = audiofixture.Make(t, dir, tc.spec)
+			}
+			ctx := context.Background()
+			src, err := Inspect(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Title: tc.name, Source: src, Passthrough: !tc.off, MaxPassthroughKbps: tc.maxKb}, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Mode != tc.mode || !strings.Contains(res.Reason, tc.reason) {
+				t.Fatalf("mode %q (%s), want %q with %q", res.Mode, res.Reason, tc.mode, tc.reason)
+			}
+			info, err := dcafile.Parse(bytes.NewReader(buf.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := info.Metadata.Butakero
+			if b == nil || b.Mode != tc.mode || b.Reason != res.Reason || b.LoudnessLUFS == nil || b.TruePeakDB == nil {
+				t.Fatalf("DCA metadata %+v", b)
+			}
+			if got := time.Duration(b.Samples) * time.Second / 48000; (got - tc.spec.Duration).Abs() > 20*time.Millisecond {
+				t.Errorf("true length %s, the fixture lasts %s", got, tc.spec.Duration)
+			}
+			if tc.mode != ModePassthrough {
+				return
+			}
+			want := copiedPackets(t, path)
+			got := packetsOf(t, buf.Bytes())
+			if len(got) != len(want) {
+				t.Fatalf("DCA has %d packets, ffmpeg copies %d", len(got), len(want))
+			}
+			for i, p := range got {
+				if s := fmt.Sprintf("%d %x", len(p), md5.Sum(p)); s != want[i] {
+					t.Fatalf("packet %d: %s, ffmpeg copies %s", i, s, want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestLoudnessTarget: fixtures 10 dB apart come out within 1 LU of the
+// target, measured on the DCA's packets decoded again; one already at the
+// target is copied.
+func TestLoudnessTarget(t *testing.T) {
+	dir := t.TempDir()
+	target := -14.0
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"quiet", []string{"-af", "volume=-12dB", "-c:a", "aac"}},
+		{"loud", []string{"-af", "volume=-2dB", "-c:a", "aac"}},
+		{"opus 20 ms", []string{"-af", "volume=-12dB", "-ac", "2", "-c:a", "libopus", "-frame_duration", "20"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ext := ".m4a"
+			if strings.HasPrefix(tc.name, "opus") {
+				ext = ".webm"
+			}
+			path := audiofixture.Make(t, dir, audiofixture.Spec{Name: strings.ReplaceAll(tc.name, " ", "_") + ext, Duration: 5 * time.Second, Args: tc.args})
+			ctx := context.Background()
+			before, err := Measure(ctx, path)
+			if err != nil || before.LUFS == nil {
+				t.Fatalf("Measure: %v %v", before, err)
+			}
+			src, err := Inspect(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Mode != ModeTranscode {
+				t.Fatalf("a source at %.1f LUFS was %s (%s)", *before.LUFS, res.Mode, res.Reason)
+			}
+			ogg := filepath.Join(dir, tc.name+".ogg")
+			f, err := os.Create(ogg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := oggopus.MuxDCA(f, bytes.NewReader(buf.Bytes()), 1); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			after, err := Measure(ctx, ogg)
+			if err != nil || after.LUFS == nil {
+				t.Fatalf("Measure the DCA: %v %v", after, err)
+			}
+			t.Logf("source %.1f LUFS, DCA %.1f LUFS (stored %.1f)", *before.LUFS, *after.LUFS, *res.Loudness.LUFS)
+			if math.Abs(*after.LUFS-target) > 1 || math.Abs(*res.Loudness.LUFS-target) > 1 {
+				t.Fatalf("DCA at %.1f LUFS (stored %.1f), target %.1f", *after.LUFS, *res.Loudness.LUFS, target)
+			}
+		})
+	}
+}
+
+func TestPacketSamplesFromFFmpeg(t *testing.T) {
+	// The TOC of every frame size libopus makes, read back.
+	dir := t.TempDir()
+	for _, ms := range []string{"2.5", "5", "10", "20", "40", "60"} {
+		path := audiofixture.Make(t, dir, audiofixture.Spec{Name: "f" + ms + ".ogg", Duration: time.Second, Args: []string{"-c:a", "libopus", "-frame_duration", ms}})
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r result
+		r.buf = &spill{}
+		err = r.read(f, true, nil)
+		f.Close()
+		want, _ := strconv.ParseFloat(ms, 64)
+		var not20 *errNot20ms
+		if ms == "20" && err != nil || ms != "20" && (!errors.As(err, &not20) || !strings.Contains(not20.reason, fmt.Sprintf("%.1f ms", want))) {
+			t.Errorf("%s ms frames: %v", ms, err)
+		}
+	}
 }

@@ -305,6 +305,54 @@
     }
   }
 
+  // ---- the player ----
+  // play loads the song's Ogg Opus (/ogg, built from the DCA's packets)
+  // into the page's audio element. An audio element cannot send the API
+  // key, so with a key the stream is fetched and played as a blob.
+  let playing = "";
+  async function play(s, button) {
+    const audio = $("player-audio");
+    const path = `/v1/songs/${encodeURIComponent(s.id)}/ogg`;
+    $("player").hidden = false;
+    $("player-title").textContent = s.title || s.id;
+    const shown = $("player-duration");
+    shown.textContent = "";
+    delete shown.dataset.seconds;
+    if (playing.startsWith("blob:")) URL.revokeObjectURL(playing);
+    button.disabled = true;
+    try {
+      if (apiKey()) {
+        const res = await api(path, { headers: { Accept: "audio/ogg" } });
+        playing = URL.createObjectURL(await res.blob());
+      } else {
+        playing = path;
+      }
+      audio.src = playing;
+      audio.load();
+    } catch (e) {
+      showError("catalog-error", e.message);
+    } finally {
+      button.disabled = false;
+    }
+  }
+  $("player-audio").addEventListener("loadedmetadata", () => {
+    const d = $("player-audio").duration;
+    const shown = $("player-duration");
+    if (Number.isFinite(d)) {
+      shown.textContent = formatDuration(d * 1000);
+      shown.dataset.seconds = String(d);
+    }
+  });
+  $("player-audio").addEventListener("error", () => {
+    showError("catalog-error", "the browser cannot play this song");
+  });
+
+  function playButton(s) {
+    const b = el("button", { type: "button", class: "secondary play", "data-song": s.id, text: "Play" });
+    b.addEventListener("click", () => play(s, b));
+    return b;
+  }
+
   // ---- the catalog ----
   let cursor = "";
   let loading = 0;
@@ -338,7 +386,7 @@
       title.append(s.title || s.id);
     }
     const action = el("td");
-    if (s.stored) action.append(downloadButton(s.id, "Download"));
+    if (s.stored) action.append(playButton(s), downloadButton(s.id, "Download"));
     return el("tr", { "data-song": s.id }, title, el("td", { text: s.channel || "" }),
       el("td", { class: "num", text: formatDuration(s.duration_ms || (s.dca_frames || 0) * 20) }),
       el("td", { class: "num", text: s.stored ? formatSize(s.dca_size) : "not stored" }), action);

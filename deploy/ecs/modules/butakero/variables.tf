@@ -1,0 +1,217 @@
+variable "stage" {
+  description = "dev or prod."
+  type        = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "image" {
+  description = "The butakero image, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/butakero:1.0.0. Each component runs it with its name as the command."
+  type        = string
+}
+
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64: what the image is built for."
+  type        = string
+  default     = "X86_64"
+}
+
+variable "vpc_id" {
+  type = string
+}
+
+variable "public_subnet_ids" {
+  description = "The load balancer's subnets."
+  type        = list(string)
+}
+
+variable "private_subnet_ids" {
+  description = "The tasks' and NATS nodes' subnets: three, in three zones, with a route to the internet (NAT) for YouTube and the image."
+  type        = list(string)
+}
+
+variable "bucket_name" {
+  description = "BUCKET_NAME; globally unique."
+  type        = string
+}
+
+variable "point_in_time_recovery" {
+  type    = bool
+  default = false
+}
+
+variable "deletion_protection" {
+  type    = bool
+  default = false
+}
+
+variable "force_destroy" {
+  type    = bool
+  default = false
+}
+
+variable "log_retention_days" {
+  type = number
+}
+
+variable "log_level" {
+  type    = string
+  default = "info"
+}
+
+variable "max_attempts" {
+  description = "MAX_ATTEMPTS"
+  type        = number
+  default     = 3
+}
+
+variable "stage_timeout" {
+  description = "STAGE_TIMEOUT"
+  type        = string
+  default     = "4m"
+}
+
+variable "certificate_arn" {
+  type    = string
+  default = ""
+}
+
+variable "public_url" {
+  type = string
+}
+
+variable "allowed_origins" {
+  type    = string
+  default = ""
+}
+
+variable "allowed_media_hosts" {
+  type    = string
+  default = ""
+}
+
+variable "api_keys_secret_arn" {
+  type = string
+}
+
+variable "youtube_api_key_secret_arn" {
+  type = string
+}
+
+variable "ytdlp_cookies_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "ytdlp_proxy_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_url" {
+  description = "An existing NATS cluster's URLs (comma-separated); empty runs the three-node cluster of modules/nats."
+  type        = string
+  default     = ""
+}
+
+variable "stream_replicas" {
+  description = "STREAM_REPLICAS on an existing cluster (the own cluster is always 3)."
+  type        = number
+  default     = 3
+}
+
+variable "nats_user" {
+  type    = string
+  default = ""
+}
+
+variable "nats_password_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_token_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_creds_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_tls_ca_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_tls_cert_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_tls_key_secret_arn" {
+  type    = string
+  default = ""
+}
+
+variable "nats_instance_type" {
+  type    = string
+  default = "t4g.small"
+}
+
+variable "nats_architecture" {
+  type    = string
+  default = "arm64"
+}
+
+variable "nats_volume_size_gib" {
+  type    = number
+  default = 20
+}
+
+variable "components" {
+  description = "Each component's task size and bounds (see modules/<component>'s size)."
+  type = object({
+    gateway = object({
+      cpu               = number
+      memory            = number
+      min               = number
+      max               = number
+      capacity_provider = optional(string, "FARGATE")
+    })
+    resolver = object({
+      cpu               = number
+      memory            = number
+      min               = number
+      max               = number
+      backlog_per_task  = number
+      capacity_provider = optional(string, "FARGATE")
+    })
+    fetcher = object({
+      cpu               = number
+      memory            = number
+      min               = number
+      max               = number
+      backlog_per_task  = number
+      capacity_provider = optional(string, "FARGATE")
+    })
+    encoder = object({
+      cpu               = number
+      memory            = number
+      min               = number
+      max               = number
+      backlog_per_task  = number
+      capacity_provider = optional(string, "FARGATE")
+    })
+    recorder = object({
+      cpu               = number
+      memory            = number
+      min               = number
+      max               = number
+      capacity_provider = optional(string, "FARGATE")
+    })
+  })
+}

@@ -1,0 +1,8 @@
+variable "name" {
+  description = "The cluster's name, e.g. butakero-prod."
+  type        = string
+}
+
+variable "vpc_id" {
+  type = string
+}

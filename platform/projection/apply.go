@@ -1,0 +1,197 @@
+package projection
+
+import (
+	"time"
+
+	"github.com/butakero/butakero/events"
+)
+
+// stageRank orders the stages so that a late or repeated event never moves
+// an operation back.
+var stageRank = map[string]int{
+	StageRequested:  1,
+	StageResolved:   2,
+	StageDownloaded: 3,
+	StageEncoded:    4,
+	StageStored:     5,
+	StageFailed:     5,
+}
+
+// SongID is the song an event is about: the one its data names, else the
+// envelope's, else the one the operation already knows. It is "" when none
+// is known or the id could not be a store key (such an event still updates
+// its operation; the song catalog just cannot hold it).
+func SongID(op Operation, env events.Envelope, ev events.Event) string {
+	id := env.SongID
+	switch e := ev.(type) {
+	case events.VideoResolved:
+		id = pick(e.Song.ID, id)
+	case events.AudioDownloaded:
+		id = pick(e.Song.ID, id)
+	case events.UploadDone:
+		id = pick(e.Song.ID, id)
+	}
+	id = pick(id, op.SongID)
+	if events.ValidSongID(id) != nil {
+		return ""
+	}
+	return id
+}
+
+// Apply returns op and song after the event ev (in envelope env) at stream
+// sequence seq, recorded at time t (the stream's timestamp of the message).
+// It is pure and deterministic, so that the live recorder and a replay of
+// the stream build the same projections.
+//
+// op is the operation's current record (zero if none) and song the record
+// of SongID(op, env, ev) (zero if none or no song). A record whose LastSeq
+// changed in the result must be stored; one whose LastSeq did not is
+// unchanged. Store the song before the operation: an event at or below
+// op.LastSeq counts as fully applied and changes nothing, while the song
+// has its own LastSeq guard for the case where only the song was stored.
+//
+// An event for an operation that has already ended is only recorded as
+// applied (op.LastSeq). An event for an operation not seen yet (its
+// song.requested missing) creates the record.
+//
+// Attempts and failures count real attempts (see countAttempts): an
+// operation starts at one attempt and no failure, and every retry of a
+// stage, whatever ended the attempt before it (an error, a timeout, a
+// crash, a shutdown), adds one of each.
+func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq uint64, t time.Time) (Operation, Song) {
+	if seq <= op.LastSeq {
+		return op, song
+	}
+	if op.Final() {
+		op.LastSeq = seq
+		return op, song
+	}
+	at := env.Time
+	if at.IsZero() {
+		at = t
+	}
+	evTime := at.UTC().Format(time.RFC3339)
+	recTime := t.UTC().Format(time.RFC3339)
+	songID := SongID(op, env, ev)
+
+	if op.ID == "" {
+		op = Operation{ID: env.OperationID, Status: StatusInProgress, CreatedAt: evTime, Attempts: 1}
+	}
+	if songID != "" {
+		op.SongID = songID
+	}
+	op.LastSeq = seq
+	op.UpdatedAt = recTime
+	advance := func(stage string) {
+		if stageRank[stage] > stageRank[op.Stage] {
+			op.Stage = stage
+		}
+	}
+	countAttempts(&op, env, ev)
+	switch e := ev.(type) {
+	case events.SongRequested:
+		op.Query = e.Query
+		advance(StageRequested)
+	case events.VideoResolved:
+		advance(StageResolved)
+	case events.AudioDownloaded:
+		advance(StageDownloaded)
+	case events.DCAEncoded:
+		advance(StageEncoded)
+	case events.UploadDone:
+		op.Status = StatusSuccess
+		op.Success = true
+		op.Stage = StageStored
+		op.Message = "DCA stored"
+		op.Data = e.Location
+		op.ProcessingDate = evTime
+		op.ErrorCode = ""
+	case events.OperationFailed:
+		op.Status = StatusFailed
+		op.Success = false
+		op.Stage = StageFailed
+		op.Message = e.Message
+		op.ErrorCode = string(e.Code)
+		op.ProcessingDate = evTime
+	}
+
+	if songID == "" || seq <= song.LastSeq {
+		return op, song
+	}
+	touched := true
+	switch e := ev.(type) {
+	case events.VideoResolved:
+		song = merge(song, e.Song)
+	case events.AudioDownloaded:
+		song = merge(song, e.Song)
+	case events.DCAEncoded:
+		song.DCAFrames = e.Frames
+		song.Mode, song.ModeReason = e.Mode, e.ModeReason
+		song.LoudnessLUFS, song.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
+		// A plain file's metadata has no duration; the encoder measured it.
+		if song.DurationMs == 0 {
+			song.DurationMs = e.SourceDurationMs
+		}
+	case events.UploadDone:
+		song = merge(song, e.Song)
+		song.DCAKey = e.Key
+		song.DCALocation = e.Location
+		song.DCASize = e.Size
+	default:
+		touched = false
+	}
+	if touched {
+		song.ID = songID
+		song.LastSeq = seq
+		song.UpdatedAt = recTime
+	}
+	return op, song
+}
+
+// countAttempts adds to op what ev says of its stage's attempts. Each
+// stage's last event carries the delivery attempt that published it
+// (Envelope.Attempt): attempt n means n-1 attempts of that stage ended
+// without it, each a retry and a failure. The stages' last events are
+// video.resolved (resolve), audio.downloaded (fetch) and upload.done
+// (encode, or whichever stage answered from a stored song); dca.encoded is
+// not one, since the encoder's upload.done follows it from the same
+// delivery or a later one. operation.failed says how many attempts its
+// stage made, all of them failed. Events are applied once each (by stream
+// sequence) and a retried stage's events keep their first copy's attempt,
+// so a count is never added twice.
+func countAttempts(op *Operation, env events.Envelope, ev events.Event) {
+	retries := 0
+	switch e := ev.(type) {
+	case events.VideoResolved, events.AudioDownloaded, events.UploadDone:
+		retries = max(env.Attempt-1, 0)
+	case events.OperationFailed:
+		n := e.Attempts
+		if n < 1 {
+			n = max(env.Attempt, 1)
+		}
+		op.Attempts += n - 1
+		op.Failures += n
+		return
+	}
+	op.Attempts += retries
+	op.Failures += retries
+}
+
+// merge folds what an event says of a song into its record. The event is
+// newer, so its non-empty fields win.
+func merge(rec Song, s events.Song) Song {
+	m := s.Merge(events.Song{
+		ID: rec.ID, Title: rec.Title, DurationMs: rec.DurationMs, URL: rec.URL,
+		ThumbnailURL: rec.ThumbnailURL, Channel: rec.Channel, Source: rec.Source,
+	})
+	rec.Title, rec.DurationMs, rec.URL = m.Title, m.DurationMs, m.URL
+	rec.ThumbnailURL, rec.Channel, rec.Source = m.ThumbnailURL, m.Channel, m.Source
+	return rec
+}
+
+func pick(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,559 @@
+// Package stage is the one runtime of every consumer of the event stream:
+// the three pipeline stages (resolve, fetch, encode) and the recorder. It
+// pulls messages from a durable consumer, hands each to a Handler, publishes
+// the events the handler returns, and ends every message explicitly.
+//
+// The runtime owns the flow. A handler only says what its message causes
+// (a list of Emit); the runtime wraps each in an envelope whose id derives
+// from the message's (events.Next), stamps it with the delivery attempt, the
+// message's id as its Cause and the number of events the message causes as
+// its Batch, and publishes them in order. A message is handled when all of
+// its events are in the stream: a redelivered message whose events are all
+// there is acked without running the handler; one whose events are there in
+// part (a publish lost between two, a crash between them) runs the handler
+// again and only the missing events are published. Nothing depends on
+// which other events the operation has.
+//
+// Ack semantics, per message:
+//   - undecodable (malformed JSON, unknown type): Term, with the reason logged.
+//   - the handler succeeded and every event it returned is stored: Ack.
+//   - the handler returned a permanent *events.Failure: operation.failed is
+//     published, then Term.
+//   - the handler returned any other error, or ran over the stage timeout: Nak
+//     with a backoff delay while deliveries remain, else as permanent. A
+//     Worker with no MaxAttempts (the recorder) never fails an operation:
+//     every error is a Nak with backoff, forever.
+//   - JetStream out of reach (a cluster electing a leader, the connection
+//     reconnecting), in the handler or in a publish, costs no attempt: the
+//     runtime waits for it to answer and carries on within the attempt.
+//   - the worker is shutting down and the grace period ran out: Nak at once,
+//     so another process takes the message over.
+//
+// While a handler runs, the message is kept alive with InProgress heartbeats.
+// If the process dies, the heartbeats stop and the server redelivers the
+// message after events.AckWait: nothing is lost. A worker pulls a message
+// only when one of its Concurrency slots is free, so no message waits in a
+// client buffer while its AckWait runs out.
+//
+// A message whose every delivery dies without an answer (the process
+// crashes on it each time) is never ended by a handler. The server then
+// announces it on the consumer's max-deliveries advisory, and every worker
+// of the stage, in every process, turns the advisory into operation.failed
+// (code timeout); the event's id is derived from the message, so the copies
+// of several processes collapse into one.
+package stage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Delivery is one message handed to a Handler.
+type Delivery struct {
+	Envelope events.Envelope
+	Event    events.Event
+	// Seq is the message's stream sequence, and Time when the stream
+	// stored it.
+	Seq  uint64
+	Time time.Time
+	// Attempt counts deliveries of this message, from 1.
+	Attempt int
+	// Log carries operation_id, song_id and the stage.
+	Log *slog.Logger
+}
+
+// Emit is one event that handling a message causes. The runtime publishes
+// it in an envelope whose id derives from the message's id and the event's
+// type, so a message handled twice causes the same ids.
+type Emit struct {
+	// SongID is the envelope's song id; empty means the message's.
+	SongID string
+	Event  events.Event
+}
+
+// Handler handles one delivery and returns the events it causes, in the
+// order they are to be stored (none for the recorder, whose work is its
+// projections). It publishes nothing itself.
+//
+// A handler may be called again for a delivery it has handled: a message
+// whose events were stored only in part is handled again and the missing
+// ones published. It must then return the same events, and whatever it
+// stores on the way (blobs, claims) must be safe to store twice.
+type Handler func(ctx context.Context, d Delivery) ([]Emit, error)
+
+// Outcome is how a message ended, as the Worker's Ended hook sees it.
+type Outcome struct {
+	// Err is nil when every event the message causes is stored, else the
+	// failure that operation.failed recorded.
+	Err error
+	// Events are the message's events found in or published to the
+	// stream, in order; operation.failed for a failure.
+	Events []events.Envelope
+}
+
+// Publisher stores envelopes in the stream (*events.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, env events.Envelope) (*jetstream.PubAck, error)
+}
+
+// Worker consumes one consumer's messages.
+type Worker struct {
+	// Stage names the stage in logs, metrics and operation.failed events.
+	Stage string
+	// JS holds the event stream: the runtime reads an operation's history
+	// from it and watches the consumer's max-deliveries advisories on its
+	// connection. Required.
+	JS       jetstream.JetStream
+	Consumer jetstream.Consumer
+	// Publish stores the events; nil means events.NewPublisher(JS).
+	Publish Publisher
+	Handle  Handler
+	// Ended, when set, runs once for each message that ends (its events
+	// stored, or operation.failed), before the message is acked or
+	// terminated, with a context that outlives the attempt by a few
+	// seconds. It is where a stage lets go of what the message held (a
+	// staging blob, a claim). It also runs for a redelivered message found
+	// already handled, so it must be safe to run twice. It does not run
+	// for an attempt that will be retried or released at shutdown.
+	Ended func(ctx context.Context, d Delivery, o Outcome)
+	Log   *slog.Logger
+	// MaxAttempts is the number of deliveries after which a transient
+	// failure is final. The consumer (events.EnsureConsumer with the same
+	// number) allows one spare delivery for an attempt cut short by a
+	// shutdown or crash; that delivery's failure is final too. 0 means no
+	// bound and no operation.failed ever: the recorder's.
+	MaxAttempts int
+	// Timeout bounds one attempt (STAGE_TIMEOUT).
+	Timeout time.Duration
+	// Concurrency is how many messages this process handles at once.
+	Concurrency int
+	// Grace is how long in-flight work may go on after ctx is cancelled.
+	Grace time.Duration
+	// Metrics, when set, records each attempt's duration and outcome and
+	// each failure's code; nil records nothing.
+	Metrics *metrics.Metrics
+
+	streamMu sync.Mutex
+	stream   jetstream.Stream
+}
+
+// tracer names the spans of stage attempts. With no OpenTelemetry SDK
+// installed it is a no-op that still carries the incoming trace context, so
+// the events the runtime publishes continue the trace.
+var tracer = otel.Tracer("github.com/butakero/butakero/platform/runtime/stage")
+
+// Run consumes until ctx is cancelled, then stops taking messages and waits
+// for in-flight ones to end (within Grace). It returns nil after a clean stop,
+// and an error at once if it cannot watch the consumer's advisories.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.JS == nil || w.Consumer == nil || w.Handle == nil || w.Log == nil {
+		return fmt.Errorf("stage %s: Worker needs JS, Consumer, Handle and Log", w.Stage)
+	}
+	n := w.Concurrency
+	if n < 1 {
+		n = 1
+	}
+	stopWatch, err := w.watchExhausted(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopWatch()
+	// work outlives ctx by the grace period so in-flight handlers can finish.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	go func() {
+		<-ctx.Done()
+		t := time.NewTimer(w.Grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-work.Done():
+		}
+	}()
+
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- w.loop(ctx, work)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		if err != nil {
+			all = append(all, err)
+		}
+	}
+	return errors.Join(all...)
+}
+
+// pullWait is how long one pull for a message waits on the server.
+const pullWait = 5 * time.Second
+
+// releaseDelay is the delay of the Nak that hands a message back at
+// shutdown. A plain Nak lives only in the server's memory, so a restarted
+// embedded server would hold the message for AckWait; a Nak with a delay is
+// written to the consumer's state and survives the restart.
+const releaseDelay = time.Millisecond
+
+// ackTimeout bounds the wait for the server to confirm an ack.
+const ackTimeout = 10 * time.Second
+
+// loop takes one message at a time until ctx ends. It pulls the next
+// message only once the previous one is ended: a prefetched message would
+// sit in the client, its AckWait running, behind a long encode.
+func (w *Worker) loop(ctx, work context.Context) error {
+	failing := 0
+	for ctx.Err() == nil {
+		pull, cancel := context.WithTimeout(ctx, pullWait)
+		msg, err := w.Consumer.Next(jetstream.FetchContext(pull))
+		cancel()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, context.DeadlineExceeded):
+				failing = 0
+				continue
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				return fmt.Errorf("stage %s: %w", w.Stage, err)
+			}
+			// The connection is down or the cluster electing a leader:
+			// pull again after a pause rather than spin.
+			failing++
+			w.Log.Warn("stage: next message", "stage", w.Stage, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(Backoff(failing)):
+			}
+			continue
+		}
+		failing = 0
+		if ctx.Err() != nil {
+			// Pulled as the worker stopped: hand it back untouched.
+			_ = msg.NakWithDelay(releaseDelay)
+			return nil
+		}
+		w.handle(ctx, work, msg)
+	}
+	return nil
+}
+
+// endTimeout bounds what runs once an attempt is over, whose own context
+// may have ended: publishing operation.failed and the Ended hook.
+const endTimeout = 10 * time.Second
+
+// maxHistory bounds the events read from one operation's history when
+// looking for a message's events.
+const maxHistory = 256
+
+func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
+	log := w.Log.With("stage", w.Stage, "subject", msg.Subject())
+	env, ev, err := events.Decode(msg.Data())
+	if err != nil {
+		log.Error("stage: terminating undecodable message", "error", err)
+		_ = msg.TermWithReason("undecodable: " + err.Error())
+		return
+	}
+	attempt, seq, stored := 1, uint64(0), time.Time{}
+	if md, err := msg.Metadata(); err == nil {
+		attempt, seq, stored = int(md.NumDelivered), md.Sequence.Stream, md.Timestamp
+	}
+	log = log.With("operation_id", env.OperationID, "song_id", env.SongID, "event_id", env.ID, "attempt", attempt)
+
+	// The trace context the publisher put in the headers continues here:
+	// the events this message causes carry it on.
+	traceCtx, span := tracer.Start(events.ExtractTrace(work, msg.Headers()), w.Stage,
+		trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	if sc := span.SpanContext(); sc.HasTraceID() {
+		log = log.With("trace_id", sc.TraceID().String())
+	}
+	// after is the context of what follows the attempt.
+	after := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(trace.ContextWithSpanContext(context.WithoutCancel(ctx), span.SpanContext()), endTimeout)
+	}
+
+	begin := time.Now()
+	attemptCtx, cancel := context.WithTimeout(traceCtx, w.Timeout)
+	defer cancel()
+	stopBeat := heartbeat(attemptCtx, msg)
+	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
+	out, err := w.attempt(attemptCtx, work, d)
+	stopBeat()
+	took := time.Since(begin)
+
+	if err == nil {
+		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeOK, "", took)
+		endCtx, cancel := after()
+		w.ended(endCtx, d, out)
+		cancel()
+		// Acked with the server's confirmation, so that a worker that has
+		// returned from Run has nothing it finished left to redeliver. A
+		// lost ack costs a redelivery, which finds the events stored.
+		ackCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+		err := msg.DoubleAck(ackCtx)
+		cancel()
+		if err != nil {
+			log.Warn("stage: ack", "error", err)
+		}
+		return
+	}
+	if work.Err() != nil {
+		// Shut down mid-attempt: let another process take it over.
+		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeReleased, "", took)
+		log.Info("stage: shutting down, message left for redelivery")
+		_ = msg.NakWithDelay(releaseDelay)
+		return
+	}
+	f := events.AsFailure(err)
+	if errors.Is(attemptCtx.Err(), context.DeadlineExceeded) && !f.Code.Permanent() {
+		f = events.Wrap(events.CodeTimeout, err, "the %s stage took longer than %s", w.Stage, w.Timeout)
+	}
+	if w.MaxAttempts <= 0 || (!f.Code.Permanent() && attempt < w.MaxAttempts) {
+		delay := Backoff(attempt)
+		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeRetry, string(f.Code), took)
+		log.Warn("stage: attempt failed, will retry", "code", f.Code, "error", f, "retry_in", delay)
+		_ = msg.NakWithDelay(delay)
+		return
+	}
+	w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeFailed, string(f.Code), took)
+	log.Error("stage: operation failed", "code", f.Code, "error", f)
+	endCtx, cancelEnd := after()
+	defer cancelEnd()
+	failed, err := w.publish(endCtx, endCtx, d, []Emit{{Event: events.OperationFailed{
+		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: attempt,
+	}}}, nil)
+	if err != nil {
+		// The failure is not recorded: keep the message so it is.
+		log.Error("stage: publish operation.failed", "error", err)
+		_ = msg.NakWithDelay(Backoff(1))
+		return
+	}
+	w.ended(endCtx, d, Outcome{Err: f, Events: failed})
+	_ = msg.TermWithReason(string(f.Code))
+}
+
+// attempt handles d. On a redelivery it first looks for the message's
+// events in the stream: all there, the message was handled and only its
+// ack was lost; some there, the handler runs and only the missing ones are
+// published. JetStream out of reach, in the handler or a publish, costs no
+// attempt: it waits until JetStream answers and carries on, within the
+// attempt's timeout.
+//
+// A nil error means every event is stored; the Outcome's Err is then set
+// only for a message found already failed (its operation.failed stored).
+func (w *Worker) attempt(ctx, work context.Context, d Delivery) (Outcome, error) {
+	var have []events.Envelope
+	if d.Attempt > 1 {
+		found, done, err := w.caused(ctx, d)
+		switch {
+		case err != nil:
+			// Publish as if nothing were stored: within the duplicate
+			// window the stream keeps one copy of each id.
+			d.Log.Warn("stage: the history of a redelivered message is unreadable", "error", err)
+		case done:
+			d.Log.Info("stage: redelivered message was handled already")
+			return outcomeOf(found), nil
+		default:
+			have = found
+		}
+	}
+	for {
+		emits, err := w.Handle(ctx, d)
+		if err == nil {
+			envs, err := w.publish(ctx, work, d, emits, have)
+			return Outcome{Events: envs}, err
+		}
+		if !Unavailable(err) || ctx.Err() != nil || work.Err() != nil {
+			return Outcome{}, err
+		}
+		d.Log.Warn("stage: JetStream unavailable; the attempt resumes once it answers", "error", err)
+		if !w.awaitJetStream(ctx) {
+			return Outcome{}, err
+		}
+	}
+}
+
+// publish wraps emits in d's derived envelopes, stamped with the attempt,
+// the cause and the batch size, and stores in order those that have does
+// not hold. It returns every envelope of the batch.
+func (w *Worker) publish(ctx, work context.Context, d Delivery, emits []Emit, have []events.Envelope) ([]events.Envelope, error) {
+	stored := make(map[string]bool, len(have))
+	for _, e := range have {
+		stored[e.ID] = true
+	}
+	envs := make([]events.Envelope, 0, len(emits))
+	for _, e := range emits {
+		env, err := events.Next(d.Envelope, e.SongID, e.Event)
+		if err != nil {
+			return nil, events.Wrap(events.CodeInternal, err, "the %s event could not be made", e.Event.Kind())
+		}
+		env.Attempt, env.Cause, env.Batch = d.Attempt, d.Envelope.ID, len(emits)
+		envs = append(envs, env)
+	}
+	for _, env := range envs {
+		if stored[env.ID] {
+			continue
+		}
+		if err := w.store(ctx, work, env, d.Log); err != nil {
+			return envs, events.Wrap(events.CodeInternal, err, "the %s event could not be recorded", env.Type)
+		}
+	}
+	return envs, nil
+}
+
+// publishTimeout bounds the wait for the answer to one publish. A publish
+// in flight when the connection drops is never answered, even once the
+// client has reconnected: without a bound of its own it would hold the
+// attempt until STAGE_TIMEOUT.
+const publishTimeout = 5 * time.Second
+
+// store publishes env. A publish JetStream does not answer is made again,
+// with the same id, once it answers: if the first one was stored after
+// all, the stream keeps one copy (events.DuplicateWindow).
+func (w *Worker) store(ctx, work context.Context, env events.Envelope, log *slog.Logger) error {
+	for {
+		pubCtx, cancel := context.WithTimeout(ctx, publishTimeout)
+		_, err := w.publisher().Publish(pubCtx, env)
+		cancel()
+		unanswered := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if err == nil || !(unanswered || Unavailable(err)) || ctx.Err() != nil || work.Err() != nil {
+			return err
+		}
+		log.Warn("stage: JetStream unavailable; the publish is made again once it answers", "type", env.Type, "error", err)
+		if !w.awaitJetStream(ctx) {
+			return err
+		}
+	}
+}
+
+// caused returns the events of d's message that the stream holds, in
+// stream order: those after it in its operation's history whose Cause is
+// its id. done says the message was handled: its operation.failed is
+// there, or every event of its batch.
+func (w *Worker) caused(ctx context.Context, d Delivery) (found []events.Envelope, done bool, err error) {
+	if d.Seq == 0 {
+		return nil, false, nil
+	}
+	stream, err := w.eventStream(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	filter := events.OperationSubjects(d.Envelope.OperationID)
+	next := d.Seq + 1
+	for range maxHistory {
+		raw, err := stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("stage %s: history of %s: %w", w.Stage, d.Envelope.OperationID, err)
+		}
+		next = raw.Sequence + 1
+		var env events.Envelope
+		if json.Unmarshal(raw.Data, &env) != nil || env.Cause != d.Envelope.ID {
+			continue
+		}
+		found = append(found, env)
+	}
+	results := 0
+	for _, env := range found {
+		if env.Type == events.TypeOperationFailed {
+			return found, true, nil
+		}
+		results++
+	}
+	return found, results > 0 && results >= found[0].Batch, nil
+}
+
+// outcomeOf is the Outcome of a message whose events were found stored.
+func outcomeOf(found []events.Envelope) Outcome {
+	for _, env := range found {
+		if env.Type != events.TypeOperationFailed {
+			continue
+		}
+		f := events.Fail(events.CodeInternal, "the operation failed")
+		if ev, err := env.Event(); err == nil {
+			failed := ev.(events.OperationFailed)
+			f = events.Fail(failed.Code, "%s", failed.Message)
+		}
+		return Outcome{Err: f, Events: found}
+	}
+	return Outcome{Events: found}
+}
+
+// ended runs the Ended hook, if any.
+func (w *Worker) ended(ctx context.Context, d Delivery, o Outcome) {
+	if w.Ended != nil {
+		w.Ended(ctx, d, o)
+	}
+}
+
+// publisher is Publish, or events.NewPublisher(JS).
+func (w *Worker) publisher() Publisher {
+	if w.Publish != nil {
+		return w.Publish
+	}
+	return events.NewPublisher(w.JS)
+}
+
+// eventStream is the event stream's handle, looked up once.
+func (w *Worker) eventStream(ctx context.Context) (jetstream.Stream, error) {
+	w.streamMu.Lock()
+	defer w.streamMu.Unlock()
+	if w.stream != nil {
+		return w.stream, nil
+	}
+	s, err := w.JS.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: stream: %w", w.Stage, err)
+	}
+	w.stream = s
+	return s, nil
+}
+
+// Backoff is the delay before delivery attempt+1: 1s, 2s, 4s… up to 30s.
+func Backoff(attempt int) time.Duration {
+	d := time.Second << min(max(attempt-1, 0), 5)
+	return min(d, 30*time.Second)
+}
+
+// heartbeat tells the server the message is in progress every third of
+// AckWait until stop is called or ctx ends.
+func heartbeat(ctx context.Context, msg jetstream.Msg) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(events.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}

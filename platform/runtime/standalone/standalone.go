@@ -1,0 +1,203 @@
+// Package standalone is the start-up every service shares when it runs
+// alone against NATS_URL, as it does in a container: read the environment
+// once, build the logger, connect, make sure the stream exists, run the
+// service until SIGINT or SIGTERM, then drain the connection.
+package standalone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/emf"
+	"github.com/butakero/butakero/platform/runtime/logging"
+	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/versions"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Env is what a service's main gets to build its dependencies from.
+type Env struct {
+	Config config.Config
+	Log    *slog.Logger
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	// Metrics is the process's metrics set. The gateway serves it on its
+	// /metrics; every other service serves it on METRICS_ADDR when set.
+	Metrics *metrics.Metrics
+	// Versions is the start-up probe of Butakero's, yt-dlp's and ffmpeg's
+	// versions (logged once known); the gateway answers it on /v1/info.
+	Versions *versions.Prober
+}
+
+// SetupTimeout bounds each call that creates a bucket or store at start.
+const SetupTimeout = 30 * time.Second
+
+// Main runs service name: run is called with a context cancelled on SIGINT
+// or SIGTERM and should return once the service has stopped. Main exits the
+// process with status 1 and the error on stderr when anything fails.
+func Main(name string, run func(ctx context.Context, env Env) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, name, run)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+		os.Exit(1)
+	}
+}
+
+// Run is Main without the signals and the exit, for a binary that runs one
+// of several services by name (`butakero fetcher`): it reads the
+// environment, connects, and calls run until ctx is cancelled.
+func Run(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	log := logging.New(os.Stderr, cfg.LogLevel, cfg.LogFormat).With("service", name)
+	// Libraries that log through the default logger (jonas747/dca) get ours.
+	slog.SetDefault(log)
+	// The versions are logged once probed, in the background: the start
+	// does not wait for yt-dlp's.
+	prober := versions.Start(log)
+	// natsconn.Connect refuses an empty NATS_URL with a clear message.
+	nc, err := natsconn.Connect(cfg, "butakero-"+name, log)
+	if err != nil {
+		return err
+	}
+	defer natsconn.Drain(nc, 10*time.Second, log)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
+	defer cancel()
+	if err := ensureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits(), log); err != nil {
+		return err
+	}
+	m := metrics.New(metrics.NewRegistry())
+	if cfg.MetricsAddr != "" && name != "gateway" {
+		stop, err := serveMetrics(cfg.MetricsAddr, m, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if consumer, ok := stageConsumers[name]; ok && cfg.MetricsEMF {
+		stop := emitBacklog(ctx, js, name, consumer, cfg.MetricsDeployment, log)
+		defer stop()
+	}
+	log.Info("service starting", "nats", nc.ConnectedUrlRedacted())
+	return run(ctx, Env{Config: cfg, Log: log, NC: nc, JS: js, Metrics: m, Versions: prober})
+}
+
+// stageConsumers names the durable consumer of each service that has one:
+// the backlog METRICS_EMF reports, and the ECS services scale on.
+var stageConsumers = map[string]string{
+	"resolver": events.ConsumerResolver,
+	"fetcher":  events.ConsumerFetcher,
+	"encoder":  events.ConsumerEncoder,
+	"recorder": events.ConsumerRecorder,
+}
+
+// emitBacklog writes consumer's backlog to stderr, beside the log, as EMF
+// lines (package emf) until stop is called; stop returns once the emitter
+// has, so no line is written after the connection drains.
+func emitBacklog(ctx context.Context, js jetstream.JetStream, service, consumer, deployment string, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	e := &emf.Emitter{
+		JS: js, Stream: events.StreamName, Consumer: consumer,
+		Deployment: deployment, Service: service, W: os.Stderr, Log: log,
+	}
+	go func() {
+		defer close(done)
+		_ = e.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// serveMetrics serves m's registry on addr at /metrics until stop is called.
+// streamAttempt bounds one attempt to create or find the stream.
+const streamAttempt = 5 * time.Second
+
+// ensureStream creates or finds the stream, trying again while JetStream
+// cannot answer yet: a service alone may start before its cluster has
+// elected a leader (compose and ECS start containers in any order), and
+// then a request goes unanswered or is refused as unavailable. Any other
+// refusal, or ctx's end, is returned.
+func ensureStream(ctx context.Context, js jetstream.JetStream, replicas int, limits events.StreamLimits, log *slog.Logger) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, streamAttempt)
+		_, err := events.EnsureStream(attempt, js, replicas, limits)
+		cancel()
+		if err == nil || ctx.Err() != nil || !jetStreamUnavailable(err) {
+			return err
+		}
+		log.Info("waiting for JetStream to answer", "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// jetStreamUnavailable reports whether err says JetStream cannot answer
+// yet, rather than refusing the request: no answer in time, no responder,
+// a 503, or a cluster without a leader or enough peers.
+func jetStreamUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode {
+		case 10005, 10008, 10023: // no suitable peers, cluster not available, insufficient resources
+			return true
+		}
+		return api.Code == 503
+	}
+	return false
+}
+
+// serveMetrics serves m's registry on addr at /metrics, and /healthz (200
+// while the process runs, as the gateway's), until stop is called. The
+// image's health check (`butakero healthcheck`) asks /healthz here for the
+// services without HTTP of their own.
+func serveMetrics(addr string, m *metrics.Metrics, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("METRICS_ADDR: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry(), promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "error", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}

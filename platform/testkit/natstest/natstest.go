@@ -1,0 +1,74 @@
+// Package natstest starts a real embedded JetStream server for a test, with
+// its store in the test's temp dir, and the event stream created on it.
+package natstest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Env is a running server with one client connection.
+type Env struct {
+	Server *natsembed.Server
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	Stream jetstream.Stream
+}
+
+// Start starts a server for t and stops it when t ends.
+func Start(t testing.TB) *Env {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	nc, err := srv.Connect("test")
+	if err != nil {
+		srv.Shutdown()
+		t.Fatalf("natstest: %v", err)
+	}
+	t.Cleanup(func() { nc.Close(); srv.Shutdown() })
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	stream, err := events.EnsureStream(context.Background(), js, 1, events.StreamLimits{})
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	return &Env{Server: srv, NC: nc, JS: js, Stream: stream}
+}
+
+// Publish publishes env to the stream or fails the test.
+func (e *Env) Publish(t testing.TB, env events.Envelope) {
+	t.Helper()
+	if _, err := events.NewPublisher(e.JS).Publish(context.Background(), env); err != nil {
+		t.Fatalf("natstest: publish: %v", err)
+	}
+}
+
+// Next waits for the next event of kind k for operation opID in the stream
+// (from its first message) and returns it, or fails the test when ctx ends.
+func (e *Env) Next(ctx context.Context, t testing.TB, k events.Kind, opID string) (events.Envelope, events.Event) {
+	t.Helper()
+	c, err := e.JS.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.Subject(k, opID)},
+	})
+	if err != nil {
+		t.Fatalf("natstest: consumer: %v", err)
+	}
+	msg, err := c.Next(jetstream.FetchContext(ctx))
+	if err != nil {
+		t.Fatalf("natstest: waiting for %s of %s: %v", k, opID, err)
+	}
+	env, ev, err := events.Decode(msg.Data())
+	if err != nil {
+		t.Fatalf("natstest: decode: %v", err)
+	}
+	return env, ev
+}

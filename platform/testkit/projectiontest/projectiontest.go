@@ -1,0 +1,273 @@
+// Package projectiontest is the contract every projection store of
+// Butakero passes: kvstore (JetStream KV) and dynamostore (DynamoDB). Run
+// checks the operation and song store the recorder and gateway use,
+// RunCatalog the song search of the v1 catalog, RunCache the resolver's
+// cache. A store's own tests call them with a constructor of fresh, empty
+// stores.
+package projectiontest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/butakero/butakero/platform/projection"
+)
+
+// Store is the projection store as the recorder and the gateway use it.
+type Store interface {
+	Operation(ctx context.Context, id string) (projection.Operation, error)
+	PutOperation(ctx context.Context, op projection.Operation) error
+	Song(ctx context.Context, id string) (projection.Song, error)
+	PutSong(ctx context.Context, song projection.Song) error
+	Ping(ctx context.Context) error
+}
+
+// Options says what a store promises beyond the common contract.
+type Options struct {
+	// ConditionalBySeq: a write whose LastSeq is at or below the stored
+	// record's changes nothing and returns nil, so that redelivery, replay
+	// and a slow writer overtaken by a later event are harmless.
+	ConditionalBySeq bool
+}
+
+const timeout = 2 * time.Minute
+
+// Run runs the store contract against stores made by newStore, which
+// returns a fresh, empty store for each case and cleans it up with t.
+func Run(t *testing.T, newStore func(t *testing.T) Store, o Options) {
+	type tc struct {
+		name string
+		run  func(t *testing.T, ctx context.Context, s Store)
+	}
+	cases := []tc{
+		{"unknown ids are not found", testNotFound},
+		{"operation round trip", testOperationRoundTrip},
+		{"song round trip", testSongRoundTrip},
+		{"a later event replaces the record", testLaterReplaces},
+		{"invalid ids are refused", testInvalidIDs},
+		{"concurrent writes of different records", testConcurrent},
+		{"ping", func(t *testing.T, ctx context.Context, s Store) {
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+		}},
+	}
+	if o.ConditionalBySeq {
+		cases = append(cases,
+			tc{"redelivered or stale operation write is a no-op", testStaleOperation},
+			tc{"redelivered or stale song write is a no-op", testStaleSong})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
+			c.run(t, ctx, newStore(t))
+		})
+	}
+}
+
+// Operation returns a finished operation with every field set.
+func Operation(id string, seq uint64) projection.Operation {
+	return projection.Operation{
+		ID: id, SongID: "song-" + id, Status: projection.StatusSuccess, Message: "DCA stored",
+		Data: "s3://bucket/audio/song-" + id + ".dca", ProcessingDate: "2026-11-26T18:02:11Z",
+		Success: true, Attempts: 2, Failures: 1, Stage: projection.StageStored,
+		Query: "Canción de prueba — «título»", ErrorCode: "", CreatedAt: "2026-11-26T18:02:09Z",
+		UpdatedAt: time.Now().UTC().Format(time.RFC3339Nano), LastSeq: seq,
+	}
+}
+
+// Song returns a stored song with every field set.
+func Song(id string, seq uint64) projection.Song {
+	return projection.Song{
+		ID: id, Title: "Título con acentos ☃", DurationMs: 183_456, URL: "https://www.youtube.com/watch?v=" + id,
+		ThumbnailURL: "https://i.ytimg.com/vi/" + id + "/hq.jpg", Channel: "Canal", Source: "youtube",
+		DCAKey: "audio/" + id + ".dca", DCALocation: "s3://bucket/audio/" + id + ".dca",
+		DCASize: 1_234_567, DCAFrames: 9172, UpdatedAt: "2026-11-26T18:02:11Z", LastSeq: seq,
+		Mode: "passthrough", ModeReason: "the source is 48 kHz opus in 20 ms frames",
+		LoudnessLUFS: &loudness, TruePeakDB: &truePeak,
+	}
+}
+
+// A loudness and a true peak that a decimal round trip must keep exactly.
+var loudness, truePeak = -13.87, -0.25
+
+func testNotFound(t *testing.T, ctx context.Context, s Store) {
+	for _, id := range []string{"never-written", "a.b", "", "with space", "video#x"} {
+		if _, err := s.Operation(ctx, id); !errors.Is(err, projection.ErrNotFound) {
+			t.Errorf("Operation(%q): %v, want projection.ErrNotFound", id, err)
+		}
+		if _, err := s.Song(ctx, id); !errors.Is(err, projection.ErrNotFound) {
+			t.Errorf("Song(%q): %v, want projection.ErrNotFound", id, err)
+		}
+	}
+}
+
+func testOperationRoundTrip(t *testing.T, ctx context.Context, s Store) {
+	cases := []struct {
+		name string
+		op   projection.Operation
+	}{
+		{"finished, every field", Operation("op-full_1", 7)},
+		{"just requested, no song yet", projection.Operation{ID: "op-new", Status: projection.StatusInProgress,
+			Stage: projection.StageRequested, Attempts: 1, CreatedAt: "2026-11-26T18:02:09Z", UpdatedAt: "2026-11-26T18:02:09Z", LastSeq: 1}},
+		{"failed with a code", projection.Operation{ID: "op-failed", SongID: "url-abc", Status: projection.StatusFailed,
+			Message: "the downloaded file is not audio ffmpeg can read", Stage: projection.StageFailed, Attempts: 1, Failures: 1,
+			ErrorCode: "invalid_audio", CreatedAt: "2026-11-26T18:02:09Z", UpdatedAt: time.Now().UTC().Format(time.RFC3339), LastSeq: 3}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := s.PutOperation(ctx, c.op); err != nil {
+				t.Fatalf("PutOperation: %v", err)
+			}
+			got, err := s.Operation(ctx, c.op.ID)
+			if err != nil {
+				t.Fatalf("Operation: %v", err)
+			}
+			if !reflect.DeepEqual(got, c.op) {
+				t.Errorf("read back\n%+v\nwant\n%+v", got, c.op)
+			}
+		})
+	}
+}
+
+func testSongRoundTrip(t *testing.T, ctx context.Context, s Store) {
+	cases := []struct {
+		name string
+		song projection.Song
+	}{
+		{"stored, every field", Song("dQw4w9WgXcQ", 9)},
+		{"resolved only", projection.Song{ID: "url-0123abcd", URL: "http://127.0.0.1:9000/tone.m4a", Source: "url", LastSeq: 2}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := s.PutSong(ctx, c.song); err != nil {
+				t.Fatalf("PutSong: %v", err)
+			}
+			got, err := s.Song(ctx, c.song.ID)
+			if err != nil {
+				t.Fatalf("Song: %v", err)
+			}
+			if !reflect.DeepEqual(got, c.song) {
+				t.Errorf("read back\n%+v\nwant\n%+v", got, c.song)
+			}
+		})
+	}
+}
+
+func testLaterReplaces(t *testing.T, ctx context.Context, s Store) {
+	first := projection.Operation{ID: "op-1", Status: projection.StatusInProgress, Stage: projection.StageResolved,
+		SongID: "s1", Attempts: 1, CreatedAt: "2026-11-26T18:02:09Z", LastSeq: 4}
+	second := Operation("op-1", 9)
+	for _, op := range []projection.Operation{first, second} {
+		if err := s.PutOperation(ctx, op); err != nil {
+			t.Fatalf("PutOperation seq %d: %v", op.LastSeq, err)
+		}
+	}
+	if got, err := s.Operation(ctx, "op-1"); err != nil || !reflect.DeepEqual(got, second) {
+		t.Errorf("Operation = %+v, %v; want the later %+v", got, err, second)
+	}
+	older := projection.Song{ID: "s1", URL: "https://youtu.be/s1", LastSeq: 2}
+	newer := Song("s1", 9)
+	for _, song := range []projection.Song{older, newer} {
+		if err := s.PutSong(ctx, song); err != nil {
+			t.Fatalf("PutSong seq %d: %v", song.LastSeq, err)
+		}
+	}
+	if got, err := s.Song(ctx, "s1"); err != nil || !reflect.DeepEqual(got, newer) {
+		t.Errorf("Song = %+v, %v; want the later %+v", got, err, newer)
+	}
+}
+
+func testInvalidIDs(t *testing.T, ctx context.Context, s Store) {
+	for _, id := range []string{"", "a.b", "a/b", "video#x", string(make([]byte, 129))} {
+		if err := s.PutOperation(ctx, projection.Operation{ID: id, LastSeq: 1}); err == nil {
+			t.Errorf("PutOperation with id %q succeeded", id)
+		}
+		if err := s.PutSong(ctx, projection.Song{ID: id, LastSeq: 1}); err == nil {
+			t.Errorf("PutSong with id %q succeeded", id)
+		}
+	}
+}
+
+func testConcurrent(t *testing.T, ctx context.Context, s Store) {
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*n)
+	for i := range n {
+		wg.Go(func() {
+			errs <- s.PutOperation(ctx, Operation(fmt.Sprintf("op-c%d", i), uint64(i+1)))
+			errs <- s.PutSong(ctx, Song(fmt.Sprintf("song-c%d", i), uint64(i+1)))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		if op, err := s.Operation(ctx, fmt.Sprintf("op-c%d", i)); err != nil || op.LastSeq != uint64(i+1) {
+			t.Errorf("op-c%d: %+v, %v", i, op, err)
+		}
+		if song, err := s.Song(ctx, fmt.Sprintf("song-c%d", i)); err != nil || song.LastSeq != uint64(i+1) {
+			t.Errorf("song-c%d: %+v, %v", i, song, err)
+		}
+	}
+}
+
+func testStaleOperation(t *testing.T, ctx context.Context, s Store) {
+	stored := Operation("op-stale", 10)
+	if err := s.PutOperation(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		seq  uint64
+	}{
+		{"same sequence (redelivery)", 10},
+		{"earlier sequence (stale writer)", 3},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stale := projection.Operation{ID: "op-stale", Status: projection.StatusInProgress, Stage: projection.StageRequested, Attempts: 1, LastSeq: c.seq}
+			if err := s.PutOperation(ctx, stale); err != nil {
+				t.Fatalf("a stale write is a no-op, not an error: %v", err)
+			}
+			if got, err := s.Operation(ctx, "op-stale"); err != nil || !reflect.DeepEqual(got, stored) {
+				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
+			}
+		})
+	}
+}
+
+func testStaleSong(t *testing.T, ctx context.Context, s Store) {
+	stored := Song("song-stale", 10)
+	if err := s.PutSong(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		seq  uint64
+	}{
+		{"same sequence (redelivery)", 10},
+		{"earlier sequence (stale writer)", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			stale := projection.Song{ID: "song-stale", Title: "older title", LastSeq: c.seq}
+			if err := s.PutSong(ctx, stale); err != nil {
+				t.Fatalf("a stale write is a no-op, not an error: %v", err)
+			}
+			if got, err := s.Song(ctx, "song-stale"); err != nil || !reflect.DeepEqual(got, stored) {
+				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
+			}
+		})
+	}
+}

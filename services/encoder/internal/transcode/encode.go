@@ -1,0 +1,470 @@
+package transcode
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/butakero/butakero/platform/media/oggopus"
+	"github.com/butakero/butakero/services/encoder/dcafile"
+	"github.com/jonas747/ogg"
+)
+
+// The modes of an encode: the source's Opus packets copied, or the audio
+// decoded and encoded again with libopus.
+const (
+	ModePassthrough = "passthrough"
+	ModeTranscode   = "transcode"
+)
+
+// LoudnessTolerance is how far (in LU) a passthrough song may be from
+// Options.LoudnessTarget and still be copied.
+const LoudnessTolerance = 1.0
+
+// Options configure Encode.
+type Options struct {
+	// BitrateKbps is the Opus bitrate of a transcode (8 to 128).
+	BitrateKbps int
+	// Title goes into the DCA metadata.
+	Title string
+	// Progress, when set, is called after every frame with the number of
+	// frames read so far, on Encode's goroutine. It must be quick.
+	Progress func(frames int64)
+	// Source is what Inspect found of the file. Passthrough is considered
+	// only for a source it says is 48 kHz Opus.
+	Source Source
+	// Passthrough allows copying the source's packets (OPUS_PASSTHROUGH=auto).
+	Passthrough bool
+	// MaxPassthroughKbps is the source bitrate above which the audio is
+	// transcoded (PASSTHROUGH_MAX_KBPS); 0 means no cap.
+	MaxPassthroughKbps int
+	// LoudnessTarget, when set, is the integrated loudness (LUFS) a
+	// transcode is normalised to; a source further than LoudnessTolerance
+	// from it is transcoded rather than copied.
+	LoudnessTarget *float64
+}
+
+// Loudness is a song's EBU R128 measure, from ffmpeg's ebur128 filter.
+// A field is nil when it is not finite (silence has no true peak).
+type Loudness struct {
+	// LUFS is the integrated loudness.
+	LUFS *float64
+	// TruePeakDB is the true peak in dBTP.
+	TruePeakDB *float64
+}
+
+// Result describes a finished encode.
+type Result struct {
+	// Frames is the number of 20 ms frames written.
+	Frames int64
+	// Size is the number of DCA bytes written, header included.
+	Size int64
+	// Mode is ModePassthrough or ModeTranscode, and Reason says why.
+	Mode, Reason string
+	// PreSkip is the samples a decoder drops at the start (the OpusHead's).
+	PreSkip int
+	// Samples is the audio's true length at 48 kHz, after the pre-skip.
+	Samples int64
+	// Loudness is the DCA's audio: the source's for a passthrough, the
+	// encoded audio's (after any normalisation) for a transcode.
+	Loudness Loudness
+}
+
+// Duration is what the frames cover.
+func (r Result) Duration() time.Duration { return time.Duration(r.Frames) * FrameDuration }
+
+// decide is the mode Options allow before any packet is read, and why.
+func decide(o Options) (mode, reason string) {
+	s := o.Source
+	switch {
+	case !o.Passthrough:
+		return ModeTranscode, "passthrough is off"
+	case s.Codec != "opus":
+		if s.Codec == "" {
+			return ModeTranscode, "the source's codec is not known"
+		}
+		return ModeTranscode, "the source is " + s.Codec + ", not opus"
+	case s.SampleRate != oggopus.SampleRate:
+		return ModeTranscode, fmt.Sprintf("the source is opus at %d Hz, not 48000", s.SampleRate)
+	case s.Channels != 1 && s.Channels != 2:
+		return ModeTranscode, fmt.Sprintf("the source has %d channels", s.Channels)
+	case o.MaxPassthroughKbps > 0 && s.BitrateKbps > o.MaxPassthroughKbps:
+		return ModeTranscode, fmt.Sprintf("the source's %d kb/s is over the %d kb/s cap", s.BitrateKbps, o.MaxPassthroughKbps)
+	}
+	return ModePassthrough, "the source is 48 kHz opus in 20 ms frames"
+}
+
+// errNot20ms is how a passthrough run ends on a packet that is not a 20 ms
+// frame: the song is transcoded instead.
+type errNot20ms struct{ reason string }
+
+func (e *errNot20ms) Error() string { return e.reason }
+
+// Encode turns the media file at path into DCA1 on w: 48 kHz Opus in 20 ms
+// frames, copied from the source when Options and every packet allow
+// (passthrough), else encoded by ffmpeg's libopus; the loudness measured by
+// ffmpeg's ebur128 filter in the same run. ffmpeg writes Ogg, whose packets
+// are read here; nothing of the source's container is parsed in Go.
+//
+// The DCA's metadata says the mode, the pre-skip, the true length and the
+// loudness, known only at the end, so the frames are held (in memory up to
+// a few MiB, then in a temporary file) until ffmpeg is done: w gets the
+// whole DCA, or nothing on error. A passthrough run that meets a packet
+// other than 20 ms stops and transcodes instead.
+//
+// It returns an *Unreadable error when ffmpeg fails or produces no frame.
+// When ctx ends, ffmpeg is killed and ctx's error is returned. A write error
+// from w is returned as is. In every case the ffmpeg process is gone when
+// Encode returns.
+func Encode(ctx context.Context, path string, o Options, w io.Writer) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	mode, reason := decide(o)
+	var gain float64
+	var before *Loudness
+	if o.LoudnessTarget != nil {
+		// The loudness must be known before the mode, and the gain of a
+		// transcode: one decoding pass to measure it.
+		l, err := Measure(ctx, path)
+		if err != nil {
+			return Result{}, err
+		}
+		before = &l
+		if l.LUFS != nil {
+			off := *l.LUFS - *o.LoudnessTarget
+			if mode == ModePassthrough && math.Abs(off) > LoudnessTolerance {
+				mode, reason = ModeTranscode, fmt.Sprintf("the source's %.1f LUFS is more than %.0f LU from the target %.1f", *l.LUFS, LoudnessTolerance, *o.LoudnessTarget)
+			}
+			gain = -off
+		}
+	}
+	if mode == ModePassthrough {
+		res, err := run(ctx, path, o, true, 0, before == nil)
+		var not20 *errNot20ms
+		if !errors.As(err, &not20) {
+			if err != nil {
+				return Result{}, err
+			}
+			res.Mode, res.Reason = ModePassthrough, reason
+			// ffmpeg's Ogg of a WebM source does not trim the end (the
+			// WebM's DiscardPadding): the container's duration does.
+			if d := o.Source.Duration; d > 0 {
+				full := res.Frames * oggopus.FrameSamples
+				res.Samples = min(max(int64(d.Seconds()*oggopus.SampleRate+0.5), full-oggopus.FrameSamples+1), res.Samples)
+			}
+			if before != nil {
+				res.Loudness = *before
+			}
+			err = res.write(w, o)
+			return res.Result, err
+		}
+		reason = not20.reason
+	}
+	res, err := run(ctx, path, o, false, gain, true)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Mode, res.Reason = ModeTranscode, reason
+	err = res.write(w, o)
+	return res.Result, err
+}
+
+// Measure decodes the media file at path and returns its loudness.
+func Measure(ctx context.Context, path string) (Loudness, error) {
+	var stderr tail
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
+		"-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		return Loudness{}, ctx.Err()
+	}
+	if err != nil {
+		return Loudness{}, &Unreadable{Message: CleanMessage(stderr.String(), path)}
+	}
+	return parseLoudness(stderr.String()), nil
+}
+
+var (
+	integratedRe = regexp.MustCompile(`(?m)^\s*I:\s*(-?[0-9.]+|-?inf)\s*LUFS`)
+	truePeakRe   = regexp.MustCompile(`(?m)^\s*Peak:\s*(-?[0-9.]+|-?inf)\s*dBFS`)
+)
+
+// parseLoudness reads the summary ebur128 logs at the end of a run.
+func parseLoudness(stderr string) Loudness {
+	i := strings.LastIndex(stderr, "Summary:")
+	if i < 0 {
+		return Loudness{}
+	}
+	s := stderr[i:]
+	num := func(re *regexp.Regexp) *float64 {
+		m := re.FindStringSubmatch(s)
+		if m == nil {
+			return nil
+		}
+		v, err := strconv.ParseFloat(m[1], 64)
+		// ebur128 reports silence as -70 LUFS (its absolute gate) and
+		// -inf dBFS: neither is a loudness a bot can use.
+		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) || v <= -70 {
+			return nil
+		}
+		return &v
+	}
+	return Loudness{LUFS: num(integratedRe), TruePeakDB: num(truePeakRe)}
+}
+
+// result is a Result and the frames it read, which write sends.
+type result struct {
+	Result
+	buf *spill
+}
+
+// run runs one ffmpeg and reads its Ogg output's packets into a frame
+// buffer. copyPackets copies the source's packets (and fails with
+// *errNot20ms on a packet of another duration); else libopus encodes,
+// after a gain in dB. measure adds the ebur128 filter (for a copy, as a
+// second output that decodes the source).
+func run(parent context.Context, path string, o Options, copyPackets bool, gain float64, measure bool) (result, error) {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	args := []string{"-nostdin", "-hide_banner", "-nostats", "-i", path, "-map", "0:a:0"}
+	if copyPackets {
+		args = append(args, "-c:a", "copy", "-f", "ogg", "pipe:1")
+		if measure {
+			args = append(args, "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
+		}
+	} else {
+		var filters []string
+		if gain != 0 {
+			filters = append(filters, fmt.Sprintf("volume=%.2fdB", gain))
+		}
+		if measure {
+			filters = append(filters, "ebur128=peak=true")
+		}
+		if len(filters) > 0 {
+			args = append(args, "-af", strings.Join(filters, ","))
+		}
+		args = append(args, "-c:a", "libopus", "-b:a", strconv.Itoa(o.BitrateKbps)+"k", "-vbr", "on",
+			"-compression_level", "10", "-application", "audio", "-frame_duration", "20",
+			"-ar", "48000", "-ac", "2", "-f", "ogg", "pipe:1")
+	}
+	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
+	var stderr tail
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return result{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return result{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
+	}
+	res := result{buf: &spill{}}
+	rerr := res.read(bufio.NewReaderSize(stdout, 64<<10), copyPackets, o.Progress)
+	if rerr != nil {
+		cancel() // stop ffmpeg; Wait closes stdout
+	}
+	werr := cmd.Wait()
+	var not20 *errNot20ms
+	switch {
+	case parent.Err() != nil:
+		rerr = parent.Err()
+	case errors.As(rerr, &not20):
+	case rerr != nil && !errors.Is(rerr, errRead) || werr != nil || res.Frames == 0:
+		rerr = &Unreadable{Message: CleanMessage(stderr.String(), path)}
+	}
+	if rerr != nil {
+		res.buf.Close()
+		return result{}, rerr
+	}
+	if measure {
+		res.Loudness = parseLoudness(stderr.String())
+	}
+	return res, nil
+}
+
+// errRead wraps errors of the frame buffer, which are not the input's.
+var errRead = errors.New("transcode: frame buffer")
+
+// read reads ffmpeg's Ogg Opus: the OpusHead, the OpusTags, then every
+// audio packet, each checked to be a 20 ms frame, into res.buf. The last
+// page's granule position gives the true length.
+func (res *result) read(r io.Reader, copyPackets bool, progress func(int64)) error {
+	dec := ogg.NewPacketDecoder(ogg.NewDecoder(r))
+	var granule int64
+	for i := 0; ; i++ {
+		packet, page, err := dec.Decode()
+		if page.Data != nil {
+			granule = page.Granule
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("transcode: ffmpeg's ogg: %w", err)
+		}
+		switch i {
+		case 0:
+			head, err := oggopus.ParseHead(packet)
+			if err != nil {
+				return err
+			}
+			if copyPackets && (head.Family != 0 || head.OutputGain != 0) {
+				return &errNot20ms{fmt.Sprintf("the source's OpusHead has mapping family %d and output gain %d", head.Family, head.OutputGain)}
+			}
+			if copyPackets && head.InputRate != 0 && head.InputRate != oggopus.SampleRate {
+				return &errNot20ms{fmt.Sprintf("the source was encoded from %d Hz audio, not 48000", head.InputRate)}
+			}
+			res.PreSkip = head.PreSkip
+			continue
+		case 1:
+			continue // OpusTags
+		}
+		n, err := oggopus.PacketSamples(packet)
+		if err != nil {
+			return err
+		}
+		if n != oggopus.FrameSamples {
+			if copyPackets {
+				return &errNot20ms{fmt.Sprintf("packet %d of the source lasts %.1f ms, not 20", res.Frames, float64(n)/48)}
+			}
+			return fmt.Errorf("transcode: libopus made a packet of %d samples", n)
+		}
+		if err := res.buf.frame(packet); err != nil {
+			return fmt.Errorf("%w: %w", errRead, err)
+		}
+		res.Frames++
+		if progress != nil {
+			progress(res.Frames)
+		}
+	}
+	// The last page's granule position counts the pre-skip and stops at
+	// the true end; it cannot end before the last frame starts.
+	full := res.Frames * oggopus.FrameSamples
+	res.Samples = min(max(granule-int64(res.PreSkip), full-oggopus.FrameSamples+1), full)
+	return nil
+}
+
+// write sends the DCA: its header with what the encode learnt, then the
+// frames held, and releases them.
+func (res *result) write(w io.Writer, o Options) error {
+	defer res.buf.Close()
+	meta := dcafile.NewMetadata(dcafile.Options{
+		BitrateKbps:   o.BitrateKbps,
+		SampleRate:    oggopus.SampleRate,
+		Channels:      2,
+		FrameDuration: FrameDuration,
+		Application:   "audio",
+		VBR:           true,
+	}, o.Title)
+	if res.Mode == ModePassthrough {
+		meta.Opus.Bitrate = o.Source.BitrateKbps * 1000
+		meta.Opus.Channels = o.Source.Channels
+		meta.Opus.FrameSize = oggopus.FrameSamples * o.Source.Channels
+	}
+	meta.Butakero = &dcafile.Butakero{
+		Mode: res.Mode, Reason: res.Reason, PreSkip: res.PreSkip, Samples: res.Samples,
+		LoudnessLUFS: res.Loudness.LUFS, TruePeakDB: res.Loudness.TruePeakDB,
+	}
+	dw, err := dcafile.NewWriter(w, meta)
+	if err != nil {
+		return err
+	}
+	r, err := res.buf.reader()
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(w, r)
+	res.Size = dw.Size() + n
+	return err
+}
+
+// spill holds DCA frames in memory up to spillAt bytes, then in a
+// temporary file, so an encode of any length holds a bounded heap.
+type spill struct {
+	mem  bytes.Buffer
+	file *os.File
+}
+
+const spillAt = 8 << 20
+
+func (s *spill) frame(p []byte) error {
+	var l [2]byte
+	l[0], l[1] = byte(len(p)), byte(len(p)>>8)
+	if s.file == nil && s.mem.Len()+len(p) > spillAt {
+		f, err := os.CreateTemp("", "butakero-dca-*")
+		if err != nil {
+			return err
+		}
+		_ = os.Remove(f.Name()) // gone once closed
+		s.file = f
+		if _, err := s.mem.WriteTo(f); err != nil {
+			return err
+		}
+	}
+	if s.file != nil {
+		if _, err := s.file.Write(l[:]); err != nil {
+			return err
+		}
+		_, err := s.file.Write(p)
+		return err
+	}
+	s.mem.Write(l[:])
+	s.mem.Write(p)
+	return nil
+}
+
+func (s *spill) reader() (io.Reader, error) {
+	if s.file == nil {
+		return &s.mem, nil
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return bufio.NewReaderSize(s.file, 64<<10), nil
+}
+
+// Close releases the frames.
+func (s *spill) Close() {
+	s.mem = bytes.Buffer{}
+	if s.file != nil {
+		s.file.Close()
+		s.file = nil
+	}
+}
+
+// tail keeps the last tailMax bytes written to it: ffmpeg's last words
+// and ebur128's summary, without its per-frame log.
+type tail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailMax = 64 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > tailMax {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-tailMax/2:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}
