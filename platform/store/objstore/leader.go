@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,9 +26,36 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, su
 	if err != nil {
 		return 0, nil, err
 	}
+	m, err := leaderRequest(ctx, nc, stream, req, subject, seq)
+	return m.Sequence, m.Data, err
+}
+
+// leaderLast asks the stream's leader for the last message on subject
+// (an object's meta), as leaderGet does for a chunk.
+func leaderLast(ctx context.Context, nc *nats.Conn, stream, subject string) (leaderMsg, error) {
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+	if err != nil {
+		return leaderMsg{}, err
+	}
+	return leaderRequest(ctx, nc, stream, req, subject, 0)
+}
+
+// leaderMsg is a message in the leader's answer.
+type leaderMsg struct {
+	Subject  string    `json:"subject"`
+	Sequence uint64    `json:"seq"`
+	Data     []byte    `json:"data"`
+	Time     time.Time `json:"time"`
+}
+
+// leaderRequest sends one STREAM.MSG.GET and checks that the answer is a
+// message on subject at or after sequence seq.
+func leaderRequest(ctx context.Context, nc *nats.Conn, stream string, req []byte, subject string, seq uint64) (leaderMsg, error) {
 	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+stream, req)
 	if err != nil {
-		return 0, nil, err
+		return leaderMsg{}, err
 	}
 	var resp struct {
 		Error *struct {
@@ -35,26 +63,22 @@ func leaderGet(ctx context.Context, nc *nats.Conn, stream string, seq uint64, su
 			ErrCode     uint16 `json:"err_code"`
 			Description string `json:"description"`
 		} `json:"error"`
-		Message *struct {
-			Subject  string `json:"subject"`
-			Sequence uint64 `json:"seq"`
-			Data     []byte `json:"data"`
-		} `json:"message"`
+		Message *leaderMsg `json:"message"`
 	}
 	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return 0, nil, fmt.Errorf("stream message get: %w", err)
+		return leaderMsg{}, fmt.Errorf("stream message get: %w", err)
 	}
 	if e := resp.Error; e != nil {
 		if e.ErrCode == uint16(jetstream.JSErrCodeMessageNotFound) || e.Code == 404 {
-			return 0, nil, jetstream.ErrMsgNotFound
+			return leaderMsg{}, jetstream.ErrMsgNotFound
 		}
-		return 0, nil, &jetstream.APIError{Code: e.Code, ErrorCode: jetstream.ErrorCode(e.ErrCode), Description: e.Description}
+		return leaderMsg{}, &jetstream.APIError{Code: e.Code, ErrorCode: jetstream.ErrorCode(e.ErrCode), Description: e.Description}
 	}
 	if resp.Message == nil {
-		return 0, nil, fmt.Errorf("stream message get: no message in the answer")
+		return leaderMsg{}, fmt.Errorf("stream message get: no message in the answer")
 	}
 	if resp.Message.Subject != subject || resp.Message.Sequence < seq {
-		return 0, nil, fmt.Errorf("stream message get: asked for %s from %d, answered %s at %d", subject, seq, resp.Message.Subject, resp.Message.Sequence)
+		return leaderMsg{}, fmt.Errorf("stream message get: asked for %s from %d, answered %s at %d", subject, seq, resp.Message.Subject, resp.Message.Sequence)
 	}
-	return resp.Message.Sequence, resp.Message.Data, nil
+	return *resp.Message, nil
 }
