@@ -2,11 +2,12 @@
 # three-node cluster of modules/nats unless nats_url names an existing
 # one), and the five components, each its own ECS service.
 #
-# standalone.OpenStores opens every store for every service, so each
-# component is given the bucket and both table names, though only some use
-# them: an AWS store sends no request until it is used (AWS_AUTO_CREATE is
-# false), and without the names a service would create JetStream KV and
-# Object Store buckets it never uses. The roles grant only what each
+# Each component opens only the stores it uses (services/<name>/<name>/
+# alone.go, through platform/store), and its task gets only their names:
+# BUCKET_NAME for the blob store (gateway, fetcher, encoder), both table
+# names for the projections (gateway, recorder) and the search cache in the
+# songs table (resolver: config.Load wants both names or neither, and its
+# role reaches the songs table alone). The roles grant only what each
 # component's code calls.
 
 locals {
@@ -55,23 +56,29 @@ locals {
     environment = merge({
       NATS_URL                      = local.nats_url
       STREAM_REPLICAS               = tostring(local.stream_replicas)
-      REGION                        = var.region
-      BUCKET_NAME                   = module.storage.bucket_name
-      DYNAMODB_TABLE_NAME_OPERATION = module.storage.operations_table_name
-      DYNAMODB_TABLE_NAME_SONGS     = module.storage.songs_table_name
-      AWS_AUTO_CREATE               = "false"
-      LOG_FORMAT                    = "json"
-      LOG_LEVEL                     = var.log_level
-      MAX_ATTEMPTS                  = tostring(var.max_attempts)
-      STAGE_TIMEOUT                 = var.stage_timeout
-      SHUTDOWN_GRACE                = "20s"
+      REGION          = var.region
+      AWS_AUTO_CREATE = "false"
+      LOG_FORMAT      = "json"
+      LOG_LEVEL       = var.log_level
+      MAX_ATTEMPTS    = tostring(var.max_attempts)
+      STAGE_TIMEOUT   = var.stage_timeout
+      SHUTDOWN_GRACE  = "20s"
     }, local.nats_environment)
   }
 
+  # The stores' ARNs, for the roles, and the environment that selects
+  # each store, for the components that open it.
   storage = {
     bucket_arn           = module.storage.bucket_arn
     operations_table_arn = module.storage.operations_table_arn
     songs_table_arn      = module.storage.songs_table_arn
+    blob_environment = {
+      BUCKET_NAME = module.storage.bucket_name
+    }
+    table_environment = {
+      DYNAMODB_TABLE_NAME_OPERATION = module.storage.operations_table_name
+      DYNAMODB_TABLE_NAME_SONGS     = module.storage.songs_table_name
+    }
   }
 }
 

@@ -45,7 +45,7 @@ module "service" {
   consumer                = "encoder"
   backlog_target_per_task = var.size.backlog_per_task
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.storage.blob_environment, {
     ENCODE_CONCURRENCY = tostring(local.concurrency)
   })
   secrets      = var.common.secrets

@@ -45,7 +45,7 @@ module "service" {
   consumer                = "fetcher"
   backlog_target_per_task = var.size.backlog_per_task
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.storage.blob_environment, {
     FETCH_CONCURRENCY   = tostring(local.concurrency)
     ALLOWED_MEDIA_HOSTS = var.allowed_media_hosts
     STAGING_MAX_AGE     = "1h"

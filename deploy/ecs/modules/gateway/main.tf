@@ -178,7 +178,7 @@ module "service" {
   capacity_provider  = var.size.capacity_provider
   cpu_target_percent = 60
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.storage.blob_environment, var.storage.table_environment, {
     HTTP_ADDR       = ":${local.port}"
     PUBLIC_URL      = var.public_url
     ALLOWED_ORIGINS = var.allowed_origins

@@ -31,7 +31,7 @@ module "service" {
   capacity_provider = var.size.capacity_provider
   consumer          = "recorder"
 
-  environment  = var.common.environment
+  environment  = merge(var.common.environment, var.storage.table_environment)
   secrets      = var.common.secrets
   secret_files = var.common.secret_files
 

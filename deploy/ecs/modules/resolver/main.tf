@@ -30,7 +30,7 @@ module "service" {
   consumer                = "resolver"
   backlog_target_per_task = var.size.backlog_per_task
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.storage.table_environment, {
     ALLOWED_MEDIA_HOSTS = var.allowed_media_hosts
   })
   secrets = merge(var.common.secrets, {

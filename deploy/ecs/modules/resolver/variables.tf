@@ -32,11 +32,13 @@ variable "size" {
 }
 
 variable "storage" {
-  description = "The bucket's and tables' ARNs (modules/storage)."
+  description = "The bucket's and tables' ARNs (modules/storage), and the variables that select the blob store (blob_environment) and the DynamoDB tables (table_environment)."
   type = object({
     bucket_arn           = string
     operations_table_arn = string
     songs_table_arn      = string
+    blob_environment     = map(string)
+    table_environment    = map(string)
   })
 }
 
