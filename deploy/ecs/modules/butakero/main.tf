@@ -54,8 +54,8 @@ locals {
     secrets            = local.nats_secrets
     secret_files       = local.nats_secret_files
     environment = merge({
-      NATS_URL                      = local.nats_url
-      STREAM_REPLICAS               = tostring(local.stream_replicas)
+      NATS_URL        = local.nats_url
+      STREAM_REPLICAS = tostring(local.stream_replicas)
       REGION          = var.region
       AWS_AUTO_CREATE = "false"
       LOG_FORMAT      = "json"
