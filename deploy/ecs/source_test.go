@@ -157,3 +157,42 @@ func durationConst(t *testing.T, dir, name string) time.Duration {
 	t.Fatalf("%s.%s is not written N * time.Unit", dir, name)
 	return 0
 }
+
+// storeOpeners returns the platform/store openers (Blobs, Projections,
+// Cache) that the non-test code of package dir calls, sorted: the stores a
+// component run alone opens.
+func storeOpeners(t *testing.T, dir string) []string {
+	t.Helper()
+	const storePkg = `"github.com/butakero/butakero/platform/store"`
+	seen := map[string]bool{}
+	for _, f := range parseDir(t, dir) {
+		name := ""
+		for _, imp := range f.Imports {
+			if imp.Path.Value == storePkg {
+				name = "store"
+				if imp.Name != nil {
+					name = imp.Name.Name
+				}
+			}
+		}
+		if name == "" {
+			continue
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if call, ok := n.(*ast.CallExpr); ok {
+				if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
+					if id, ok := sel.X.(*ast.Ident); ok && id.Name == name {
+						seen[sel.Sel.Name] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	var out []string
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

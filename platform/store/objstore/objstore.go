@@ -5,6 +5,8 @@ package objstore
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/jsbucket"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,8 +25,10 @@ const Bucket = "butakero-blobs"
 // Store is a blob store (blob.Store) in a JetStream Object Store. It is
 // safe for concurrent use.
 type Store struct {
+	js     jetstream.JetStream
 	obs    jetstream.ObjectStore
 	stream jetstream.Stream // the object store's stream, for chunk reads
+	nc     *nats.Conn       // for chunk reads from the stream's leader
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -59,7 +64,37 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("objstore: stream of %s: %w", Bucket, err)
 	}
-	return &Store{obs: obs, stream: stream}, nil
+	return &Store{js: js, obs: obs, stream: stream, nc: js.Conn()}, nil
+}
+
+// getInfo is the meta of blob key. It is read with a direct get, which any
+// replica may answer; one that has not yet received a meta the stream has
+// committed (for a moment after the write, or after a node is lost) says
+// the blob does not exist. So that answer is checked with the stream's
+// leader, which holds every committed message; a leader that does not
+// answer in time leaves the replica's answer.
+func (s *Store) getInfo(ctx context.Context, key string) (*jetstream.ObjectInfo, error) {
+	oi, err := s.obs.GetInfo(ctx, key)
+	if !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return oi, err
+	}
+	attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	m, lerr := leaderLast(attempt, s.nc, s.stream.CachedInfo().Config.Name, metaSubject(key))
+	if lerr != nil {
+		return nil, err
+	}
+	var info jetstream.ObjectInfo
+	if json.Unmarshal(m.Data, &info) != nil || info.Deleted || info.Name != key {
+		return nil, err
+	}
+	info.ModTime = m.Time
+	return &info, nil
+}
+
+// metaSubject is the subject of blob key's meta (nats.go's layout).
+func metaSubject(key string) string {
+	return fmt.Sprintf("$O.%s.M.%s", Bucket, base64.URLEncoding.EncodeToString([]byte(key)))
 }
 
 // Put streams r into the blob key, replacing any blob there. The new blob
@@ -70,10 +105,10 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 	if contentType != "" {
 		headers["Content-Type"] = []string{contentType}
 	}
-	// nats.go purges the chunks of a failed Put with the ctx it was given;
-	// a cancelled ctx would leave them behind. So cancellation reaches Put
-	// as a read error instead, and the purge runs on a live context.
-	oi, err := s.obs.Put(context.WithoutCancel(ctx), jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, fullReader{blob.ContextReader(ctx, r)})
+	// Not nats.go's Put, which can store the wrong bytes in a cluster (see
+	// put). A cancelled ctx fails the next read or publish, and put purges
+	// what it stored on a live context.
+	oi, err := s.put(ctx, jetstream.ObjectMeta{Name: key, Headers: headers, Metadata: meta}, fullReader{blob.ContextReader(ctx, r)})
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("objstore: put %s: %w", key, err)
 	}
@@ -85,14 +120,14 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 // reader is closed) and fails at the end if the content does not match the
 // stored size and digest.
 func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, blob.Info, error) {
-	oi, err := s.obs.GetInfo(ctx, key)
+	oi, err := s.getInfo(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, blob.Info{}, blob.ErrNotFound
 	}
 	if err != nil {
 		return nil, blob.Info{}, fmt.Errorf("objstore: get %s: %w", key, err)
 	}
-	return newChunkReader(ctx, s.stream, Bucket, oi), s.info(oi), nil
+	return newChunkReader(ctx, s.stream, s.nc, Bucket, oi), s.info(oi), nil
 }
 
 // OpenRange is Open for the n bytes of blob key from byte off, or to its
@@ -107,7 +142,7 @@ func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.Rea
 	if off < 0 {
 		return nil, blob.Info{}, fmt.Errorf("objstore: open %s at %d: negative offset", key, off)
 	}
-	oi, err := s.obs.GetInfo(ctx, key)
+	oi, err := s.getInfo(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, blob.Info{}, blob.ErrNotFound
 	}
@@ -123,9 +158,9 @@ func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.Rea
 	}
 	if off == 0 && n == info.Size {
 		// The whole blob: read to the reader's end, which checks it.
-		return newChunkReader(ctx, s.stream, Bucket, oi), info, nil
+		return newChunkReader(ctx, s.stream, s.nc, Bucket, oi), info, nil
 	}
-	r, err := seekChunkReader(ctx, s.stream, Bucket, oi, uint64(off))
+	r, err := seekChunkReader(ctx, s.stream, s.nc, Bucket, oi, uint64(off))
 	if err != nil {
 		return nil, blob.Info{}, err
 	}
@@ -141,7 +176,7 @@ type limitedReader struct {
 
 // Stat returns blob key's Info, or blob.ErrNotFound.
 func (s *Store) Stat(ctx context.Context, key string) (blob.Info, error) {
-	oi, err := s.obs.GetInfo(ctx, key)
+	oi, err := s.getInfo(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return blob.Info{}, blob.ErrNotFound
 	}
@@ -199,12 +234,12 @@ func (s *Store) info(oi *jetstream.ObjectInfo) blob.Info {
 	return blob.Info{Key: oi.Name, Size: int64(oi.Size), ContentType: ct, Location: s.Location(oi.Name), Digest: oi.Digest, Modified: oi.ModTime}
 }
 
-// fullReader fills every read whole, short only at the end. nats.go's
-// object Put stores each Read as one chunk: fed by a pipe that carries one
-// DCA frame per write, it stored a chunk (a JetStream message, about 100
-// bytes of overhead) per 20 ms frame, half as much again as the audio and
-// 75 messages a second. Full reads make 128 KiB chunks, as the chunk
-// reader expects.
+// fullReader fills every read whole, short only at the end. put stores
+// each Read as one chunk: fed by a pipe that carries one DCA frame per
+// write, a plain reader made a chunk (a JetStream message, about 100 bytes
+// of overhead) per 20 ms frame, half as much again as the audio and 75
+// messages a second. Full reads make 128 KiB chunks, as the chunk reader
+// expects.
 // A read error of r is passed on as it is: io.ReadFull would report an
 // io.ErrUnexpectedEOF of r's own (a truncated HTTP body) as a short last
 // chunk.

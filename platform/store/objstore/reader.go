@@ -24,6 +24,7 @@ import (
 type chunkReader struct {
 	ctx     context.Context
 	stream  jetstream.Stream
+	nc      *nats.Conn // for leaderGet
 	subject string
 	info    *jetstream.ObjectInfo
 
@@ -36,10 +37,11 @@ type chunkReader struct {
 	err    error
 }
 
-func newChunkReader(ctx context.Context, stream jetstream.Stream, bucket string, info *jetstream.ObjectInfo) *chunkReader {
+func newChunkReader(ctx context.Context, stream jetstream.Stream, nc *nats.Conn, bucket string, info *jetstream.ObjectInfo) *chunkReader {
 	return &chunkReader{
 		ctx:     ctx,
 		stream:  stream,
+		nc:      nc,
 		subject: chunkSubject(bucket, info),
 		info:    info,
 		next:    1,
@@ -62,14 +64,14 @@ func chunkSubject(bucket string, info *jetstream.ObjectInfo) string {
 // before off, which an ephemeral consumer on the object's chunks that
 // delivers headers only (each with Nats-Msg-Size, and the message's stream
 // sequence) gives in a few small messages per thousand chunks.
-func seekChunkReader(ctx context.Context, stream jetstream.Stream, bucket string, info *jetstream.ObjectInfo, off uint64) (*chunkReader, error) {
+func seekChunkReader(ctx context.Context, stream jetstream.Stream, nc *nats.Conn, bucket string, info *jetstream.ObjectInfo, off uint64) (*chunkReader, error) {
 	subject := chunkSubject(bucket, info)
 	var seq, start uint64
 	var index uint32
 	err := catchUp(ctx, func() (err error) {
 		attempt, cancel := context.WithTimeout(ctx, locateTimeout)
 		defer cancel()
-		seq, index, start, err = locateChunk(attempt, stream, subject, info, off)
+		seq, index, start, err = locateChunk(attempt, stream, nc, subject, info, off)
 		return err
 	})
 	if err != nil {
@@ -78,6 +80,7 @@ func seekChunkReader(ctx context.Context, stream jetstream.Stream, bucket string
 	return &chunkReader{
 		ctx:     ctx,
 		stream:  stream,
+		nc:      nc,
 		subject: subject,
 		info:    info,
 		next:    seq,
@@ -91,8 +94,11 @@ func seekChunkReader(ctx context.Context, stream jetstream.Stream, bucket string
 const locateBatch = 1024
 
 // locateChunk returns the stream sequence and index of the chunk holding
-// byte off of the object, and the offset its data starts at.
-func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, info *jetstream.ObjectInfo, off uint64) (seq uint64, index uint32, start uint64, err error) {
+// byte off of the object, and the offset its data starts at. The consumer
+// reads the replica it is placed on; should that one lack the object's
+// last chunks (it lags the committed stream), the rest are asked of the
+// stream's leader one by one (leaderGet).
+func locateChunk(ctx context.Context, stream jetstream.Stream, nc *nats.Conn, subject string, info *jetstream.ObjectInfo, off uint64) (seq uint64, index uint32, start uint64, err error) {
 	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		FilterSubject: subject,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -112,6 +118,7 @@ func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, i
 		_ = stream.DeleteConsumer(dctx, cons.CachedInfo().Name)
 	}()
 	found := false
+	var last uint64 // stream sequence of the last chunk counted
 	for !found && index < info.Chunks {
 		if err := ctx.Err(); err != nil {
 			return 0, 0, 0, err
@@ -140,6 +147,7 @@ func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, i
 			}
 			start += size
 			index++
+			last = md.Sequence.Stream
 		}
 		if err := batch.Error(); err != nil {
 			return 0, 0, 0, err
@@ -147,6 +155,21 @@ func locateChunk(ctx context.Context, stream jetstream.Stream, subject string, i
 		if got == 0 {
 			break
 		}
+	}
+	for next := last + 1; !found && index < info.Chunks; index++ {
+		s, data, err := leaderGet(ctx, nc, stream.CachedInfo().Config.Name, next, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		if off < start+uint64(len(data)) {
+			seq, found = s, true
+			break
+		}
+		start += uint64(len(data))
+		next = s + 1
 	}
 	if !found {
 		return 0, 0, 0, fmt.Errorf("%w: %d chunks hold %d bytes, the object has %d", errBehind, index, start, info.Size)
@@ -236,11 +259,22 @@ func (r *chunkReader) fetch() error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	var msg *jetstream.RawStreamMsg
-	err := catchUp(r.ctx, func() (err error) {
+	var seq uint64
+	var data []byte
+	err := catchUp(r.ctx, func() error {
 		attempt, cancel := context.WithTimeout(r.ctx, attemptTimeout)
 		defer cancel()
-		msg, err = r.stream.GetMsg(attempt, r.next, jetstream.WithGetMsgSubject(r.subject))
+		msg, err := r.stream.GetMsg(attempt, r.next, jetstream.WithGetMsgSubject(r.subject))
+		if err == nil {
+			seq, data = msg.Sequence, msg.Data
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+		// The meta names this chunk: a replica that lacks it lags; the
+		// leader has it.
+		seq, data, err = leaderGet(attempt, r.nc, r.stream.CachedInfo().Config.Name, r.next, r.subject)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return fmt.Errorf("%w: chunk %d of %d is missing", errBehind, r.chunks+1, r.info.Chunks)
 		}
@@ -249,13 +283,13 @@ func (r *chunkReader) fetch() error {
 	if err != nil {
 		return fmt.Errorf("objstore: %s: chunk %d: %w", r.info.Name, r.chunks+1, err)
 	}
-	r.next = msg.Sequence + 1
+	r.next = seq + 1
 	r.chunks++
-	r.read += uint64(len(msg.Data))
+	r.read += uint64(len(data))
 	if r.sum != nil {
-		r.sum.Write(msg.Data)
+		r.sum.Write(data)
 	}
-	r.buf = msg.Data[min(r.skip, uint64(len(msg.Data))):]
+	r.buf = data[min(r.skip, uint64(len(data))):]
 	r.skip = 0
 	return nil
 }

@@ -2,10 +2,12 @@
 # three-node cluster of modules/nats unless nats_url names an existing
 # one), and the five components, each its own ECS service.
 #
-# Every component is given the bucket's and both tables' names, one
-# environment for all; each opens only the stores it uses (platform/store:
-# Blobs, Projections, Cache), and an AWS store sends no request until it is
-# used (AWS_AUTO_CREATE is false). The roles grant only what each
+# Each component opens only the stores it uses (services/<name>/<name>/
+# alone.go, through platform/store), and its task gets only their names:
+# BUCKET_NAME for the blob store (gateway, fetcher, encoder), both table
+# names for the projections (gateway, recorder) and the search cache in the
+# songs table (resolver: config.Load wants both names or neither, and its
+# role reaches the songs table alone). The roles grant only what each
 # component's code calls.
 
 locals {
@@ -52,26 +54,31 @@ locals {
     secrets            = local.nats_secrets
     secret_files       = local.nats_secret_files
     environment = merge({
-      NATS_URL                      = local.nats_url
-      STREAM_REPLICAS               = tostring(local.stream_replicas)
-      REGION                        = var.region
-      BUCKET_NAME                   = module.storage.bucket_name
-      DYNAMODB_TABLE_NAME_OPERATION = module.storage.operations_table_name
-      DYNAMODB_TABLE_NAME_SONGS     = module.storage.songs_table_name
-      AWS_AUTO_CREATE               = "false"
-      LOG_FORMAT                    = "json"
-      LOG_LEVEL                     = var.log_level
-      MAX_ATTEMPTS                  = tostring(var.max_attempts)
-      STAGE_TIMEOUT                 = var.stage_timeout
-      SHUTDOWN_GRACE                = "20s"
+      NATS_URL        = local.nats_url
+      STREAM_REPLICAS = tostring(local.stream_replicas)
+      REGION          = var.region
+      AWS_AUTO_CREATE = "false"
+      LOG_FORMAT      = "json"
+      LOG_LEVEL       = var.log_level
+      MAX_ATTEMPTS    = tostring(var.max_attempts)
+      STAGE_TIMEOUT   = var.stage_timeout
+      SHUTDOWN_GRACE  = "20s"
     }, local.nats_environment)
+    # The stores' ARNs, for the roles, and the environment that selects
+    # each store, for the components that open it.
     storage = {
       bucket_arn           = module.storage.bucket_arn
       operations_table_arn = module.storage.operations_table_arn
       songs_table_arn      = module.storage.songs_table_arn
+      blob_environment = {
+        BUCKET_NAME = module.storage.bucket_name
+      }
+      table_environment = {
+        DYNAMODB_TABLE_NAME_OPERATION = module.storage.operations_table_name
+        DYNAMODB_TABLE_NAME_SONGS     = module.storage.songs_table_name
+      }
     }
   }
-
 }
 
 module "storage" {

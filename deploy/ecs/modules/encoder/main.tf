@@ -35,7 +35,7 @@ module "service" {
 
   consumer = "encoder"
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.common.storage.blob_environment, {
     ENCODE_CONCURRENCY = tostring(local.concurrency)
   })
   secrets      = var.common.secrets

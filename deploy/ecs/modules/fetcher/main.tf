@@ -35,7 +35,7 @@ module "service" {
 
   consumer = "fetcher"
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.common.storage.blob_environment, {
     FETCH_CONCURRENCY   = tostring(local.concurrency)
     ALLOWED_MEDIA_HOSTS = var.allowed_media_hosts
     STAGING_MAX_AGE     = "1h"

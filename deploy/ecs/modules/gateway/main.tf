@@ -169,7 +169,7 @@ module "service" {
 
   cpu_target_percent = 60
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.common.storage.blob_environment, var.common.storage.table_environment, {
     HTTP_ADDR       = ":${local.port}"
     PUBLIC_URL      = var.public_url
     ALLOWED_ORIGINS = var.allowed_origins

@@ -24,7 +24,7 @@ module "service" {
 
   consumer = "recorder"
 
-  environment  = var.common.environment
+  environment  = merge(var.common.environment, var.common.storage.table_environment)
   secrets      = var.common.secrets
   secret_files = var.common.secret_files
 

@@ -20,7 +20,7 @@ module "service" {
 
   consumer = "resolver"
 
-  environment = merge(var.common.environment, {
+  environment = merge(var.common.environment, var.common.storage.table_environment, {
     ALLOWED_MEDIA_HOSTS = var.allowed_media_hosts
   })
   secrets = merge(var.common.secrets, {

@@ -21,11 +21,16 @@ variable "common" {
       secret_arn = string
     }))
     log_retention_days = number
-    # The bucket's and tables' ARNs (modules/storage), for the task roles.
+    # The bucket's and tables' ARNs (modules/storage), for the task roles,
+    # and the variables that select the blob store (blob_environment) and
+    # the DynamoDB tables (table_environment), for the components that
+    # open them.
     storage = object({
       bucket_arn           = string
       operations_table_arn = string
       songs_table_arn      = string
+      blob_environment     = map(string)
+      table_environment    = map(string)
     })
   })
 }

@@ -1,0 +1,101 @@
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Cluster is n JetStream servers in this process, routed to each other on
+// loopback, each with its store in the test's temp dir.
+type Cluster struct {
+	Servers []*server.Server
+}
+
+// StartCluster starts a cluster of n servers for t, waits until its
+// JetStream's meta leader knows all n and every node is current, and shuts it down when t ends.
+func StartCluster(t testing.TB, n int) *Cluster {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []*url.URL
+	for _, p := range ports {
+		routes = append(routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", fmt.Sprint(p))})
+	}
+	c := &Cluster{}
+	for i := range n {
+		opts := &server.Options{
+			ServerName: fmt.Sprintf("n%d", i+1),
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			NoLog:      true,
+			Cluster: server.ClusterOpts{
+				Name: "natstest",
+				Host: "127.0.0.1",
+				Port: ports[i],
+			},
+			Routes: routes,
+		}
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatalf("natstest: cluster node %d: %v", i+1, err)
+		}
+		go s.Start()
+		t.Cleanup(s.Shutdown)
+		c.Servers = append(c.Servers, s)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, s := range c.Servers {
+		if !s.ReadyForConnections(time.Until(deadline)) {
+			t.Fatalf("natstest: cluster node %s did not start", s.Name())
+		}
+	}
+	for {
+		// The meta leader knows every node, so that a stream of n
+		// replicas can be placed.
+		ready := false
+		for _, s := range c.Servers {
+			ready = ready || s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n
+		}
+		for _, s := range c.Servers {
+			ready = ready && s.JetStreamIsCurrent()
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("natstest: the cluster elected no JetStream meta leader in 30 s")
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+	return c
+}
+
+// URLs are the servers' client URLs, comma-separated.
+func (c *Cluster) URLs() string {
+	var urls []string
+	for _, s := range c.Servers {
+		urls = append(urls, s.ClientURL())
+	}
+	return strings.Join(urls, ",")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
