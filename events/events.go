@@ -32,10 +32,14 @@ const (
 	KindDCAEncoded      Kind = "dca.encoded"
 	KindUploadDone      Kind = "upload.done"
 	KindOperationFailed Kind = "operation.failed"
+	// KindOperationCancelled ends an operation a user cancelled (see
+	// cancel.go); it is published by the gateway, not by a stage.
+	KindOperationCancelled Kind = "operation.cancelled"
 )
 
 // Kinds lists every kind the stream holds.
-var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed}
+var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed,
+	KindOperationCancelled}
 
 // Versioned type names carried in Envelope.Type.
 const (
@@ -45,6 +49,8 @@ const (
 	TypeDCAEncoded      = "butakero.dca.encoded.v1"
 	TypeUploadDone      = "butakero.upload.done.v1"
 	TypeOperationFailed = "butakero.operation.failed.v1"
+	// TypeOperationCancelled is OperationCancelled's type (cancel.go).
+	TypeOperationCancelled = "butakero.operation.cancelled.v1"
 )
 
 // Event is implemented by the event structs of this package only.
@@ -272,6 +278,8 @@ func (e Envelope) Event() (Event, error) {
 		ev = &UploadDone{}
 	case TypeOperationFailed:
 		ev = &OperationFailed{}
+	case TypeOperationCancelled:
+		ev = &OperationCancelled{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
@@ -291,6 +299,8 @@ func (e Envelope) Event() (Event, error) {
 	case *UploadDone:
 		return *v, nil
 	case *OperationFailed:
+		return *v, nil
+	case *OperationCancelled:
 		return *v, nil
 	}
 	panic("unreachable")

@@ -15,6 +15,7 @@ var stageRank = map[string]int{
 	StageEncoded:    4,
 	StageStored:     5,
 	StageFailed:     5,
+	StageCancelled:  5,
 }
 
 // SongID is the song an event is about: the one its data names, else the
@@ -112,6 +113,13 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		op.Stage = StageFailed
 		op.Message = e.Message
 		op.ErrorCode = string(e.Code)
+		op.ProcessingDate = evTime
+	case events.OperationCancelled:
+		op.Status = StatusCancelled
+		op.Success = false
+		op.Stage = StageCancelled
+		op.Message = pick(e.Reason, "cancelled")
+		op.ErrorCode = ""
 		op.ProcessingDate = evTime
 	}
 

@@ -59,6 +59,9 @@ const (
 	StatusInProgress = "iniciando"
 	StatusSuccess    = "success"
 	StatusFailed     = "failed"
+	// StatusCancelled ends an operation a user cancelled
+	// (operation.cancelled).
+	StatusCancelled = "cancelled"
 )
 
 // Stages, the last step an operation reached.
@@ -69,6 +72,7 @@ const (
 	StageEncoded    = "encoded"
 	StageStored     = "stored"
 	StageFailed     = "failed"
+	StageCancelled  = "cancelled"
 )
 
 // Operation is one request's state. The JSON names of the first fields are
@@ -98,7 +102,9 @@ type Operation struct {
 }
 
 // Final reports whether the operation has ended.
-func (o Operation) Final() bool { return o.Status == StatusSuccess || o.Status == StatusFailed }
+func (o Operation) Final() bool {
+	return o.Status == StatusSuccess || o.Status == StatusFailed || o.Status == StatusCancelled
+}
 
 // Song is a catalog entry.
 type Song struct {

@@ -26,6 +26,8 @@ const (
 	OutcomeRetry    = "retry"    // a transient failure; the message was nakked for redelivery
 	OutcomeFailed   = "failed"   // a permanent failure or the last attempt; operation.failed was published
 	OutcomeReleased = "released" // shut down mid-attempt; left for another process
+	// OutcomeCancelled: the operation was cancelled; nothing was published and the message was acked.
+	OutcomeCancelled = "cancelled"
 )
 
 // Metrics is the set of collectors. Its methods are safe for concurrent

@@ -81,10 +81,11 @@ const (
 	v1InProgress = "in_progress"
 	v1Success    = "success"
 	v1Failed     = "failed"
+	v1Cancelled  = "cancelled"
 )
 
 // operationResponse is GET /v1/operations/{id}: the operation's state and
-// its history. Status is in_progress, success or failed; Stage is the last
+// its history. Status is in_progress, success, failed or cancelled; Stage is the last
 // step reached (requested, resolved, downloaded, encoded, stored, failed).
 // ErrorCode and Message say why a failed operation failed. DCAURL is set
 // once the DCA is stored.
@@ -135,6 +136,8 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 		res.Status = v1Success
 	case projection.StatusFailed:
 		res.Status = v1Failed
+	case projection.StatusCancelled:
+		res.Status = v1Cancelled
 	default:
 		res.Status = v1InProgress
 	}

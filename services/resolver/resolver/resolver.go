@@ -113,6 +113,7 @@ func Run(ctx context.Context, d Deps) error {
 		Concurrency: Concurrency,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
+		Cancellable: true,
 	}
 	d.Log.Info("resolver running", "allowed_media_hosts", d.Config.AllowedMediaHosts,
 		"data_api", api != nil, "cache", d.Cache != nil, "max_duration", d.Config.MaxDuration.String())
