@@ -63,6 +63,10 @@ type Config struct {
 	EncodeConcurrency  int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
 	DirectMaxBytes     int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
 	StagingMaxAge      time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
+	PlaylistMaxItems   int           // PLAYLIST_MAX_ITEMS: children of one playlist
+
+	// Webhooks (webhook.go): signed notifications of final outcomes.
+	Webhooks Webhooks
 
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
@@ -233,6 +237,8 @@ func Load(lookup Lookup) (Config, error) {
 		errs = append(errs, fmt.Errorf("ALLOWED_MEDIA_HOSTS: %w", err))
 	}
 	c.AllowedMediaHosts = hosts
+	c.PlaylistMaxItems = intVar("PLAYLIST_MAX_ITEMS", DefaultPlaylistMaxItems, 1, 5000)
+	c.Webhooks = loadWebhooks(get, durVar, &errs)
 	if strings.EqualFold(get("GIN_MODE", ""), "debug") {
 		if _, ok := lookup("LOG_LEVEL"); !ok {
 			c.LogLevel = "debug"

@@ -65,6 +65,9 @@ type Metrics struct {
 	// Fallbacks counts resolutions done through yt-dlp instead of the Data
 	// API, by reason (no_key, quota_exceeded, key_invalid, server_error…).
 	Fallbacks *prometheus.CounterVec
+	// WebhookDeliveries counts webhook delivery attempts by outcome
+	// (webhook.go).
+	WebhookDeliveries *prometheus.CounterVec
 
 	lagOnce sync.Once
 }
@@ -136,10 +139,11 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Subsystem: "resolver", Name: "fallbacks_total",
 			Help: "Resolutions done through yt-dlp instead of the YouTube Data API, by reason.",
 		}, []string{"reason"}),
+		WebhookDeliveries: webhookDeliveries(),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
 		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets,
-		m.APICalls, m.Fallbacks)
+		m.APICalls, m.Fallbacks, m.WebhookDeliveries)
 	return m
 }
 
