@@ -39,7 +39,7 @@ const (
 
 // Kinds lists every kind the stream holds.
 var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed,
-	KindOperationCancelled}
+	KindOperationCancelled, KindPlaylistResolved}
 
 // Versioned type names carried in Envelope.Type.
 const (
@@ -101,6 +101,11 @@ func (s Song) Merge(other Song) Song {
 type SongRequested struct {
 	// Query is what the user typed: a title, a URL or a video id.
 	Query string `json:"query"`
+	// Playlist asks for the playlist a watch URL's list= names to be
+	// expanded, not the one video (POST /v1/operations {"playlist":true}).
+	Playlist bool `json:"playlist,omitempty"`
+	// Parent is the parent operation of a playlist's child.
+	Parent string `json:"parent,omitempty"`
 }
 
 // VideoResolved says which song the query names.
@@ -280,6 +285,8 @@ func (e Envelope) Event() (Event, error) {
 		ev = &OperationFailed{}
 	case TypeOperationCancelled:
 		ev = &OperationCancelled{}
+	case TypePlaylistResolved:
+		ev = &PlaylistResolved{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
@@ -301,6 +308,8 @@ func (e Envelope) Event() (Event, error) {
 	case *OperationFailed:
 		return *v, nil
 	case *OperationCancelled:
+		return *v, nil
+	case *PlaylistResolved:
 		return *v, nil
 	}
 	panic("unreachable")

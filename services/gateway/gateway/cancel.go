@@ -44,8 +44,17 @@ func (s *server) cancelOperation(c *fiber.Ctx) error {
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
 	}
-	if op.Final() {
+	op, parent, err := s.parent(ctx, op)
+	if err != nil {
+		return internal(err)
+	}
+	if op.Final() || op.Status == statusPartial {
 		return errorf(CodeConflict, fmt.Sprintf("the operation has ended already (%s)", v1StatusOf(op.Status)))
+	}
+	if parent != nil {
+		if _, err := s.cancelChildren(c.UserContext(), opID, parent); err != nil {
+			return err
+		}
 	}
 	if err := s.publishCancel(c.UserContext(), opID, op.SongID, cancelReason); err != nil {
 		return err
@@ -77,6 +86,8 @@ func v1StatusOf(status string) string {
 		return v1Failed
 	case projection.StatusCancelled:
 		return v1Cancelled
+	case statusPartial:
+		return statusPartial
 	}
 	return v1InProgress
 }

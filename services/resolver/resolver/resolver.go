@@ -97,6 +97,12 @@ func Run(ctx context.Context, d Deps) error {
 		Allowed:     d.Config.AllowedMediaHosts,
 		MaxDuration: d.Config.MaxDuration,
 		metrics:     m,
+
+		PlaylistMaxItems: d.Config.PlaylistMaxItems,
+		Publisher:        d.Publisher,
+	}
+	if r.Publisher == nil {
+		r.Publisher = events.NewPublisher(d.JS)
 	}
 	if r.Search == nil {
 		r.Search = &YTDLPSearcher{Proxy: d.Config.YTDLPProxy, Cookies: d.Config.YTDLPCookiesFile}
@@ -130,6 +136,9 @@ func handler(r *Resolver) stage.Handler {
 		req, ok := d.Event.(events.SongRequested)
 		if !ok {
 			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+		}
+		if ref, ok := playlistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
+			return r.expand(ctx, d, ref)
 		}
 		song, err := r.Resolve(ctx, req.Query, d.Log)
 		if err != nil {
