@@ -25,9 +25,9 @@ func CancelledID(opID string) string { return DeriveID(opID, TypeOperationCancel
 // CancelledSubjects is the subject filter of every operation.cancelled.
 func CancelledSubjects() string { return Subject(KindOperationCancelled, "*") }
 
-// FinalKinds are the kinds that end an operation; the first of them in an
-// operation's history is its outcome.
-var FinalKinds = []Kind{KindUploadDone, KindOperationFailed, KindOperationCancelled}
+// FinalKinds are the kinds that end an operation (playlist.ended a
+// parent); the first of them in an operation's history is its outcome.
+var FinalKinds = []Kind{KindUploadDone, KindOperationFailed, KindOperationCancelled, KindPlaylistEnded}
 
 // IsFinal reports whether k ends an operation.
 func IsFinal(k Kind) bool {

@@ -39,7 +39,7 @@ const (
 
 // Kinds lists every kind the stream holds.
 var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed,
-	KindOperationCancelled, KindPlaylistResolved}
+	KindOperationCancelled, KindPlaylistResolved, KindPlaylistEnded}
 
 // Versioned type names carried in Envelope.Type.
 const (
@@ -287,6 +287,8 @@ func (e Envelope) Event() (Event, error) {
 		ev = &OperationCancelled{}
 	case TypePlaylistResolved:
 		ev = &PlaylistResolved{}
+	case TypePlaylistEnded:
+		ev = &PlaylistEnded{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
@@ -310,6 +312,8 @@ func (e Envelope) Event() (Event, error) {
 	case *OperationCancelled:
 		return *v, nil
 	case *PlaylistResolved:
+		return *v, nil
+	case *PlaylistEnded:
 		return *v, nil
 	}
 	panic("unreachable")

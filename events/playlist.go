@@ -48,3 +48,49 @@ func (PlaylistResolved) Type() string { return TypePlaylistResolved }
 func ChildOperationID(parentEventID string, position int) string {
 	return DeriveID(parentEventID, TypePlaylistResolved+"#"+strconv.Itoa(position))
 }
+
+// KindPlaylistEnded ends a parent operation once every child has ended.
+const KindPlaylistEnded Kind = "playlist.ended"
+
+// TypePlaylistEnded is PlaylistEnded's type.
+const TypePlaylistEnded = "butakero.playlist.ended.v1"
+
+// Playlist outcomes, PlaylistEnded.Status.
+const (
+	PlaylistSuccess   = "success"
+	PlaylistPartial   = "partial"
+	PlaylistFailed    = "failed"
+	PlaylistCancelled = "cancelled"
+)
+
+// PlaylistEnded says every child of a parent operation has ended, and
+// how: success when every child succeeded, failed when none did, partial
+// otherwise (cancelled when every child was cancelled). Its id derives
+// from the parent (PlaylistEndedID): the children's last ends, seen by
+// several processes, store one.
+type PlaylistEnded struct {
+	Status string `json:"status"`
+	// Counts are the children by outcome: success, failed, cancelled.
+	Counts map[string]int `json:"counts"`
+}
+
+func (PlaylistEnded) Kind() Kind   { return KindPlaylistEnded }
+func (PlaylistEnded) Type() string { return TypePlaylistEnded }
+
+// PlaylistEndedID is the envelope id of parent operation opID's
+// playlist.ended.
+func PlaylistEndedID(opID string) string { return DeriveID(opID, TypePlaylistEnded) }
+
+// PlaylistOutcome is the status of a parent whose children ended with
+// counts (by success, failed, cancelled) out of n.
+func PlaylistOutcome(counts map[string]int, n int) string {
+	switch {
+	case counts[PlaylistSuccess] == n:
+		return PlaylistSuccess
+	case counts[PlaylistCancelled] == n:
+		return PlaylistCancelled
+	case counts[PlaylistSuccess] == 0:
+		return PlaylistFailed
+	}
+	return PlaylistPartial
+}

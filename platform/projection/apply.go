@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -113,6 +114,20 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		op.Stage = StageFailed
 		op.Message = e.Message
 		op.ErrorCode = string(e.Code)
+		op.ProcessingDate = evTime
+	case events.PlaylistEnded:
+		op.Status = e.Status
+		op.Success = e.Status == events.PlaylistSuccess
+		op.Stage = StageStored
+		if !op.Success {
+			op.Stage = StageFailed
+		}
+		if e.Status == events.PlaylistCancelled {
+			op.Stage = StageCancelled
+		}
+		op.Message = fmt.Sprintf("%d of %d songs stored", e.Counts[events.PlaylistSuccess],
+			e.Counts[events.PlaylistSuccess]+e.Counts[events.PlaylistFailed]+e.Counts[events.PlaylistCancelled])
+		op.ErrorCode = ""
 		op.ProcessingDate = evTime
 	case events.OperationCancelled:
 		op.Status = StatusCancelled

@@ -62,6 +62,9 @@ const (
 	// StatusCancelled ends an operation a user cancelled
 	// (operation.cancelled).
 	StatusCancelled = "cancelled"
+	// StatusPartial ends a parent operation (a playlist) some of whose
+	// children succeeded and some did not (playlist.ended).
+	StatusPartial = "partial"
 )
 
 // Stages, the last step an operation reached.
@@ -103,7 +106,7 @@ type Operation struct {
 
 // Final reports whether the operation has ended.
 func (o Operation) Final() bool {
-	return o.Status == StatusSuccess || o.Status == StatusFailed || o.Status == StatusCancelled
+	return o.Status == StatusSuccess || o.Status == StatusFailed || o.Status == StatusCancelled || o.Status == StatusPartial
 }
 
 // Song is a catalog entry.

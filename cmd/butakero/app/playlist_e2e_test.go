@@ -106,6 +106,13 @@ func TestPlaylists(t *testing.T) {
 		if st.Status != "partial" || st.Counts["success"] != 4 || st.Counts["failed"] != 1 {
 			t.Fatalf("parent ended %q with %v (%s), want partial with 4 success and 1 failed", st.Status, st.Counts, st.Message)
 		}
+		waitFor(t, "the parent's playlist.ended", time.Minute, func() bool {
+			ks := in.v1Status(t, parent).kinds()
+			return len(ks) > 0 && ks[len(ks)-1] == "playlist.ended"
+		})
+		if ended := in.v1Status(t, parent); ended.Status != "partial" || !strings.Contains(string(ended.Events[len(ended.Events)-1].Data), `"status":"partial"`) {
+			t.Errorf("after playlist.ended the parent is %q: %s", ended.Status, ended.Events[len(ended.Events)-1].Data)
+		}
 		for i, c := range st.Children {
 			want := "success"
 			if i == 2 {

@@ -12,8 +12,9 @@ import (
 // time of the event, and its data. The same event always makes the same
 // bytes, so every retry of a delivery carries the body its first try did.
 type Payload struct {
-	// Type is "operation.success", "operation.failed" or
-	// "operation.cancelled".
+	// Type is "operation.success", "operation.failed",
+	// "operation.cancelled" or, for a playlist's parent,
+	// "operation.partial".
 	Type string `json:"type"`
 	// Timestamp is when the event that ended the operation was stored.
 	Timestamp time.Time `json:"timestamp"`
@@ -42,6 +43,8 @@ type Outcome struct {
 	ErrorCode string `json:"error_code,omitempty"`
 	Message   string `json:"message,omitempty"`
 	Attempts  int    `json:"attempts,omitempty"`
+	// For a playlist's parent: its children by outcome.
+	Counts map[string]int `json:"counts,omitempty"`
 }
 
 // payloadOf is the delivery of the final event env (decoded as ev), or
@@ -60,6 +63,8 @@ func payloadOf(env events.Envelope, ev events.Event, stored time.Time) (Payload,
 		o.Status, o.Stage, o.ErrorCode, o.Message, o.Attempts = "failed", e.Stage, string(e.Code), e.Message, e.Attempts
 	case events.OperationCancelled:
 		o.Status, o.Message = "cancelled", e.Reason
+	case events.PlaylistEnded:
+		o.Status, o.Counts = e.Status, e.Counts
 	default:
 		return Payload{}, false
 	}
