@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -156,4 +157,44 @@ func failedAt(op v1Op, stage string) bool {
 		}
 	}
 	return false
+}
+
+// TestPlaylistWithoutKey: without YOUTUBE_API_KEY a YouTube playlist is
+// listed with one yt-dlp --flat-playlist run (seen through a wrapper on
+// PATH that records its arguments and runs the real yt-dlp). YouTube
+// cannot be reached from here, so with MAX_ATTEMPTS=1 the parent then
+// fails at resolve, saying the playlist could not be listed.
+func TestPlaylistWithoutKey(t *testing.T) {
+	real, err := exec.LookPath("yt-dlp")
+	if err != nil {
+		t.Fatalf("yt-dlp: %v", err)
+	}
+	dir := t.TempDir()
+	argsLog := filepath.Join(dir, "args.log")
+	script := "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + argsLog + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "yt-dlp"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	in := start(t, t.TempDir(), map[string]string{"MAX_ATTEMPTS": "1", "PLAYLIST_MAX_ITEMS": "7"})
+
+	const list = "PLnokey000000000000000000000000001"
+	parent := in.createOperation(t, "https://www.youtube.com/playlist?list="+list)
+	st := in.waitV1Final(t, parent, 3*time.Minute)
+	if st.Status != "failed" || !failedAt(st, "resolve") || !strings.Contains(st.Message, "playlist could not be listed") {
+		t.Errorf("parent ended %q at %q: %q; want failed at resolve", st.Status, st.Stage, st.Message)
+	}
+	raw, err := os.ReadFile(argsLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.Contains(line, "--flat-playlist") {
+			runs = append(runs, line)
+		}
+	}
+	if len(runs) != 1 || !strings.Contains(runs[0], "--playlist-end 7") || !strings.Contains(runs[0], "--ignore-config") {
+		t.Errorf("yt-dlp --flat-playlist runs %q, want one with --playlist-end 7 and --ignore-config; every run:\n%s", runs, raw)
+	}
 }
