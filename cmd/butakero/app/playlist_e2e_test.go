@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
+	"github.com/coder/websocket"
 )
 
 // TestPlaylists runs the all-in-one with the fake Data API and
@@ -58,6 +61,11 @@ func TestPlaylists(t *testing.T) {
 	audiofixture.Make(t, media, audiofixture.Spec{Name: "long1.wav", Duration: 20 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
 	audiofixture.Make(t, media, audiofixture.Spec{Name: "long2.wav", Duration: 20 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
 	if err := os.WriteFile(filepath.Join(media, "long.m3u"), []byte("#EXTM3U\n#EXTINF:1200,One\nlong1.wav\n#EXTINF:1200,Two\nlong2.wav\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	audiofixture.Make(t, media, audiofixture.Spec{Name: "five1.wav", Duration: 5 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
+	audiofixture.Make(t, media, audiofixture.Spec{Name: "five2.wav", Duration: 5 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
+	if err := os.WriteFile(filepath.Join(media, "two.m3u"), []byte("#EXTM3U\nfive1.wav\nfive2.wav\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	srv := audiofixture.Serve(t, media)
@@ -125,6 +133,44 @@ func TestPlaylists(t *testing.T) {
 			if want == "success" {
 				checkCovers(t, c.Title, in.dca(t, c.SongID), time.Duration(2+i)*time.Second)
 			}
+		}
+	})
+
+	t.Run("the parent's WebSocket carries its children's progress", func(t *testing.T) {
+		parent := in.createOperation(t, srv.URL("two.m3u"))
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(in.base, "http")+"/v1/operations/"+parent+"/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.CloseNow()
+		childProgress, last := 0, ""
+		for {
+			_, body, err := conn.Read(ctx)
+			if websocket.CloseStatus(err) == websocket.StatusNormalClosure {
+				break
+			}
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var head struct {
+				Type        string `json:"type"`
+				Kind        string `json:"kind"`
+				OperationID string `json:"operation_id"`
+			}
+			if err := json.Unmarshal(body, &head); err != nil {
+				t.Fatal(err)
+			}
+			if head.Type == "progress" && head.OperationID != parent {
+				childProgress++
+			}
+			if head.OperationID == parent {
+				last = head.Kind
+			}
+		}
+		if childProgress == 0 || last != "playlist.ended" {
+			t.Errorf("%d progress messages of children, the parent's last event %q; want some and playlist.ended", childProgress, last)
 		}
 	})
 
