@@ -50,12 +50,17 @@ type cancelWatch struct {
 // it, the stream answers (the check before an attempt).
 const cancelMemory = 10 * time.Minute
 
+// newCancelWatch returns an empty watch. The methods of a nil one (a
+// Worker used outside Run) see no cancel.
 func newCancelWatch() *cancelWatch {
 	return &cancelWatch{running: map[string]map[uint64]context.CancelCauseFunc{}, seen: map[string]time.Time{}}
 }
 
 // cancel marks opID cancelled and cancels its attempts in flight.
 func (c *cancelWatch) cancel(opID string) int {
+	if c == nil {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
@@ -75,6 +80,9 @@ func (c *cancelWatch) cancel(opID string) int {
 
 // cancelled reports whether opID was seen cancelled.
 func (c *cancelWatch) cancelled(opID string) bool {
+	if c == nil {
+		return false
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	_, ok := c.seen[opID]
@@ -85,6 +93,9 @@ func (c *cancelWatch) cancelled(opID string) bool {
 // and the func that stops tracking it (and releases its resources).
 func (c *cancelWatch) track(ctx context.Context, opID string) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
+	if c == nil {
+		return ctx, func() { cancel(context.Canceled) }
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.seen[opID]; ok {
