@@ -121,7 +121,6 @@ func (c *cancelWatch) track(ctx context.Context, opID string) (context.Context, 
 // watchCancelled subscribes to operation.cancelled.* for a Cancellable
 // worker; stop ends the subscription.
 func (w *Worker) watchCancelled() (stop func(), err error) {
-	w.cancels = newCancelWatch()
 	if !w.Cancellable {
 		return func() {}, nil
 	}

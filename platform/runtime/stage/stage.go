@@ -175,6 +175,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	if n < 1 {
 		n = 1
 	}
+	// Before any goroutine of the worker reads it.
+	w.cancels = newCancelWatch()
 	stopWatch, err := w.watchExhausted(ctx)
 	if err != nil {
 		return err
