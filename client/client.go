@@ -69,6 +69,10 @@ const (
 	StatusInProgress = "in_progress"
 	StatusSuccess    = "success"
 	StatusFailed     = "failed"
+	// StatusCancelled: cancelled (DELETE /v1/operations/{id});
+	// StatusPartial: a playlist's parent some of whose songs failed.
+	StatusCancelled = "cancelled"
+	StatusPartial   = "partial"
 )
 
 // Operation is one song request's state, as GET /v1/operations/{id}
@@ -103,7 +107,9 @@ type Operation struct {
 }
 
 // Done reports whether the operation has ended, in success or failure.
-func (o Operation) Done() bool { return o.Status == StatusSuccess || o.Status == StatusFailed }
+func (o Operation) Done() bool {
+	return o.Status == StatusSuccess || o.Status == StatusFailed || o.Status == StatusCancelled || o.Status == StatusPartial
+}
 
 // Err is nil unless the operation failed; then it is an *OperationError
 // with the failure's code and message.

@@ -21,7 +21,11 @@ const (
 	KindDCAEncoded      = "dca.encoded"
 	KindUploadDone      = "upload.done"
 	KindOperationFailed = "operation.failed"
-	KindProgress        = "progress"
+	// KindOperationCancelled ends a cancelled operation (DELETE
+	// /v1/operations/{id}), KindPlaylistEnded a playlist's parent.
+	KindOperationCancelled = "operation.cancelled"
+	KindPlaylistEnded      = "playlist.ended"
+	KindProgress           = "progress"
 )
 
 // Stages that report progress (Event.Stage).
@@ -66,7 +70,13 @@ func (e Event) IsProgress() bool { return e.Kind == KindProgress }
 
 // Final reports whether e ends its operation (upload.done or
 // operation.failed).
-func (e Event) Final() bool { return e.Kind == KindUploadDone || e.Kind == KindOperationFailed }
+func (e Event) Final() bool {
+	switch e.Kind {
+	case KindUploadDone, KindOperationFailed, KindOperationCancelled, KindPlaylistEnded:
+		return true
+	}
+	return false
+}
 
 // Failure is the reason of an operation.failed event, nil for any other.
 func (e Event) Failure() *OperationError {
@@ -228,7 +238,9 @@ func (c *Client) followOnce(ctx context.Context, id string, seen map[string]bool
 		if fn != nil {
 			fn(ev)
 		}
-		if ev.Final() {
+		// A parent's socket also carries its children's events: only
+		// the operation's own end is final.
+		if ev.Final() && (ev.OperationID == "" || ev.OperationID == id) {
 			_ = conn.Close(websocket.StatusNormalClosure, "")
 			return &ev, nil
 		}
@@ -247,6 +259,13 @@ func settle(op Operation, final Event) Operation {
 	if f := final.Failure(); f != nil {
 		op.Status, op.Stage, op.ErrorCode, op.Message = StatusFailed, "failed", f.Code, f.Message
 		return op
+	}
+	if final.Kind == KindOperationCancelled {
+		op.Status, op.Stage = StatusCancelled, "cancelled"
+		return op
+	}
+	if final.Kind == KindPlaylistEnded {
+		return op // the server's state says how it ended
 	}
 	op.Status, op.Stage = StatusSuccess, "stored"
 	if op.SongID != "" {

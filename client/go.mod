@@ -40,6 +40,7 @@ require (
 	github.com/butakero/butakero/events v0.0.0 // indirect
 	github.com/butakero/butakero/services/fetcher v0.0.0 // indirect
 	github.com/butakero/butakero/services/gateway v0.0.0 // indirect
+	github.com/butakero/butakero/services/notifier v0.0.0 // indirect
 	github.com/butakero/butakero/services/recorder v0.0.0 // indirect
 	github.com/butakero/butakero/services/resolver v0.0.0 // indirect
 	github.com/bwmarrin/discordgo v0.29.0 // indirect
@@ -118,6 +119,8 @@ replace github.com/butakero/butakero/services/encoder => ../services/encoder
 replace github.com/butakero/butakero/services/fetcher => ../services/fetcher
 
 replace github.com/butakero/butakero/services/gateway => ../services/gateway
+
+replace github.com/butakero/butakero/services/notifier => ../services/notifier
 
 replace github.com/butakero/butakero/services/recorder => ../services/recorder
 

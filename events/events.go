@@ -32,10 +32,14 @@ const (
 	KindDCAEncoded      Kind = "dca.encoded"
 	KindUploadDone      Kind = "upload.done"
 	KindOperationFailed Kind = "operation.failed"
+	// KindOperationCancelled ends an operation a user cancelled (see
+	// cancel.go); it is published by the gateway, not by a stage.
+	KindOperationCancelled Kind = "operation.cancelled"
 )
 
 // Kinds lists every kind the stream holds.
-var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed}
+var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed,
+	KindOperationCancelled, KindPlaylistResolved, KindPlaylistEnded}
 
 // Versioned type names carried in Envelope.Type.
 const (
@@ -45,6 +49,8 @@ const (
 	TypeDCAEncoded      = "butakero.dca.encoded.v1"
 	TypeUploadDone      = "butakero.upload.done.v1"
 	TypeOperationFailed = "butakero.operation.failed.v1"
+	// TypeOperationCancelled is OperationCancelled's type (cancel.go).
+	TypeOperationCancelled = "butakero.operation.cancelled.v1"
 )
 
 // Event is implemented by the event structs of this package only.
@@ -95,6 +101,11 @@ func (s Song) Merge(other Song) Song {
 type SongRequested struct {
 	// Query is what the user typed: a title, a URL or a video id.
 	Query string `json:"query"`
+	// Playlist asks for the playlist a watch URL's list= names to be
+	// expanded, not the one video (POST /v1/operations {"playlist":true}).
+	Playlist bool `json:"playlist,omitempty"`
+	// Parent is the parent operation of a playlist's child.
+	Parent string `json:"parent,omitempty"`
 }
 
 // VideoResolved says which song the query names.
@@ -272,6 +283,12 @@ func (e Envelope) Event() (Event, error) {
 		ev = &UploadDone{}
 	case TypeOperationFailed:
 		ev = &OperationFailed{}
+	case TypeOperationCancelled:
+		ev = &OperationCancelled{}
+	case TypePlaylistResolved:
+		ev = &PlaylistResolved{}
+	case TypePlaylistEnded:
+		ev = &PlaylistEnded{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
@@ -291,6 +308,12 @@ func (e Envelope) Event() (Event, error) {
 	case *UploadDone:
 		return *v, nil
 	case *OperationFailed:
+		return *v, nil
+	case *OperationCancelled:
+		return *v, nil
+	case *PlaylistResolved:
+		return *v, nil
+	case *PlaylistEnded:
 		return *v, nil
 	}
 	panic("unreachable")

@@ -117,6 +117,10 @@ const (
 	ConsumerFetcher  = "fetcher"
 	ConsumerEncoder  = "encoder"
 	ConsumerRecorder = "recorder"
+	// ConsumerPlaylists ends parent operations: it takes every
+	// operation's end and, for a playlist's last child, publishes the
+	// parent's playlist.ended (services/resolver).
+	ConsumerPlaylists = "playlists"
 )
 
 // AckWait is how long a delivered message may go without an ack or an
@@ -157,6 +161,8 @@ func ConsumerConfig(name string, maxAttempts int) (jetstream.ConsumerConfig, err
 	case ConsumerRecorder:
 		// Every event, one at a time, in stream order.
 		cfg.MaxAckPending = 1
+	case ConsumerPlaylists:
+		cfg.FilterSubjects = []string{Subject(KindUploadDone, "*"), Subject(KindOperationFailed, "*"), Subject(KindOperationCancelled, "*")}
 	default:
 		return jetstream.ConsumerConfig{}, fmt.Errorf("events: unknown consumer %q", name)
 	}

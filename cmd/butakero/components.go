@@ -16,6 +16,7 @@ import (
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"
+	"github.com/butakero/butakero/services/notifier/notifier"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/butakero/butakero/services/resolver/resolver"
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,6 +31,7 @@ var components = map[string]func(context.Context, standalone.Env) error{
 	"fetcher":  fetcher.RunAlone,
 	"encoder":  encoder.RunAlone,
 	"recorder": recorder.RunAlone,
+	"notifier": notifier.RunAlone,
 }
 
 // natsServer is `butakero nats-server [flags]`: nats-server itself, the

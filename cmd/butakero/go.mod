@@ -12,6 +12,7 @@ require (
 	github.com/butakero/butakero/services/encoder v0.0.0
 	github.com/butakero/butakero/services/fetcher v0.0.0
 	github.com/butakero/butakero/services/gateway v0.0.0
+	github.com/butakero/butakero/services/notifier v0.0.0
 	github.com/butakero/butakero/services/recorder v0.0.0
 	github.com/butakero/butakero/services/resolver v0.0.0
 	github.com/chromedp/cdproto v0.159.0
@@ -122,6 +123,8 @@ replace github.com/butakero/butakero/services/encoder => ../../services/encoder
 replace github.com/butakero/butakero/services/fetcher => ../../services/fetcher
 
 replace github.com/butakero/butakero/services/gateway => ../../services/gateway
+
+replace github.com/butakero/butakero/services/notifier => ../../services/notifier
 
 replace github.com/butakero/butakero/services/recorder => ../../services/recorder
 

@@ -34,7 +34,7 @@ const usage = `usage: butakero [command]
 
 commands:
   serve     run the services and the gateway (the default)
-  gateway, resolver, fetcher, encoder, recorder
+  gateway, resolver, fetcher, encoder, recorder, notifier
             run that one service alone against NATS_URL (as go run ./services/<name>)
   nats-server [options]
             run nats-server (the version embedded), with nats-server's own options

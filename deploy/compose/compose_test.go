@@ -92,8 +92,8 @@ func components(t *testing.T) []string {
 			names = append(names, e.Name())
 		}
 	}
-	if len(names) != 5 {
-		t.Fatalf("services/ holds %q: the check expects the five components", names)
+	if len(names) != 6 {
+		t.Fatalf("services/ holds %q: the check expects the six components", names)
 	}
 	return names
 }

@@ -78,6 +78,8 @@ replace github.com/butakero/butakero/services/fetcher => ../../services/fetcher
 
 replace github.com/butakero/butakero/services/gateway => ../../services/gateway
 
+replace github.com/butakero/butakero/services/notifier => ../../services/notifier
+
 replace github.com/butakero/butakero/services/recorder => ../../services/recorder
 
 replace github.com/butakero/butakero/services/resolver => ../../services/resolver

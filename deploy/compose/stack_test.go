@@ -34,7 +34,7 @@ import (
 const EnvImage = "BUTAKERO_IMAGE"
 
 // TestStack runs compose.yaml with podman-compose on a network of its own:
-// the three NATS nodes and the five components from the image, the gateway
+// the three NATS nodes and the six components from the image, the gateway
 // published on 127.0.0.1. A file server on that network (the image's
 // Python, at a fixed address that ALLOWED_MEDIA_HOSTS names) serves tones
 // ffmpeg makes here. One song requested through the published port ends

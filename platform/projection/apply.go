@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -15,6 +16,7 @@ var stageRank = map[string]int{
 	StageEncoded:    4,
 	StageStored:     5,
 	StageFailed:     5,
+	StageCancelled:  5,
 }
 
 // SongID is the song an event is about: the one its data names, else the
@@ -127,6 +129,27 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		op.Stage = StageFailed
 		op.Message = e.Message
 		op.ErrorCode = string(e.Code)
+		op.ProcessingDate = evTime
+	case events.PlaylistEnded:
+		op.Status = e.Status
+		op.Success = e.Status == events.PlaylistSuccess
+		op.Stage = StageStored
+		if !op.Success {
+			op.Stage = StageFailed
+		}
+		if e.Status == events.PlaylistCancelled {
+			op.Stage = StageCancelled
+		}
+		op.Message = fmt.Sprintf("%d of %d songs stored", e.Counts[events.PlaylistSuccess],
+			e.Counts[events.PlaylistSuccess]+e.Counts[events.PlaylistFailed]+e.Counts[events.PlaylistCancelled])
+		op.ErrorCode = ""
+		op.ProcessingDate = evTime
+	case events.OperationCancelled:
+		op.Status = StatusCancelled
+		op.Success = false
+		op.Stage = StageCancelled
+		op.Message = pick(e.Reason, "cancelled")
+		op.ErrorCode = ""
 		op.ProcessingDate = evTime
 	}
 

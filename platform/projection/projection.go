@@ -70,6 +70,12 @@ const (
 	StatusInProgress = "iniciando"
 	StatusSuccess    = "success"
 	StatusFailed     = "failed"
+	// StatusCancelled ends an operation a user cancelled
+	// (operation.cancelled).
+	StatusCancelled = "cancelled"
+	// StatusPartial ends a parent operation (a playlist) some of whose
+	// children succeeded and some did not (playlist.ended).
+	StatusPartial = "partial"
 )
 
 // Stages, the last step an operation reached.
@@ -80,6 +86,7 @@ const (
 	StageEncoded    = "encoded"
 	StageStored     = "stored"
 	StageFailed     = "failed"
+	StageCancelled  = "cancelled"
 )
 
 // Operation is one request's state. The JSON names of the first fields are
@@ -109,7 +116,9 @@ type Operation struct {
 }
 
 // Final reports whether the operation has ended.
-func (o Operation) Final() bool { return o.Status == StatusSuccess || o.Status == StatusFailed }
+func (o Operation) Final() bool {
+	return o.Status == StatusSuccess || o.Status == StatusFailed || o.Status == StatusCancelled || o.Status == StatusPartial
+}
 
 // Song is a catalog entry.
 type Song struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/butakero/butakero/services/encoder/encoder"
 	"github.com/butakero/butakero/services/fetcher/fetcher"
 	"github.com/butakero/butakero/services/gateway/gateway"
+	"github.com/butakero/butakero/services/notifier/notifier"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/butakero/butakero/services/resolver/resolver"
 	"github.com/nats-io/nats.go"
@@ -108,6 +109,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	})
 	add("recorder", func(ctx context.Context) error {
 		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Metrics: reg, Log: log.With("service", "recorder")})
+	})
+	add("notifier", func(ctx context.Context) error {
+		return notifier.Run(ctx, notifier.Deps{JS: js, Metrics: reg, Config: cfg, Log: log.With("service", "notifier")})
 	})
 	// Stops the group when the process is told to.
 	stop := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -32,6 +33,7 @@ func TestReplay(t *testing.T) {
 	media := t.TempDir()
 	audiofixture.Make(t, media, audiofixture.MP3("replay.mp3", 2*time.Second))
 	audiofixture.Write(t, media, "replay-bad.mp3", bytes.Repeat([]byte("not audio "), 300))
+	audiofixture.Make(t, media, audiofixture.Spec{Name: "replay-long.wav", Duration: 30 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
 	files := audiofixture.Serve(t, media)
 	dataDir := t.TempDir()
 	natsAddr := freeAddr(t)
@@ -44,6 +46,15 @@ func TestReplay(t *testing.T) {
 		before[op.OperationID] = in.waitFinal(t, op.OperationID, 90*time.Second)
 		ops = append(ops, op.OperationID)
 	}
+	// A cancelled operation's end is history too.
+	long := in.startSong(t, files.URL("replay-long.wav"))
+	if code, body := in.cancel(t, long.OperationID); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	if before[long.OperationID] = in.waitFinal(t, long.OperationID, 90*time.Second); before[long.OperationID].Status != "cancelled" {
+		t.Fatalf("the cancelled operation is %q", before[long.OperationID].Status)
+	}
+	ops = append(ops, long.OperationID)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	replay := func(t *testing.T, env map[string]string) (string, error) {

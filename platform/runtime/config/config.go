@@ -66,6 +66,10 @@ type Config struct {
 	EncodeConcurrency  int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
 	DirectMaxBytes     int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
 	StagingMaxAge      time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
+	PlaylistMaxItems   int           // PLAYLIST_MAX_ITEMS: children of one playlist
+
+	// Webhooks (webhook.go): signed notifications of final outcomes.
+	Webhooks Webhooks
 
 	// The AWS profile. BucketName set means blobs in S3; both table names set
 	// mean projections in DynamoDB. Region, AccessKey and SecretKey are the
@@ -248,6 +252,8 @@ func Load(lookup Lookup) (Config, error) {
 	c.AllowedMediaHosts = hosts
 	tracing, tracingErrs := loadTracing(get)
 	c.Tracing, errs = tracing, append(errs, tracingErrs...)
+	c.PlaylistMaxItems = intVar("PLAYLIST_MAX_ITEMS", DefaultPlaylistMaxItems, 1, 5000)
+	c.Webhooks = loadWebhooks(get, durVar, &errs)
 	if strings.EqualFold(get("GIN_MODE", ""), "debug") {
 		if _, ok := lookup("LOG_LEVEL"); !ok {
 			c.LogLevel = "debug"

@@ -30,6 +30,8 @@ const (
 	OutcomeRetry    = "retry"    // a transient failure; the message was nakked for redelivery
 	OutcomeFailed   = "failed"   // a permanent failure or the last attempt; operation.failed was published
 	OutcomeReleased = "released" // shut down mid-attempt; left for another process
+	// OutcomeCancelled: the operation was cancelled; nothing was published and the message was acked.
+	OutcomeCancelled = "cancelled"
 )
 
 // Metrics is a process's registry and the stage runtime's collectors on

@@ -125,6 +125,11 @@ func (w *Worker) Exhausted(ctx context.Context, seq uint64, maxDeliver int) (env
 	if done && outcomeOf(found).Err == nil {
 		return env, false, nil
 	}
+	if w.isCancelled(ctx, env.OperationID, w.Log) {
+		// A cancelled operation has ended: nothing more is published.
+		w.ended(ctx, d, Outcome{Err: ErrCancelled, Cancelled: true})
+		return env, false, nil
+	}
 	f := events.Fail(events.CodeTimeout, "the %s stage did not finish after %d attempts", w.Stage, maxDeliver)
 	// The failure continues the operation's trace.
 	failed, err := w.publish(events.ExtractTrace(ctx, raw.Header), ctx, d, []Emit{{Event: events.OperationFailed{

@@ -103,6 +103,10 @@ type Outcome struct {
 	// Events are the message's events found in or published to the
 	// stream, in order; operation.failed for a failure.
 	Events []events.Envelope
+	// Cancelled is set when the operation was cancelled (Err is then
+	// ErrCancelled): nothing was published for the message (see
+	// cancel.go).
+	Cancelled bool
 }
 
 // Publisher stores envelopes in the stream (*events.Publisher).
@@ -146,7 +150,13 @@ type Worker struct {
 	// Metrics, when set, records each attempt's duration and outcome and
 	// each failure's code; nil records nothing.
 	Metrics *metrics.Metrics
+	// Cancellable makes the worker stop the work of an operation once it
+	// is cancelled, publish nothing more for it and ack its message (see
+	// cancel.go). The pipeline stages set it; the recorder, which must
+	// project every event, does not.
+	Cancellable bool
 
+	cancels  *cancelWatch
 	streamMu sync.Mutex
 	stream   jetstream.Stream
 }
@@ -167,11 +177,18 @@ func (w *Worker) Run(ctx context.Context) error {
 	if n < 1 {
 		n = 1
 	}
+	// Before any goroutine of the worker reads it.
+	w.cancels = newCancelWatch()
 	stopWatch, err := w.watchExhausted(ctx)
 	if err != nil {
 		return err
 	}
 	defer stopWatch()
+	stopCancels, err := w.watchCancelled()
+	if err != nil {
+		return fmt.Errorf("stage %s: watch cancellations: %w", w.Stage, err)
+	}
+	defer stopCancels()
 	// work outlives ctx by the grace period so in-flight handlers can finish.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -301,10 +318,16 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 
 	begin := time.Now()
+	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
+	if w.isCancelled(work, env.OperationID, log) {
+		w.endCancelled(ctx, d, msg, after, time.Since(begin))
+		return
+	}
 	attemptCtx, cancel := context.WithTimeout(traceCtx, w.Timeout)
 	defer cancel()
+	attemptCtx, untrack := w.cancels.track(attemptCtx, env.OperationID)
+	defer untrack()
 	stopBeat := heartbeat(attemptCtx, msg)
-	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
 	out, err := w.attempt(attemptCtx, work, d)
 	stopBeat()
 	took := time.Since(begin)
@@ -332,6 +355,10 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		endAttempt(span, metrics.OutcomeReleased, nil)
 		log.Info("stage: shutting down, message left for redelivery")
 		_ = msg.NakWithDelay(releaseDelay)
+		return
+	}
+	if w.cancelledNow(attemptCtx, env.OperationID) {
+		w.endCancelled(ctx, d, msg, after, took)
 		return
 	}
 	f := events.AsFailure(err)
@@ -425,6 +452,9 @@ func (w *Worker) publish(ctx, work context.Context, d Delivery, emits []Emit, ha
 	for i, env := range envs {
 		if stored[env.ID] {
 			continue
+		}
+		if w.cancelledNow(ctx, d.Envelope.OperationID) {
+			return envs, ErrCancelled
 		}
 		if err := w.store(ctx, work, env, d.Log); err != nil {
 			return envs, events.Wrap(events.CodeInternal, err, "the %s event could not be recorded", env.Type)

@@ -150,6 +150,7 @@ func Run(ctx context.Context, d Deps) error {
 		Concurrency: n,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
+		Cancellable: true,
 	}
 	d.Log.Info("encoder: running", "concurrency", n, "bitrate_kbps", h.bitrate, "opus_passthrough", h.passthrough, "passthrough_max_kbps", h.maxKbps)
 	return w.Run(ctx)

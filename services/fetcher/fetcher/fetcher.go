@@ -157,12 +157,14 @@ func Run(ctx context.Context, d Deps) error {
 		Consumer:    cons,
 		Publish:     d.Publisher,
 		Handle:      h.handle,
+		Ended:       h.ended,
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
 		Concurrency: n,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
+		Cancellable: true,
 	}
 	stream, err := d.JS.Stream(ctx, events.StreamName)
 	if err != nil {

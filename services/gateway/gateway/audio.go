@@ -32,7 +32,7 @@ func (s *server) start(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sub, err := s.submit(c, "POST /api/audio/start", query)
+	sub, err := s.submit(c, "POST /api/audio/start", query, false)
 	if err != nil {
 		return err
 	}
@@ -52,13 +52,13 @@ type submission struct {
 // route names the endpoint in the key's fingerprint. A new operation's
 // song id is what the resolver says within startWait; a replay's is what
 // the projection or the stream knows now.
-func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
+func (s *server) submit(c *fiber.Ctx, route, query string, playlist bool) (submission, error) {
 	ctx := c.UserContext()
 	key := c.Get(HeaderIdempotencyKey)
 	if key == "" {
 		opID := events.NewID()
 		c.Locals(localOperationID, opID)
-		env, err := events.New(opID, "", events.SongRequested{Query: query})
+		env, err := events.New(opID, "", events.SongRequested{Query: query, Playlist: playlist})
 		if err != nil {
 			return submission{}, internal(fmt.Errorf("build song.requested: %w", err))
 		}
@@ -79,7 +79,7 @@ func (s *server) submit(c *fiber.Ctx, route, query string) (submission, error) {
 	}
 	c.Locals(localOperationID, rec.OperationID)
 	env, err := events.NewWithID(events.DeriveID(rec.OperationID, events.TypeSongRequested),
-		rec.OperationID, "", events.SongRequested{Query: rec.Query})
+		rec.OperationID, "", events.SongRequested{Query: rec.Query, Playlist: playlist})
 	if err != nil {
 		return submission{}, internal(fmt.Errorf("build song.requested: %w", err))
 	}
@@ -252,6 +252,9 @@ func (s *server) status(c *fiber.Ctx) error {
 	}
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
+	}
+	if op, _, err = s.parent(ctx, op); err != nil {
+		return internal(err)
 	}
 	return c.JSON(statusResponse{Status: statusBody{
 		ID:             op.ID,

@@ -287,6 +287,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 
 	v1.Post("/operations", create, s.createOperation)
 	v1.Get("/operations/:id", read, s.getOperation)
+	v1.Delete("/operations/:id", create, s.cancelOperation)
 	v1.Get("/operations/:id/events", read, s.beforeUpgrade, websocket.New(s.socket, websocket.Config{
 		HandshakeTimeout: 10 * time.Second,
 		// beforeUpgrade has checked the origin and answered a refusal in

@@ -29,9 +29,7 @@ type eventFrame struct {
 }
 
 // final reports whether the event ends its operation.
-func (f eventFrame) final() bool {
-	return f.Kind == string(events.KindUploadDone) || f.Kind == string(events.KindOperationFailed)
-}
+func (f eventFrame) final() bool { return events.IsFinal(events.Kind(f.Kind)) }
 
 // frameOf builds the frame of a stream message.
 func frameOf(subject string, data []byte, seq uint64) (eventFrame, error) {

@@ -49,6 +49,9 @@ type frame struct {
 // subscriber is one socket's registration.
 type subscriber struct {
 	opID string
+	// also are the other operations it follows: a parent's children
+	// (follow). Guarded by the hub's mutex.
+	also []string
 	ch   chan frame
 	// gone is closed when the hub drops the subscriber; reason says why.
 	gone   chan struct{}
@@ -131,12 +134,34 @@ func (h *hub) subscribe(opID string) *subscriber {
 func (h *hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if set := h.subs[s.opID]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(h.subs, s.opID)
+	for _, opID := range append([]string{s.opID}, s.also...) {
+		if set := h.subs[opID]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(h.subs, opID)
+			}
 		}
 	}
+}
+
+// follow makes s receive opID's events and progress too (a parent's
+// socket follows its children), from now on.
+func (h *hub) follow(s *subscriber, opID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || opID == s.opID {
+		return
+	}
+	set := h.subs[opID]
+	if set == nil {
+		set = map[*subscriber]struct{}{}
+		h.subs[opID] = set
+	}
+	if _, ok := set[s]; ok {
+		return
+	}
+	set[s] = struct{}{}
+	s.also = append(s.also, opID)
 }
 
 func (h *hub) event(subject string, data []byte, seq uint64) {

@@ -162,6 +162,7 @@ func (s *server) socket(conn *websocket.Conn) {
 			finish(conn, readDone)
 			return
 		}
+		s.followChildren(sub, f)
 	}
 
 	ping := time.NewTicker(pingEvery)
@@ -180,9 +181,17 @@ func (s *server) socket(conn *websocket.Conn) {
 				if !writeText(conn, f.body) {
 					return
 				}
+				if f.event.OperationID != opID {
+					continue // a child's event (children.go)
+				}
+				s.followChildren(sub, *f.event)
 				st.onEvent(*f.event)
 				if f.event.final() {
 					finish(conn, readDone)
+					return
+				}
+			case f.progress != nil && f.progress.OperationID != opID:
+				if !writeChildProgress(conn, *f.progress) {
 					return
 				}
 			case f.progress != nil:

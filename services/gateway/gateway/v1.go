@@ -20,6 +20,8 @@ import (
 type createRequest struct {
 	// Query is a title, a YouTube URL or id, or a URL on an allowed host.
 	Query string `json:"query"`
+	// Playlist expands the playlist a watch URL's list= names.
+	Playlist bool `json:"playlist"`
 }
 
 // createResponse is POST /v1/operations' answer. SongID is the song's id
@@ -65,7 +67,7 @@ func (s *server) createOperation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sub, err := s.submit(c, "POST /v1/operations", query)
+	sub, err := s.submit(c, "POST /v1/operations", query, req.Playlist)
 	if err != nil {
 		return err
 	}
@@ -81,10 +83,11 @@ const (
 	v1InProgress = "in_progress"
 	v1Success    = "success"
 	v1Failed     = "failed"
+	v1Cancelled  = "cancelled"
 )
 
 // operationResponse is GET /v1/operations/{id}: the operation's state and
-// its history. Status is in_progress, success or failed; Stage is the last
+// its history. Status is in_progress, success, failed or cancelled; Stage is the last
 // step reached (requested, resolved, downloaded, encoded, stored, failed).
 // ErrorCode and Message say why a failed operation failed. DCAURL is set
 // once the DCA is stored.
@@ -103,6 +106,12 @@ type operationResponse struct {
 	DCAURL    string       `json:"dca_url"`
 	EventsURL string       `json:"events_url"`
 	Events    []eventFrame `json:"events"`
+	// Playlist, Children and Counts are set for a parent operation (a
+	// playlist): its children in the playlist's order and how many are
+	// queued, in_progress, success, failed and cancelled.
+	Playlist *playlistInfo   `json:"playlist,omitempty"`
+	Children []childResponse `json:"children,omitempty"`
+	Counts   map[string]int  `json:"counts,omitempty"`
 }
 
 // getOperation handles GET /v1/operations/{id}.
@@ -121,6 +130,10 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
 	}
+	op, parent, err := s.parent(ctx, op)
+	if err != nil {
+		return internal(err)
+	}
 	res := operationResponse{
 		ID: op.ID, SongID: op.SongID, Query: op.Query, Stage: op.Stage, Message: op.Message,
 		ErrorCode: op.ErrorCode, Attempts: op.Attempts, Failures: op.Failures,
@@ -135,8 +148,17 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 		res.Status = v1Success
 	case projection.StatusFailed:
 		res.Status = v1Failed
+	case projection.StatusCancelled:
+		res.Status = v1Cancelled
+	case statusPartial:
+		res.Status = statusPartial
 	default:
 		res.Status = v1InProgress
+	}
+	if parent != nil {
+		pl := parent.playlist
+		res.Playlist = &playlistInfo{Source: pl.Source, ID: pl.ID, Total: pl.Total, Truncated: pl.Truncated}
+		res.Children, res.Counts = parent.children, parent.counts
 	}
 	if op.Success && op.SongID != "" {
 		res.DCAURL = dcaURL(op.SongID)

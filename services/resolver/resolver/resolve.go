@@ -9,6 +9,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/runtime/stage"
 )
 
 // Resolver turns queries into songs. It is safe for concurrent use.
@@ -24,6 +25,11 @@ type Resolver struct {
 	Allowed []string
 	// MaxDuration is the longest song accepted; 0 means no limit.
 	MaxDuration time.Duration
+	// PlaylistMaxItems bounds a playlist's children (PLAYLIST_MAX_ITEMS);
+	// 0 means 200.
+	PlaylistMaxItems int
+	// Publisher starts a playlist's children (playlist.go).
+	Publisher stage.Publisher
 
 	metrics *resolverMetrics // nil: counted nowhere (a Resolver built by hand)
 }

@@ -96,6 +96,12 @@ func Run(ctx context.Context, d Deps) error {
 		Allowed:     d.Config.AllowedMediaHosts,
 		MaxDuration: d.Config.MaxDuration,
 		metrics:     newResolverMetrics(d.Metrics),
+
+		PlaylistMaxItems: d.Config.PlaylistMaxItems,
+		Publisher:        d.Publisher,
+	}
+	if r.Publisher == nil {
+		r.Publisher = events.NewPublisher(d.JS)
 	}
 	if r.Search == nil {
 		r.Search = &YTDLPSearcher{Proxy: d.Config.YTDLPProxy, Cookies: d.Config.YTDLPCookiesFile}
@@ -112,13 +118,54 @@ func Run(ctx context.Context, d Deps) error {
 		Concurrency: Concurrency,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
+		Cancellable: true,
 	}
+	ends, err := parentEndsWorker(ctx, d, r.Publisher)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	// The two workers stop together: the first to return ends the other.
+	both, stopBoth := context.WithCancel(ctx)
+	defer stopBoth()
+	endsDone := make(chan error, 1)
+	go func() { endsDone <- ends.Run(both); stopBoth() }()
 	d.Log.Info("resolver running", "allowed_media_hosts", d.Config.AllowedMediaHosts,
 		"data_api", api != nil, "cache", d.Cache != nil, "max_duration", d.Config.MaxDuration.String())
 	if api == nil {
 		d.Log.Info("resolver: no YOUTUBE_API_KEY: searches go through yt-dlp")
 	}
-	return w.Run(ctx)
+	err = w.Run(both)
+	stopBoth()
+	return errors.Join(err, <-endsDone)
+}
+
+// parentEndsWorker is the worker that ends parent operations (ended.go):
+// every retry is a Nak with backoff, never an operation.failed of the
+// child it reads.
+func parentEndsWorker(ctx context.Context, d Deps, pub stage.Publisher) (*stage.Worker, error) {
+	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerPlaylists, 0)
+	if err != nil {
+		return nil, fmt.Errorf("resolver: %w", err)
+	}
+	stream, err := d.JS.Stream(ctx, events.StreamName)
+	if err != nil {
+		return nil, fmt.Errorf("resolver: %w", err)
+	}
+	p := &parentEnds{stream: stream, pub: pub}
+	return &stage.Worker{
+		Stage:       "playlist",
+		JS:          d.JS,
+		Consumer:    cons,
+		Publish:     d.Publisher,
+		Handle:      p.handle,
+		Log:         d.Log,
+		Timeout:     d.Config.StageTimeout,
+		Concurrency: 2,
+		Grace:       d.Config.ShutdownGrace,
+	}, nil
 }
 
 // handler resolves each request into its video.resolved. It is safe to
@@ -128,6 +175,9 @@ func handler(r *Resolver) stage.Handler {
 		req, ok := d.Event.(events.SongRequested)
 		if !ok {
 			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+		}
+		if ref, ok := playlistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
+			return r.expand(ctx, d, ref)
 		}
 		song, err := r.Resolve(ctx, req.Query, d.Log)
 		if err != nil {

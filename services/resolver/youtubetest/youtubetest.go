@@ -46,6 +46,7 @@ type Server struct {
 	searches map[string]string // q → video id; absent: no result
 	failures map[string][]apiError
 	calls    map[string]int
+	lists    map[string][]string // playlist id → video ids
 }
 
 // Methods, as Calls and Fail name them.
@@ -68,6 +69,7 @@ func Start(t testing.TB) *Server {
 		searches: map[string]string{},
 		failures: map[string][]apiError{},
 		calls:    map[string]int{},
+		lists:    map[string][]string{},
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -76,6 +78,7 @@ func Start(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /youtube/v3/search", s.search)
 	mux.HandleFunc("GET /youtube/v3/videos", s.videosList)
+	mux.HandleFunc("GET /youtube/v3/playlistItems", s.playlistItems)
 	hs := &http.Server{Handler: mux}
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() { _ = hs.Close() })

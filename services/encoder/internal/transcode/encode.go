@@ -190,6 +190,7 @@ func Measure(ctx context.Context, path string) (_ Loudness, err error) {
 	var stderr tail
 	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
 		"-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
+	killGroupOnCancel(cmd)
 	cmd.Stderr = &stderr
 	err = cmd.Run()
 	if ctx.Err() != nil {
@@ -281,6 +282,7 @@ func run(parent context.Context, path string, o Options, copyPackets bool, gain 
 			"-ar", "48000", "-ac", "2", "-f", "ogg", "pipe:1")
 	}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
+	killGroupOnCancel(cmd)
 	var stderr tail
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
