@@ -76,7 +76,7 @@ func literal(s string) func(t *testing.T, st, comp, v string) {
 	return equals(func(*testing.T, string, string) string { return s })
 }
 
-// every is what each of the five needs: standalone.Main runs the same
+// every is what each component needs: standalone.Main runs the same
 // start-up in all of them. The stores' variables go only to the
 // components that open those stores (storeEnvironment).
 var every = []requirement{
@@ -116,13 +116,20 @@ var storeEnvironment = map[string][]requirement{
 	"Cache":       tableNames, // dynamostore's cache is in the songs table
 }
 
+// storeless are the components that open no store: they talk to NATS
+// alone.
+var storeless = map[string]bool{"notifier": true}
+
 // opens are the store openers component calls when it runs alone
 // (services/<name>/<name>/alone.go), read from its source.
 func opens(t *testing.T, component string) []string {
 	t.Helper()
 	got := storeOpeners(t, "services/"+component+"/"+component)
-	if len(got) == 0 {
-		t.Fatalf("%s opens no store (services/%s/%s calls no platform/store opener): the test expects every component to use one", component, component, component)
+	switch {
+	case len(got) == 0 && !storeless[component]:
+		t.Fatalf("%s opens no store (services/%s/%s calls no platform/store opener): if it is meant to, add it to storeless", component, component, component)
+	case len(got) > 0 && storeless[component]:
+		t.Fatalf("%s opens store.%s: remove it from storeless", component, strings.Join(got, ", store."))
 	}
 	for _, o := range got {
 		if _, ok := storeEnvironment[o]; !ok {
@@ -133,7 +140,9 @@ func opens(t *testing.T, component string) []string {
 }
 
 // emits is what a service with a durable consumer needs to report its
-// backlog (standalone, package emf).
+// backlog (standalone, package emf): those of standalone's stageConsumers,
+// not the gateway (no consumer) nor the notifier (one consumer per
+// WEBHOOK_URL, whose backlog it does not report).
 var emits = []requirement{
 	{name: "METRICS_EMF", why: "the backlog the service scales on, or that shows the recorder's lag", value: literal("true")},
 	{name: "METRICS_DEPLOYMENT", why: "the Deployment dimension the scaling policy reads",
@@ -172,6 +181,18 @@ var required = map[string][]requirement{
 			})},
 	},
 	"recorder": {},
+	"notifier": {
+		{name: "WEBHOOK_URL", why: "without it the notifier delivers nothing",
+			value: equals(func(t *testing.T, st, _ string) string {
+				return str(t, "var.webhook_urls", stage(t, st).Vars["webhook_urls"])
+			})},
+		{name: "WEBHOOK_SECRET", why: "it signs every delivery: whoever has it can forge one", secret: true},
+		{name: "WEBHOOK_ALLOWED_HOSTS", why: "config.Load refuses a WEBHOOK_URL on a host it does not list",
+			value: equals(func(t *testing.T, st, _ string) string {
+				return str(t, "var.webhook_allowed_hosts", stage(t, st).Vars["webhook_allowed_hosts"])
+			})},
+		{name: "WEBHOOK_MAX_AGE", why: "how long a failing receiver is retried"},
+	},
 }
 
 // TestRequiredEnvironment: every variable a component needs is set, plain
@@ -184,7 +205,7 @@ func TestRequiredEnvironment(t *testing.T) {
 				c := mainContainer(t, st, name)
 				env, secrets := c.env(), c.secrets()
 				reqs := append(append([]requirement{}, every...), required[name]...)
-				if name != "gateway" {
+				if backlogReporters(t)[name] {
 					reqs = append(reqs, emits...)
 				}
 				storeVars := map[string]bool{}
@@ -648,6 +669,7 @@ var ports = map[string][]port{
 	"fetcher":  {{"services/fetcher/fetcher", "Blobs", "s3blob", "Store"}},
 	"encoder":  {{"services/encoder/encoder", "Blobs", "s3blob", "Store"}},
 	"recorder": {{"services/recorder/recorder", "Store", "dynamostore", "Store"}},
+	"notifier": {},
 }
 
 // openerAdapter is the AWS adapter type each platform/store opener returns.
@@ -776,14 +798,28 @@ func TestTaskRolesAreWhatTheCodeCalls(t *testing.T) {
 		for _, name := range componentNames {
 			t.Run(st+"/"+name, func(t *testing.T) {
 				comp, svc := component(t, st, name)
-				doc := resource(t, comp, "data.aws_iam_policy_document.task")
-				policy := resource(t, svc, "aws_iam_role_policy.task")
-				if got := str(t, "policy", policy.Get("policy")); got != str(t, "json", doc.Get("json")) {
-					t.Fatalf("the task role's policy is %s, not the component's document", got)
-				}
 				role := resource(t, svc, "aws_iam_role.task")
 				if td := resource(t, svc, "aws_ecs_task_definition.this"); str(t, "task_role_arn", td.Get("task_role_arn")) != str(t, "role arn", role.Get("arn")) {
 					t.Errorf("the task definition does not run as the task role")
+				}
+				want := expectedGrants(t, adapters, name)
+				if len(want) == 0 {
+					// A component whose code calls no AWS service: its role has
+					// no policy at all (IAM refuses one with no statement).
+					for _, r := range svc.Resources {
+						if r.Type == "aws_iam_role_policy" && r.Name == "task" {
+							t.Errorf("%s calls no AWS service, yet its task role has the policy %s", name, r.Addr())
+						}
+					}
+					if doc := comp.Resource("data.aws_iam_policy_document.task"); doc != nil {
+						t.Errorf("%s calls no AWS service, yet it has a task policy document", name)
+					}
+					return
+				}
+				doc := resource(t, comp, "data.aws_iam_policy_document.task")
+				policy := resource(t, svc, "aws_iam_role_policy.task[0]")
+				if got := str(t, "policy", policy.Get("policy")); got != str(t, "json", doc.Get("json")) {
+					t.Fatalf("the task role's policy is %s, not the component's document", got)
 				}
 				got := map[string]bool{}
 				for i := 0; doc.Get("statement", i) != cty.NilVal; i++ {
@@ -819,7 +855,6 @@ func TestTaskRolesAreWhatTheCodeCalls(t *testing.T) {
 						t.Errorf("the gateway puts no object, yet it may %s", g)
 					}
 				}
-				want := expectedGrants(t, adapters, name)
 				var missing, extra []string
 				for g, why := range want {
 					if !got[g] {

@@ -196,3 +196,52 @@ func storeOpeners(t *testing.T, dir string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// mapKeys returns the string keys of the composite literal assigned to
+// the package-level variable name in package dir.
+func mapKeys(t *testing.T, dir, name string) map[string]bool {
+	t.Helper()
+	for _, f := range parseDir(t, dir) {
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.VAR {
+				continue
+			}
+			for _, sp := range gd.Specs {
+				vs := sp.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if n.Name != name || i >= len(vs.Values) {
+						continue
+					}
+					cl, ok := vs.Values[i].(*ast.CompositeLit)
+					if !ok {
+						t.Fatalf("%s.%s is not a composite literal", dir, name)
+					}
+					keys := map[string]bool{}
+					for _, e := range cl.Elts {
+						kv, ok := e.(*ast.KeyValueExpr)
+						if !ok {
+							t.Fatalf("%s.%s: an element without a key", dir, name)
+						}
+						bl, ok := kv.Key.(*ast.BasicLit)
+						if !ok || bl.Kind != token.STRING {
+							t.Fatalf("%s.%s: a key that is not a string literal", dir, name)
+						}
+						k, _ := strconv.Unquote(bl.Value)
+						keys[k] = true
+					}
+					return keys
+				}
+			}
+		}
+	}
+	t.Fatalf("%s: no variable %s", dir, name)
+	return nil
+}
+
+// backlogReporters are the components standalone reports a consumer's
+// backlog for with METRICS_EMF (its stageConsumers).
+func backlogReporters(t *testing.T) map[string]bool {
+	t.Helper()
+	return mapKeys(t, "platform/runtime/standalone", "stageConsumers")
+}

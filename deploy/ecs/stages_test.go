@@ -15,8 +15,10 @@ import (
 // stageNames are the configurations under stages/.
 var stageNames = []string{"dev", "prod"}
 
-// componentNames are the services of services/, each its own ECS service.
-var componentNames = []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
+// componentNames are the services of services/, each its own ECS service
+// (TestEveryServiceIsAComponent). The stages' tfvars set webhook_urls, so
+// the notifier, which runs only with one, is among them.
+var componentNames = []string{"gateway", "resolver", "fetcher", "encoder", "recorder", "notifier"}
 
 var (
 	loadOnce sync.Once

@@ -33,6 +33,11 @@ module "butakero" {
   ytdlp_cookies_secret_arn   = var.ytdlp_cookies_secret_arn
   ytdlp_proxy_secret_arn     = var.ytdlp_proxy_secret_arn
 
+  webhook_urls          = var.webhook_urls
+  webhook_secret_arn    = var.webhook_secret_arn
+  webhook_allowed_hosts = var.webhook_allowed_hosts
+  webhook_max_age       = var.webhook_max_age
+
   nats_url                 = var.nats_url
   stream_replicas          = var.stream_replicas
   nats_user                = var.nats_user

@@ -73,6 +73,30 @@ variable "ytdlp_proxy_secret_arn" {
   default     = ""
 }
 
+variable "webhook_urls" {
+  description = "WEBHOOK_URL: comma-separated URLs every final outcome is POSTed to; empty (the default) runs no notifier."
+  type        = string
+  default     = ""
+}
+
+variable "webhook_secret_arn" {
+  description = "Secrets Manager secret: WEBHOOK_SECRET (whsec_…); required with webhook_urls."
+  type        = string
+  default     = ""
+}
+
+variable "webhook_allowed_hosts" {
+  description = "WEBHOOK_ALLOWED_HOSTS: the hosts deliveries may reach; each of webhook_urls must be on one."
+  type        = string
+  default     = ""
+}
+
+variable "webhook_max_age" {
+  description = "WEBHOOK_MAX_AGE"
+  type        = string
+  default     = "24h"
+}
+
 variable "nats_url" {
   description = "An existing NATS cluster; empty (the default) runs three nodes on EC2."
   type        = string

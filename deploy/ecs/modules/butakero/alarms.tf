@@ -8,7 +8,8 @@
 #     lines (metric filters below, namespace Butakero/<stage>): operations
 #     requested (the gateway's access lines), operations failed per stage
 #     and YouTube's refusals (the stage runtime's failure lines), songs
-#     finished (the encoder's and the fetcher's lines for a stored DCA).
+#     finished (the encoder's and the fetcher's lines for a stored DCA),
+#     webhook deliveries given up (the notifier's error lines).
 #     deploy/ecs's tests check that every message a filter matches is one
 #     the code logs.
 #
@@ -25,7 +26,7 @@ variable "alarm_actions" {
 
 locals {
   log_metrics_namespace = "Butakero/${var.stage}"
-  log_group             = { for c in ["gateway", "resolver", "fetcher", "encoder", "recorder"] : c => "/butakero/${var.stage}/${c}" }
+  log_group             = { for c in ["gateway", "resolver", "fetcher", "encoder", "recorder", "notifier"] : c => "/butakero/${var.stage}/${c}" }
   info_logged           = contains(["debug", "info"], var.log_level)
 
   # The stage runtime's stage names and their services.
@@ -40,6 +41,11 @@ locals {
   msg_dca_stored       = "encoder: stored DCA"
   msg_dca_was_stored   = "encoder: the song's DCA is stored already; not encoding again"
   msg_song_was_stored  = "fetcher: song already stored; nothing fetched"
+  # The notifier's lines for a delivery given up (butakero_webhook_deliveries_total's
+  # expired, refused and rejected outcomes), logged at error.
+  msg_webhook_expired  = "notifier: giving the delivery up: WEBHOOK_MAX_AGE passed"
+  msg_webhook_refused  = "notifier: delivery refused by WEBHOOK_ALLOWED_HOSTS; not retried"
+  msg_webhook_rejected = "notifier: the receiver rejected the delivery; not retried"
 }
 
 # --- Metrics from the logs
@@ -108,6 +114,20 @@ resource "aws_cloudwatch_log_metric_filter" "songs_finished_cached" {
     default_value = "0"
   }
   depends_on = [module.fetcher]
+}
+
+resource "aws_cloudwatch_log_metric_filter" "webhooks_given_up" {
+  count          = local.notifier ? 1 : 0
+  name           = "butakero-${var.stage}-webhooks-given-up"
+  log_group_name = local.log_group.notifier
+  pattern        = "{ $.msg = \"${local.msg_webhook_expired}\" || $.msg = \"${local.msg_webhook_refused}\" || $.msg = \"${local.msg_webhook_rejected}\" }"
+  metric_transformation {
+    namespace     = local.log_metrics_namespace
+    name          = "WebhooksGivenUp"
+    value         = "1"
+    default_value = "0"
+  }
+  depends_on = [module.notifier]
 }
 
 # --- Alarms
@@ -295,4 +315,24 @@ resource "aws_cloudwatch_metric_alarm" "no_songs_finishing" {
       stat        = "Sum"
     }
   }
+}
+
+# Webhook deliveries given up: past WEBHOOK_MAX_AGE (the receiver failing
+# for that long), refused by WEBHOOK_ALLOWED_HOSTS (a redirect or an
+# address off the list) or rejected by the receiver (a 4xx). Each is an
+# outcome the receiver never gets; the notifier's log says which and why.
+resource "aws_cloudwatch_metric_alarm" "webhooks_given_up" {
+  count               = local.notifier ? 1 : 0
+  alarm_name          = "butakero-${var.stage}-webhooks-given-up"
+  alarm_description   = "The notifier gave up a webhook delivery (expired after WEBHOOK_MAX_AGE, refused by WEBHOOK_ALLOWED_HOSTS, or rejected by the receiver with a 4xx): a receiver missed an outcome. The notifier's log says which."
+  namespace           = local.log_metrics_namespace
+  metric_name         = "WebhooksGivenUp"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
 }

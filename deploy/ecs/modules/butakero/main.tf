@@ -1,19 +1,23 @@
 # One Butakero stage: the bucket and tables, the cluster, NATS (the
 # three-node cluster of modules/nats unless nats_url names an existing
-# one), and the five components, each its own ECS service.
+# one), and the components, each its own ECS service: the five of the
+# pipeline, and the notifier when webhook_urls names a receiver.
 #
 # Each component opens only the stores it uses (services/<name>/<name>/
 # alone.go, through platform/store), and its task gets only their names:
 # BUCKET_NAME for the blob store (gateway, fetcher, encoder), both table
 # names for the projections (gateway, recorder) and the search cache in the
 # songs table (resolver: config.Load wants both names or neither, and its
-# role reaches the songs table alone). The roles grant only what each
-# component's code calls.
+# role reaches the songs table alone); the notifier opens none. The roles
+# grant only what each component's code calls.
 
 locals {
   name = "butakero-${var.stage}"
 
   external_nats = var.nats_url != ""
+
+  # The notifier runs only with a receiver to deliver to.
+  notifier = var.webhook_urls != ""
 
   nats_url        = local.external_nats ? var.nats_url : join(",", module.nats[*].url)
   stream_replicas = local.external_nats ? var.stream_replicas : 3
@@ -159,4 +163,20 @@ module "recorder" {
 
   common = local.common
   size   = var.components.recorder
+}
+
+# Without a webhook URL there is nothing to deliver: no notifier service
+# (rather than one of no tasks), so no task definition, role or log group,
+# and no WEBHOOK_SECRET to provide.
+module "notifier" {
+  source = "../notifier"
+  count  = local.notifier ? 1 : 0
+
+  common = local.common
+  size   = var.components.notifier
+
+  webhook_urls          = var.webhook_urls
+  webhook_secret_arn    = var.webhook_secret_arn
+  webhook_allowed_hosts = var.webhook_allowed_hosts
+  webhook_max_age       = var.webhook_max_age
 }

@@ -110,6 +110,30 @@ variable "ytdlp_proxy_secret_arn" {
   default = ""
 }
 
+variable "webhook_urls" {
+  description = "WEBHOOK_URL: comma-separated URLs every final outcome is POSTed to, signed; empty (the default) runs no notifier."
+  type        = string
+  default     = ""
+}
+
+variable "webhook_secret_arn" {
+  description = "Secrets Manager secret holding WEBHOOK_SECRET; required with webhook_urls."
+  type        = string
+  default     = ""
+}
+
+variable "webhook_allowed_hosts" {
+  description = "WEBHOOK_ALLOWED_HOSTS: the hosts deliveries may reach; each of webhook_urls must be on one."
+  type        = string
+  default     = ""
+}
+
+variable "webhook_max_age" {
+  description = "WEBHOOK_MAX_AGE: how long a delivery is retried after its event."
+  type        = string
+  default     = "24h"
+}
+
 variable "nats_url" {
   description = "An existing NATS cluster's URLs (comma-separated); empty runs the three-node cluster of modules/nats."
   type        = string
@@ -207,6 +231,13 @@ variable "components" {
       capacity_provider = optional(string, "FARGATE")
     })
     recorder = object({
+      cpu               = number
+      memory            = number
+      min               = number
+      max               = number
+      capacity_provider = optional(string, "FARGATE")
+    })
+    notifier = object({
       cpu               = number
       memory            = number
       min               = number

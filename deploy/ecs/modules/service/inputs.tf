@@ -1,6 +1,6 @@
 # What a component gets from its stage (modules/butakero), declared once:
 # this file is modules/service's own, and every component module
-# (modules/gateway … recorder) links it as its inputs.tf, passing both on
+# (modules/gateway … notifier) links it as its inputs.tf, passing both on
 # to modules/service.
 
 variable "common" {

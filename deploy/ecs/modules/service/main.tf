@@ -112,13 +112,15 @@ data "aws_iam_policy_document" "assume" {
   }
 }
 
-# The role the component's code runs as: only what its adapters call.
+# The role the component's code runs as: only what its adapters call (a
+# component that calls no AWS service, the notifier, gets no policy).
 resource "aws_iam_role" "task" {
   name               = "${local.family}-task"
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
 resource "aws_iam_role_policy" "task" {
+  count  = var.task_policy_json == "" ? 0 : 1
   name   = "adapters"
   role   = aws_iam_role.task.id
   policy = var.task_policy_json

@@ -1,5 +1,5 @@
 variable "name" {
-  description = "The component: gateway, resolver, fetcher, encoder or recorder. Also the image's command."
+  description = "The component: gateway, resolver, fetcher, encoder, recorder or notifier. Also the image's command."
   type        = string
 }
 
@@ -24,8 +24,9 @@ variable "secret_files" {
 }
 
 variable "task_policy_json" {
-  description = "The task role's policy: the component's adapters' actions."
+  description = "The task role's policy: the component's adapters' actions; empty for a component that calls no AWS service (the role then has no policy)."
   type        = string
+  default     = ""
 }
 
 variable "consumer" {

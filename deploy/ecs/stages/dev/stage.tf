@@ -22,6 +22,7 @@ locals {
       fetcher  = { cpu = 512, memory = 1024, min = 1, max = 3, backlog_per_task = 4, capacity_provider = "FARGATE_SPOT" }
       encoder  = { cpu = 1024, memory = 2048, min = 1, max = 3, backlog_per_task = 2, capacity_provider = "FARGATE_SPOT" }
       recorder = { cpu = 256, memory = 512, min = 1, max = 1 }
+      notifier = { cpu = 256, memory = 512, min = 1, max = 1 }
     }
   }
 }

@@ -21,6 +21,7 @@ locals {
       fetcher  = { cpu = 1024, memory = 2048, min = 2, max = 20, backlog_per_task = 4 }
       encoder  = { cpu = 2048, memory = 4096, min = 2, max = 20, backlog_per_task = 4 }
       recorder = { cpu = 256, memory = 512, min = 2, max = 2 }
+      notifier = { cpu = 256, memory = 512, min = 2, max = 2 }
     }
   }
 }
