@@ -26,13 +26,15 @@ build:
 	mkdir -p bin && go build -o bin/butakero ./cmd/butakero
 
 # Every module also builds and vets alone (GOWORK=off), from what its own
-# go.mod requires: a container build of one service needs no workspace.
+# go.mod requires, and go mod tidy changes nothing: a container build of one
+# service needs no workspace.
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet $(MODULES)
 	@for m in $$(go list -f '{{.Dir}}' -m); do \
 	  (cd $$m && GOWORK=off go build ./... && GOWORK=off go vet ./...) || { echo "vet: $$m does not build or vet alone (GOWORK=off)"; exit 1; }; \
-	done; echo "vet: every module builds and vets alone"
+	  (cd $$m && GOWORK=off go mod tidy -diff) || { echo "vet: go mod tidy would change $$m's go.mod (run it there with GOWORK=off)"; exit 1; }; \
+	done; echo "vet: every module builds and vets alone, and is tidy"
 
 bench: deps
 	go run ./cmd/butakero/bench
