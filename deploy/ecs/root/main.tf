@@ -38,6 +38,10 @@ module "butakero" {
   webhook_allowed_hosts = var.webhook_allowed_hosts
   webhook_max_age       = var.webhook_max_age
 
+  alarm_actions               = var.alarm_actions
+  otel_exporter_otlp_endpoint = var.otel_exporter_otlp_endpoint
+  otel_exporter_otlp_protocol = var.otel_exporter_otlp_protocol
+
   nats_url                 = var.nats_url
   stream_replicas          = var.stream_replicas
   nats_user                = var.nats_user

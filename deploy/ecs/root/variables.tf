@@ -97,6 +97,24 @@ variable "webhook_max_age" {
   default     = "24h"
 }
 
+variable "alarm_actions" {
+  description = "ARNs (an SNS topic) the CloudWatch alarms notify when they fire and clear; empty: visible in the console only"
+  type        = list(string)
+  default     = []
+}
+
+variable "otel_exporter_otlp_endpoint" {
+  description = "OTEL_EXPORTER_OTLP_ENDPOINT of every task: the OTLP collector spans go to (e.g. http://otel-collector:4318); empty: no traces"
+  type        = string
+  default     = ""
+}
+
+variable "otel_exporter_otlp_protocol" {
+  description = "OTEL_EXPORTER_OTLP_PROTOCOL: http/protobuf or grpc"
+  type        = string
+  default     = "http/protobuf"
+}
+
 variable "nats_url" {
   description = "An existing NATS cluster; empty (the default) runs three nodes on EC2."
   type        = string

@@ -22,6 +22,14 @@ locals {
   nats_url        = local.external_nats ? var.nats_url : join(",", module.nats[*].url)
   stream_replicas = local.external_nats ? var.stream_replicas : 3
 
+  # Traces go to the collector when one is named; each component is its
+  # own service (butakero-<component>) in the trace backend.
+  otel_environment = var.otel_exporter_otlp_endpoint == "" ? {} : {
+    OTEL_EXPORTER_OTLP_ENDPOINT = var.otel_exporter_otlp_endpoint
+    OTEL_EXPORTER_OTLP_PROTOCOL = var.otel_exporter_otlp_protocol
+    OTEL_RESOURCE_ATTRIBUTES    = "deployment.environment=${var.stage}"
+  }
+
   # NATS credentials: the cluster's own user and password, or what the
   # existing cluster wants (any of user and password, a token, a
   # credentials file, TLS files).
@@ -67,7 +75,7 @@ locals {
       MAX_ATTEMPTS    = tostring(var.max_attempts)
       STAGE_TIMEOUT   = var.stage_timeout
       SHUTDOWN_GRACE  = "20s"
-    }, local.nats_environment)
+    }, local.nats_environment, local.otel_environment)
     # The stores' ARNs, for the roles, and the environment that selects
     # each store, for the components that open it.
     storage = {

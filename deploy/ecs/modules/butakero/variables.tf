@@ -61,6 +61,22 @@ variable "log_level" {
   default = "info"
 }
 
+variable "otel_exporter_otlp_endpoint" {
+  description = "OTEL_EXPORTER_OTLP_ENDPOINT of every task; empty: no traces exported"
+  type        = string
+  default     = ""
+}
+
+variable "otel_exporter_otlp_protocol" {
+  description = "OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf or grpc)"
+  type        = string
+  default     = "http/protobuf"
+  validation {
+    condition     = contains(["http/protobuf", "grpc"], var.otel_exporter_otlp_protocol)
+    error_message = "otel_exporter_otlp_protocol is http/protobuf or grpc."
+  }
+}
+
 variable "max_attempts" {
   description = "MAX_ATTEMPTS"
   type        = number
