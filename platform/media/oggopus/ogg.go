@@ -156,7 +156,9 @@ const DefaultPreSkip = 312
 // with the title, then the packets, the end trimmed to the DCA's sample
 // count. The output depends only on the DCA's bytes and serial, so two
 // calls write the same bytes (the gateway counts the length, then sends a
-// range). It streams, in constant memory.
+// range). It streams, in constant memory, and writes out what it muxed
+// whenever src has nothing more at hand, so a DCA still being made is
+// muxed as it comes.
 func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 	br := bufio.NewReaderSize(src, 64<<10)
 	var hdr [8]byte
@@ -198,6 +200,13 @@ func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 	var samples int64
 	buf := make([]byte, 0, 4096)
 	for i := 0; ; i++ {
+		if br.Buffered() == 0 {
+			// The source may be a DCA in the making: what is muxed goes
+			// out before waiting for more.
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
 		var l [2]byte
 		if _, err := io.ReadFull(br, l[:]); err == io.EOF {
 			break

@@ -23,6 +23,7 @@ const (
 	CodePayloadTooLarge     Code = "payload_too_large"      // 413
 	CodeUnsupportedMedia    Code = "unsupported_media_type" // 415: body not JSON
 	CodeRangeNotSatisfiable Code = "range_not_satisfiable"  // 416
+	CodeOperationFailed     Code = "operation_failed"       // 409: the operation ended without its audio
 	CodeIdempotencyMismatch Code = "idempotency_key_reused" // 422: key reused for another request
 	CodeUpgradeRequired     Code = "upgrade_required"       // 426: WebSocket route without upgrade
 	CodeRateLimited         Code = "rate_limited"           // 429: over a budget or AUTH_FAILURE_LIMIT; see Retry-After
@@ -35,7 +36,7 @@ const (
 // Codes lists every code, for the documentation test.
 var Codes = []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound,
 	CodeMethodNotAllowed, CodeRequestTimeout, CodePayloadTooLarge,
-	CodeUnsupportedMedia, CodeRangeNotSatisfiable, CodeIdempotencyMismatch,
+	CodeUnsupportedMedia, CodeRangeNotSatisfiable, CodeOperationFailed, CodeIdempotencyMismatch,
 	CodeUpgradeRequired, CodeRateLimited, CodeHeadersTooLarge, CodeInternal,
 	CodeNotReady, CodeTooManyConnections}
 
@@ -75,6 +76,8 @@ func httpStatus(code Code) int {
 		return fiber.StatusForbidden
 	case CodeUnsupportedMedia:
 		return fiber.StatusUnsupportedMediaType
+	case CodeOperationFailed:
+		return fiber.StatusConflict
 	case CodeIdempotencyMismatch:
 		return fiber.StatusUnprocessableEntity
 	case CodeUpgradeRequired:

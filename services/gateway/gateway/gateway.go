@@ -25,6 +25,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/framestream"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
@@ -241,6 +242,11 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	if s.hub, err = startHub(setup, ctx, d.NC, d.JS, s.log); err != nil {
 		return nil, err
 	}
+	// The frames of the songs being encoded, which /v1/operations/{id}/dca
+	// follows.
+	if _, err := framestream.Ensure(setup, d.JS, d.Config.StreamReplicas); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 
 	app := fiber.New(fiber.Config{
 		AppName:               "butakero-gateway",
@@ -296,6 +302,8 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		// are released by the handler's deferred calls.
 		RecoverHandler: s.recoverSocket,
 	}))
+	v1.Get("/operations/:id/dca", read, s.operationDCA)
+	v1.Get("/operations/:id/ogg", read, s.operationOgg)
 	v1.Get("/info", read, s.info)
 	v1.Get("/songs", read, s.searchSongs)
 	v1.Get("/songs/:id", read, s.getSong)
