@@ -21,7 +21,15 @@
 //     pipeline of each spread over the cores (target ≤ 1.10), and the CPU
 //     time per song of both (target: within 10 %).
 //
-// -only opus runs sections 5 and 6 alone.
+//  7. Play before it is stored: request (POST /v1/operations) to the
+//     first DCA frame a client of GET /v1/operations/{id}/dca reads, for a
+//     3-minute AAC song (target ≤ 1 s), the long AAC song (≤ 1.5 s) and a
+//     3-minute song served at twice its audio bitrate (≤ 3 s); and the
+//     peak RSS of a fresh service after a 30-second song and after the
+//     long song, each followed to its end by -followers clients (target:
+//     at most 32 MiB more).
+//
+// -only opus runs sections 5 and 6 alone, -only play section 7.
 package main
 
 import (
@@ -52,17 +60,18 @@ func main() {
 	long := flag.Duration("long", 60*time.Minute, "length of the long song of the memory run")
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
-	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections`)
+	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections; "play": only play before it is stored`)
+	followers := flag.Int("followers", 4, "clients following each song in the play section")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long, *stored, *burst, *only); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst, *only, *followers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only string) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only string, followers int) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
@@ -88,8 +97,19 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 			return err
 		}
 	}
-	if err := makeWebMOpus(ctx, filepath.Join(media, "song3m.webm"), 3*time.Minute); err != nil {
-		return err
+	if only != "play" {
+		if err := makeWebMOpus(ctx, filepath.Join(media, "song3m.webm"), 3*time.Minute); err != nil {
+			return err
+		}
+	}
+	if only == "play" {
+		play, err := benchPlay(ctx, bin, work, media, long, followers)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nButakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+		fmt.Print(play)
+		return nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -237,6 +257,11 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 		round(handCPU/time.Duration(burstN)), round(burstCPU/time.Duration(burstN)))
 	fmt.Printf("  ratio %.2f (target ≤ 1.3): %s\n", burstRatio, verdict(burstRatio <= 1.3))
 	fmt.Print(opus)
+	play, err := benchPlay(ctx, bin, work, media, long, followers)
+	if err != nil {
+		return err
+	}
+	fmt.Print(play)
 	return nil
 }
 

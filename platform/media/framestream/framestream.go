@@ -126,21 +126,6 @@ type Chunk struct {
 	Code, Message string
 }
 
-// chunkOf reads a run's message.
-func chunkOf(msg jetstream.Msg) (Chunk, error) {
-	h := msg.Headers()
-	c := Chunk{Run: h.Get(HeaderRun), End: h.Get(HeaderEnd), Data: msg.Data(), Code: h.Get(HeaderCode), Message: h.Get(HeaderMessage)}
-	off, err := strconv.ParseInt(h.Get(HeaderOffset), 10, 64)
-	if err != nil || c.Run == "" || off < 0 {
-		return Chunk{}, fmt.Errorf("framestream: malformed chunk on %s", msg.Subject())
-	}
-	c.Offset = off
-	if s := h.Get(HeaderSize); s != "" {
-		c.Size, _ = strconv.ParseInt(s, 10, 64)
-	}
-	return c, nil
-}
-
 // message is chunk c of the song as a message to publish; its id makes a
 // publish made again (a lost answer) one message.
 func message(songID string, c Chunk) *nats.Msg {

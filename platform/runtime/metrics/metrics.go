@@ -57,6 +57,10 @@ type Metrics struct {
 	SingleFlightJoins *prometheus.CounterVec
 	// OpenSockets is the number of open WebSocket connections.
 	OpenSockets prometheus.Gauge
+	// AudioFollowers is the number of clients following a song's DCA in
+	// the making (GET /v1/operations/{id}/dca and /ogg, before it is
+	// stored).
+	AudioFollowers prometheus.Gauge
 	// APICalls counts YouTube Data API calls by method ("search.list",
 	// "videos.list"): each one costs quota.
 	APICalls *prometheus.CounterVec
@@ -122,6 +126,10 @@ func New(reg *prometheus.Registry) *Metrics {
 			Namespace: Namespace, Name: "singleflight_joins_total",
 			Help: "Callers that joined work already in flight instead of repeating it, by what was joined.",
 		}, []string{"what"}),
+		AudioFollowers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Subsystem: "audio", Name: "followers",
+			Help: "Clients following a song's DCA on BUTAKERO_FRAMES before it is stored.",
+		}),
 		OpenSockets: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: Namespace, Subsystem: "websocket", Name: "open_connections",
 			Help: "Open WebSocket connections.",
@@ -136,7 +144,7 @@ func New(reg *prometheus.Registry) *Metrics {
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.HTTPRequests, m.HTTPDuration, m.StageDuration, m.StageAttempts,
-		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets,
+		m.StageFailures, m.CacheHits, m.CacheMisses, m.SingleFlightJoins, m.OpenSockets, m.AudioFollowers,
 		m.APICalls, m.Fallbacks)
 	return m
 }
@@ -213,6 +221,14 @@ func (m *Metrics) Fallback(reason string) {
 func (m *Metrics) SocketOpened() {
 	if m != nil {
 		m.OpenSockets.Inc()
+	}
+}
+
+// Following moves the audio followers' gauge by delta (1 when a follow
+// starts, -1 when it ends).
+func (m *Metrics) Following(delta int) {
+	if m != nil {
+		m.AudioFollowers.Add(float64(delta))
 	}
 }
 

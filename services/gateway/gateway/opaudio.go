@@ -96,9 +96,11 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 	if err != nil {
 		return internal(err)
 	}
+	s.metrics.Following(1)
 	first, isStored, err := s.firstChunk(ctx, f, opID, songID)
 	if err != nil || isStored {
 		f.Close()
+		s.metrics.Following(-1)
 		if isStored {
 			return stored()
 		}
@@ -107,6 +109,7 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 	body, err := newLiveBody(s, ctx, cancel, f, opID, songID, first)
 	if err != nil {
 		f.Close()
+		s.metrics.Following(-1)
 		return internal(err)
 	}
 	keep = true
@@ -359,6 +362,7 @@ func (b *liveBody) fromStored() error {
 // client is gone.
 func (b *liveBody) Close() error {
 	b.f.Close()
+	b.s.metrics.Following(-1)
 	if b.blob != nil {
 		b.blob.Close()
 	}
