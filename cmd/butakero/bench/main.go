@@ -20,7 +20,6 @@
 //  6. Twelve different 30-second AAC songs at once against the hand-run
 //     pipeline of each spread over the cores (target ≤ 1.10), and the CPU
 //     time per song of both (target: within 10 %).
-//
 //  7. Play before it is stored: request (POST /v1/operations) to the
 //     first DCA frame a client of GET /v1/operations/{id}/dca reads, for a
 //     3-minute AAC song (target ≤ 1 s), the long AAC song (≤ 1.5 s) and a
