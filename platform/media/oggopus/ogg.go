@@ -234,7 +234,9 @@ func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 		}
 	}
 	if total < 0 {
-		total = samples
+		// Not stated: what the packets hold after the pre-skip, the most
+		// the stream can last.
+		total = max(samples-int64(head.PreSkip), 0)
 	}
 	if err := ow.Close(total); err != nil {
 		return err
