@@ -99,12 +99,15 @@ func (ow *Writer) WritePacket(p []byte, samples int) error {
 
 // Close writes the last page, marked end of stream, whose granule position
 // says the stream lasts total samples (after the pre-skip): a decoder drops
-// what the last page's packets hold past it. A total beyond the packets, or
-// before the last page's start, is clamped.
+// what the last page's packets hold past it. A total beyond the packets is
+// clamped to them, and one that would drop a whole 20 ms frame or more
+// (a container's stated length, which may be short of the audio by more
+// than a frame) to just under a frame: what is dropped is the last
+// packet's padding, never audio.
 func (ow *Writer) Close(total int64) error {
 	end := ow.preSkip + total
 	end = min(end, ow.granule)
-	end = max(end, ow.flushed)
+	end = max(end, ow.flushed, ow.granule-(FrameSamples-1))
 	return ow.flush(flagEOS, end)
 }
 

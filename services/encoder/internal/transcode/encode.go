@@ -73,8 +73,7 @@ type Result struct {
 	// PreSkip is the samples a decoder drops at the start (the OpusHead's).
 	PreSkip int
 	// Samples is the audio's true length at 48 kHz, after the pre-skip, as
-	// the source's container states it, for a passthrough; 0 when not
-	// known before the first frame (a transcode).
+	// the source's container states it (Source.Duration); 0 when unknown.
 	Samples int64
 	// Loudness is the DCA's audio: the source's for a passthrough, the
 	// encoded audio's (after any normalisation) for a transcode.
@@ -382,13 +381,10 @@ func (res *dcaOut) begin() error {
 		meta.Opus.Channels = o.Source.Channels
 		meta.Opus.FrameSize = oggopus.FrameSamples * o.Source.Channels
 	}
-	// A copy's true length is the container's (a WebM's, which ends the
-	// audio inside the last frame): a decoder drops what the last frame
-	// holds past it (the Ogg Opus stream's last granule position). A
-	// transcode's is known only once ffmpeg is done, and containers such
-	// as MP4/AAC state it off by more than a frame: its header says none,
-	// and readers take what the frames hold after the pre-skip.
-	if d := o.Source.Duration; d > 0 && res.Mode == ModePassthrough {
+	// The true length is the container's, known before the first frame:
+	// a decoder drops what the last frame holds past it (the Ogg Opus
+	// stream's last granule position), never a frame or more (oggopus).
+	if d := o.Source.Duration; d > 0 {
 		res.Samples = int64(d.Seconds()*oggopus.SampleRate + 0.5)
 	}
 	meta.Butakero = &dcafile.Butakero{
