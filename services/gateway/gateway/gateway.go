@@ -161,6 +161,9 @@ type server struct {
 	oggSizes  *oggSizes
 	versions  Versions
 	cfg       config.Config // for GET /v1/info's profile and features
+	// life ends when the gateway stops: songs followed before they are
+	// stored are cut off then (opaudio.go).
+	life context.Context
 }
 
 // setupTimeout bounds the requests New makes to NATS.
@@ -211,6 +214,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		oggSizes:  newOggSizes(),
 		versions:  d.Versions,
 		cfg:       d.Config,
+		life:      ctx,
 	}
 	if s.versions == nil {
 		s.versions = versions.Start(nil)

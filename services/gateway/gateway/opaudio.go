@@ -66,7 +66,12 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 	c.Locals(localOperationID, opID)
 	// The follow outlives the handler (fasthttp writes the body after it
 	// returns) and ends when fasthttp closes the body.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.UserContext()), streamTimeout)
+	// A gateway that stops cuts its follows off, as a broken transfer the
+	// client asks again for (another gateway, or this one restarted,
+	// answers it).
+	ctx, cancelCtx := context.WithTimeout(context.WithoutCancel(c.UserContext()), streamTimeout)
+	stopOnExit := context.AfterFunc(s.life, cancelCtx)
+	cancel := func() { stopOnExit(); cancelCtx() }
 	keep := false
 	defer func() {
 		if !keep {
