@@ -64,7 +64,10 @@ const (
 
 // StreamConfig is the definition of BUTAKERO_FRAMES: the subjects
 // "frames.*", file storage (the embedded server's memory is the process's),
-// replicas as the event stream's, MaxAge.
+// replicas as the event stream's, MaxAge, and direct gets: a follower's read
+// is answered with the message itself, not a JSON document holding it in
+// base64, which the server and the follower would encode and decode for
+// every chunk (half of what a followed song allocated).
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
@@ -79,6 +82,7 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		MaxAge:      MaxAge,
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  2 * time.Minute,
+		AllowDirect: true,
 	}
 }
 
