@@ -22,7 +22,8 @@ import (
 // operation's state and the blob store only when the frame stream has been
 // silent for idleCheck; audioWait bounds the wait for a song's first frame
 // (an operation stays in progress at most MAX_ATTEMPTS × STAGE_TIMEOUT per
-// stage), songPoll paces the wait for the operation to name its song.
+// stage), songPoll paces the wait for the operation to name its song (from
+// an eighth of it, doubling).
 const (
 	idleCheck = time.Second
 	audioWait = 30 * time.Minute
@@ -137,6 +138,10 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 // operation is 404; one that ended without a song, or failed, is 409.
 func (s *server) awaitSong(ctx context.Context, opID string) (projection.Operation, error) {
 	deadline := time.Now().Add(audioWait)
+	// The recorder writes a URL's song into the operation a few
+	// milliseconds after the request: look again soon, then every
+	// songPoll (a search waits for the resolver).
+	pause := songPoll / 8
 	for {
 		rctx, cancel := context.WithTimeout(ctx, storeTimeout)
 		op, _, err := s.operation(rctx, opID, false)
@@ -156,8 +161,9 @@ func (s *server) awaitSong(ctx context.Context, opID string) (projection.Operati
 		select {
 		case <-ctx.Done():
 			return projection.Operation{}, internal(ctx.Err())
-		case <-time.After(songPoll):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, songPoll)
 	}
 }
 
