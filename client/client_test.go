@@ -268,3 +268,57 @@ func cuttingProxy(t *testing.T, upstream string, limit int64) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
 }
+
+// TestPlayDCA plays songs while they are made: PlayDCA writes what is,
+// byte for byte, the DCA stored once done, even when its first answer
+// breaks off mid-body (it asks again and skips what it wrote); PlayOgg
+// writes an Ogg Opus stream; a song that fails before its first frame is
+// an *APIError operation_failed.
+func TestPlayDCA(t *testing.T) {
+	media := t.TempDir()
+	audiofixture.Make(t, media, audiofixture.M4A("play.m4a", 20*time.Second))
+	audiofixture.Make(t, media, audiofixture.MP3("play.mp3", 5*time.Second))
+	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	fixtures := audiofixture.Serve(t, media)
+	base := startButakero(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	direct := &client.Client{BaseURL: base, APIKey: testKey}
+	cut := &client.Client{BaseURL: cuttingProxy(t, base, 20<<10), APIKey: testKey}
+
+	op, err := direct.Start(ctx, fixtures.URL("play.m4a"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var played bytes.Buffer
+	n, err := cut.PlayDCA(ctx, op.ID, &played)
+	if err != nil || n != int64(played.Len()) {
+		t.Fatalf("PlayDCA: %d bytes, %v", n, err)
+	}
+	var stored bytes.Buffer
+	if _, err := direct.DownloadDCA(ctx, op.SongID, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(played.Bytes(), stored.Bytes()) {
+		t.Fatalf("played %d bytes, stored %d: not the same", played.Len(), stored.Len())
+	}
+
+	op, err = direct.Start(ctx, fixtures.URL("play.mp3"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ogg bytes.Buffer
+	if _, err := direct.PlayOgg(ctx, op.ID, &ogg); err != nil || !bytes.HasPrefix(ogg.Bytes(), []byte("OggS")) {
+		t.Fatalf("PlayOgg: %d bytes, %v", ogg.Len(), err)
+	}
+
+	op, err = direct.Start(ctx, fixtures.URL("corrupt.mp3"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = direct.PlayDCA(ctx, op.ID, io.Discard)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code != "operation_failed" || !strings.Contains(ae.Message, "not audio") {
+		t.Fatalf("PlayDCA of a corrupt file: %v, want operation_failed saying why", err)
+	}
+}

@@ -102,8 +102,9 @@ func get(ctx context.Context, args []string, env cliEnv) error {
 	out := fs.String("o", "", `the file to write (default "<song id>.dca" or ".ogg"; "-" for stdout)`)
 	format := fs.String("format", "dca", `what to write: "dca" (Discord's Opus frames) or "ogg" (Ogg Opus, for discord.js and players)`)
 	timeout := fs.Duration("timeout", 30*time.Minute, "give up after this long")
+	follow := fs.Bool("follow", false, "play-follow: write the file as it grows, from the first frames, while the song is still being made (a player can read it at once)")
 	fs.Usage = func() {
-		fmt.Fprintln(env.stderr, `usage: butakero get [-o file.dca] [-format dca|ogg] [-server URL] [-api-key KEY] "<title or URL>"`)
+		fmt.Fprintln(env.stderr, `usage: butakero get [-o file.dca] [-format dca|ogg] [-follow] [-server URL] [-api-key KEY] "<title or URL>"`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseInterleaved(fs, args)
@@ -123,6 +124,9 @@ func get(ctx context.Context, args []string, env cliEnv) error {
 		return err
 	}
 	fmt.Fprintf(env.stderr, "operation %s\n", op.ID)
+	if *follow {
+		return playSong(ctx, c, op, *format, *out, env)
+	}
 	bar := newProgressBar(env.stderr, env.tty)
 	final, err := c.Follow(ctx, op.ID, bar.update)
 	bar.finish()
@@ -181,6 +185,58 @@ func saveSong(ctx context.Context, c *client.Client, songID, format, path string
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return fmt.Errorf("write the file: %w", err)
+	}
+	fmt.Fprintf(env.stderr, "wrote %s (%s)\n", path, humanBytes(n))
+	fmt.Fprintln(env.stdout, path)
+	return nil
+}
+
+// playSong writes an operation's song to path ("" for <song id>.<format>,
+// "-" for stdout) as it is made (client.PlayDCA, PlayOgg): the file grows
+// from the first frames on, so a player may read it at once, and is
+// removed if the song fails. The song id, which names the default path, is
+// checked as saveSong checks it.
+func playSong(ctx context.Context, c *client.Client, op client.Operation, format, path string, env cliEnv) error {
+	for op.SongID == "" && !op.Done() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		var err error
+		if op, err = c.Operation(ctx, op.ID); err != nil {
+			return err
+		}
+	}
+	if err := op.Err(); err != nil {
+		return err
+	}
+	if err := events.ValidSongID(op.SongID); err != nil {
+		return fmt.Errorf("the server named the song %q, which is not a valid song id; nothing written: %w", op.SongID, err)
+	}
+	play := c.PlayDCA
+	if format == "ogg" {
+		play = c.PlayOgg
+	}
+	if path == "-" {
+		_, err := play(ctx, op.ID, env.stdout)
+		return err
+	}
+	if path == "" {
+		path = op.SongID + "." + format
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("write the file: %w", err)
+	}
+	fmt.Fprintf(env.stderr, "writing %s as it is made\n", path)
+	n, err := play(ctx, op.ID, f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("write the file: %w", cerr)
+	}
+	if err != nil {
+		os.Remove(path)
+		return err
 	}
 	fmt.Fprintf(env.stderr, "wrote %s (%s)\n", path, humanBytes(n))
 	fmt.Fprintln(env.stdout, path)

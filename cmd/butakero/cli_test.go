@@ -77,6 +77,7 @@ func TestCLI(t *testing.T) {
 	media := t.TempDir()
 	const songLen = 8 * time.Second
 	audiofixture.Make(t, media, audiofixture.MP3("tune.mp3", songLen))
+	audiofixture.Make(t, media, audiofixture.M4A("grow.m4a", songLen))
 	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
 	fixtures := audiofixture.Serve(t, media)
 	base := startServer(t)
@@ -151,6 +152,33 @@ func TestCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("get -follow writes the DCA as it is made", func(t *testing.T) {
+		r := butakero(t, dir, viaEnv, "get", "-follow", fixtures.URL("grow.m4a"), "-o", "grow.dca")
+		if r.code != 0 {
+			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+		if strings.TrimSpace(r.stdout) != "grow.dca" || !strings.Contains(r.stderr, "writing grow.dca as it is made") {
+			t.Fatalf("stdout %q, stderr %q", r.stdout, r.stderr)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "grow.dca"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		c := &client.Client{BaseURL: base, APIKey: cliKey}
+		op, err := c.Wait(context.Background(), strings.TrimPrefix(lines[0], "operation "))
+		if err != nil || op.Err() != nil {
+			t.Fatalf("operation: %v %v", err, op.Err())
+		}
+		var stored bytes.Buffer
+		if _, err := c.DownloadDCA(context.Background(), op.SongID, &stored); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, stored.Bytes()) {
+			t.Fatalf("grow.dca has %d bytes, the stored DCA %d: not the same", len(got), stored.Len())
+		}
+	})
+
 	tests := []struct {
 		name     string
 		env      []string
@@ -166,6 +194,8 @@ func TestCLI(t *testing.T) {
 			stdout: []string{`"status": "success"`, `"id": "` + opID + `"`}},
 		{name: "a failure says why", env: viaEnv, args: []string{"get", "-o", "bad.dca", fixtures.URL("corrupt.mp3")}, code: 1,
 			stderr: []string{"encode: failed", "(invalid_audio)"}, noFileAt: "bad.dca"},
+		{name: "a failure says why, following", env: viaEnv, args: []string{"get", "-follow", "-o", "bad2.dca", fixtures.URL("corrupt.mp3")}, code: 1,
+			stderr: []string{"operation_failed", "not audio"}, noFileAt: "bad2.dca"},
 		{name: "unknown operation", env: viaEnv, args: []string{"status", "doesnotexist"}, code: 1,
 			stderr: []string{"HTTP 404 not_found"}},
 		{name: "wrong API key", env: append([]string{"BUTAKERO_URL=" + base, "BUTAKERO_API_KEY=nope"}, badServerEnv...), args: []string{"get", "anything"}, code: 1,

@@ -60,13 +60,8 @@ func (in *instance) storedSong(t *testing.T, id string) catalogSong {
 // opusinfo (no warnings), ffmpeg (its decoded length) and prism-media's
 // OggDemuxer under node (every packet, to the last).
 func TestOggOpus(t *testing.T) {
-	nodeModules := os.Getenv(envNodeModules)
-	if nodeModules == "" {
+	if os.Getenv(envNodeModules) == "" {
 		t.Fatalf("%s is not set: run the tests with scripts/test.sh, which installs prism-media", envNodeModules)
-	}
-	script, err := filepath.Abs("testdata/oggdemux.js")
-	if err != nil {
-		t.Fatal(err)
 	}
 	media := t.TempDir()
 	const d = 3*time.Second + 500*time.Millisecond
@@ -105,32 +100,48 @@ func TestOggOpus(t *testing.T) {
 			if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "audio/ogg; codecs=opus" {
 				t.Fatalf("GET %s: %d %q %v", song.OggURL, resp.StatusCode, resp.Header.Get("Content-Type"), err)
 			}
-			path := filepath.Join(t.TempDir(), "song.opus")
-			if err := os.WriteFile(path, body, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			out, err := exec.Command("opusinfo", path).CombinedOutput()
-			if err != nil || bytes.Contains(bytes.ToLower(out), []byte("warning")) {
-				t.Fatalf("opusinfo: %v\n%s", err, out)
-			}
-			pcm, err := exec.Command("ffmpeg", "-hide_banner", "-nostats", "-loglevel", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "48000", "-").Output()
-			if err != nil {
-				t.Fatalf("ffmpeg decode: %v", err)
-			}
-			if got := time.Duration(len(pcm)/2) * time.Second / 48000; (got - d).Abs() > 20*time.Millisecond {
-				t.Errorf("the Ogg decodes to %s, the song lasts %s", got, d)
-			}
-			node := exec.Command("node", script, path)
-			node.Env = append(os.Environ(), "NODE_PATH="+nodeModules)
-			var stderr bytes.Buffer
-			node.Stderr = &stderr
-			out, err = node.Output()
-			if err != nil {
-				t.Fatalf("prism-media's OggDemuxer: %v: %s", err, stderr.Bytes())
-			}
-			if n, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); n != song.DCAFrames {
-				t.Fatalf("OggDemuxer read %s packets, the DCA has %d", out, song.DCAFrames)
-			}
+			checkOgg(t, body, d, song.DCAFrames)
 		})
+	}
+}
+
+// checkOgg reads an Ogg Opus stream of a song lasting d with frames
+// packets with opusinfo (no warnings), ffmpeg (its decoded length) and
+// prism-media's OggDemuxer under node (every packet, to the last).
+func checkOgg(t *testing.T, body []byte, d time.Duration, frames int64) {
+	t.Helper()
+	nodeModules := os.Getenv(envNodeModules)
+	if nodeModules == "" {
+		t.Fatalf("%s is not set: run the tests with scripts/test.sh, which installs prism-media", envNodeModules)
+	}
+	script, err := filepath.Abs("testdata/oggdemux.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "song.opus")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("opusinfo", path).CombinedOutput()
+	if err != nil || bytes.Contains(bytes.ToLower(out), []byte("warning")) {
+		t.Fatalf("opusinfo: %v\n%s", err, out)
+	}
+	pcm, err := exec.Command("ffmpeg", "-hide_banner", "-nostats", "-loglevel", "error", "-i", path, "-f", "s16le", "-ac", "1", "-ar", "48000", "-").Output()
+	if err != nil {
+		t.Fatalf("ffmpeg decode: %v", err)
+	}
+	if got := time.Duration(len(pcm)/2) * time.Second / 48000; (got - d).Abs() > 20*time.Millisecond {
+		t.Errorf("the Ogg decodes to %s, the song lasts %s", got, d)
+	}
+	node := exec.Command("node", script, path)
+	node.Env = append(os.Environ(), "NODE_PATH="+nodeModules)
+	var stderr bytes.Buffer
+	node.Stderr = &stderr
+	out, err = node.Output()
+	if err != nil {
+		t.Fatalf("prism-media's OggDemuxer: %v: %s", err, stderr.Bytes())
+	}
+	if n, _ := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); n != frames {
+		t.Fatalf("OggDemuxer read %s packets, the DCA has %d", out, frames)
 	}
 }

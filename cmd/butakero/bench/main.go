@@ -27,9 +27,17 @@
 //     profile, the AWS profile (DynamoDB Local, versitygw) with DynamoDB
 //     Local's own conditional-write rate, and two processes on a
 //     three-node cluster with each one's share of the events applied.
+//  8. Play before it is stored: request (POST /v1/operations) to the
+//     first DCA frame a client of GET /v1/operations/{id}/dca reads, for a
+//     3-minute AAC song (target ≤ 1 s), the long AAC song (≤ 1.5 s) and a
+//     3-minute song served at twice its audio bitrate (≤ 3 s); and the
+//     peak RSS of a fresh service after a 30-second song and after the
+//     long song, each followed to its end by -followers clients (target:
+//     at most 32 MiB more).
 //
 // -only opus runs sections 5 and 6 alone; -only throughput section 7;
-// -only drain the recorder's drain and DynamoDB Local's rate of section 7.
+// -only drain the recorder's drain and DynamoDB Local's rate of section 7;
+// -only play section 8.
 package main
 
 import (
@@ -63,7 +71,8 @@ func main() {
 	stored := flag.Int("stored", 20, "requests for a stored song")
 	burst := flag.Int("burst", 12, "different songs submitted at once")
 	prebuilt := flag.String("butakero", "", "a butakero binary to measure instead of building ./cmd/butakero (another version, for comparison)")
-	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections; "throughput": only the projection throughput measure; "drain": only the recorder draining into DynamoDB Local against its own rate`)
+	only := flag.String("only", "", `"opus": only the Opus passthrough and 30-second burst sections; "throughput": only the projection throughput measure; "drain": only the recorder draining into DynamoDB Local against its own rate; "play": only play before it is stored`)
+	followers := flag.Int("followers", 4, "clients following each song in the play section")
 	tp := throughputOpts{polls: []time.Duration{20 * time.Millisecond, 250 * time.Millisecond}}
 	flag.IntVar(&tp.requests, "tp-requests", 2000, "requests for a stored song per throughput run")
 	flag.IntVar(&tp.inflight, "tp-inflight", 50, "requests in flight in a throughput run")
@@ -72,13 +81,13 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *rounds, *long, *stored, *burst, *only, *prebuilt, tp); err != nil {
+	if err := run(ctx, *rounds, *long, *stored, *burst, *only, *prebuilt, tp, *followers); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only, prebuilt string, tp throughputOpts) error {
+func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN int, only, prebuilt string, tp throughputOpts, followers int) error {
 	work, err := os.MkdirTemp("", "butakero-bench-")
 	if err != nil {
 		return err
@@ -110,8 +119,19 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 			return err
 		}
 	}
-	if err := makeWebMOpus(ctx, filepath.Join(media, "song3m.webm"), 3*time.Minute); err != nil {
-		return err
+	if only != "play" {
+		if err := makeWebMOpus(ctx, filepath.Join(media, "song3m.webm"), 3*time.Minute); err != nil {
+			return err
+		}
+	}
+	if only == "play" {
+		play, err := benchPlay(ctx, bin, work, media, long, followers)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nButakero benchmark — %s, %d cores, %s/%s, %s\n", cpuModel(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, time.Now().UTC().Format("2006-01-02"))
+		fmt.Print(play)
+		return nil
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -264,6 +284,11 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	fmt.Printf("  ratio %.2f (target ≤ 1.3): %s\n", burstRatio, verdict(burstRatio <= 1.3))
 	fmt.Print(opus)
 	svc.stop()
+	play, err := benchPlay(ctx, bin, work, media, long, followers)
+	if err != nil {
+		return err
+	}
+	fmt.Print(play)
 	return throughput(ctx, work, bin, mediaURL, tp)
 }
 

@@ -99,12 +99,15 @@ func (ow *Writer) WritePacket(p []byte, samples int) error {
 
 // Close writes the last page, marked end of stream, whose granule position
 // says the stream lasts total samples (after the pre-skip): a decoder drops
-// what the last page's packets hold past it. A total beyond the packets, or
-// before the last page's start, is clamped.
+// what the last page's packets hold past it. A total beyond the packets is
+// clamped to them, and one that would drop a whole 20 ms frame or more
+// (a container's stated length, which may be short of the audio by more
+// than a frame) to just under a frame: what is dropped is the last
+// packet's padding, never audio.
 func (ow *Writer) Close(total int64) error {
 	end := ow.preSkip + total
 	end = min(end, ow.granule)
-	end = max(end, ow.flushed)
+	end = max(end, ow.flushed, ow.granule-(FrameSamples-1))
 	return ow.flush(flagEOS, end)
 }
 
@@ -156,7 +159,9 @@ const DefaultPreSkip = 312
 // with the title, then the packets, the end trimmed to the DCA's sample
 // count. The output depends only on the DCA's bytes and serial, so two
 // calls write the same bytes (the gateway counts the length, then sends a
-// range). It streams, in constant memory.
+// range). It streams, in constant memory, and writes out what it muxed
+// whenever src has nothing more at hand, so a DCA still being made is
+// muxed as it comes.
 func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 	br := bufio.NewReaderSize(src, 64<<10)
 	var hdr [8]byte
@@ -198,6 +203,13 @@ func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 	var samples int64
 	buf := make([]byte, 0, 4096)
 	for i := 0; ; i++ {
+		if br.Buffered() == 0 {
+			// The source may be a DCA in the making: what is muxed goes
+			// out before waiting for more.
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
 		var l [2]byte
 		if _, err := io.ReadFull(br, l[:]); err == io.EOF {
 			break
@@ -225,7 +237,9 @@ func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 		}
 	}
 	if total < 0 {
-		total = samples
+		// Not stated: what the packets hold after the pre-skip, the most
+		// the stream can last.
+		total = max(samples-int64(head.PreSkip), 0)
 	}
 	if err := ow.Close(total); err != nil {
 		return err

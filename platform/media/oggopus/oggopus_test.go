@@ -46,7 +46,7 @@ func TestHeadRoundTrip(t *testing.T) {
 // numbers, flags and the last granule trimmed to the DCA's samples.
 func TestMuxDCAPages(t *testing.T) {
 	var dca bytes.Buffer
-	meta := []byte(`{"opus":{"channels":2},"info":{"title":"T"},"butakero":{"pre_skip":312,"samples":95000}}`)
+	meta := []byte(`{"opus":{"channels":2},"info":{"title":"T"},"butakero":{"pre_skip":312,"samples":95500}}`)
 	dca.WriteString("DCA1")
 	dca.Write(binary.LittleEndian.AppendUint32(nil, uint32(len(meta))))
 	dca.Write(meta)
@@ -94,7 +94,7 @@ func TestMuxDCAPages(t *testing.T) {
 		seq++
 		b = b[size:]
 	}
-	if flags != flagEOS || granule != 312+95000 || packets != 102 {
+	if flags != flagEOS || granule != 312+95500 || packets != 102 {
 		t.Fatalf("last page flags %x granule %d, %d packets", flags, granule, packets)
 	}
 }

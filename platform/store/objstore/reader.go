@@ -90,8 +90,13 @@ func seekChunkReader(ctx context.Context, stream jetstream.Stream, nc *nats.Conn
 	}, nil
 }
 
-// locateBatch is how many chunk headers one pull asks for.
-const locateBatch = 1024
+// locateBatch is how many chunk headers one pull asks for. It is small
+// because the server holds the whole of every chunk it has gathered for a
+// pull until the client has taken them (a headers-only message is cut from
+// its copy of the chunk): a pull of 1024 chunks of 128 KiB held an
+// object's whole size, about 30 MiB for a 60-minute DCA, per reader. 32
+// hold 4 MiB at most, for one request per 4 MiB of the object.
+const locateBatch = 32
 
 // locateChunk returns the stream sequence and index of the chunk holding
 // byte off of the object, and the offset its data starts at. The consumer
@@ -183,7 +188,7 @@ var errBehind = errors.New("the replica read is behind the object")
 
 // catchUpTimeout bounds how long a read waits for the stream to answer
 // again; attemptTimeout bounds one chunk request and locateTimeout one
-// pass of the chunk index (a few requests per thousand chunks).
+// pass of the chunk index (one request per locateBatch chunks).
 const (
 	catchUpTimeout = 10 * time.Second
 	attemptTimeout = 5 * time.Second

@@ -1,6 +1,7 @@
 package blobtest_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strconv"
@@ -129,5 +130,50 @@ func TestObjectStoreChunksAreFull(t *testing.T) {
 				t.Errorf("%d bytes in %d chunks, want %d", tc.total, oi.Chunks, tc.wantChunks)
 			}
 		})
+	}
+}
+
+// TestObjectStoreRangeFarIn reads ranges of a blob of 100 chunks, more
+// than one pass of the chunk index asks the server for, at offsets in the
+// first, a middle and the last chunk, and across two chunks: each range
+// holds the bytes written there.
+func TestObjectStoreRangeFarIn(t *testing.T) {
+	env := natstest.Start(t)
+	ctx := context.Background()
+	s, err := objstore.Open(ctx, env.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chunk = 128 << 10
+	data := make([]byte, 100*chunk-1000)
+	for i := range data {
+		data[i] = byte(i*7 + i>>17)
+	}
+	if _, err := s.Put(ctx, "audio/far.dca", "audio/x-dca", nil, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ off, n int64 }{
+		{10, 100},
+		{40*chunk + 5, 300},
+		{70*chunk - 50, 100},
+		{int64(len(data)) - 200, 200},
+		{int64(len(data)) - 3*chunk, -1},
+	} {
+		rc, _, err := s.OpenRange(ctx, "audio/far.dca", r.off, r.n)
+		if err != nil {
+			t.Fatalf("range %d+%d: %v", r.off, r.n, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("range %d+%d: %v", r.off, r.n, err)
+		}
+		want := data[r.off:]
+		if r.n >= 0 {
+			want = want[:r.n]
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("range %d+%d: got %d bytes, not those written there", r.off, r.n, len(got))
+		}
 	}
 }

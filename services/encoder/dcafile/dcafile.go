@@ -71,8 +71,15 @@ type Butakero struct {
 	Samples int64 `json:"samples"`
 	// LoudnessLUFS is the integrated loudness (EBU R128), TruePeakDB the
 	// true peak (dBTP); absent when not measured or not finite (silence).
+	//
+	// The encoder streams its DCAs, header first, so what it writes now
+	// carries neither: they are in the dca.encoded event and the catalog.
+	// DCAs stored before it streamed have them.
 	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
 	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
+	// Run names the encode that made the DCA, as its chunks on
+	// BUTAKERO_FRAMES name it (package framestream).
+	Run string `json:"run,omitempty"`
 }
 
 // NewMetadata returns the standard DCA metadata for an Opus stream described

@@ -30,6 +30,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/framestream"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
@@ -121,6 +122,9 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return fmt.Errorf("encoder: %w", err)
 	}
+	if _, err := framestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
+		return fmt.Errorf("encoder: %w", err)
+	}
 	cl := d.Claims
 	if cl == nil {
 		store, err := claims.Open(ctx, d.JS, d.Config.StreamReplicas, claims.DefaultTTL)
@@ -136,7 +140,7 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	h := &handler{nc: d.NC, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
+	h := &handler{nc: d.NC, js: d.JS, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
 		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget}
 	w := &stage.Worker{
 		Stage:       StageName,
@@ -158,6 +162,7 @@ func Run(ctx context.Context, d Deps) error {
 
 type handler struct {
 	nc      *nats.Conn
+	js      jetstream.JetStream
 	blobs   Blobs
 	bitrate int
 	claims  Claims
@@ -317,7 +322,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size,
 		"codec", source.Codec, "sample_rate", source.SampleRate, "source_kbps", source.BitrateKbps)
 
-	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, source, key)
+	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, source, key, log)
 	if err != nil {
 		return nil, audioFailure(err)
 	}
@@ -340,34 +345,22 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	}), nil
 }
 
-// encode streams the DCA of the file at path into the blob store. The frame
-// check runs before the upload is committed: a DCA that fails it is never
-// stored, and a previous good DCA at key stays.
-func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, src transcode.Source, key string) (transcode.Result, blob.Info, error) {
+// encode streams the DCA of the file at path into the blob store and, as
+// it is made, onto the song's subject of BUTAKERO_FRAMES (see output). The
+// frame check runs before the upload is committed: a DCA that fails it is
+// never stored, and a previous good DCA at key stays.
+func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, src transcode.Source, key string, log *slog.Logger) (transcode.Result, blob.Info, error) {
 	srcDur := src.Duration
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
-	type put struct {
-		info blob.Info
-		err  error
-	}
-	done := make(chan put, 1)
-	go func() {
-		// The frame count is not known before the upload starts (it is
-		// streamed), so the blob's metadata carries the source's duration;
-		// dca.encoded carries the frames.
-		meta := map[string]string{
-			"title":       song.Title,
-			"duration_ms": strconv.FormatInt(srcDur.Milliseconds(), 10),
-			"song_id":     song.ID,
-		}
-		info, err := h.blobs.Put(ctx, key, ContentType, meta, pr)
-		// Unblock the encoder if Put gave up before the end.
-		pr.CloseWithError(errors.Join(err, io.ErrClosedPipe))
-		done <- put{info, err}
-	}()
-
+	// The frame count is not known before the upload starts (it is
+	// streamed), so the blob's metadata carries the source's duration;
+	// dca.encoded carries the frames.
+	out := &output{ctx: ctx, blobs: h.blobs, js: h.js, key: key, songID: song.ID, log: log, meta: map[string]string{
+		"title":       song.Title,
+		"duration_ms": strconv.FormatInt(srcDur.Milliseconds(), 10),
+		"song_id":     song.ID,
+	}}
 	var last time.Time
 	res, err := transcode.Encode(ctx, path, transcode.Options{
 		BitrateKbps:        h.bitrate,
@@ -383,31 +376,27 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 				events.PublishProgress(h.nc, opID, StageName, min(pct, 99.9))
 			}
 		},
-	}, pw)
+	}, out)
 	if err == nil {
 		err = checkCoverage(res, srcDur)
 	}
 	if err != nil {
 		// Fail the upload so nothing is committed, then wait for Put.
-		pw.CloseWithError(err)
-		p := <-done
+		perr := out.fail(err)
 		var unreadable *transcode.Unreadable
 		var f *events.Failure
-		if p.err != nil && ctx.Err() == nil && !errors.As(err, &unreadable) && !errors.As(err, &f) {
+		if perr != nil && ctx.Err() == nil && !errors.As(err, &unreadable) && !errors.As(err, &f) {
 			// The store gave up first; the encode only saw the pipe close.
-			return res, blob.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
+			err = events.Wrap(events.CodeInternal, perr, "the DCA could not be stored")
+			out.ended(err)
 		}
 		return res, blob.Info{}, err
 	}
-	pw.Close()
-	p := <-done
-	if p.err != nil {
-		return res, blob.Info{}, events.Wrap(events.CodeInternal, p.err, "the DCA could not be stored")
+	info, err := out.commit(res.Size)
+	if err != nil {
+		return res, blob.Info{}, err
 	}
-	if p.info.Size != res.Size {
-		return res, blob.Info{}, events.Fail(events.CodeInternal, "the DCA was stored with %d bytes, %d written", p.info.Size, res.Size)
-	}
-	return res, p.info, nil
+	return res, info, nil
 }
 
 // checkCoverage fails an encode whose frames fall short of the source's

@@ -17,6 +17,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/framestream"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/store/objstore"
@@ -211,6 +212,15 @@ func TestEncode(t *testing.T) {
 			}
 			defer sub.Unsubscribe()
 
+			// The DCA also goes out on the song's frame subject as it is
+			// made: a core subscription sees the run's chunks.
+			chunks := make(chan *nats.Msg, 4096)
+			fsub, err := r.env.NC.ChanSubscribe(framestream.Subject(songID), chunks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fsub.Unsubscribe()
+
 			req := r.stage(t, songID, title, tc.ext, bytes.NewReader(body))
 			env, ev := r.end(ctx, t, req.OperationID)
 			if env.SongID != songID {
@@ -285,8 +295,20 @@ func TestEncode(t *testing.T) {
 			if enc.Mode != wantMode || enc.ModeReason == "" || b == nil || b.Mode != enc.Mode || b.Reason != enc.ModeReason {
 				t.Fatalf("dca.encoded mode %q (%s), DCA metadata %+v; want %s", enc.Mode, enc.ModeReason, b, wantMode)
 			}
-			if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil || b.LoudnessLUFS == nil || *b.LoudnessLUFS != *enc.LoudnessLUFS {
-				t.Fatalf("loudness: dca.encoded %v/%v, DCA %+v", enc.LoudnessLUFS, enc.TruePeakDB, b)
+			if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil {
+				t.Fatalf("loudness: dca.encoded %v/%v", enc.LoudnessLUFS, enc.TruePeakDB)
+			}
+			stored, err := io.ReadAll(must(r.blobs.Open(ctx, key)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			live, end := runOf(t, chunks, b.Run)
+			if end.Header.Get(framestream.HeaderEnd) != framestream.EndStored || !bytes.Equal(live, stored) {
+				t.Fatalf("run %s: %d bytes ending %q; stored DCA %d bytes (equal: %v)", b.Run, len(live), end.Header.Get(framestream.HeaderEnd), len(stored), bytes.Equal(live, stored))
+			}
+			// Once stored, the song's frames are purged.
+			if n := framesHeld(ctx, t, r.env.JS, songID); n != 0 {
+				t.Fatalf("%d frame messages kept after the DCA was stored", n)
 			}
 			if wantMode == "transcode" && (dca.Metadata.Opus.Channels != 2 || enc.BitrateKbps != 96) {
 				t.Fatalf("transcode: %+v, bitrate %d", dca.Metadata.Opus, enc.BitrateKbps)
@@ -478,4 +500,50 @@ func childProcesses(t *testing.T, name string) []string {
 		}
 	}
 	return out
+}
+
+// must is the reader of an Open that must work.
+func must(rc io.ReadCloser, _ blob.Info, err error) io.Reader {
+	if err != nil {
+		panic(err)
+	}
+	return rc
+}
+
+// runOf gathers the chunks of run from the song's frame messages, in
+// order, up to the run's end message, which it returns.
+func runOf(t *testing.T, chunks <-chan *nats.Msg, run string) ([]byte, *nats.Msg) {
+	t.Helper()
+	var data []byte
+	for {
+		select {
+		case m := <-chunks:
+			if m.Header.Get(framestream.HeaderRun) != run {
+				continue
+			}
+			if off := m.Header.Get(framestream.HeaderOffset); off != strconv.Itoa(len(data)) {
+				t.Fatalf("chunk at offset %s after %d bytes", off, len(data))
+			}
+			if m.Header.Get(framestream.HeaderEnd) != "" {
+				return data, m
+			}
+			data = append(data, m.Data...)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %s: no end after %d bytes", run, len(data))
+		}
+	}
+}
+
+// framesHeld is how many messages BUTAKERO_FRAMES holds for the song.
+func framesHeld(ctx context.Context, t *testing.T, js jetstream.JetStream, songID string) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx, framestream.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(framestream.Subject(songID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Subjects[framestream.Subject(songID)]
 }

@@ -32,7 +32,11 @@ func (s *server) dca(c *fiber.Ctx) error {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)
+	return s.storedDCA(c, id)
+}
 
+// storedDCA answers song id's stored DCA, as /v1/songs/{id}/dca does.
+func (s *server) storedDCA(c *fiber.Ctx, id string) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
 	// The blob store is the truth of what is stored: a DCA is served as

@@ -24,6 +24,7 @@ const (
 	CodeUnsupportedMedia    Code = "unsupported_media_type" // 415: body not JSON
 	CodeRangeNotSatisfiable Code = "range_not_satisfiable"  // 416
 	CodeConflict            Code = "conflict"               // 409: the operation has ended already (DELETE)
+	CodeOperationFailed     Code = "operation_failed"       // 409: the operation ended without its audio
 	CodeIdempotencyMismatch Code = "idempotency_key_reused" // 422: key reused for another request
 	CodeUpgradeRequired     Code = "upgrade_required"       // 426: WebSocket route without upgrade
 	CodeRateLimited         Code = "rate_limited"           // 429: over a budget or AUTH_FAILURE_LIMIT; see Retry-After
@@ -36,7 +37,7 @@ const (
 // Codes lists every code, for the documentation test.
 var Codes = []Code{CodeBadRequest, CodeUnauthorized, CodeForbidden, CodeNotFound,
 	CodeMethodNotAllowed, CodeRequestTimeout, CodePayloadTooLarge,
-	CodeUnsupportedMedia, CodeRangeNotSatisfiable, CodeConflict, CodeIdempotencyMismatch,
+	CodeUnsupportedMedia, CodeRangeNotSatisfiable, CodeConflict, CodeOperationFailed, CodeIdempotencyMismatch,
 	CodeUpgradeRequired, CodeRateLimited, CodeHeadersTooLarge, CodeInternal,
 	CodeNotReady, CodeTooManyConnections}
 
@@ -76,7 +77,7 @@ func httpStatus(code Code) int {
 		return fiber.StatusForbidden
 	case CodeUnsupportedMedia:
 		return fiber.StatusUnsupportedMediaType
-	case CodeConflict:
+	case CodeConflict, CodeOperationFailed:
 		return fiber.StatusConflict
 	case CodeIdempotencyMismatch:
 		return fiber.StatusUnprocessableEntity

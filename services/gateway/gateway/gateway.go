@@ -25,6 +25,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/framestream"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
@@ -160,6 +161,9 @@ type server struct {
 	oggSizes  *oggSizes
 	versions  Versions
 	cfg       config.Config // for GET /v1/info's profile and features
+	// life ends when the gateway stops: songs followed before they are
+	// stored are cut off then (opaudio.go).
+	life context.Context
 }
 
 // setupTimeout bounds the requests New makes to NATS.
@@ -209,6 +213,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		oggSizes:  newOggSizes(),
 		versions:  d.Versions,
 		cfg:       d.Config,
+		life:      ctx,
 	}
 	if s.versions == nil {
 		s.versions = versions.Start(nil)
@@ -240,6 +245,11 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	}
 	if s.hub, err = startHub(setup, ctx, d.NC, d.JS, s.log); err != nil {
 		return nil, err
+	}
+	// The frames of the songs being encoded, which /v1/operations/{id}/dca
+	// follows.
+	if _, err := framestream.Ensure(setup, d.JS, d.Config.StreamReplicas); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
 	}
 
 	app := fiber.New(fiber.Config{
@@ -297,6 +307,8 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		// are released by the handler's deferred calls.
 		RecoverHandler: s.recoverSocket,
 	}))
+	v1.Get("/operations/:id/dca", read, s.operationDCA)
+	v1.Get("/operations/:id/ogg", read, s.operationOgg)
 	v1.Get("/info", read, s.info)
 	v1.Get("/songs", read, s.searchSongs)
 	v1.Get("/songs/:id", read, s.getSong)

@@ -23,6 +23,9 @@ type gatewayMetrics struct {
 	duration *prometheus.HistogramVec
 	// sockets is the number of open WebSocket connections.
 	sockets prometheus.Gauge
+	// followers is the number of clients following a song's DCA in the
+	// making (GET /v1/operations/{id}/dca and /ogg, before it is stored).
+	followers prometheus.Gauge
 }
 
 // newGatewayMetrics registers the gateway's collectors on m's registry.
@@ -42,6 +45,10 @@ func newGatewayMetrics(m *metrics.Metrics) *gatewayMetrics {
 			Namespace: metrics.Namespace, Subsystem: "websocket", Name: "open_connections",
 			Help: "Open WebSocket connections.",
 		})),
+		followers: metrics.Register(m, prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Subsystem: "audio", Name: "followers",
+			Help: "Clients following a song's DCA on BUTAKERO_FRAMES before it is stored.",
+		})),
 	}
 }
 
@@ -56,3 +63,7 @@ func (g *gatewayMetrics) SocketOpened() { g.sockets.Inc() }
 
 // SocketClosed is SocketOpened's counterpart.
 func (g *gatewayMetrics) SocketClosed() { g.sockets.Dec() }
+
+// Following moves the audio followers' gauge by delta (1 when a follow
+// starts, -1 when it ends).
+func (g *gatewayMetrics) Following(delta int) { g.followers.Add(float64(delta)) }

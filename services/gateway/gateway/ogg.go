@@ -42,7 +42,12 @@ func (s *server) ogg(c *fiber.Ctx) error {
 		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)
+	return s.storedOgg(c, id)
+}
 
+// storedOgg answers song id's stored DCA as Ogg Opus, as
+// /v1/songs/{id}/ogg does.
+func (s *server) storedOgg(c *fiber.Ctx, id string) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
 	key := blob.DCAKey(id)

@@ -2,13 +2,11 @@ package transcode
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -76,7 +74,8 @@ type Result struct {
 	Mode, Reason string
 	// PreSkip is the samples a decoder drops at the start (the OpusHead's).
 	PreSkip int
-	// Samples is the audio's true length at 48 kHz, after the pre-skip.
+	// Samples is the audio's true length at 48 kHz, after the pre-skip, as
+	// the source's container states it (Source.Duration); 0 when unknown.
 	Samples int64
 	// Loudness is the DCA's audio: the source's for a passthrough, the
 	// encoded audio's (after any normalisation) for a transcode.
@@ -113,23 +112,38 @@ type errNot20ms struct{ reason string }
 
 func (e *errNot20ms) Error() string { return e.reason }
 
-// Encode turns the media file at path into DCA1 on w: 48 kHz Opus in 20 ms
-// frames, copied from the source when Options and every packet allow
+// Output is where Encode sends the DCA as it is made.
+type Output interface {
+	// Begin starts a DCA and returns where its bytes go (the header in one
+	// Write, then each frame in one Write) and the id of this DCA's run,
+	// which its metadata names.
+	Begin() (w io.Writer, run string, err error)
+	// Discard drops the DCA begun last: a passthrough that met a packet it
+	// cannot copy is transcoded from the start instead, into a new Begin.
+	Discard(reason error)
+}
+
+// Encode turns the media file at path into DCA1 on out: 48 kHz Opus in 20
+// ms frames, copied from the source when Options and every packet allow
 // (passthrough), else encoded by ffmpeg's libopus; the loudness measured by
 // ffmpeg's ebur128 filter in the same run. ffmpeg writes Ogg, whose packets
 // are read here; nothing of the source's container is parsed in Go.
 //
-// The DCA's metadata says the mode, the pre-skip, the true length and the
-// loudness, known only at the end, so the frames are held (in memory up to
-// a few MiB, then in a temporary file) until ffmpeg is done: w gets the
-// whole DCA, or nothing on error. A passthrough run that meets a packet
-// other than 20 ms stops and transcodes instead.
+// The DCA streams: its header goes out as soon as ffmpeg's OpusHead is
+// read, each frame as soon as ffmpeg made it. So the header holds only what
+// is known before the first frame: the mode and its reason, the pre-skip,
+// the true length as the source's container states it (Source.Duration;
+// a decoder trims the last frame to it) and the run. What is known only at
+// the end, the loudness and the frames, is in Result. A passthrough run
+// that meets a packet other than 20 ms discards its DCA (Output.Discard)
+// and transcodes into a new one.
 //
 // It returns an *Unreadable error when ffmpeg fails or produces no frame.
 // When ctx ends, ffmpeg is killed and ctx's error is returned. A write error
-// from w is returned as is. In every case the ffmpeg process is gone when
-// Encode returns.
-func Encode(ctx context.Context, path string, o Options, w io.Writer) (Result, error) {
+// from the output is returned as is. In every case the ffmpeg process is
+// gone when Encode returns; what the output got is then whole only when
+// the error is nil.
+func Encode(ctx context.Context, path string, o Options, out Output) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
@@ -153,34 +167,21 @@ func Encode(ctx context.Context, path string, o Options, w io.Writer) (Result, e
 		}
 	}
 	if mode == ModePassthrough {
-		res, err := run(ctx, path, o, true, 0, before == nil)
+		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, before == nil)
 		var not20 *errNot20ms
 		if !errors.As(err, &not20) {
 			if err != nil {
 				return Result{}, err
 			}
-			res.Mode, res.Reason = ModePassthrough, reason
-			// ffmpeg's Ogg of a WebM source does not trim the end (the
-			// WebM's DiscardPadding): the container's duration does.
-			if d := o.Source.Duration; d > 0 {
-				full := res.Frames * oggopus.FrameSamples
-				res.Samples = min(max(int64(d.Seconds()*oggopus.SampleRate+0.5), full-oggopus.FrameSamples+1), res.Samples)
-			}
 			if before != nil {
 				res.Loudness = *before
 			}
-			err = res.write(w, o)
-			return res.Result, err
+			return res, nil
 		}
+		out.Discard(err)
 		reason = not20.reason
 	}
-	res, err := run(ctx, path, o, false, gain, true)
-	if err != nil {
-		return Result{}, err
-	}
-	res.Mode, res.Reason = ModeTranscode, reason
-	err = res.write(w, o)
-	return res.Result, err
+	return run(ctx, path, o, out, ModeTranscode, reason, gain, true)
 }
 
 // Measure decodes the media file at path and returns its loudness.
@@ -230,18 +231,13 @@ func parseLoudness(stderr string) Loudness {
 	return Loudness{LUFS: num(integratedRe), TruePeakDB: num(truePeakRe)}
 }
 
-// result is a Result and the frames it read, which write sends.
-type result struct {
-	Result
-	buf *spill
-}
-
-// run runs one ffmpeg and reads its Ogg output's packets into a frame
-// buffer. copyPackets copies the source's packets (and fails with
+// run runs one ffmpeg and streams its Ogg output's packets into a DCA on
+// out. Mode ModePassthrough copies the source's packets (and fails with
 // *errNot20ms on a packet of another duration); else libopus encodes,
 // after a gain in dB. measure adds the ebur128 filter (for a copy, as a
 // second output that decodes the source).
-func run(parent context.Context, path string, o Options, copyPackets bool, gain float64, measure bool) (_ result, err error) {
+func run(parent context.Context, path string, o Options, out Output, mode, reason string, gain float64, measure bool) (_ Result, err error) {
+	copyPackets := mode == ModePassthrough
 	purpose := "transcode"
 	if copyPackets {
 		purpose = "copy"
@@ -262,7 +258,8 @@ func run(parent context.Context, path string, o Options, copyPackets bool, gain 
 	defer cancel()
 	args := []string{"-nostdin", "-hide_banner", "-nostats", "-i", path, "-map", "0:a:0"}
 	if copyPackets {
-		args = append(args, "-c:a", "copy", "-f", "ogg", "pipe:1")
+		args = append(args, "-c:a", "copy")
+		args = append(args, oggPipe...)
 		if measure {
 			args = append(args, "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
 		}
@@ -279,7 +276,8 @@ func run(parent context.Context, path string, o Options, copyPackets bool, gain 
 		}
 		args = append(args, "-c:a", "libopus", "-b:a", strconv.Itoa(o.BitrateKbps)+"k", "-vbr", "on",
 			"-compression_level", "10", "-application", "audio", "-frame_duration", "20",
-			"-ar", "48000", "-ac", "2", "-f", "ogg", "pipe:1")
+			"-ar", "48000", "-ac", "2")
+		args = append(args, oggPipe...)
 	}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	killGroupOnCancel(cmd)
@@ -287,12 +285,12 @@ func run(parent context.Context, path string, o Options, copyPackets bool, gain 
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return result{}, err
+		return Result{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		return result{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
+		return Result{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
 	}
-	res := result{buf: &spill{}}
+	res := &dcaOut{Result: Result{Mode: mode, Reason: reason}, out: out, o: o}
 	rerr := res.read(bufio.NewReaderSize(stdout, 64<<10), copyPackets, o.Progress)
 	if rerr != nil {
 		cancel() // stop ffmpeg; Wait closes stdout
@@ -303,33 +301,46 @@ func run(parent context.Context, path string, o Options, copyPackets bool, gain 
 	case parent.Err() != nil:
 		rerr = parent.Err()
 	case errors.As(rerr, &not20):
+	case errors.Is(rerr, errRead):
+		// The output failed (the store gave up): its error, as is.
 	case rerr != nil && !errors.Is(rerr, errRead) || werr != nil || res.Frames == 0:
 		rerr = &Unreadable{Message: CleanMessage(stderr.String(), path)}
 	}
 	if rerr != nil {
-		res.buf.Close()
-		return result{}, rerr
+		return Result{}, rerr
 	}
 	if measure {
 		res.Loudness = parseLoudness(stderr.String())
 	}
-	return res, nil
+	return res.Result, nil
 }
 
-// errRead wraps errors of the frame buffer, which are not the input's.
-var errRead = errors.New("transcode: frame buffer")
+// oggPipe is ffmpeg's output: Ogg on its stdout, each packet sent as soon
+// as it is made. By default the Ogg muxer fills a page with a second of
+// audio and ffmpeg writes its output 32 KiB at a time (about 2.7 s of
+// audio at 96 kbit/s): the first frame would wait for both, which a slow
+// encode (a loaded machine) makes a delay before a follower's first frame.
+// A page per packet costs only the pipe's bytes; the DCA is the same.
+var oggPipe = []string{"-flush_packets", "1", "-page_duration", "20000", "-f", "ogg", "pipe:1"}
+
+// errRead wraps errors of the output, which are not the input's.
+var errRead = errors.New("transcode: output")
+
+// dcaOut is the DCA one ffmpeg run makes.
+type dcaOut struct {
+	Result
+	out Output
+	o   Options
+	dw  *dcafile.Writer
+}
 
 // read reads ffmpeg's Ogg Opus: the OpusHead, the OpusTags, then every
-// audio packet, each checked to be a 20 ms frame, into res.buf. The last
-// page's granule position gives the true length.
-func (res *result) read(r io.Reader, copyPackets bool, progress func(int64)) error {
+// audio packet, each checked to be a 20 ms frame, and sends the DCA: its
+// header once the OpusHead is known, then each frame.
+func (res *dcaOut) read(r io.Reader, copyPackets bool, progress func(int64)) error {
 	dec := ogg.NewPacketDecoder(ogg.NewDecoder(r))
-	var granule int64
 	for i := 0; ; i++ {
-		packet, page, err := dec.Decode()
-		if page.Data != nil {
-			granule = page.Granule
-		}
+		packet, _, err := dec.Decode()
 		if err == io.EOF {
 			break
 		}
@@ -351,6 +362,9 @@ func (res *result) read(r io.Reader, copyPackets bool, progress func(int64)) err
 			res.PreSkip = head.PreSkip
 			continue
 		case 1:
+			if err := res.begin(); err != nil {
+				return fmt.Errorf("%w: %w", errRead, err)
+			}
 			continue // OpusTags
 		}
 		n, err := oggopus.PacketSamples(packet)
@@ -363,25 +377,29 @@ func (res *result) read(r io.Reader, copyPackets bool, progress func(int64)) err
 			}
 			return fmt.Errorf("transcode: libopus made a packet of %d samples", n)
 		}
-		if err := res.buf.frame(packet); err != nil {
+		if res.dw == nil {
+			return errors.New("transcode: ffmpeg's ogg has no OpusTags")
+		}
+		if err := res.dw.WritePacket(packet); err != nil {
 			return fmt.Errorf("%w: %w", errRead, err)
 		}
+		res.Size = res.dw.Size()
 		res.Frames++
 		if progress != nil {
 			progress(res.Frames)
 		}
 	}
-	// The last page's granule position counts the pre-skip and stops at
-	// the true end; it cannot end before the last frame starts.
-	full := res.Frames * oggopus.FrameSamples
-	res.Samples = min(max(granule-int64(res.PreSkip), full-oggopus.FrameSamples+1), full)
 	return nil
 }
 
-// write sends the DCA: its header with what the encode learnt, then the
-// frames held, and releases them.
-func (res *result) write(w io.Writer, o Options) error {
-	defer res.buf.Close()
+// begin starts the DCA on the output with its header: what is known
+// before the first frame.
+func (res *dcaOut) begin() error {
+	w, run, err := res.out.Begin()
+	if err != nil {
+		return err
+	}
+	o := res.o
 	meta := dcafile.NewMetadata(dcafile.Options{
 		BitrateKbps:   o.BitrateKbps,
 		SampleRate:    oggopus.SampleRate,
@@ -395,75 +413,21 @@ func (res *result) write(w io.Writer, o Options) error {
 		meta.Opus.Channels = o.Source.Channels
 		meta.Opus.FrameSize = oggopus.FrameSamples * o.Source.Channels
 	}
+	// The true length is the container's, known before the first frame:
+	// a decoder drops what the last frame holds past it (the Ogg Opus
+	// stream's last granule position), never a frame or more (oggopus).
+	if d := o.Source.Duration; d > 0 {
+		res.Samples = int64(d.Seconds()*oggopus.SampleRate + 0.5)
+	}
 	meta.Butakero = &dcafile.Butakero{
-		Mode: res.Mode, Reason: res.Reason, PreSkip: res.PreSkip, Samples: res.Samples,
-		LoudnessLUFS: res.Loudness.LUFS, TruePeakDB: res.Loudness.TruePeakDB,
+		Mode: res.Mode, Reason: res.Reason, PreSkip: res.PreSkip, Samples: res.Samples, Run: run,
 	}
-	dw, err := dcafile.NewWriter(w, meta)
+	res.dw, err = dcafile.NewWriter(w, meta)
 	if err != nil {
 		return err
 	}
-	r, err := res.buf.reader()
-	if err != nil {
-		return err
-	}
-	n, err := io.Copy(w, r)
-	res.Size = dw.Size() + n
-	return err
-}
-
-// spill holds DCA frames in memory up to spillAt bytes, then in a
-// temporary file, so an encode of any length holds a bounded heap.
-type spill struct {
-	mem  bytes.Buffer
-	file *os.File
-}
-
-const spillAt = 8 << 20
-
-func (s *spill) frame(p []byte) error {
-	var l [2]byte
-	l[0], l[1] = byte(len(p)), byte(len(p)>>8)
-	if s.file == nil && s.mem.Len()+len(p) > spillAt {
-		f, err := os.CreateTemp("", "butakero-dca-*")
-		if err != nil {
-			return err
-		}
-		_ = os.Remove(f.Name()) // gone once closed
-		s.file = f
-		if _, err := s.mem.WriteTo(f); err != nil {
-			return err
-		}
-	}
-	if s.file != nil {
-		if _, err := s.file.Write(l[:]); err != nil {
-			return err
-		}
-		_, err := s.file.Write(p)
-		return err
-	}
-	s.mem.Write(l[:])
-	s.mem.Write(p)
+	res.Size = res.dw.Size()
 	return nil
-}
-
-func (s *spill) reader() (io.Reader, error) {
-	if s.file == nil {
-		return &s.mem, nil
-	}
-	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	return bufio.NewReaderSize(s.file, 64<<10), nil
-}
-
-// Close releases the frames.
-func (s *spill) Close() {
-	s.mem = bytes.Buffer{}
-	if s.file != nil {
-		s.file.Close()
-		s.file = nil
-	}
 }
 
 // tail keeps the last tailMax bytes written to it: ffmpeg's last words

@@ -57,7 +57,7 @@ func TestProbeAndEncode(t *testing.T) {
 			}
 			var buf bytes.Buffer
 			var calls int64
-			res, err := Encode(ctx, path, Options{BitrateKbps: 64, Title: tc.name, Progress: func(int64) { calls++ }}, &buf)
+			res, err := Encode(ctx, path, Options{BitrateKbps: 64, Title: tc.name, Progress: func(int64) { calls++ }}, writerOutput{&buf})
 			if tc.unreadable {
 				var u *Unreadable
 				if !errors.As(err, &u) || !errors.Is(err, ErrUnreadable) {
@@ -109,7 +109,7 @@ func TestUnreadableInput(t *testing.T) {
 			path := audiofixture.Write(t, dir, strings.ReplaceAll(tc.name, " ", "_")+".m4a", tc.body)
 			ctx := context.Background()
 			_, perr := Probe(ctx, path)
-			_, eerr := Encode(ctx, path, Options{BitrateKbps: 64}, io.Discard)
+			_, eerr := Encode(ctx, path, Options{BitrateKbps: 64}, writerOutput{io.Discard})
 			for which, err := range map[string]error{"Probe": perr, "Encode": eerr} {
 				var u *Unreadable
 				if !errors.As(err, &u) {
@@ -155,7 +155,7 @@ func TestCancelStopsFFmpeg(t *testing.T) {
 		if n == 5 {
 			cancel()
 		}
-	}}, io.Discard)
+	}}, writerOutput{io.Discard})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
@@ -174,7 +174,7 @@ func TestWriteErrorStopsFFmpeg(t *testing.T) {
 	path := audiofixture.Make(t, t.TempDir(), audiofixture.WAV("long.wav", 30*time.Second))
 	boom := errors.New("store gone")
 	w := &failAfter{n: 10 << 10, err: boom}
-	_, err := Encode(context.Background(), path, Options{BitrateKbps: 96}, w)
+	_, err := Encode(context.Background(), path, Options{BitrateKbps: 96}, writerOutput{w})
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want %v", err, boom)
 	}
@@ -223,7 +223,7 @@ func TestEncodeMemory(t *testing.T) {
 		}
 	}()
 	var out countingWriter
-	res, err := Encode(context.Background(), path, Options{BitrateKbps: 96}, &out)
+	res, err := Encode(context.Background(), path, Options{BitrateKbps: 96}, writerOutput{&out})
 	close(stop)
 	wg.Wait()
 	if err != nil {
@@ -367,7 +367,7 @@ func TestPassthroughOrTranscode(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Title: tc.name, Source: src, Passthrough: !tc.off, MaxPassthroughKbps: tc.maxKb}, &buf)
+			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Title: tc.name, Source: src, Passthrough: !tc.off, MaxPassthroughKbps: tc.maxKb}, writerOutput{&buf})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -379,11 +379,14 @@ func TestPassthroughOrTranscode(t *testing.T) {
 				t.Fatal(err)
 			}
 			b := info.Metadata.Butakero
-			if b == nil || b.Mode != tc.mode || b.Reason != res.Reason || b.LoudnessLUFS == nil || b.TruePeakDB == nil {
-				t.Fatalf("DCA metadata %+v", b)
+			if b == nil || b.Mode != tc.mode || b.Reason != res.Reason || b.Run != "test" || res.Loudness.LUFS == nil || res.Loudness.TruePeakDB == nil {
+				t.Fatalf("DCA metadata %+v, loudness %+v", b, res.Loudness)
+			}
+			if info.Size != res.Size || info.Frames != res.Frames {
+				t.Fatalf("DCA of %d bytes, %d frames; Result says %d, %d", info.Size, info.Frames, res.Size, res.Frames)
 			}
 			if got := time.Duration(b.Samples) * time.Second / 48000; (got - tc.spec.Duration).Abs() > 20*time.Millisecond {
-				t.Errorf("true length %s, the fixture lasts %s", got, tc.spec.Duration)
+				t.Errorf("true length %s (%s), the fixture lasts %s", got, tc.mode, tc.spec.Duration)
 			}
 			if tc.mode != ModePassthrough {
 				return
@@ -432,7 +435,7 @@ func TestLoudnessTarget(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, &buf)
+			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, writerOutput{&buf})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -469,8 +472,7 @@ func TestPacketSamplesFromFFmpeg(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r result
-		r.buf = &spill{}
+		r := &dcaOut{out: writerOutput{io.Discard}}
 		err = r.read(f, true, nil)
 		f.Close()
 		want, _ := strconv.ParseFloat(ms, 64)
@@ -478,5 +480,17 @@ func TestPacketSamplesFromFFmpeg(t *testing.T) {
 		if ms == "20" && err != nil || ms != "20" && (!errors.As(err, &not20) || !strings.Contains(not20.reason, fmt.Sprintf("%.1f ms", want))) {
 			t.Errorf("%s ms frames: %v", ms, err)
 		}
+	}
+}
+
+// writerOutput is an Output on one writer; a discarded DCA is dropped
+// from a *bytes.Buffer.
+type writerOutput struct{ w io.Writer }
+
+func (o writerOutput) Begin() (io.Writer, string, error) { return o.w, "test", nil }
+
+func (o writerOutput) Discard(error) {
+	if b, ok := o.w.(*bytes.Buffer); ok {
+		b.Reset()
 	}
 }
