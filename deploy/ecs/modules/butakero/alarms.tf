@@ -107,39 +107,6 @@ resource "aws_cloudwatch_log_metric_filter" "from_logs" {
   depends_on = [module.gateway, module.resolver, module.fetcher, module.encoder, module.notifier]
 }
 
-moved {
-  from = aws_cloudwatch_log_metric_filter.operations_requested
-  to   = aws_cloudwatch_log_metric_filter.from_logs["operations-requested"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.youtube_refusals
-  to   = aws_cloudwatch_log_metric_filter.from_logs["youtube-refusals"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.songs_finished_encoded
-  to   = aws_cloudwatch_log_metric_filter.from_logs["songs-finished-encoded"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.songs_finished_cached
-  to   = aws_cloudwatch_log_metric_filter.from_logs["songs-finished-cached"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.operations_failed[0]
-  to   = aws_cloudwatch_log_metric_filter.from_logs["operations-failed-resolve"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.operations_failed[1]
-  to   = aws_cloudwatch_log_metric_filter.from_logs["operations-failed-fetch"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.operations_failed[2]
-  to   = aws_cloudwatch_log_metric_filter.from_logs["operations-failed-encode"]
-}
-moved {
-  from = aws_cloudwatch_log_metric_filter.webhooks_given_up[0]
-  to   = aws_cloudwatch_log_metric_filter.from_logs["webhooks-given-up"]
-}
-
 # --- Alarms
 
 locals {
