@@ -26,7 +26,7 @@ import (
 	"github.com/fasthttp/websocket"
 )
 
-// doBody is do with a request body.
+// doBody is do with a request body (none when body is "").
 func (h *harness) doBody(t *testing.T, method, path, body string, header map[string]string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
@@ -43,7 +43,7 @@ func (h *harness) doBody(t *testing.T, method, path, body string, header map[str
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
