@@ -48,6 +48,30 @@ func (h *harness) doBody(t *testing.T, method, path, body string, header map[str
 	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
+// wantDial dials a WebSocket at url: with status 101 the upgrade must
+// succeed; otherwise it must be refused with status and the API error
+// code.
+func wantDial(t *testing.T, url string, header http.Header, status int, code string) {
+	t.Helper()
+	conn, res, err := websocket.DefaultDialer.Dial(url, header)
+	if status == 101 {
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		conn.Close()
+		return
+	}
+	if err == nil {
+		conn.Close()
+		t.Fatalf("dial succeeded, want %d", status)
+	}
+	if res == nil {
+		t.Fatalf("dial: %v, want an HTTP answer", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, status, code)
+}
+
 func TestCreateOperation(t *testing.T) {
 	h := start(t)
 	fakeResolver(t, h.env, map[string]string{"rick astley": "dQw4w9WgXcQ", "gangnam style": "9bZkp7q19f0"})
@@ -1141,23 +1165,7 @@ func TestWebSocketRefusals(t *testing.T) {
 				wantError(t, h.do(t, http.MethodGet, "/v1/operations/"+tc.opID+"/events", nil), tc.status, tc.code)
 				return
 			}
-			conn, res, err := websocket.DefaultDialer.Dial(wsURL(h, tc.opID), tc.header)
-			if tc.status == 101 {
-				if err != nil {
-					t.Fatalf("dial: %v", err)
-				}
-				conn.Close()
-				return
-			}
-			if err == nil {
-				conn.Close()
-				t.Fatalf("dial succeeded, want %d", tc.status)
-			}
-			if res == nil {
-				t.Fatalf("dial: %v, want an HTTP answer", err)
-			}
-			body, _ := io.ReadAll(res.Body)
-			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
+			wantDial(t, wsURL(h, tc.opID), tc.header, tc.status, tc.code)
 		})
 	}
 	t.Run("PUBLIC_URL replaces the listen address", func(t *testing.T) {
