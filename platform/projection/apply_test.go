@@ -26,6 +26,10 @@ func envelope(t *testing.T, songID string, ev events.Event) events.Envelope {
 func TestApply(t *testing.T) {
 	song := events.Song{ID: "vid1", URL: "https://youtu.be/vid1", Source: "youtube"}
 	inProgress := Operation{ID: "op1", SongID: "vid1", Status: StatusInProgress, Stage: StageDownloaded, Query: "q", Attempts: 1, CreatedAt: "2025-03-01T11:00:00Z", LastSeq: 5}
+	// stored is inProgress ended by upload.done at seq 8.
+	stored := inProgress
+	stored.Status, stored.Success, stored.Stage, stored.Message, stored.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
+	stored.ProcessingDate, stored.UpdatedAt, stored.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
 	known := Song{ID: "vid1", Title: "Old title", DurationMs: 1000, URL: "https://youtu.be/vid1", Channel: "Chan", LastSeq: 4}
 	success := inProgress
 	success.Status, success.Success, success.Stage, success.Message, success.Data = StatusSuccess, true, StageStored, "DCA stored", "nats://x"
@@ -105,14 +109,9 @@ func TestApply(t *testing.T) {
 		{
 			name: "upload.done ends in success",
 			op:   inProgress, song: known, songID: "vid1",
-			ev:  events.UploadDone{Song: song, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
-			seq: 8,
-			wantOp: func() Operation {
-				o := inProgress
-				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
-				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
-				return o
-			}(),
+			ev:     events.UploadDone{Song: song, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
+			seq:    8,
+			wantOp: stored,
 			wantSong: func() Song {
 				s := known
 				s.Source, s.DCAKey, s.DCALocation, s.DCASize = "youtube", "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
@@ -125,14 +124,9 @@ func TestApply(t *testing.T) {
 			// other one's later event reached the song first.
 			name: "an older event of another operation only fills in what the song lacks",
 			op:   inProgress, song: func() Song { s := known; s.LastSeq = 12; return s }(), songID: "vid1",
-			ev:  events.UploadDone{Song: events.Song{ID: "vid1", Title: "Older title", ThumbnailURL: "https://i/t.jpg"}, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
-			seq: 8,
-			wantOp: func() Operation {
-				o := inProgress
-				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
-				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
-				return o
-			}(),
+			ev:     events.UploadDone{Song: events.Song{ID: "vid1", Title: "Older title", ThumbnailURL: "https://i/t.jpg"}, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
+			seq:    8,
+			wantOp: stored,
 			wantSong: func() Song {
 				s := known
 				s.ThumbnailURL, s.DCAKey, s.DCALocation, s.DCASize = "https://i/t.jpg", "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
@@ -148,14 +142,9 @@ func TestApply(t *testing.T) {
 				s.DCAKey, s.DCALocation, s.DCASize = "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242
 				return s
 			}(),
-			ev:  events.UploadDone{Song: events.Song{ID: "vid1", Title: "Old title"}, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
-			seq: 8,
-			wantOp: func() Operation {
-				o := inProgress
-				o.Status, o.Success, o.Stage, o.Message, o.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
-				o.ProcessingDate, o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
-				return o
-			}(),
+			ev:     events.UploadDone{Song: events.Song{ID: "vid1", Title: "Old title"}, Key: "audio/vid1.dca", Location: "nats://objects/b/audio/vid1.dca", Size: 4242},
+			seq:    8,
+			wantOp: stored,
 			wantSong: func() Song {
 				s := known
 				s.DCAKey, s.DCALocation, s.DCASize = "audio/vid1.dca", "nats://objects/b/audio/vid1.dca", 4242

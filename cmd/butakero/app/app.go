@@ -51,16 +51,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	prober := versions.Start(log)
 	defer prober.Stop()
 
-	nc, closeNATS, err := m.connect()
+	nc, js, closeNATS, err := m.connect()
 	if err != nil {
 		return err
 	}
 	defer closeNATS()
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
@@ -133,9 +128,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 }
 
 // connect starts the embedded server (without NATS_URL) or dials the
-// cluster, and returns the connection and what closes it: drain the
-// connection, then stop the embedded server, which flushes its store.
-func (m *Main) connect() (*nats.Conn, func(), error) {
+// cluster, and returns the connection, its JetStream and what closes
+// them: drain the connection, then stop the embedded server, which
+// flushes its store.
+func (m *Main) connect() (*nats.Conn, jetstream.JetStream, func(), error) {
+	nc, closeNATS, err := m.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		closeNATS()
+		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, closeNATS, nil
+}
+
+// dial is connect's connection and what closes it.
+func (m *Main) dial() (*nats.Conn, func(), error) {
 	cfg, log := m.Config, m.Log
 	if !cfg.Embedded() {
 		nc, err := natsconn.Connect(cfg, "butakero", log)

@@ -12,7 +12,6 @@ import (
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -37,15 +36,7 @@ func TestGrowthPerOperation(t *testing.T) {
 	natsAddr := freeAddr(t)
 	in := start(t, t.TempDir(), map[string]string{"NATS_LISTEN": natsAddr, "NATS_TOKEN": natsToken})
 
-	nc, err := nats.Connect("nats://"+natsAddr, nats.Name("growth"), nats.Token(natsToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connectJS(t, natsAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	obs, err := js.ObjectStore(ctx, objstore.Bucket)

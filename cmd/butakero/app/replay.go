@@ -10,7 +10,6 @@ import (
 	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/services/recorder/recorder"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // recorderCheckWindow is how long Replay watches the recorder's consumer
@@ -37,15 +36,11 @@ const recorderCheckWindow = 2 * time.Second
 // sequence applied. In the embedded mode, stop the running butakero first:
 // one DATA_DIR serves one process.
 func (m *Main) Replay(ctx context.Context, out io.Writer) error {
-	nc, closeNATS, err := m.connect()
+	_, js, closeNATS, err := m.connect()
 	if err != nil {
 		return err
 	}
 	defer closeNATS()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
 	stream, err := events.EnsureStream(ctx, js, m.Config.StreamReplicas, m.Config.StreamLimits())
 	if err != nil {
 		return err

@@ -10,7 +10,6 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -134,18 +133,9 @@ func freeAddr(t *testing.T) string {
 // openStream connects to the all-in-one's embedded server at addr.
 func openStream(t *testing.T, addr string) jetstream.Stream {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+addr, nats.Name("test"), nats.Token(natsToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, events.StreamName)
+	s, err := connectJS(t, addr).Stream(ctx, events.StreamName)
 	if err != nil {
 		t.Fatal(err)
 	}

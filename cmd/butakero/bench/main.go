@@ -44,13 +44,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -506,43 +503,9 @@ func (s *service) stop() {
 }
 
 // request asks for song and waits until its status is final, polling it
-// every poll.
+// every poll, with http.DefaultClient.
 func (s *service) request(ctx context.Context, song string, poll time.Duration) (time.Duration, error) {
-	start := time.Now()
-	resp, err := http.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)
-	if err != nil {
-		return 0, err
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var sr struct {
-		OperationID string `json:"operation_id"`
-	}
-	if err := json.Unmarshal(body, &sr); err != nil || sr.OperationID == "" {
-		return 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
-	}
-	for {
-		resp, err := http.Get(s.base + "/api/audio/status?operation_id=" + sr.OperationID)
-		if err != nil {
-			return 0, err
-		}
-		var st struct {
-			Status struct{ Status, Message string } `json:"status"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&st)
-		resp.Body.Close()
-		switch st.Status.Status {
-		case "success":
-			return time.Since(start), nil
-		case "failed":
-			return 0, fmt.Errorf("operation failed: %s", st.Status.Message)
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(poll):
-		}
-	}
+	return s.requestWith(ctx, http.DefaultClient, song, poll)
 }
 
 // cpuTime is the CPU time the service process has used, with that of its

@@ -432,7 +432,8 @@ func (h lagHistogram) quantile(q float64) float64 {
 	return math.Inf(1)
 }
 
-// requestWith is request with a shared client.
+// requestWith asks for song with c and waits until its status is final,
+// polling it every poll.
 func (s *service) requestWith(ctx context.Context, c *http.Client, song string, poll time.Duration) (time.Duration, error) {
 	start := time.Now()
 	resp, err := c.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)

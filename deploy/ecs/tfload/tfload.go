@@ -1,9 +1,9 @@
 // Package tfload reads a Terraform configuration with hashicorp/hcl and
 // evaluates what can be known without a provider, so that tests can hold
 // the deploy files to the code: variables (with their types, defaults and
-// optional attributes), locals, resources and data sources (with count),
-// module calls on local paths (with count), outputs, dynamic blocks, and
-// the functions the configuration uses.
+// optional attributes), locals, resources and data sources (with count or
+// for_each), module calls on local paths (with count), outputs, dynamic
+// blocks, and the functions the configuration uses.
 //
 // What only a provider knows (a resource's id, an instance's address, a
 // policy document's JSON) becomes a placeholder string naming it, such as
@@ -13,7 +13,8 @@
 // evaluated as Terraform would, by the same HCL library.
 //
 // It is a test helper, not Terraform: no provider schema is checked and
-// for_each on resources and modules is not supported (dynamic blocks are).
+// for_each on modules is not supported (on resources and dynamic blocks
+// it is).
 package tfload
 
 import (
@@ -60,7 +61,8 @@ type Resource struct {
 	Mode  string // "resource" or "data"
 	Type  string
 	Name  string
-	Index int // the count index, -1 without count
+	Index int    // the count index, -1 without count
+	Key   string // the for_each key, "" without for_each
 	// Value is the block's attributes and nested blocks (each block type
 	// a tuple of objects), plus the provider-computed attributes this
 	// package synthesizes.
@@ -74,7 +76,10 @@ func (r *Resource) Addr() string {
 	if r.Mode == "data" {
 		a = "data." + a
 	}
-	if r.Index >= 0 {
+	switch {
+	case r.Key != "":
+		a += fmt.Sprintf("[%q]", r.Key)
+	case r.Index >= 0:
 		a += fmt.Sprintf("[%d]", r.Index)
 	}
 	return a
@@ -273,7 +278,7 @@ func (l *loader) parse(dir string) (*module, hcl.Diagnostics) {
 				m.calls = append(m.calls, b)
 			case "output":
 				m.outputs = append(m.outputs, b)
-			case "terraform", "provider":
+			case "terraform", "provider", "moved":
 			default:
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "unknown block " + b.Type, Subject: b.DefRange().Ptr()})
 			}
@@ -429,8 +434,10 @@ func (l *loader) variables(m *module, in *Instance, inputs map[string]cty.Value)
 // instance.
 func (l *loader) resource(b *hclsyntax.Block, ctx *hcl.EvalContext) (cty.Value, []*Resource, hcl.Diagnostics) {
 	mode, typ, name := b.Type, b.Labels[0], b.Labels[1]
-	if _, ok := b.Body.Attributes["for_each"]; ok {
-		return cty.DynamicVal, nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "for_each is not supported by tfload", Subject: b.DefRange().Ptr()}}
+	eval := func(r *Resource, c *hcl.EvalContext) (*Resource, hcl.Diagnostics) {
+		v, d := blockValue(b.Body, c)
+		r.Value = synthesize(r, v)
+		return r, d
 	}
 	one := func(index int) (*Resource, hcl.Diagnostics) {
 		c := ctx
@@ -438,10 +445,31 @@ func (l *loader) resource(b *hclsyntax.Block, ctx *hcl.EvalContext) (cty.Value, 
 			c = ctx.NewChild()
 			c.Variables = map[string]cty.Value{"count": cty.ObjectVal(map[string]cty.Value{"index": cty.NumberIntVal(int64(index))})}
 		}
-		v, d := blockValue(b.Body, c)
-		r := &Resource{Mode: mode, Type: typ, Name: name, Index: index, Block: b}
-		r.Value = synthesize(r, v)
-		return r, d
+		return eval(&Resource{Mode: mode, Type: typ, Name: name, Index: index, Block: b}, c)
+	}
+	if fe, ok := b.Body.Attributes["for_each"]; ok {
+		each, diags := fe.Expr.Value(ctx)
+		if diags.HasErrors() || !each.IsWhollyKnown() || each.IsNull() {
+			return cty.DynamicVal, nil, diags
+		}
+		if !each.CanIterateElements() || !(each.Type().IsMapType() || each.Type().IsObjectType() || each.Type().IsSetType()) {
+			return cty.DynamicVal, nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "for_each is not a map or a set", Subject: fe.SrcRange.Ptr()})
+		}
+		var rs []*Resource
+		vals := map[string]cty.Value{}
+		for it := each.ElementIterator(); it.Next(); {
+			k, v := it.Element()
+			if each.Type().IsSetType() {
+				k = v
+			}
+			c := ctx.NewChild()
+			c.Variables = map[string]cty.Value{"each": cty.ObjectVal(map[string]cty.Value{"key": k, "value": v})}
+			r, d := eval(&Resource{Mode: mode, Type: typ, Name: name, Index: -1, Key: k.AsString(), Block: b}, c)
+			diags = append(diags, d...)
+			rs = append(rs, r)
+			vals[r.Key] = r.Value
+		}
+		return objectOrEmpty(vals), rs, diags
 	}
 	n, counted, diags := count(b.Body, ctx)
 	if !counted {

@@ -9,7 +9,7 @@ import (
 )
 
 // TestLoad evaluates a module with an optional attribute's default, count,
-// a dynamic block, synthesized ARNs and placeholders, and a counted module
+// for_each, a dynamic block, synthesized ARNs and placeholders, and a counted module
 // call whose output comes back through a splat.
 func TestLoad(t *testing.T) {
 	in, err := tfload.Load("testdata/root", map[string]cty.Value{
@@ -25,6 +25,10 @@ func TestLoad(t *testing.T) {
 	if n1 == nil {
 		t.Fatal("no aws_thing.n[1]")
 	}
+	keyed := in.Resource(`aws_thing.keyed["first"]`)
+	if keyed == nil {
+		t.Fatal(`no aws_thing.keyed["first"]`)
+	}
 	cases := []struct {
 		name string
 		got  cty.Value
@@ -33,6 +37,8 @@ func TestLoad(t *testing.T) {
 		{"count.index", n1.Get("name"), "b"},
 		{"synthesized bucket ARN", n1.Get("bucket"), "arn:aws:s3:::bucket-512"},
 		{"dynamic block", n1.Get("rule", 1, "id"), "y"},
+		{"each.key and each.value", keyed.Get("name"), "first-a"},
+		{"a for_each instance by key", in.Outputs["keyed"], "second-b"},
 		{"module output through a placeholder", in.Outputs["from_child"], "AWS_THING.N[0].ID,AWS_THING.N[1].ID"},
 	}
 	for _, c := range cases {

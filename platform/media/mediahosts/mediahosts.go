@@ -28,12 +28,14 @@
 package mediahosts
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // anyPort is the port of an entry that admits every port.
@@ -211,4 +213,27 @@ func Internal(ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// DialContext is an http.Transport's DialContext that dials with d and
+// connects only to the addresses list lets the dialed host reach
+// (Reachable). The check runs for each address the host resolves to,
+// before the connection is made: a refused one is never contacted, and
+// the dialer goes on to the next. A refusal's error wraps refused.
+func DialContext(list []string, d net.Dialer, refused error) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		d := d
+		d.Control = func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil || !Reachable(list, host, ap.Addr()) {
+				return fmt.Errorf("%w: %s at %s", refused, host, address)
+			}
+			return nil
+		}
+		return d.DialContext(ctx, network, addr)
+	}
 }

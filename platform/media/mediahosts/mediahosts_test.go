@@ -1,6 +1,9 @@
 package mediahosts_test
 
 import (
+	"context"
+	"errors"
+	"net"
 	"net/netip"
 	"net/url"
 	"slices"
@@ -133,6 +136,61 @@ func TestReachable(t *testing.T) {
 				t.Fatalf("Reachable(%s, %s) = %v; want %v", tc.host, tc.ip, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDialContext: a listener on loopback is reached through the dialer
+// only when the list names its address; by name (localhost) or unlisted
+// it is refused with the caller's error, and never accepts a connection.
+func TestDialContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan struct{}, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- struct{}{}
+			c.Close()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	refused := errors.New("refused")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, list, addr string
+		want             bool
+	}{
+		{"listed address", "127.0.0.1:" + port, "127.0.0.1:" + port, true},
+		{"listed name resolving to loopback", "localhost:*", "localhost:" + port, false},
+		{"address not listed", "cdn.example.com", "127.0.0.1:" + port, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			list, err := mediahosts.Parse(tc.list)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := mediahosts.DialContext(list, net.Dialer{}, refused)(ctx, "tcp", tc.addr)
+			if !tc.want {
+				if !errors.Is(err, refused) {
+					t.Fatalf("dial %s = %v; want the refusal", tc.addr, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			<-accepted
+		})
+	}
+	if n := len(accepted); n != 0 {
+		t.Errorf("%d connections accepted beyond the listed dial", n)
 	}
 }
 

@@ -169,33 +169,16 @@ func (e *Emitter) Emit(ctx context.Context) error {
 // AgeLine is the EMF log line of yt-dlp's age in days, by Deployment and
 // Service.
 func AgeLine(t time.Time, service, deployment string, days int) ([]byte, error) {
-	rec := ageRecord{
-		Time: t.UTC().Format(time.RFC3339Nano), Level: "INFO", Msg: "yt-dlp age",
+	return marshalLine(ageRecord{
+		header:  newHeader(t, "yt-dlp age", metricDef{Name: MetricYTDLPAge, Unit: "None"}, DimensionDeployment, DimensionService),
 		Service: service, Deployment: deployment, AgeDays: days,
-	}
-	rec.AWS.Timestamp = t.UnixMilli()
-	rec.AWS.CloudWatchMetrics = []directive{{
-		Namespace:  Namespace,
-		Dimensions: [][]string{{DimensionDeployment, DimensionService}},
-		Metrics:    []metricDef{{Name: MetricYTDLPAge, Unit: "None"}},
-	}}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("emf: %w", err)
-	}
-	return append(b, '\n'), nil
+	})
 }
 
 // ageRecord is AgeLine's line; the JSON names of Service, Deployment and
 // AgeDays are the constants above.
 type ageRecord struct {
-	AWS struct {
-		Timestamp         int64       `json:"Timestamp"`
-		CloudWatchMetrics []directive `json:"CloudWatchMetrics"`
-	} `json:"_aws"`
-	Time       string `json:"time"`
-	Level      string `json:"level"`
-	Msg        string `json:"msg"`
+	header
 	Service    string `json:"Service"`
 	Deployment string `json:"Deployment"`
 	AgeDays    int    `json:"YtDlpAgeDays"`
@@ -205,47 +188,56 @@ type ageRecord struct {
 // and a newline. Beside the metric it carries the two counts it adds up
 // and the time, level and msg of the process's slog JSON lines.
 func Line(t time.Time, service, deployment, consumer string, numPending, numAckPending uint64) ([]byte, error) {
-	rec := record{
-		Time:          t.UTC().Format(time.RFC3339Nano),
-		Level:         "INFO",
-		Msg:           "consumer backlog",
+	return marshalLine(record{
+		header:        newHeader(t, "consumer backlog", metricDef{Name: MetricConsumerBacklog, Unit: "Count"}, DimensionDeployment, DimensionConsumer),
 		Service:       service,
 		Deployment:    deployment,
 		Consumer:      consumer,
 		Backlog:       numPending + numAckPending,
 		NumPending:    numPending,
 		NumAckPending: numAckPending,
-	}
-	rec.AWS.Timestamp = t.UnixMilli()
-	rec.AWS.CloudWatchMetrics = []directive{{
-		Namespace:  Namespace,
-		Dimensions: [][]string{{DimensionDeployment, DimensionConsumer}},
-		Metrics:    []metricDef{{Name: MetricConsumerBacklog, Unit: "Count"}},
-	}}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return nil, fmt.Errorf("emf: %w", err)
-	}
-	return append(b, '\n'), nil
+	})
 }
 
 // record is one EMF line. The JSON names of Deployment, Consumer and
 // Backlog must be the constants above: EMF reads a dimension's and a
 // metric's value from the top-level member of that name.
 type record struct {
-	AWS struct {
-		Timestamp         int64       `json:"Timestamp"`
-		CloudWatchMetrics []directive `json:"CloudWatchMetrics"`
-	} `json:"_aws"`
-	Time          string `json:"time"`
-	Level         string `json:"level"`
-	Msg           string `json:"msg"`
+	header
 	Service       string `json:"service,omitempty"`
 	Deployment    string `json:"Deployment"`
 	Consumer      string `json:"Consumer"`
 	Backlog       uint64 `json:"ConsumerBacklog"`
 	NumPending    uint64 `json:"num_pending"`
 	NumAckPending uint64 `json:"num_ack_pending"`
+}
+
+// header begins every line: the EMF directive of its one metric, by the
+// dimensions named, and the time, level and msg of a slog JSON line.
+type header struct {
+	AWS struct {
+		Timestamp         int64       `json:"Timestamp"`
+		CloudWatchMetrics []directive `json:"CloudWatchMetrics"`
+	} `json:"_aws"`
+	Time  string `json:"time"`
+	Level string `json:"level"`
+	Msg   string `json:"msg"`
+}
+
+func newHeader(t time.Time, msg string, metric metricDef, dimensions ...string) header {
+	h := header{Time: t.UTC().Format(time.RFC3339Nano), Level: "INFO", Msg: msg}
+	h.AWS.Timestamp = t.UnixMilli()
+	h.AWS.CloudWatchMetrics = []directive{{Namespace: Namespace, Dimensions: [][]string{dimensions}, Metrics: []metricDef{metric}}}
+	return h
+}
+
+// marshalLine is rec as JSON and a newline.
+func marshalLine(rec any) ([]byte, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return nil, fmt.Errorf("emf: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 type directive struct {

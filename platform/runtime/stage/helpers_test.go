@@ -39,6 +39,21 @@ func runWorker(t *testing.T, ctx context.Context, w *stage.Worker) (stop func() 
 	return stop
 }
 
+// startConsumer starts a JetStream server with the stage consumer name
+// (maxAttempts deliveries), and a context that ends after timeout or
+// with the test.
+func startConsumer(t *testing.T, name string, maxAttempts int, timeout time.Duration) (*natstest.Env, context.Context, jetstream.Consumer) {
+	t.Helper()
+	env := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	cons, err := events.EnsureConsumer(ctx, env.JS, name, maxAttempts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, ctx, cons
+}
+
 // request publishes song.requested for a new operation and returns its id.
 func request(t *testing.T, env *natstest.Env) string {
 	t.Helper()

@@ -8,7 +8,6 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/stage"
-	"github.com/butakero/butakero/platform/testkit/natstest"
 )
 
 // started is what a handler reports when a delivery reaches it.
@@ -36,13 +35,7 @@ func TestShutdown(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
+			env, ctx, cons := startConsumer(t, events.ConsumerResolver, 3, 60*time.Second)
 			pub := events.NewPublisher(env.JS)
 			reached := make(chan started, 4)
 			proceed := make(chan struct{})
@@ -150,13 +143,7 @@ func TestAttemptStamped(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, tc.maxAttempts)
-			if err != nil {
-				t.Fatal(err)
-			}
+			env, ctx, cons := startConsumer(t, events.ConsumerResolver, tc.maxAttempts, 60*time.Second)
 			pub := events.NewPublisher(env.JS)
 			w := &stage.Worker{
 				Stage: "resolve", JS: env.JS, Consumer: cons, Publish: pub, MaxAttempts: tc.maxAttempts, Timeout: time.Minute,

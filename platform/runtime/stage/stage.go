@@ -239,33 +239,14 @@ const ackTimeout = 10 * time.Second
 // message only once the previous one is ended: a prefetched message would
 // sit in the client, its AckWait running, behind a long encode.
 func (w *Worker) loop(ctx, work context.Context) error {
-	failing := 0
-	for ctx.Err() == nil {
-		pull, cancel := context.WithTimeout(ctx, pullWait)
-		msg, err := w.Consumer.Next(jetstream.FetchContext(pull))
-		cancel()
+	for {
+		msg, err := Next(ctx, w.Consumer, w.Log.With("stage", w.Stage), "stage: next message")
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return nil
-			case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, context.DeadlineExceeded):
-				failing = 0
-				continue
-			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-				return fmt.Errorf("stage %s: %w", w.Stage, err)
-			}
-			// The connection is down or the cluster electing a leader:
-			// pull again after a pause rather than spin.
-			failing++
-			w.Log.Warn("stage: next message", "stage", w.Stage, "error", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(Backoff(failing)):
-			}
-			continue
+			return fmt.Errorf("stage %s: %w", w.Stage, err)
 		}
-		failing = 0
+		if msg == nil {
+			return nil
+		}
 		if ctx.Err() != nil {
 			// Pulled as the worker stopped: hand it back untouched.
 			_ = msg.NakWithDelay(releaseDelay)
@@ -273,7 +254,39 @@ func (w *Worker) loop(ctx, work context.Context) error {
 		}
 		w.handle(ctx, work, msg)
 	}
-	return nil
+}
+
+// Next pulls cons's next message, waiting at most pullWait a pull, until
+// one comes: nil once ctx ends, an error once the consumer is gone. A pull
+// that fails otherwise (the connection down, the cluster electing a
+// leader) is logged at warn as warning and tried again after a pause of
+// Backoff, rather than in a spin.
+func Next(ctx context.Context, cons jetstream.Consumer, log *slog.Logger, warning string) (jetstream.Msg, error) {
+	failing := 0
+	for ctx.Err() == nil {
+		pull, cancel := context.WithTimeout(ctx, pullWait)
+		msg, err := cons.Next(jetstream.FetchContext(pull))
+		cancel()
+		switch {
+		case err == nil:
+			return msg, nil
+		case ctx.Err() != nil:
+			return nil, nil
+		case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, context.DeadlineExceeded):
+			failing = 0
+			continue
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			return nil, err
+		}
+		failing++
+		log.Warn(warning, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(Backoff(failing)):
+		}
+	}
+	return nil, nil
 }
 
 // endTimeout bounds what runs once an attempt is over, whose own context

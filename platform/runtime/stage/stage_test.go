@@ -11,7 +11,6 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
-	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -33,13 +32,7 @@ func TestTraceAndMetrics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			env, ctx, cons := startConsumer(t, events.ConsumerResolver, 1, 30*time.Second)
 			m := metrics.New(metrics.NewRegistry())
 			pub := events.NewPublisher(env.JS)
 			seen := make(chan trace.SpanContext, 1)
@@ -126,13 +119,7 @@ func TestLostPublishCompletesTheBatch(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerEncoder, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
+			env, ctx, cons := startConsumer(t, events.ConsumerEncoder, 3, 60*time.Second)
 			pub := &faultyPublisher{pub: events.NewPublisher(env.JS), kind: tc.kind, fault: tc.fault}
 			var calls atomic.Int32
 			ended := make(chan stage.Outcome, 4)

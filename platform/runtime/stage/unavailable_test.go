@@ -10,7 +10,6 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/stage"
-	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,13 +32,7 @@ func TestUnavailableResumesTheAttempt(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 3)
-			if err != nil {
-				t.Fatal(err)
-			}
+			env, ctx, cons := startConsumer(t, events.ConsumerResolver, 3, 60*time.Second)
 			pub := events.NewPublisher(env.JS)
 			var calls atomic.Int32
 			w := &stage.Worker{
@@ -67,13 +60,7 @@ func TestUnavailableResumesTheAttempt(t *testing.T) {
 // same envelope again once JetStream answers, the stream keeps one copy,
 // and the handler does not run again.
 func TestStoredButUnansweredIsNotRedone(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, ctx, cons := startConsumer(t, events.ConsumerResolver, 3, 60*time.Second)
 	pub := &faultyPublisher{pub: events.NewPublisher(env.JS), kind: events.KindVideoResolved, fault: storedUnanswered}
 	var calls atomic.Int32
 	w := &stage.Worker{

@@ -11,11 +11,9 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"path"
 	"strings"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -145,24 +143,9 @@ func (f *Fetcher) fetchDirect(ctx context.Context, opID string, song events.Song
 func directTransport(allowed []string) *http.Transport {
 	return &http.Transport{
 		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			// Control runs for each address host resolved to, before the
-			// connection is made: a refused one is never contacted, and the
-			// dialer goes on to the next.
-			d := net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second,
-				Control: func(_, address string, _ syscall.RawConn) error {
-					ap, err := netip.ParseAddrPort(address)
-					if err != nil || !mediahosts.Reachable(allowed, host, ap.Addr()) {
-						return fmt.Errorf("%w: %s at %s", errAddressRefused, host, address)
-					}
-					return nil
-				}}
-			return d.DialContext(ctx, network, addr)
-		},
+		// Every address the host resolves to is checked before it is
+		// contacted.
+		DialContext:            mediahosts.DialContext(allowed, net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, errAddressRefused),
 		ForceAttemptHTTP2:      true,
 		TLSHandshakeTimeout:    15 * time.Second,
 		ResponseHeaderTimeout:  directHeaderTimeout,

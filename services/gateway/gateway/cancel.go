@@ -30,23 +30,15 @@ const cancelReason = "cancelled by request"
 // An operation that ends in the moment between the check and the publish
 // keeps the outcome that reached the stream first (the projection's rule).
 func (s *server) cancelOperation(c *fiber.Ctx) error {
-	opID := c.Params("id")
-	if events.ValidOperationID(opID) != nil {
-		return errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
-	}
-	c.Locals(localOperationID, opID)
-	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
-	defer cancel()
-	op, _, err := s.operation(ctx, opID, false)
+	opID, err := operationID(c)
 	if err != nil {
 		return err
 	}
-	if op.SongID != "" {
-		c.Locals(localSongID, op.SongID)
-	}
-	op, parent, err := s.parent(ctx, op)
+	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
+	defer cancel()
+	op, _, parent, err := s.operationView(ctx, c, opID, false)
 	if err != nil {
-		return internal(err)
+		return err
 	}
 	if op.Final() || op.Status == statusPartial {
 		return errorf(CodeConflict, fmt.Sprintf("the operation has ended already (%s)", v1StatusOf(op.Status)))

@@ -1,13 +1,10 @@
 package gateway_test
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-
-	"github.com/fasthttp/websocket"
 )
 
 // TestDashboardFiles checks the embedded dashboard is served, open even
@@ -74,23 +71,7 @@ func TestSocketKeyInQuery(t *testing.T) {
 	}
 	for _, tc := range sockets {
 		t.Run(tc.name, func(t *testing.T) {
-			conn, res, err := websocket.DefaultDialer.Dial(wsURL(h, opID)+tc.query, tc.header)
-			if tc.status == 101 {
-				if err != nil {
-					t.Fatalf("dial: %v", err)
-				}
-				conn.Close()
-				return
-			}
-			if err == nil {
-				conn.Close()
-				t.Fatalf("dial succeeded, want %d", tc.status)
-			}
-			if res == nil {
-				t.Fatalf("dial: %v, want an HTTP answer", err)
-			}
-			body, _ := io.ReadAll(res.Body)
-			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, "unauthorized")
+			wantDial(t, wsURL(h, opID)+tc.query, tc.header, tc.status, "unauthorized")
 		})
 	}
 	// Elsewhere the query carries no key.

@@ -134,23 +134,7 @@ type response struct {
 
 func (h *harness) do(t *testing.T, method, path string, header map[string]string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, h.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	res, err := h.client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return response{status: res.StatusCode, header: res.Header, body: body}
+	return h.doBody(t, method, path, "", header)
 }
 
 // wantError checks an error response: status, JSON content and code.

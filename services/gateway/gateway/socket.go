@@ -43,11 +43,10 @@ const localSocketCtx = "butakero.socket.ctx"
 // an Origin not allowed (403), an unknown operation (404), a request that
 // is not an upgrade (426), and a gateway at MAX_SOCKETS (503).
 func (s *server) beforeUpgrade(c *fiber.Ctx) error {
-	opID := c.Params("id")
-	if events.ValidOperationID(opID) != nil {
-		return errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
+	opID, err := operationID(c)
+	if err != nil {
+		return err
 	}
-	c.Locals(localOperationID, opID)
 	if !s.origins.allowSocket(c.Get(fiber.HeaderOrigin)) {
 		return errorf(CodeForbidden, "this Origin may not open a WebSocket here (see PUBLIC_URL and ALLOWED_ORIGINS)")
 	}

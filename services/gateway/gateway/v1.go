@@ -114,25 +114,45 @@ type operationResponse struct {
 	Counts   map[string]int  `json:"counts,omitempty"`
 }
 
-// getOperation handles GET /v1/operations/{id}.
-func (s *server) getOperation(c *fiber.Ctx) error {
+// operationID is the route's {id}, an operation's, noted for the access
+// log; a malformed one is a 400.
+func operationID(c *fiber.Ctx) (string, error) {
 	opID := c.Params("id")
 	if events.ValidOperationID(opID) != nil {
-		return errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
+		return "", errorf(CodeBadRequest, "operation id must be 1 to 64 letters, digits, '-' or '_'")
 	}
 	c.Locals(localOperationID, opID)
-	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
-	defer cancel()
-	op, hist, err := s.operation(ctx, opID, true)
+	return opID, nil
+}
+
+// operationView is operation (its song noted for the access log) with
+// its playlist's view when it is a playlist's parent.
+func (s *server) operationView(ctx context.Context, c *fiber.Ctx, opID string, full bool) (projection.Operation, []eventFrame, *parentView, error) {
+	op, hist, err := s.operation(ctx, opID, full)
 	if err != nil {
-		return err
+		return op, nil, nil, err
 	}
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
 	}
 	op, parent, err := s.parent(ctx, op)
 	if err != nil {
-		return internal(err)
+		return op, nil, nil, internal(err)
+	}
+	return op, hist, parent, nil
+}
+
+// getOperation handles GET /v1/operations/{id}.
+func (s *server) getOperation(c *fiber.Ctx) error {
+	opID, err := operationID(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
+	defer cancel()
+	op, hist, parent, err := s.operationView(ctx, c, opID, true)
+	if err != nil {
+		return err
 	}
 	res := operationResponse{
 		ID: op.ID, SongID: op.SongID, Query: op.Query, Stage: op.Stage, Message: op.Message,
@@ -143,18 +163,7 @@ func (s *server) getOperation(c *fiber.Ctx) error {
 	if res.Events == nil {
 		res.Events = []eventFrame{}
 	}
-	switch op.Status {
-	case projection.StatusSuccess:
-		res.Status = v1Success
-	case projection.StatusFailed:
-		res.Status = v1Failed
-	case projection.StatusCancelled:
-		res.Status = v1Cancelled
-	case statusPartial:
-		res.Status = statusPartial
-	default:
-		res.Status = v1InProgress
-	}
+	res.Status = v1StatusOf(op.Status)
 	if parent != nil {
 		pl := parent.playlist
 		res.Playlist = &playlistInfo{Source: pl.Source, ID: pl.ID, Total: pl.Total, Truncated: pl.Truncated}

@@ -26,7 +26,7 @@ import (
 	"github.com/fasthttp/websocket"
 )
 
-// doBody is do with a request body.
+// doBody is do with a request body (none when body is "").
 func (h *harness) doBody(t *testing.T, method, path, body string, header map[string]string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))
@@ -43,9 +43,33 @@ func (h *harness) doBody(t *testing.T, method, path, body string, header map[str
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return response{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// wantDial dials a WebSocket at url: with status 101 the upgrade must
+// succeed; otherwise it must be refused with status and the API error
+// code.
+func wantDial(t *testing.T, url string, header http.Header, status int, code string) {
+	t.Helper()
+	conn, res, err := websocket.DefaultDialer.Dial(url, header)
+	if status == 101 {
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		conn.Close()
+		return
+	}
+	if err == nil {
+		conn.Close()
+		t.Fatalf("dial succeeded, want %d", status)
+	}
+	if res == nil {
+		t.Fatalf("dial: %v, want an HTTP answer", err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, status, code)
 }
 
 func TestCreateOperation(t *testing.T) {
@@ -1141,23 +1165,7 @@ func TestWebSocketRefusals(t *testing.T) {
 				wantError(t, h.do(t, http.MethodGet, "/v1/operations/"+tc.opID+"/events", nil), tc.status, tc.code)
 				return
 			}
-			conn, res, err := websocket.DefaultDialer.Dial(wsURL(h, tc.opID), tc.header)
-			if tc.status == 101 {
-				if err != nil {
-					t.Fatalf("dial: %v", err)
-				}
-				conn.Close()
-				return
-			}
-			if err == nil {
-				conn.Close()
-				t.Fatalf("dial succeeded, want %d", tc.status)
-			}
-			if res == nil {
-				t.Fatalf("dial: %v, want an HTTP answer", err)
-			}
-			body, _ := io.ReadAll(res.Body)
-			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
+			wantDial(t, wsURL(h, tc.opID), tc.header, tc.status, tc.code)
 		})
 	}
 	t.Run("PUBLIC_URL replaces the listen address", func(t *testing.T) {

@@ -8,10 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/butakero/butakero/platform/media/mediahosts"
@@ -32,22 +30,8 @@ var errRefused = errors.New("notifier: refused by WEBHOOK_ALLOWED_HOSTS")
 // package mediahosts checks media URLs), and bounded waits.
 func newClient(allowed []string) *http.Client {
 	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second,
-				Control: func(_, address string, _ syscall.RawConn) error {
-					ap, err := netip.ParseAddrPort(address)
-					if err != nil || !mediahosts.Reachable(allowed, host, ap.Addr()) {
-						return fmt.Errorf("%w: %s at %s", errRefused, host, address)
-					}
-					return nil
-				}}
-			return d.DialContext(ctx, network, addr)
-		},
+		Proxy:                  nil,
+		DialContext:            mediahosts.DialContext(allowed, net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, errRefused),
 		TLSHandshakeTimeout:    10 * time.Second,
 		ResponseHeaderTimeout:  tryTimeout,
 		MaxResponseHeaderBytes: 64 << 10,

@@ -46,7 +46,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
-	"github.com/nats-io/nats.go"
+	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -72,7 +72,6 @@ const (
 	// ackWait outlives one try (tryTimeout) with room to ack.
 	ackWait    = time.Minute
 	tryTimeout = 15 * time.Second
-	pullWait   = 5 * time.Second
 	ackTimeout = 10 * time.Second
 	// maxDelay caps the delay between two tries.
 	maxDelay = time.Hour
@@ -192,34 +191,16 @@ type endpoint struct {
 
 // loop takes one message at a time until ctx ends.
 func (e *endpoint) loop(ctx, work context.Context) error {
-	failing := 0
-	for ctx.Err() == nil {
-		pull, cancel := context.WithTimeout(ctx, pullWait)
-		msg, err := e.cons.Next(jetstream.FetchContext(pull))
-		cancel()
+	for {
+		msg, err := stage.Next(ctx, e.cons, e.log, "notifier: next message")
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				return nil
-			case errors.Is(err, nats.ErrTimeout), errors.Is(err, jetstream.ErrNoMessages), errors.Is(err, context.DeadlineExceeded):
-				failing = 0
-				continue
-			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-				return fmt.Errorf("notifier: %w", err)
-			}
-			failing++
-			e.log.Warn("notifier: next message", "error", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff(failing)):
-			}
-			continue
+			return fmt.Errorf("notifier: %w", err)
 		}
-		failing = 0
+		if msg == nil {
+			return nil
+		}
 		e.handle(ctx, work, msg)
 	}
-	return nil
 }
 
 // handle makes one try of one message's delivery and ends the message.

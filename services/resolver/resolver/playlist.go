@@ -9,12 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os/exec"
 	"path"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -302,21 +300,8 @@ var errM3URefused = errors.New("resolver: refused by ALLOWED_MEDIA_HOSTS")
 // and every address, as the fetcher fetches media.
 func m3uClient(allowed []string) *http.Client {
 	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, _, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			d := net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-				ap, err := netip.ParseAddrPort(address)
-				if err != nil || !mediahosts.Reachable(allowed, host, ap.Addr()) {
-					return fmt.Errorf("%w: %s at %s", errM3URefused, host, address)
-				}
-				return nil
-			}}
-			return d.DialContext(ctx, network, addr)
-		},
+		Proxy:                 nil,
+		DialContext:           mediahosts.DialContext(allowed, net.Dialer{Timeout: 10 * time.Second}, errM3URefused),
 		ResponseHeaderTimeout: 15 * time.Second,
 	}
 	return &http.Client{Transport: tr, CheckRedirect: func(req *http.Request, via []*http.Request) error {

@@ -25,6 +25,15 @@ resource "aws_thing" "n" {
   }
 }
 
+resource "aws_thing" "keyed" {
+  for_each = { first = "a", second = "b" }
+  name     = "${each.key}-${each.value}"
+}
+
+output "keyed" {
+  value = aws_thing.keyed["second"].name
+}
+
 module "child" {
   source = "./child"
   count  = 1
