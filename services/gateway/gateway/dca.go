@@ -27,12 +27,66 @@ const dcaMaxAge = 86400
 // several ranges, or a malformed one, are ignored and the whole blob is
 // sent, as RFC 9110 allows. HEAD and 304 read no content at all.
 func (s *server) dca(c *fiber.Ctx) error {
+	id, err := songParam(c)
+	if err != nil {
+		return err
+	}
+	return s.storedDCA(c, id)
+}
+
+// songParam is the route's song id, checked (events.ValidSongID) and named
+// on the request's log line.
+func songParam(c *fiber.Ctx) (string, error) {
 	id := c.Params("id")
 	if events.ValidSongID(id) != nil {
-		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
+		return "", errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
 	}
 	c.Locals(localSongID, id)
-	return s.storedDCA(c, id)
+	return id, nil
+}
+
+// statDCA stats song id's stored DCA under its key. A missing DCA is a
+// 404 that says whether the song is known at all.
+func (s *server) statDCA(ctx context.Context, id string) (string, blob.Info, error) {
+	key := blob.DCAKey(id)
+	info, err := s.blobs.Stat(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		if _, serr := s.store.Song(ctx, id); errors.Is(serr, projection.ErrNotFound) {
+			return key, info, errorf(CodeNotFound, "unknown song")
+		}
+		return key, info, errorf(CodeNotFound, "the song has no DCA yet")
+	}
+	if err != nil {
+		return key, info, internal(fmt.Errorf("stat DCA %s: %w", key, err))
+	}
+	return key, info, nil
+}
+
+// cacheHeaders sets the caching headers of an answer made from a stored
+// DCA (Cache-Control, ETag etag when not empty, Accept-Ranges). It reports
+// whether the client's If-None-Match already holds etag (answer 304), and
+// the Range to honour: none when If-Range names another version.
+//
+// A song's DCA changes only if it is encoded again: caches may keep it a
+// day and revalidate with the ETag. Behind API keys it is private.
+func (s *server) cacheHeaders(c *fiber.Ctx, etag string) (rangeHeader string, notModified bool) {
+	if s.keys.enabled() {
+		c.Set(fiber.HeaderCacheControl, "private, max-age="+strconv.Itoa(dcaMaxAge))
+	} else {
+		c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(dcaMaxAge))
+	}
+	if etag != "" {
+		c.Set(fiber.HeaderETag, etag)
+	}
+	c.Set(fiber.HeaderAcceptRanges, "bytes")
+	if etag != "" && etagMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
+		return "", true
+	}
+	rangeHeader = c.Get(fiber.HeaderRange)
+	if ir := c.Get(fiber.HeaderIfRange); ir != "" && (etag == "" || ir != etag) {
+		rangeHeader = "" // the client's copy is stale: send it all
+	}
+	return rangeHeader, false
 }
 
 // storedDCA answers song id's stored DCA, as /v1/songs/{id}/dca does.
@@ -43,38 +97,17 @@ func (s *server) storedDCA(c *fiber.Ctx, id string) error {
 	// soon as the encoder stored it, before the recorder has put it in the
 	// catalog (the status already says success then, read from the
 	// stream).
-	key := blob.DCAKey(id)
-	info, err := s.blobs.Stat(ctx, key)
-	if errors.Is(err, blob.ErrNotFound) {
-		if _, serr := s.store.Song(ctx, id); errors.Is(serr, projection.ErrNotFound) {
-			return errorf(CodeNotFound, "unknown song")
-		}
-		return errorf(CodeNotFound, "the song has no DCA yet")
-	}
+	key, info, err := s.statDCA(ctx, id)
 	if err != nil {
-		return internal(fmt.Errorf("stat DCA %s: %w", key, err))
-	}
-
-	// A song's DCA changes only if it is encoded again: caches may keep it
-	// a day and revalidate with the ETag. Behind API keys it is private.
-	if s.keys.enabled() {
-		c.Set(fiber.HeaderCacheControl, "private, max-age="+strconv.Itoa(dcaMaxAge))
-	} else {
-		c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(dcaMaxAge))
+		return err
 	}
 	etag := ""
 	if info.Digest != "" {
 		etag = `"` + info.Digest + `"`
-		c.Set(fiber.HeaderETag, etag)
 	}
-	c.Set(fiber.HeaderAcceptRanges, "bytes")
-	if etag != "" && etagMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
+	rangeHeader, notModified := s.cacheHeaders(c, etag)
+	if notModified {
 		return c.SendStatus(fiber.StatusNotModified)
-	}
-
-	rangeHeader := c.Get(fiber.HeaderRange)
-	if ir := c.Get(fiber.HeaderIfRange); ir != "" && (etag == "" || ir != etag) {
-		rangeHeader = "" // the client's copy is stale: send it all
 	}
 	start, length, partial, err := parseRange(rangeHeader, info.Size)
 	if err != nil {

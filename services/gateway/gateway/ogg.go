@@ -8,10 +8,8 @@ import (
 	"io"
 	"strconv"
 
-	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/media/oggopus"
-	"github.com/butakero/butakero/platform/projection"
 	"github.com/gofiber/fiber/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
 )
@@ -37,11 +35,10 @@ func newOggSizes() *oggSizes {
 // known by muxing the DCA once into a counter (remembered per DCA digest);
 // a range is muxed from the start, the bytes before it dropped.
 func (s *server) ogg(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if events.ValidSongID(id) != nil {
-		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
+	id, err := songParam(c)
+	if err != nil {
+		return err
 	}
-	c.Locals(localSongID, id)
 	return s.storedOgg(c, id)
 }
 
@@ -50,29 +47,16 @@ func (s *server) ogg(c *fiber.Ctx) error {
 func (s *server) storedOgg(c *fiber.Ctx, id string) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	key := blob.DCAKey(id)
-	info, err := s.blobs.Stat(ctx, key)
-	if errors.Is(err, blob.ErrNotFound) {
-		if _, serr := s.store.Song(ctx, id); errors.Is(serr, projection.ErrNotFound) {
-			return errorf(CodeNotFound, "unknown song")
-		}
-		return errorf(CodeNotFound, "the song has no DCA yet")
-	}
+	key, info, err := s.statDCA(ctx, id)
 	if err != nil {
-		return internal(fmt.Errorf("stat DCA %s: %w", key, err))
-	}
-	if s.keys.enabled() {
-		c.Set(fiber.HeaderCacheControl, "private, max-age="+strconv.Itoa(dcaMaxAge))
-	} else {
-		c.Set(fiber.HeaderCacheControl, "public, max-age="+strconv.Itoa(dcaMaxAge))
+		return err
 	}
 	etag := ""
 	if info.Digest != "" {
 		etag = `"ogg-` + info.Digest + `"`
-		c.Set(fiber.HeaderETag, etag)
 	}
-	c.Set(fiber.HeaderAcceptRanges, "bytes")
-	if etag != "" && etagMatch(c.Get(fiber.HeaderIfNoneMatch), etag) {
+	rangeHeader, notModified := s.cacheHeaders(c, etag)
+	if notModified {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 
@@ -103,10 +87,6 @@ func (s *server) storedOgg(c *fiber.Ctx, id string) error {
 		}
 	}
 
-	rangeHeader := c.Get(fiber.HeaderRange)
-	if ir := c.Get(fiber.HeaderIfRange); ir != "" && (etag == "" || ir != etag) {
-		rangeHeader = ""
-	}
 	start, length, partial, err := parseRange(rangeHeader, size)
 	if err != nil {
 		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))

@@ -285,11 +285,10 @@ func (s *server) searchSongs(c *fiber.Ctx) error {
 
 // getSong handles GET /v1/songs/{id}.
 func (s *server) getSong(c *fiber.Ctx) error {
-	id := c.Params("id")
-	if events.ValidSongID(id) != nil {
-		return errorf(CodeBadRequest, "song id must be 1 to 128 letters, digits, '-' or '_'")
+	id, err := songParam(c)
+	if err != nil {
+		return err
 	}
-	c.Locals(localSongID, id)
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
 	song, err := s.store.Song(ctx, id)
