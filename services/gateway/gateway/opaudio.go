@@ -237,19 +237,18 @@ func (s *server) firstChunk(ctx context.Context, f *framestream.Follower, opID, 
 // abruptly, when the run fails, another run starts (the encode began
 // again) or the operation fails.
 type liveBody struct {
-	s              *server
-	ctx            context.Context
-	cancel         context.CancelFunc
-	f              *framestream.Follower
-	opID, songID   string
-	run            string
-	header         []byte // the DCA's header, as sent
-	off            int64  // bytes of the DCA read out so far
-	buf            []byte
-	blob           io.ReadCloser
-	err            error
-	deadline       time.Time
-	lastStoreCheck time.Time
+	s            *server
+	ctx          context.Context
+	cancel       context.CancelFunc
+	f            *framestream.Follower
+	opID, songID string
+	run          string
+	header       []byte // the DCA's header, as sent
+	off          int64  // bytes of the DCA read out so far
+	buf          []byte
+	blob         io.ReadCloser
+	err          error
+	deadline     time.Time
 }
 
 func newLiveBody(s *server, ctx context.Context, cancel context.CancelFunc, f *framestream.Follower, opID, songID string, first framestream.Chunk) (*liveBody, error) {
