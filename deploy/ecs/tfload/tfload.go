@@ -269,9 +269,7 @@ func (l *loader) parse(dir string) (*module, hcl.Diagnostics) {
 			case "variable":
 				m.variables = append(m.variables, b)
 			case "locals":
-				for _, a := range sortedAttrs(b.Body) {
-					m.locals = append(m.locals, a)
-				}
+				m.locals = append(m.locals, sortedAttrs(b.Body)...)
 			case "resource", "data":
 				m.resources = append(m.resources, b)
 			case "module":
