@@ -21,11 +21,19 @@
 # downloaded and every test binary built before entering it.
 #
 # Extra arguments go to `go test` (default: every module). GOTEST_FLAGS
-# defaults to "-count=1 -timeout 15m".
+# defaults to "-count=1 -timeout 15m"; it is split on spaces and quotes stay
+# literal, so write `-run=TestA|TestB` unquoted (a quoted pattern would match
+# nothing and report ok: refused below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 tools=$root/.tools
+case "${GOTEST_FLAGS:-}" in
+*\"* | *\'*)
+  echo "test: GOTEST_FLAGS is split on spaces and keeps quotes literally; write -run=TestX unquoted" >&2
+  exit 2
+  ;;
+esac
 
 VERSITYGW_VERSION=v1.8.0
 NATS_SERVER_VERSION=v2.15.2
