@@ -23,7 +23,8 @@ import (
 //   - a YouTube playlist of five items resolves into five children with
 //     the videos' ids and titles; the private one fails at resolve, the
 //     others at fetch (YouTube cannot be reached from here), and the parent
-//     ends failed with those counts;
+//     ends failed with those counts; asked for again, it is listed from
+//     the cache, with no playlistItems.list call;
 //   - an M3U file of five entries on an allowed host, one of them corrupt,
 //     ends partial with four songs stored;
 //   - cancelling a parent cancels its unfinished children.
@@ -106,6 +107,23 @@ func TestPlaylists(t *testing.T) {
 		}
 		if yt.Calls(youtubetest.PlaylistItems) != 1 {
 			t.Errorf("%d playlistItems.list calls, want 1 (five items fit one page)", yt.Calls(youtubetest.PlaylistItems))
+		}
+	})
+
+	t.Run("the same playlist again is listed from the cache", func(t *testing.T) {
+		before := yt.Calls(youtubetest.PlaylistItems)
+		parent := in.createOperation(t, "https://www.youtube.com/playlist?list="+list)
+		st := in.waitV1Final(t, parent, 3*time.Minute)
+		if len(st.Children) != len(ids) {
+			t.Fatalf("%d children, want %d: %+v", len(st.Children), len(ids), st.Children)
+		}
+		for i, c := range st.Children {
+			if c.SongID != ids[i] {
+				t.Errorf("child %d: song %q, want %q", i, c.SongID, ids[i])
+			}
+		}
+		if n := yt.Calls(youtubetest.PlaylistItems) - before; n != 0 {
+			t.Errorf("%d more playlistItems.list calls for a playlist listed a moment ago, want none", n)
 		}
 	})
 
