@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +30,8 @@ import (
 //     gone, its staged download deleted, and nothing is published for it
 //     after operation.cancelled;
 //   - of two operations of one song, the one that holds the download is
-//     cancelled and the other still succeeds with the whole song;
+//     cancelled (while it encodes, and while it downloads) and the other
+//     still succeeds with the whole song;
 //   - an operation that has ended answers 409 and stays as it ended; an
 //     unknown one 404.
 func TestCancel(t *testing.T) {
@@ -40,7 +42,42 @@ func TestCancel(t *testing.T) {
 	audiofixture.Make(t, media, audiofixture.Spec{Name: "hour.wav", Duration: long, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
 	const shared = 3 * time.Minute
 	audiofixture.Make(t, media, audiofixture.Spec{Name: "shared.wav", Duration: shared, Args: []string{"-c:a", "pcm_s16le", "-ar", "16000", "-ac", "1"}})
+	const heldLen = 30 * time.Second
+	heldPath := audiofixture.Make(t, media, audiofixture.Spec{Name: "held.wav", Duration: heldLen, Args: []string{"-c:a", "pcm_s16le", "-ar", "16000", "-ac", "1"}})
 	srv := audiofixture.Serve(t, media)
+	// held.wav's first GET sends part of the file and holds the rest until
+	// the client goes away; later ones send it whole.
+	heldStarted := make(chan struct{})
+	var heldMu sync.Mutex
+	heldGets, heldWhole := 0, 0
+	srv.Handle("/held.wav", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			http.ServeFile(w, r, heldPath)
+			return
+		}
+		heldMu.Lock()
+		heldGets++
+		first := heldGets == 1
+		heldMu.Unlock()
+		if !first {
+			http.ServeFile(w, r, heldPath)
+			heldMu.Lock()
+			heldWhole++
+			heldMu.Unlock()
+			return
+		}
+		body, err := os.ReadFile(heldPath)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "audio/wav")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body[:64<<10])
+		w.(http.Flusher).Flush()
+		close(heldStarted)
+		<-r.Context().Done()
+	}))
 	natsAddr := freeAddr(t)
 	in := start(t, t.TempDir(), map[string]string{
 		"NATS_LISTEN":        natsAddr,
@@ -119,6 +156,42 @@ func TestCancel(t *testing.T) {
 		}
 		if again := in.v1Status(t, second); again.Status != "success" {
 			t.Errorf("after the refused DELETE the operation is %q", again.Status)
+		}
+	})
+
+	t.Run("the owner cancelled mid-download, the other carries on", func(t *testing.T) {
+		first := in.createOperation(t, srv.URL("held.wav"))
+		select {
+		case <-heldStarted:
+		case <-time.After(3 * time.Minute):
+			t.Fatal("the first operation's download never started")
+		}
+		joins := `butakero_singleflight_joins_total{what="fetch"}`
+		joined := in.metric(t, joins)
+		second := in.createOperation(t, srv.URL("held.wav"))
+		waitFor(t, "the second operation to wait for the first's download", time.Minute, func() bool {
+			return in.metric(t, joins) > joined
+		})
+		if code, body := in.cancel(t, first); code != http.StatusAccepted {
+			t.Fatalf("DELETE: %d %s", code, body)
+		}
+		st := in.waitV1Final(t, second, 3*time.Minute)
+		if st.Status != "success" {
+			t.Fatalf("the second operation ended %q: %s", st.Status, st.Message)
+		}
+		checkCovers(t, "the second operation's song", in.dca(t, st.SongID), heldLen)
+		if st := in.waitV1Final(t, first, time.Minute); st.Status != "cancelled" {
+			t.Errorf("the cancelled operation ended %q", st.Status)
+		}
+		// The claim released by the cancel, the waiter took the download
+		// over: it downloaded the song itself, whole.
+		heldMu.Lock()
+		defer heldMu.Unlock()
+		if heldWhole != 1 {
+			t.Errorf("%d whole downloads of the song after the cancel, want the waiter's one", heldWhole)
+		}
+		if staged := stagedBlobs(t, js, first); len(staged) != 0 {
+			t.Errorf("the cancelled download's staged audio left behind: %v", staged)
 		}
 	})
 

@@ -23,9 +23,12 @@ import (
 //   - a YouTube playlist of five items resolves into five children with
 //     the videos' ids and titles; the private one fails at resolve, the
 //     others at fetch (YouTube cannot be reached from here), and the parent
-//     ends failed with those counts;
+//     ends failed with those counts; asked for again, it is listed from
+//     the cache, with no playlistItems.list call;
 //   - an M3U file of five entries on an allowed host, one of them corrupt,
 //     ends partial with four songs stored;
+//   - the seed's /api/audio/start answers a playlist with its parent's id
+//     and an empty song_id;
 //   - cancelling a parent cancels its unfinished children.
 func TestPlaylists(t *testing.T) {
 	yt := youtubetest.Start(t)
@@ -56,6 +59,9 @@ func TestPlaylists(t *testing.T) {
 		fmt.Fprintf(&m3u, "#EXTINF:%d,Track %d\n%s\n", 2+i, i, name)
 	}
 	if err := os.WriteFile(filepath.Join(media, "five.m3u"), []byte(m3u.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(media, "seed.m3u"), []byte("#EXTM3U\n#EXTINF:2,Track 0\ntrack0.m4a\n#EXTINF:3,Track 1\ntrack1.m4a\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	audiofixture.Make(t, media, audiofixture.Spec{Name: "long1.wav", Duration: 20 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
@@ -109,6 +115,23 @@ func TestPlaylists(t *testing.T) {
 		}
 	})
 
+	t.Run("the same playlist again is listed from the cache", func(t *testing.T) {
+		before := yt.Calls(youtubetest.PlaylistItems)
+		parent := in.createOperation(t, "https://www.youtube.com/playlist?list="+list)
+		st := in.waitV1Final(t, parent, 3*time.Minute)
+		if len(st.Children) != len(ids) {
+			t.Fatalf("%d children, want %d: %+v", len(st.Children), len(ids), st.Children)
+		}
+		for i, c := range st.Children {
+			if c.SongID != ids[i] {
+				t.Errorf("child %d: song %q, want %q", i, c.SongID, ids[i])
+			}
+		}
+		if n := yt.Calls(youtubetest.PlaylistItems) - before; n != 0 {
+			t.Errorf("%d more playlistItems.list calls for a playlist listed a moment ago, want none", n)
+		}
+	})
+
 	t.Run("an M3U playlist with a corrupt entry", func(t *testing.T) {
 		parent := in.createOperation(t, srv.URL("five.m3u"))
 		st := in.waitV1Final(t, parent, 3*time.Minute)
@@ -133,6 +156,17 @@ func TestPlaylists(t *testing.T) {
 			if want == "success" {
 				checkCovers(t, c.Title, in.dca(t, c.SongID), time.Duration(2+i)*time.Second)
 			}
+		}
+	})
+
+	t.Run("the seed's start answers a playlist's parent", func(t *testing.T) {
+		got := in.startSong(t, srv.URL("seed.m3u"))
+		if got.SongID != "" {
+			t.Errorf("song_id %q for a playlist, want \"\"", got.SongID)
+		}
+		st := in.waitV1Final(t, got.OperationID, 3*time.Minute)
+		if st.Status != "success" || len(st.Children) != 2 {
+			t.Errorf("the operation answered ended %q with %d children, want the parent's success with 2", st.Status, len(st.Children))
 		}
 	})
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/services/notifier/notifier"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // receiver is a webhook receiver on loopback that verifies every delivery
@@ -244,4 +246,84 @@ func deliveredAll(r *receiver, want map[string]string) bool {
 		done = len(r.tries) == len(want)
 	})
 	return done
+}
+
+// TestWebhookURLRemoved: an operator removes one of two WEBHOOK_URLs and
+// restarts. The notifier deletes the removed URL's consumer at start and
+// keeps the other's, which still delivers; consumers that are not its own
+// (the stages', one named under its prefix but made by someone else) are
+// left alone.
+func TestWebhookURLRemoved(t *testing.T) {
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	kept := newReceiver(t, raw, 0, http.StatusNoContent)
+	removed := newReceiver(t, raw, 0, http.StatusNoContent)
+	media := t.TempDir()
+	audiofixture.Make(t, media, audiofixture.M4A("short.m4a", 2*time.Second))
+	srv := audiofixture.Serve(t, media)
+	dataDir, natsAddr := t.TempDir(), freeAddr(t)
+	keptURL, removedURL := kept.srv.URL+"/hooks", removed.srv.URL+"/hooks"
+	env := map[string]string{
+		"WEBHOOK_URL":           keptURL + "," + removedURL,
+		"WEBHOOK_SECRET":        "whsec_" + base64.StdEncoding.EncodeToString(raw),
+		"WEBHOOK_ALLOWED_HOSTS": "127.0.0.1:*",
+		"NATS_LISTEN":           natsAddr,
+		"NATS_TOKEN":            natsToken,
+	}
+	has := func(js jetstream.JetStream, name string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := js.Consumer(ctx, events.StreamName, name)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatalf("consumer %s: %v", name, err)
+		}
+		return err == nil
+	}
+
+	first := start(t, dataDir, env)
+	js := connectJS(t, natsAddr)
+	waitFor(t, "both URLs' consumers", time.Minute, func() bool {
+		return has(js, notifier.ConsumerName(keptURL)) && has(js, notifier.ConsumerName(removedURL))
+	})
+	// Someone else's consumers under the notifier's prefix.
+	others := []string{"notifier-audit", "notifier-0123456789abcdef"}
+	for _, name := range others {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := js.CreateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{Durable: name, Description: "an audit trail",
+			AckPolicy: jetstream.AckExplicitPolicy, FilterSubjects: notifier.FilterSubjects()})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	env["WEBHOOK_URL"] = keptURL
+	in := start(t, dataDir, env)
+	js = connectJS(t, natsAddr)
+	waitFor(t, "the removed URL's consumer to be deleted", time.Minute, func() bool {
+		return !has(js, notifier.ConsumerName(removedURL))
+	})
+	for _, name := range append(others, notifier.ConsumerName(keptURL), events.ConsumerFetcher, events.ConsumerEncoder) {
+		if !has(js, name) {
+			t.Errorf("consumer %s was deleted, want it kept", name)
+		}
+	}
+
+	op := in.createOperation(t, srv.URL("short.m4a"))
+	if st := in.waitV1Final(t, op, 2*time.Minute); st.Status != "success" {
+		t.Fatalf("operation ended %q: %s", st.Status, st.Message)
+	}
+	waitFor(t, "the kept URL's delivery", time.Minute, func() bool {
+		n := 0
+		kept.snapshot(func(r *receiver) { n = len(r.accepted[op]) })
+		return n == 1
+	})
+	removed.snapshot(func(r *receiver) {
+		if len(r.tries) != 0 {
+			t.Errorf("the removed URL got %d deliveries, want none", len(r.tries))
+		}
+	})
 }

@@ -28,6 +28,9 @@ var ErrCancelled = errors.New("stage: the operation was cancelled")
 //     has an operation.cancelled: a message of an operation cancelled
 //     while it waited in the consumer, or while no worker was watching, is
 //     not handled at all.
+//   - Before an attempt publishes its events the stream is asked again:
+//     a cancel the watch missed (published while the worker's connection
+//     was down) still stops them.
 //   - A cancelled attempt publishes nothing (the publish of each event
 //     checks again), runs the Ended hook with Outcome.Cancelled, and is
 //     acked: the stage lets go of what it held (a staging blob, a claim),
@@ -167,6 +170,46 @@ func (w *Worker) isCancelled(ctx context.Context, opID string, log interface{ Wa
 		log.Warn("stage: whether the operation is cancelled could not be read", "error", err)
 	}
 	return false
+}
+
+// cancelledInStream reports whether opID's operation.cancelled is in the
+// stream (one direct read of the last message on its subject), or was seen
+// by the watch. It is asked before an attempt publishes: a cancel the watch
+// missed (published while this worker's connection was down, its core
+// subscription not yet renewed) still stops the attempt's events. JetStream
+// out of reach is waited out, within ctx, as a publish would wait; any
+// other failure to read says no, and is logged.
+func (w *Worker) cancelledInStream(ctx context.Context, opID string, log interface{ Warn(string, ...any) }) bool {
+	if !w.Cancellable {
+		return false
+	}
+	for {
+		if w.cancels.cancelled(opID) {
+			return true
+		}
+		rctx, cancel := context.WithTimeout(ctx, cancelTimeout)
+		stream, err := w.eventStream(rctx)
+		if err == nil {
+			_, err = stream.GetLastMsgForSubject(rctx, events.Subject(events.KindOperationCancelled, opID))
+		}
+		cancel()
+		switch {
+		case err == nil:
+			w.cancels.cancel(opID)
+			return true
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return false
+		case ctx.Err() != nil:
+			return false
+		case Unavailable(err) || errors.Is(err, context.DeadlineExceeded):
+			if !w.awaitJetStream(ctx) {
+				return false
+			}
+		default:
+			log.Warn("stage: whether the operation is cancelled could not be read", "error", err)
+			return false
+		}
+	}
 }
 
 // cancelledNow reports whether the attempt with context ctx was cancelled,

@@ -394,6 +394,12 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	failed, err := w.publish(endCtx, endCtx, d, []Emit{{Event: events.OperationFailed{
 		Stage: w.Stage, Code: f.Code, Message: f.Message, Attempts: attempt,
 	}}}, nil)
+	if errors.Is(err, ErrCancelled) {
+		// Cancelled while it failed: the history ends at its
+		// operation.cancelled, not with a failure.
+		w.endCancelled(ctx, d, msg, after, took)
+		return
+	}
 	if err != nil {
 		// The failure is not recorded: keep the message so it is.
 		log.Error("stage: publish operation.failed", "error", err)
@@ -462,12 +468,22 @@ func (w *Worker) publish(ctx, work context.Context, d Delivery, emits []Emit, ha
 		env.Attempt, env.Cause, env.Batch = d.Attempt, d.Envelope.ID, len(emits)
 		envs = append(envs, env)
 	}
+	asked := false
 	for i, env := range envs {
 		if stored[env.ID] {
 			continue
 		}
 		if w.cancelledNow(ctx, d.Envelope.OperationID) {
 			return envs, ErrCancelled
+		}
+		if !asked {
+			// The watch misses a cancel published while this worker's
+			// connection was down: the stream is asked once, before the
+			// first event of the attempt is published.
+			asked = true
+			if w.cancelledInStream(ctx, d.Envelope.OperationID, d.Log) {
+				return envs, ErrCancelled
+			}
 		}
 		if err := w.store(ctx, work, env, d.Log); err != nil {
 			return envs, events.Wrap(events.CodeInternal, err, "the %s event could not be recorded", env.Type)

@@ -18,15 +18,17 @@ import (
 // entry can never be read as a song, and entries have no catalog
 // attribute, so they are not in the by-title index.
 const (
-	queryPrefix = "query#"
-	videoPrefix = "video#"
+	queryPrefix    = "query#"
+	videoPrefix    = "video#"
+	playlistPrefix = "playlist#"
 )
 
 // Cache is the resolver's search and metadata cache (the methods of
 // kvstore.Cache) kept in the songs table, so the profile needs no third
 // table: "query#<hex SHA-256 of the normalized query>" holds the query and
 // its video_id, "video#<video id>" holds the projection.Video as JSON in
-// doc. Every entry has expires_at = write time + the cache's TTL; reads
+// doc, and "playlist#<list id>" the projection.Playlist as JSON in doc (200
+// items are some 60 KB, well within an item's 400 KB). Every entry has expires_at = write time + the cache's TTL; reads
 // hide expired entries until DynamoDB's TTL deletes them. It is safe for
 // concurrent use.
 type Cache struct {
@@ -99,6 +101,43 @@ func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
 		return fmt.Errorf("dynamostore: encode video %s: %w", v.ID, err)
 	}
 	return c.put(ctx, videoPrefix+v.ID, map[string]types.AttributeValue{"doc": str(string(doc))})
+}
+
+// Playlist returns the cached listing of playlist id, or
+// projection.ErrNotFound.
+func (c *Cache) Playlist(ctx context.Context, id string) (projection.Playlist, error) {
+	if events.ValidSongID(id) != nil {
+		return projection.Playlist{}, projection.ErrNotFound
+	}
+	item, err := c.get(ctx, playlistPrefix+id)
+	if err != nil {
+		return projection.Playlist{}, err
+	}
+	d := decoder{m: item}
+	doc := d.str("doc")
+	var p projection.Playlist
+	if d.err != nil || json.Unmarshal([]byte(doc), &p) != nil {
+		return projection.Playlist{}, fmt.Errorf("dynamostore: cached playlist %s does not decode", id)
+	}
+	if p.ID != id {
+		return projection.Playlist{}, projection.ErrNotFound
+	}
+	return p, nil
+}
+
+// PutPlaylist caches p under p.ID, stamping CachedAt when it is empty.
+func (c *Cache) PutPlaylist(ctx context.Context, p projection.Playlist) error {
+	if events.ValidSongID(p.ID) != nil {
+		return fmt.Errorf("dynamostore: invalid playlist id %q", p.ID)
+	}
+	if p.CachedAt == "" {
+		p.CachedAt = c.s.now().UTC().Format(time.RFC3339)
+	}
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("dynamostore: encode playlist %s: %w", p.ID, err)
+	}
+	return c.put(ctx, playlistPrefix+p.ID, map[string]types.AttributeValue{"doc": str(string(doc))})
 }
 
 // Ping checks the songs table, which holds the cache.

@@ -15,16 +15,19 @@ import (
 const (
 	SearchQueriesBucket = "search_queries"
 	VideosBucket        = "videos"
+	PlaylistsBucket     = "playlists"
 )
 
-// Cache is the resolver's search and metadata cache in two JetStream KV
+// Cache is the resolver's search and metadata cache in three JetStream KV
 // buckets whose TTL is the cache's: a normalized query's video id (under
 // the hex SHA-256 of the query, since a query holds characters no KV key
-// may) and each video's projection.Video (under its id). JetStream drops
-// an entry once it is older than the TTL. It is safe for concurrent use.
+// may), each video's projection.Video (under its id) and each YouTube
+// playlist's projection.Playlist (under its list id). JetStream drops an
+// entry once it is older than the TTL. It is safe for concurrent use.
 type Cache struct {
-	queries jetstream.KeyValue
-	videos  jetstream.KeyValue
+	queries   jetstream.KeyValue
+	videos    jetstream.KeyValue
+	playlists jetstream.KeyValue
 }
 
 // OpenCache creates the cache's buckets if missing, or updates their TTL
@@ -43,7 +46,12 @@ func OpenCache(ctx context.Context, js jetstream.JetStream, replicas int, ttl ti
 	if err != nil {
 		return nil, err
 	}
-	return &Cache{queries: queries, videos: videos}, nil
+	playlists, err := openBucket(ctx, js, jetstream.KeyValueConfig{Bucket: PlaylistsBucket,
+		Description: "Butakero playlist listing cache", Replicas: replicas, TTL: ttl})
+	if err != nil {
+		return nil, err
+	}
+	return &Cache{queries: queries, videos: videos, playlists: playlists}, nil
 }
 
 // queryEntry is a cached search answer. The query is kept to tell a hash
@@ -91,9 +99,36 @@ func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
 	return put(ctx, c.videos, v.ID, v)
 }
 
-// Ping checks that both buckets answer.
+// Playlist returns the cached listing of playlist id, or
+// projection.ErrNotFound.
+func (c *Cache) Playlist(ctx context.Context, id string) (projection.Playlist, error) {
+	if events.ValidSongID(id) != nil {
+		return projection.Playlist{}, projection.ErrNotFound
+	}
+	var p projection.Playlist
+	if err := get(ctx, c.playlists, id, &p); err != nil {
+		return projection.Playlist{}, err
+	}
+	if p.ID != id {
+		return projection.Playlist{}, projection.ErrNotFound
+	}
+	return p, nil
+}
+
+// PutPlaylist caches p under p.ID, stamping CachedAt when it is empty.
+func (c *Cache) PutPlaylist(ctx context.Context, p projection.Playlist) error {
+	if events.ValidSongID(p.ID) != nil {
+		return fmt.Errorf("kvstore: invalid playlist id %q", p.ID)
+	}
+	if p.CachedAt == "" {
+		p.CachedAt = time.Now().UTC().Format(time.RFC3339)
+	}
+	return put(ctx, c.playlists, p.ID, p)
+}
+
+// Ping checks that the buckets answer.
 func (c *Cache) Ping(ctx context.Context) error {
-	for _, kv := range []jetstream.KeyValue{c.queries, c.videos} {
+	for _, kv := range []jetstream.KeyValue{c.queries, c.videos, c.playlists} {
 		if _, err := kv.Status(ctx); err != nil {
 			return fmt.Errorf("kvstore: %s: %w", kv.Bucket(), err)
 		}

@@ -99,7 +99,7 @@ func TestCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, b := range []string{SearchQueriesBucket, VideosBucket} {
+		for _, b := range []string{SearchQueriesBucket, VideosBucket, PlaylistsBucket} {
 			kv, err := env.JS.KeyValue(ctx, b)
 			if err != nil {
 				t.Fatal(err)

@@ -6,15 +6,18 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
 )
 
-// Cache is the resolver's search and video metadata cache.
+// Cache is the resolver's search, video metadata and playlist cache.
 type Cache interface {
 	QueryVideo(ctx context.Context, q string) (string, error)
 	PutQueryVideo(ctx context.Context, q, id string) error
 	Video(ctx context.Context, id string) (projection.Video, error)
 	PutVideo(ctx context.Context, v projection.Video) error
+	Playlist(ctx context.Context, id string) (projection.Playlist, error)
+	PutPlaylist(ctx context.Context, p projection.Playlist) error
 	Ping(ctx context.Context) error
 }
 
@@ -74,6 +77,46 @@ func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
 			got.CachedAt = ""
 			if !reflect.DeepEqual(got, v) {
 				t.Errorf("Video = %+v, want %+v", got, v)
+			}
+		}},
+		{"a playlist's listing", func(t *testing.T, ctx context.Context, c Cache) {
+			const id = "PLcontract0000000000000000000000001"
+			if _, err := c.Playlist(ctx, id); !errors.Is(err, projection.ErrNotFound) {
+				t.Errorf("Playlist of an unknown id: %v, want projection.ErrNotFound", err)
+			}
+			p := projection.Playlist{ID: id, Total: 3, Max: 200, Items: []events.Song{
+				{ID: "aaaaaaaaaa1", URL: "https://www.youtube.com/watch?v=aaaaaaaaaa1", Source: "youtube", Title: "Uno «1»", Channel: "Band",
+					ThumbnailURL: "https://i.ytimg.com/vi/aaaaaaaaaa1/hq.jpg"},
+				{ID: "bbbbbbbbbb2", URL: "https://www.youtube.com/watch?v=bbbbbbbbbb2", Source: "youtube", Title: "Dos", DurationMs: 180_000},
+				{ID: "ccccccccc3c", URL: "https://www.youtube.com/watch?v=ccccccccc3c", Source: "youtube"},
+			}}
+			if err := c.PutPlaylist(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Playlist(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.CachedAt == "" {
+				t.Error("CachedAt not stamped")
+			}
+			got.CachedAt = ""
+			if !reflect.DeepEqual(got, p) {
+				t.Errorf("Playlist = %+v, want %+v", got, p)
+			}
+			// A new listing replaces the old one.
+			p.Items, p.Total = p.Items[:1], 1
+			if err := c.PutPlaylist(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := c.Playlist(ctx, id); err != nil || len(got.Items) != 1 || got.Total != 1 {
+				t.Errorf("Playlist after a new listing = %+v, %v; want its one item", got, err)
+			}
+			if err := c.PutPlaylist(ctx, projection.Playlist{ID: "not/a list"}); err == nil {
+				t.Error("PutPlaylist with a bad id succeeded")
+			}
+			if _, err := c.Playlist(ctx, "a.b"); !errors.Is(err, projection.ErrNotFound) {
+				t.Errorf("Playlist of a bad id: %v, want projection.ErrNotFound", err)
 			}
 		}},
 		{"ping", func(t *testing.T, ctx context.Context, c Cache) {

@@ -25,8 +25,10 @@ type startResponse struct {
 
 // start handles POST /api/audio/start?song=…: it publishes song.requested
 // for a new operation and waits up to startWait for the resolver to name the
-// song, answering with an empty song_id when it does not in time. An
-// Idempotency-Key header makes a retry answer with the first operation.
+// song, answering with an empty song_id when it does not in time. A
+// playlist (playlistQuery) is answered at once with its parent's id and an
+// empty song_id: a parent has no song. An Idempotency-Key header makes a
+// retry answer with the first operation.
 func (s *server) start(c *fiber.Ctx) error {
 	query, err := songQuery(c.Query("song"))
 	if err != nil {
@@ -48,13 +50,15 @@ type submission struct {
 }
 
 // submit starts an operation for query, or, with an Idempotency-Key the
-// caller used before for the same route and query, returns that operation.
-// route names the endpoint in the key's fingerprint. A new operation's
-// song id is what the resolver says within startWait; a replay's is what
-// the projection or the stream knows now.
+// caller used before for the same route, query and playlist flag, returns
+// that operation. route names the endpoint in the key's fingerprint. A new
+// operation's song id is what the resolver says within startWait (none
+// for a playlist, which is not waited for); a replay's is what the
+// projection or the stream knows now.
 func (s *server) submit(c *fiber.Ctx, route, query string, playlist bool) (submission, error) {
 	ctx := c.UserContext()
 	key := c.Get(HeaderIdempotencyKey)
+	atOnce := playlistQuery(query, playlist, s.cfg.AllowedMediaHosts)
 	if key == "" {
 		opID := events.NewID()
 		c.Locals(localOperationID, opID)
@@ -62,13 +66,13 @@ func (s *server) submit(c *fiber.Ctx, route, query string, playlist bool) (submi
 		if err != nil {
 			return submission{}, internal(fmt.Errorf("build song.requested: %w", err))
 		}
-		return s.publishNew(c, env)
+		return s.publishNew(c, env, atOnce)
 	}
 	if !validIdempotencyKey(key) {
 		return submission{}, errorf(CodeBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 	}
 	kctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), key, route, query)
+	rec, fresh, err := s.claim(kctx, idempotencyScope(clientOf(c)), key, route, query, playlist)
 	cancel()
 	if err != nil {
 		var e *Error
@@ -78,13 +82,15 @@ func (s *server) submit(c *fiber.Ctx, route, query string, playlist bool) (submi
 		return submission{}, internal(err)
 	}
 	c.Locals(localOperationID, rec.OperationID)
+	// The request is the record's: a replay publishes what the first
+	// request asked, playlist flag included.
 	env, err := events.NewWithID(events.DeriveID(rec.OperationID, events.TypeSongRequested),
-		rec.OperationID, "", events.SongRequested{Query: rec.Query, Playlist: playlist})
+		rec.OperationID, "", events.SongRequested{Query: rec.Query, Playlist: rec.Playlist})
 	if err != nil {
 		return submission{}, internal(fmt.Errorf("build song.requested: %w", err))
 	}
 	if fresh {
-		return s.publishNew(c, env)
+		return s.publishNew(c, env, atOnce)
 	}
 
 	// A replay: make sure the operation was published (the owner may still
@@ -110,9 +116,18 @@ func (s *server) submit(c *fiber.Ctx, route, query string, playlist bool) (submi
 	return submission{opID: rec.OperationID, songID: songID, replayed: true}, nil
 }
 
-// publishNew publishes a new operation's song.requested and waits for its
-// song id (see request).
-func (s *server) publishNew(c *fiber.Ctx, env events.Envelope) (submission, error) {
+// publishNew publishes a new operation's song.requested and, unless
+// atOnce, waits for its song id (see request).
+func (s *server) publishNew(c *fiber.Ctx, env events.Envelope, atOnce bool) (submission, error) {
+	if atOnce {
+		pctx, cancel := context.WithTimeout(c.UserContext(), publishTimeout)
+		_, err := s.pub.Publish(pctx, env)
+		cancel()
+		if err != nil {
+			return submission{}, internal(fmt.Errorf("publish song.requested: %w", err))
+		}
+		return submission{opID: env.OperationID}, nil
+	}
 	songID, err := s.request(c.UserContext(), env)
 	if err != nil {
 		return submission{}, internal(err)

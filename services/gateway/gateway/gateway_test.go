@@ -63,6 +63,12 @@ func startWith(t *testing.T, cfg config.Config) *harness {
 // startClocked is startWith with now as the rate limits' clock.
 func startClocked(t *testing.T, cfg config.Config, now func() time.Time) *harness {
 	t.Helper()
+	return startWaiting(t, cfg, now, startWait)
+}
+
+// startWaiting is startClocked with wait as the seed's wait for a song id.
+func startWaiting(t *testing.T, cfg config.Config, now func() time.Time, wait time.Duration) *harness {
+	t.Helper()
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 5 * time.Second
 	}
@@ -111,7 +117,7 @@ func startClocked(t *testing.T, cfg config.Config, now func() time.Time) *harnes
 			Config:    cfg,
 			Log:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Listener:  ln,
-			StartWait: startWait,
+			StartWait: wait,
 			Now:       now,
 		})
 	}()

@@ -53,10 +53,13 @@ func openIdempotency(ctx context.Context, js jetstream.JetStream, replicas int) 
 // idemRecord is what a key remembers: the operation it started and what
 // was asked, so a reuse for another request is told apart from a retry.
 type idemRecord struct {
-	OperationID string    `json:"operation_id"`
-	Fingerprint string    `json:"fingerprint"`
-	Query       string    `json:"query"`
-	Created     time.Time `json:"created"`
+	OperationID string `json:"operation_id"`
+	Fingerprint string `json:"fingerprint"`
+	Query       string `json:"query"`
+	// Playlist is the request's "playlist" flag (expand a watch URL's
+	// list=), which a replay publishes again with the query.
+	Playlist bool      `json:"playlist,omitempty"`
+	Created  time.Time `json:"created"`
 }
 
 // validIdempotencyKey accepts 1 to 255 printable ASCII characters.
@@ -75,7 +78,8 @@ func validIdempotencyKey(k string) bool {
 // claim returns the record of an Idempotency-Key: a new one, with a fresh
 // operation id, that this request now owns (fresh is true), or the one an
 // earlier request with the same key and caller made. A key reused for a
-// different request (another route or query) is CodeIdempotencyMismatch.
+// different request (another route, query or playlist flag) is
+// CodeIdempotencyMismatch.
 //
 // The record is written with a create-if-absent, so of concurrent requests
 // with one key exactly one owns it; the others replay its operation. The
@@ -83,14 +87,21 @@ func validIdempotencyKey(k string) bool {
 // and a replay that finds no song.requested in the stream (the owner is
 // still publishing, or crashed) publishes the same envelope: the stream
 // keeps one.
-func (s *server) claim(ctx context.Context, scope, key, route, query string) (idemRecord, bool, error) {
+func (s *server) claim(ctx context.Context, scope, key, route, query string, playlist bool) (idemRecord, bool, error) {
 	sum := sha256.Sum256([]byte(scope + "\x00" + key))
 	kvKey := hex.EncodeToString(sum[:])
-	fp := sha256.Sum256([]byte(route + "\x00" + query))
+	// The flag is in the fingerprint only when set, so that the records
+	// of plain requests made before it was keep their fingerprints.
+	what := route + "\x00" + query
+	if playlist {
+		what += "\x00playlist"
+	}
+	fp := sha256.Sum256([]byte(what))
 	rec := idemRecord{
 		OperationID: events.NewID(),
 		Fingerprint: hex.EncodeToString(fp[:]),
 		Query:       query,
+		Playlist:    playlist,
 		Created:     time.Now().UTC(),
 	}
 	body, err := json.Marshal(rec)

@@ -23,13 +23,19 @@ type notifierMetrics struct {
 }
 
 // newNotifierMetrics registers the notifier's collectors on m's registry.
+// Every outcome's series is exported from the start, at 0, so that an
+// alert's increase() sees the first one given up.
 func newNotifierMetrics(m *metrics.Metrics) *notifierMetrics {
-	return &notifierMetrics{
+	n := &notifierMetrics{
 		deliveries: metrics.Register(m, prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "webhook", Name: "deliveries_total",
 			Help: "Webhook delivery attempts by outcome (delivered, retry, rejected, expired, refused).",
 		}, []string{"outcome"})),
 	}
+	for _, o := range []string{WebhookDelivered, WebhookRetry, WebhookRejected, WebhookExpired, WebhookRefused} {
+		n.deliveries.WithLabelValues(o)
+	}
+	return n
 }
 
 // WebhookDelivery records one webhook delivery attempt's outcome.

@@ -7,7 +7,8 @@
 //
 // Delivery is durable. Each URL has a durable JetStream consumer of its
 // own ("notifier-<hash of the URL>") on the final events' subjects, so one
-// receiver's failures never hold another's deliveries back:
+// receiver's failures never hold another's deliveries back (the consumer of
+// a URL removed from WEBHOOK_URL is deleted at the next start):
 //
 //   - a 2xx answer acks the message (with the server's confirmation);
 //   - a 5xx, a 408, a 429, a timeout or a network failure naks it with a
@@ -40,6 +41,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,10 +82,62 @@ const (
 	releaseDelay = time.Second
 )
 
-// ConsumerName is the durable consumer of deliveries to url.
+// ConsumerName is the durable consumer of deliveries to url:
+// consumerPrefix and 16 hex digits of the URL's SHA-256.
 func ConsumerName(url string) string {
 	sum := sha256.Sum256([]byte(url))
-	return "notifier-" + hex.EncodeToString(sum[:8])
+	return consumerPrefix + hex.EncodeToString(sum[:8])
+}
+
+// consumerPrefix and consumerDescription mark the notifier's own
+// consumers: removeStale deletes no other.
+const (
+	consumerPrefix      = "notifier-"
+	consumerDescription = "Butakero webhooks to one WEBHOOK_URL"
+)
+
+// ownConsumer reports whether a consumer is one ConsumerName named and Run
+// created: the prefix, 16 lowercase hex digits, and its description.
+func ownConsumer(name, description string) bool {
+	id, ok := strings.CutPrefix(name, consumerPrefix)
+	if !ok || len(id) != 16 || description != consumerDescription {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil && strings.ToLower(id) == id
+}
+
+// removeStale deletes the notifier's consumers whose URL is no longer
+// configured (urls): a WEBHOOK_URL removed leaves no consumer behind,
+// holding its undelivered events and showing in the stream's pending
+// counts. Only consumers ownConsumer recognises are deleted. A failure is
+// logged, not returned: a stale consumer costs no delivery. Every process
+// must have the same WEBHOOK_URL: a process started with fewer URLs
+// deletes the consumers of the others' extra ones, and their deliveries
+// end with an error.
+func removeStale(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, urls []string, log *slog.Logger) {
+	keep := make(map[string]bool, len(urls))
+	for _, u := range urls {
+		keep[ConsumerName(u)] = true
+	}
+	lister := stream.ListConsumers(ctx)
+	var stale []string
+	for info := range lister.Info() {
+		if ownConsumer(info.Name, info.Config.Description) && !keep[info.Name] {
+			stale = append(stale, info.Name)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		log.Warn("notifier: the stream's consumers could not be listed; stale ones are left", "error", err)
+		return
+	}
+	for _, name := range stale {
+		if err := js.DeleteConsumer(ctx, events.StreamName, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			log.Warn("notifier: a consumer of a removed WEBHOOK_URL could not be deleted", "consumer", name, "error", err)
+			continue
+		}
+		log.Info("notifier: deleted the consumer of a WEBHOOK_URL no longer configured", "consumer", name)
+	}
 }
 
 // FilterSubjects are the subjects whose events end an operation.
@@ -97,24 +151,37 @@ func FilterSubjects() []string {
 
 // Run delivers until ctx is cancelled, then stops taking messages and lets
 // the tries in flight end within Config.ShutdownGrace (a try cut short is
-// handed back and tried again). Without WEBHOOK_URL it does nothing but
-// wait for ctx. It returns nil after a clean stop.
+// handed back and tried again). It first deletes its consumers of URLs no
+// longer configured (removeStale). Without WEBHOOK_URL it then does
+// nothing but wait for ctx. It returns nil after a clean stop.
 func Run(ctx context.Context, d Deps) error {
 	if d.JS == nil || d.Log == nil {
 		return errors.New("notifier: Deps.JS and Deps.Log are required")
 	}
 	wh := d.Config.Webhooks
-	if !wh.Enabled() {
-		d.Log.Info("notifier: no WEBHOOK_URL; no notifications")
-		<-ctx.Done()
-		return nil
-	}
+	// Registered with or without URLs, so that the series an alert reads
+	// exist on every process.
+	nm := newNotifierMetrics(d.Metrics)
 	stream, err := d.JS.Stream(ctx, events.StreamName)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
+		if !wh.Enabled() {
+			// Nothing to deliver; only the clean-up is missed.
+			d.Log.Warn("notifier: the stream could not be read; stale webhook consumers are left", "error", err)
+			<-ctx.Done()
+			return nil
+		}
 		return fmt.Errorf("notifier: %w", err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	removeStale(rctx, d.JS, stream, wh.URLs, d.Log)
+	cancel()
+	if !wh.Enabled() {
+		d.Log.Info("notifier: no WEBHOOK_URL; no notifications")
+		<-ctx.Done()
+		return nil
 	}
 	n := d.Concurrency
 	if n <= 0 {
@@ -136,11 +203,10 @@ func Run(ctx context.Context, d Deps) error {
 
 	var wg sync.WaitGroup
 	errs := make(chan error, len(wh.URLs)*n)
-	nm := newNotifierMetrics(d.Metrics)
 	for _, url := range wh.URLs {
 		cons, err := d.JS.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
 			Durable:        ConsumerName(url),
-			Description:    "Butakero webhooks to one WEBHOOK_URL",
+			Description:    consumerDescription,
 			AckPolicy:      jetstream.AckExplicitPolicy,
 			AckWait:        ackWait,
 			DeliverPolicy:  jetstream.DeliverNewPolicy,

@@ -8,8 +8,8 @@ import (
 )
 
 // Cache keeps what searches and the Data API answered, so that a repeated
-// query costs no quota: a normalized query's video id, and each video's
-// metadata. Entries expire after SEARCH_CACHE_TTL. Implementations must be
+// query costs no quota: a normalized query's video id, each video's
+// metadata, and each YouTube playlist's listing. Entries expire after SEARCH_CACHE_TTL. Implementations must be
 // safe for concurrent use; kvstore.Cache is the JetStream KV one.
 //
 // A lookup of what the cache does not hold returns projection.ErrNotFound.
@@ -25,6 +25,10 @@ type Cache interface {
 	Video(ctx context.Context, id string) (projection.Video, error)
 	// PutVideo caches v under v.ID.
 	PutVideo(ctx context.Context, v projection.Video) error
+	// Playlist returns the cached listing of YouTube playlist id.
+	Playlist(ctx context.Context, id string) (projection.Playlist, error)
+	// PutPlaylist caches p under p.ID.
+	PutPlaylist(ctx context.Context, p projection.Playlist) error
 }
 
 var _ Cache = (*kvstore.Cache)(nil)

@@ -18,6 +18,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/media/mediahosts"
 	"github.com/butakero/butakero/platform/media/ytdlp"
+	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/wader/goutubedl"
 )
@@ -155,9 +156,62 @@ func (a *YouTubeAPI) PlaylistItems(ctx context.Context, id string, max int) ([]e
 	return out, total, nil
 }
 
-// listYouTube lists a YouTube playlist: the Data API with a key, else
-// yt-dlp --flat-playlist.
+// listYouTube lists a YouTube playlist: from the cache, else the Data API
+// with a key, else yt-dlp --flat-playlist. A listing made is cached, as a
+// search is, for SEARCH_CACHE_TTL.
 func (r *Resolver) listYouTube(ctx context.Context, id string, max int, log *slog.Logger) ([]item, int, error) {
+	if p, ok := r.cachedPlaylist(ctx, id, max, log); ok {
+		log.Info("resolver: playlist listed from the cache", "playlist", id, "items", len(p.Items))
+		return itemsOf(p.Items[:min(len(p.Items), max)]), p.Total, nil
+	}
+	songs, total, err := r.listYouTubeUncached(ctx, id, max, log)
+	if err != nil {
+		return nil, 0, err
+	}
+	r.putPlaylist(ctx, projection.Playlist{ID: id, Items: songs, Total: total, Max: max}, log)
+	return itemsOf(songs), total, nil
+}
+
+// itemsOf are the children's queries and songs of listed videos.
+func itemsOf(songs []events.Song) []item {
+	out := make([]item, 0, len(songs))
+	for _, s := range songs {
+		out = append(out, item{query: s.URL, song: s})
+	}
+	return out
+}
+
+// cachedPlaylist returns the cached listing of playlist id when it answers
+// max items.
+func (r *Resolver) cachedPlaylist(ctx context.Context, id string, max int, log *slog.Logger) (projection.Playlist, bool) {
+	if r.Cache == nil {
+		return projection.Playlist{}, false
+	}
+	p, err := r.Cache.Playlist(ctx, id)
+	switch {
+	case err == nil && p.ID == id && len(p.Items) > 0 && p.Answers(max):
+		r.metrics.CacheLookup(CachePlaylists, true)
+		return p, true
+	case err != nil && !errors.Is(err, projection.ErrNotFound):
+		log.Warn("resolver: cache lookup failed; going on without it", "playlist", id, "error", err)
+	}
+	r.metrics.CacheLookup(CachePlaylists, false)
+	return projection.Playlist{}, false
+}
+
+// putPlaylist caches a listing; a failure is logged, not returned.
+func (r *Resolver) putPlaylist(ctx context.Context, p projection.Playlist, log *slog.Logger) {
+	if r.Cache == nil || len(p.Items) == 0 {
+		return
+	}
+	if err := r.Cache.PutPlaylist(ctx, p); err != nil {
+		log.Warn("resolver: cache write failed", "playlist", p.ID, "error", err)
+	}
+}
+
+// listYouTubeUncached lists a YouTube playlist with the Data API, else
+// yt-dlp --flat-playlist.
+func (r *Resolver) listYouTubeUncached(ctx context.Context, id string, max int, log *slog.Logger) ([]events.Song, int, error) {
 	var songs []events.Song
 	total := 0
 	api, ok := r.API.(PlaylistAPI)
@@ -180,11 +234,7 @@ func (r *Resolver) listYouTube(ctx context.Context, id string, max int, log *slo
 			return nil, 0, err
 		}
 	}
-	items := make([]item, 0, len(songs))
-	for _, s := range songs {
-		items = append(items, item{query: s.URL, song: s})
-	}
-	return items, total, nil
+	return songs, total, nil
 }
 
 // flatPlaylist lists a YouTube playlist with yt-dlp --flat-playlist: one

@@ -165,8 +165,9 @@ func cacheable(v projection.Video) bool {
 
 // Cache names, the "cache" label of the cache lookup metrics.
 const (
-	CacheQueries = "resolver_queries"
-	CacheVideos  = "resolver_videos"
+	CacheQueries   = "resolver_queries"
+	CacheVideos    = "resolver_videos"
+	CachePlaylists = "resolver_playlists"
 )
 
 func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger) (string, bool) {

@@ -324,6 +324,12 @@ func (*brokenCache) Video(context.Context, string) (projection.Video, error) {
 func (*brokenCache) PutVideo(context.Context, projection.Video) error {
 	return errors.New("store down")
 }
+func (*brokenCache) Playlist(context.Context, string) (projection.Playlist, error) {
+	return projection.Playlist{}, errors.New("store down")
+}
+func (*brokenCache) PutPlaylist(context.Context, projection.Playlist) error {
+	return errors.New("store down")
+}
 
 // TestResolveCacheDown: a failing cache costs API calls, never the song.
 func TestResolveCacheDown(t *testing.T) {
