@@ -16,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// maxQueryBytes bounds what a user may type as a song: a title or a URL.
-const maxQueryBytes = 512
+// maxQueryBytes bounds what a user may type as a song, a title or a URL,
+// and a catalog search: the resolver's limit (songquery.MaxBytes), so a
+// query the gateway publishes is never refused for its length.
+const maxQueryBytes = songquery.MaxBytes
 
 type startResponse struct {
 	OperationID string `json:"operation_id"`
