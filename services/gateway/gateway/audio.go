@@ -10,13 +10,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/gofiber/fiber/v2"
 	"github.com/nats-io/nats.go"
 )
 
-// maxQueryBytes bounds what a user may type as a song: a title or a URL.
-const maxQueryBytes = 512
+// maxQueryBytes bounds what a user may type as a song, a title or a URL,
+// and a catalog search: the resolver's limit (songquery.MaxBytes), so a
+// query the gateway publishes is never refused for its length.
+const maxQueryBytes = songquery.MaxBytes
 
 type startResponse struct {
 	OperationID string `json:"operation_id"`
@@ -26,7 +29,7 @@ type startResponse struct {
 // start handles POST /api/audio/start?song=…: it publishes song.requested
 // for a new operation and waits up to startWait for the resolver to name the
 // song, answering with an empty song_id when it does not in time. A
-// playlist (playlistQuery) is answered at once with its parent's id and an
+// playlist (songquery.PlaylistOf) is answered at once with its parent's id and an
 // empty song_id: a parent has no song. An Idempotency-Key header makes a
 // retry answer with the first operation.
 func (s *server) start(c *fiber.Ctx) error {
@@ -58,7 +61,11 @@ type submission struct {
 func (s *server) submit(c *fiber.Ctx, route, query string, playlist bool) (submission, error) {
 	ctx := c.UserContext()
 	key := c.Get(HeaderIdempotencyKey)
-	atOnce := playlistQuery(query, playlist, s.cfg.AllowedMediaHosts)
+	// Whether the query names a playlist is the resolver's rule, asked of
+	// the same package: a parent has no song id to wait for. A query the
+	// resolver then takes otherwise only gets its song id later, from the
+	// status.
+	_, atOnce := songquery.PlaylistOf(query, playlist, s.cfg.AllowedMediaHosts)
 	if key == "" {
 		opID := events.NewID()
 		c.Locals(localOperationID, opID)

@@ -4,12 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"path"
-	"strings"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/media/mediahosts"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -146,40 +142,4 @@ func (s *server) cancelChildren(ctx context.Context, parentID string, v *parentV
 		n++
 	}
 	return n, nil
-}
-
-// youtubeHosts are the hosts whose URLs may name a YouTube playlist.
-var youtubeHosts = map[string]bool{
-	"youtube.com": true, "www.youtube.com": true, "m.youtube.com": true, "music.youtube.com": true,
-	"youtu.be": true, "www.youtu.be": true,
-}
-
-// playlistQuery reports whether query names a playlist by the resolver's
-// rules: a YouTube playlist URL (…/playlist?list=…), a watch URL with
-// list= when expand is set, or an M3U file (.m3u, .m3u8) on an allowed
-// media host. It only decides whether a request waits for a song id (a
-// parent has none); what the query is, the resolver decides, and a query
-// taken for a playlist here that is not one only gets its song id later,
-// from the status.
-func playlistQuery(query string, expand bool, allowed []string) bool {
-	raw := strings.TrimSpace(query)
-	if strings.ContainsFunc(raw, func(r rune) bool { return r == ' ' || r == '\t' }) {
-		return false
-	}
-	if !strings.Contains(raw, "://") {
-		raw = "https://" + raw
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return false
-	}
-	host := strings.ToLower(u.Hostname())
-	if youtubeHosts[host] {
-		if u.Query().Get("list") == "" {
-			return false
-		}
-		return u.Path == "/playlist" || expand && (u.Path == "/watch" || host == "youtu.be" || host == "www.youtu.be")
-	}
-	ext := strings.ToLower(path.Ext(u.Path))
-	return (ext == ".m3u" || ext == ".m3u8") && mediahosts.AllowsURL(allowed, u)
 }

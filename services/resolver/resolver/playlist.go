@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
-	"path"
 	"strings"
 	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/media/mediahosts"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/media/ytdlp"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/stage"
@@ -32,7 +32,7 @@ import (
 // thing a handler publishes itself, before the event the runtime
 // publishes: a child is never named before it exists.
 //
-// Playlists are:
+// Playlists are what songquery.PlaylistOf finds:
 //   - a YouTube playlist URL (youtube.com/playlist?list=…), or a watch
 //     URL with list= when the request asks for it ("playlist": true):
 //     listed with the Data API's playlistItems.list (50 items a page, one
@@ -41,61 +41,6 @@ import (
 //     HLS stream) whose URL ends in .m3u or .m3u8 on an allowed media
 //     host; each entry becomes a child that resolves like any URL, so an
 //     entry on a host ALLOWED_MEDIA_HOSTS does not allow fails that child.
-
-// Playlist sources, as PlaylistResolved.Source names them.
-const (
-	SourceYouTubePlaylist = "youtube"
-	SourceM3U             = "m3u"
-)
-
-// playlistRef is a playlist a query names.
-type playlistRef struct {
-	source string
-	// id is the YouTube list id, or the M3U URL.
-	id string
-}
-
-// listID is a YouTube playlist id.
-func validListID(id string) bool {
-	if len(id) < 2 || len(id) > 64 {
-		return false
-	}
-	for _, r := range id {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// playlistOf reports whether query names a playlist: a YouTube playlist
-// URL, a watch URL with list= when expand is set, or an M3U file on an
-// allowed host.
-func playlistOf(query string, expand bool, allowed []string) (playlistRef, bool) {
-	raw, ok := asURL(strings.TrimSpace(query), allowed)
-	if !ok {
-		return playlistRef{}, false
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return playlistRef{}, false
-	}
-	host := strings.ToLower(u.Hostname())
-	if youtubeHosts[host] {
-		list := u.Query().Get("list")
-		if !validListID(list) {
-			return playlistRef{}, false
-		}
-		if u.Path == "/playlist" || (expand && (u.Path == "/watch" || host == "youtu.be" || host == "www.youtu.be")) {
-			return playlistRef{source: SourceYouTubePlaylist, id: list}, true
-		}
-		return playlistRef{}, false
-	}
-	if ext := strings.ToLower(path.Ext(u.Path)); (ext == ".m3u" || ext == ".m3u8") && mediahosts.AllowsURL(allowed, u) {
-		return playlistRef{source: SourceM3U, id: u.String()}, true
-	}
-	return playlistRef{}, false
-}
 
 // item is one listed entry.
 type item struct {
@@ -135,10 +80,10 @@ func (a *YouTubeAPI) PlaylistItems(ctx context.Context, id string, max int) ([]e
 			if it.Snippet != nil && vid == "" && it.Snippet.ResourceId != nil {
 				vid = it.Snippet.ResourceId.VideoId
 			}
-			if !videoID.MatchString(vid) {
+			if !songquery.IsVideoID(vid) {
 				continue
 			}
-			s := events.Song{ID: vid, URL: YouTubeWatchURL(vid), Source: "youtube"}
+			s := events.Song{ID: vid, URL: songquery.WatchURL(vid), Source: "youtube"}
 			if it.Snippet != nil {
 				s.Title, s.Channel = it.Snippet.Title, it.Snippet.VideoOwnerChannelTitle
 				s.ThumbnailURL = bestThumbnail(it.Snippet.Thumbnails)
@@ -255,10 +200,10 @@ func (r *Resolver) flatPlaylist(ctx context.Context, id string, max int) ([]even
 	}
 	var out []events.Song
 	for _, e := range res.Info.Entries {
-		if !videoID.MatchString(e.ID) || len(out) >= max {
+		if !songquery.IsVideoID(e.ID) || len(out) >= max {
 			continue
 		}
-		out = append(out, events.Song{ID: e.ID, URL: YouTubeWatchURL(e.ID), Source: "youtube", Title: e.Title,
+		out = append(out, events.Song{ID: e.ID, URL: songquery.WatchURL(e.ID), Source: "youtube", Title: e.Title,
 			Channel: firstNonEmpty(e.Channel, e.Uploader), DurationMs: int64(e.Duration * 1000)})
 	}
 	return out, len(res.Info.Entries), nil
@@ -364,7 +309,7 @@ func m3uClient(allowed []string) *http.Client {
 
 // expand lists the playlist, starts its children and returns the parent's
 // playlist.resolved.
-func (r *Resolver) expand(ctx context.Context, d stage.Delivery, ref playlistRef) ([]stage.Emit, error) {
+func (r *Resolver) expand(ctx context.Context, d stage.Delivery, ref songquery.Playlist) ([]stage.Emit, error) {
 	max := r.PlaylistMaxItems
 	if max <= 0 {
 		max = 200
@@ -372,11 +317,11 @@ func (r *Resolver) expand(ctx context.Context, d stage.Delivery, ref playlistRef
 	var items []item
 	var total int
 	var err error
-	switch ref.source {
-	case SourceYouTubePlaylist:
-		items, total, err = r.listYouTube(ctx, ref.id, max, d.Log)
+	switch ref.Source {
+	case songquery.SourceYouTubePlaylist:
+		items, total, err = r.listYouTube(ctx, ref.ID, max, d.Log)
 	default:
-		items, total, err = r.listM3U(ctx, ref.id, max)
+		items, total, err = r.listM3U(ctx, ref.ID, max)
 	}
 	if err != nil {
 		return nil, err
@@ -388,7 +333,7 @@ func (r *Resolver) expand(ctx context.Context, d stage.Delivery, ref playlistRef
 		return nil, events.Fail(events.CodeInternal, "the resolver cannot start a playlist's children")
 	}
 	parent := d.Envelope.OperationID
-	ev := events.PlaylistResolved{Source: ref.source, ID: ref.id, Total: total, Truncated: total > len(items)}
+	ev := events.PlaylistResolved{Source: ref.Source, ID: ref.ID, Total: total, Truncated: total > len(items)}
 	for i, it := range items {
 		child := events.ChildOperationID(d.Envelope.ID, i)
 		env, err := events.NewWithID(events.DeriveID(child, events.TypeSongRequested), child, "",
@@ -401,6 +346,6 @@ func (r *Resolver) expand(ctx context.Context, d stage.Delivery, ref playlistRef
 		}
 		ev.Children = append(ev.Children, events.PlaylistChild{OperationID: child, Position: i, Query: it.query, Song: it.song})
 	}
-	d.Log.Info("resolver: playlist expanded", "source", ref.source, "children", len(items), "total", total)
+	d.Log.Info("resolver: playlist expanded", "source", ref.Source, "children", len(items), "total", total)
 	return []stage.Emit{{Event: ev}}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/stage"
 )
@@ -37,20 +38,20 @@ type Resolver struct {
 // Resolve returns the song query names, with what is known of it.
 //
 // Its failures are *events.Failure: invalid_input for a query that cannot
-// be a song (see Parse); not_found for a search with no result or a video
+// be a song (see songquery.Parse); not_found for a search with no result or a video
 // that does not exist; unavailable for a live or upcoming stream, a private
 // video or one longer than MaxDuration. Those are permanent. Any other
 // error (the search could not run) is transient. When ctx ends the error
 // wraps ctx.Err().
 func (r *Resolver) Resolve(ctx context.Context, query string, log *slog.Logger) (events.Song, error) {
-	q, err := Parse(query, r.Allowed)
+	q, err := songquery.Parse(query, r.Allowed)
 	if err != nil {
 		return events.Song{}, err
 	}
 	switch q.Kind {
-	case KindDirect:
+	case songquery.KindDirect:
 		return q.Song, nil
-	case KindYouTube:
+	case songquery.KindYouTube:
 		v, err := r.video(ctx, q.Song.ID, log)
 		if err != nil {
 			return events.Song{}, err
@@ -77,7 +78,7 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 		id, err := r.API.SearchVideo(ctx, text)
 		switch {
 		case err == nil:
-			if !videoID.MatchString(id) {
+			if !songquery.IsVideoID(id) {
 				return projection.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", id)
 			}
 			r.putQuery(ctx, nq, id, log)
@@ -98,7 +99,7 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 	if err != nil {
 		return projection.Video{}, err
 	}
-	if !videoID.MatchString(v.ID) {
+	if !songquery.IsVideoID(v.ID) {
 		return projection.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", v.ID)
 	}
 	// The query is cached with its video only: without the API a cached id
@@ -118,7 +119,7 @@ func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (proj
 	if v, ok := r.cachedVideo(ctx, id, log); ok {
 		return v, admit(v, r.MaxDuration)
 	}
-	unknown := projection.Video{ID: id, URL: YouTubeWatchURL(id)}
+	unknown := projection.Video{ID: id, URL: songquery.WatchURL(id)}
 	if r.API == nil {
 		return unknown, nil
 	}
@@ -176,7 +177,7 @@ func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger)
 	}
 	id, err := r.Cache.QueryVideo(ctx, nq)
 	switch {
-	case err == nil && videoID.MatchString(id):
+	case err == nil && songquery.IsVideoID(id):
 		r.metrics.CacheLookup(CacheQueries, true)
 		return id, true
 	case err != nil && !errors.Is(err, projection.ErrNotFound):
@@ -229,7 +230,7 @@ func (r *Resolver) putVideo(ctx context.Context, v projection.Video, log *slog.L
 func songOf(v projection.Video) events.Song {
 	return events.Song{
 		ID:           v.ID,
-		URL:          firstNonEmpty(v.URL, YouTubeWatchURL(v.ID)),
+		URL:          firstNonEmpty(v.URL, songquery.WatchURL(v.ID)),
 		Source:       "youtube",
 		Title:        v.Title,
 		DurationMs:   v.DurationMs,

@@ -2,6 +2,8 @@ package resolver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/store/kvstore"
@@ -18,6 +21,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
+
+// rick is a video id the fake Data API knows.
+const rick = "dQw4w9WgXcQ"
+
+// testAllowed is an ALLOWED_MEDIA_HOSTS list in canonical form (as
+// mediahosts.Parse returns it).
+var testAllowed = []string{"cdn.example.com", "127.0.0.1:*", "[::1]:9000"}
+
+// directID is the song id of direct URL u (normalized): "url-" and 20
+// hex digits of its SHA-256.
+func directID(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return "url-" + hex.EncodeToString(sum[:])[:20]
+}
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -42,7 +59,7 @@ func fakeYouTube(t *testing.T) *youtubetest.Server {
 }
 
 func rickSong() events.Song {
-	return events.Song{ID: rick, URL: YouTubeWatchURL(rick), Source: "youtube",
+	return events.Song{ID: rick, URL: songquery.WatchURL(rick), Source: "youtube",
 		Title: "Rick Astley - Never Gonna Give You Up (Official Music Video)", Channel: "Rick Astley", DurationMs: 213000,
 		ThumbnailURL: "https://i.ytimg.com/vi/" + rick + "/hqdefault.jpg"}
 }
@@ -99,7 +116,7 @@ func TestResolve(t *testing.T) {
 		{name: "text", query: "never gonna give you up", want: rickSong(), searches: 1},
 		{name: "text with other case and spacing (cached)", query: "  Never   Gonna Give You UP ", want: rickSong()},
 		{name: "unlisted", query: "https://youtu.be/unlistedunl", lookups: 1,
-			want: events.Song{ID: "unlistedunl", URL: YouTubeWatchURL("unlistedunl"), Source: "youtube", Title: "Unlisted",
+			want: events.Song{ID: "unlistedunl", URL: songquery.WatchURL("unlistedunl"), Source: "youtube", Title: "Unlisted",
 				Channel: "Someone", DurationMs: 60000, ThumbnailURL: "https://i.ytimg.com/vi/unlistedunl/hqdefault.jpg"}},
 		{name: "direct URL makes no call", query: "http://127.0.0.1:8000/tone.m4a",
 			want: events.Song{ID: directID("http://127.0.0.1:8000/tone.m4a"), URL: "http://127.0.0.1:8000/tone.m4a", Source: "direct"}},
@@ -215,9 +232,9 @@ func TestResolveFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	viaYTDLP := projection.Video{ID: "ytdlpfound1", URL: YouTubeWatchURL("ytdlpfound1"), Title: "Found by yt-dlp", DurationMs: 1000, Live: "none"}
-	liveYTDLP := projection.Video{ID: "ytdlplive01", URL: YouTubeWatchURL("ytdlplive01"), Title: "Live", Live: "live"}
-	longYTDLP := projection.Video{ID: "ytdlplong01", URL: YouTubeWatchURL("ytdlplong01"), Title: "Long", DurationMs: (4 * time.Hour).Milliseconds(), Live: "none"}
+	viaYTDLP := projection.Video{ID: "ytdlpfound1", URL: songquery.WatchURL("ytdlpfound1"), Title: "Found by yt-dlp", DurationMs: 1000, Live: "none"}
+	liveYTDLP := projection.Video{ID: "ytdlplive01", URL: songquery.WatchURL("ytdlplive01"), Title: "Live", Live: "live"}
+	longYTDLP := projection.Video{ID: "ytdlplong01", URL: songquery.WatchURL("ytdlplong01"), Title: "Long", DurationMs: (4 * time.Hour).Milliseconds(), Live: "none"}
 
 	tests := []struct {
 		name   string
@@ -299,7 +316,7 @@ func TestResolveFallback(t *testing.T) {
 		r, reg := newTestResolver(t, api, nil)
 		srv.FailNext(youtubetest.Videos, "quotaExceeded")
 		song, err := r.Resolve(ctx, "https://youtu.be/"+rick, quietLog())
-		want := events.Song{ID: rick, URL: YouTubeWatchURL(rick), Source: "youtube"}
+		want := events.Song{ID: rick, URL: songquery.WatchURL(rick), Source: "youtube"}
 		if err != nil || song != want {
 			t.Fatalf("Resolve = %+v, %v; want %+v", song, err, want)
 		}

@@ -1,9 +1,12 @@
 // Package resolver is the resolve stage: it turns a song.requested query
 // into the song it names and publishes video.resolved.
 //
-// Parse decides, without any network access, what a query names: a YouTube
-// video (any URL form, or a bare id), a URL on ALLOWED_MEDIA_HOSTS, or free
-// text; any other URL fails the operation with invalid_input.
+// songquery.Parse decides, without any network access, what a query names:
+// a YouTube video (any URL form, or a bare id), a URL on
+// ALLOWED_MEDIA_HOSTS, or free text; any other URL fails the operation with
+// invalid_input. songquery.PlaylistOf decides whether it names a playlist,
+// which the resolver lists and expands (playlist.go). The resolver is the
+// network side: the Data API, yt-dlp, the cache.
 //
 // With a Data API key (YOUTUBE_API_KEY) free text is searched with
 // search.list, and every YouTube video's metadata comes from videos.list:
@@ -25,6 +28,7 @@ import (
 	"log/slog"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
@@ -176,7 +180,7 @@ func handler(r *Resolver) stage.Handler {
 		if !ok {
 			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
 		}
-		if ref, ok := playlistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
+		if ref, ok := songquery.PlaylistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
 			return r.expand(ctx, d, ref)
 		}
 		song, err := r.Resolve(ctx, req.Query, d.Log)

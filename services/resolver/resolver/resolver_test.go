@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
@@ -72,8 +73,8 @@ func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
 
 func TestResolver(t *testing.T) {
 	env := natstest.Start(t)
-	foundVideo := projection.Video{ID: "abcdefghijk", URL: YouTubeWatchURL("abcdefghijk"), Title: "A song", DurationMs: 201000, Live: "none"}
-	found := events.Song{ID: "abcdefghijk", URL: YouTubeWatchURL("abcdefghijk"), Source: "youtube", Title: "A song", DurationMs: 201000}
+	foundVideo := projection.Video{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Title: "A song", DurationMs: 201000, Live: "none"}
+	found := events.Song{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Source: "youtube", Title: "A song", DurationMs: 201000}
 	search := &scriptedSearcher{
 		songs: map[string]projection.Video{"a song": foundVideo, "flaky song": foundVideo},
 		results: map[string][]error{
@@ -93,9 +94,9 @@ func TestResolver(t *testing.T) {
 		wantAttempts int
 	}{
 		{name: "youtube url", query: "https://youtu.be/" + rick + "?t=3",
-			want: events.Song{ID: rick, URL: YouTubeWatchURL(rick), Source: "youtube"}},
+			want: events.Song{ID: rick, URL: songquery.WatchURL(rick), Source: "youtube"}},
 		{name: "bare id", query: rick,
-			want: events.Song{ID: rick, URL: YouTubeWatchURL(rick), Source: "youtube"}},
+			want: events.Song{ID: rick, URL: songquery.WatchURL(rick), Source: "youtube"}},
 		{name: "allowed direct url", query: "http://127.0.0.1:8000/tone.m4a#x",
 			want: events.Song{ID: directID("http://127.0.0.1:8000/tone.m4a"), URL: "http://127.0.0.1:8000/tone.m4a", Source: "direct"}},
 		{name: "search", query: "a song", want: found},

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/media/ytdlp"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/tracing"
@@ -80,7 +81,7 @@ func (s *YTDLPSearcher) Search(ctx context.Context, text string) (_ projection.V
 		candidates = []*searchEntry{&found.searchEntry}
 	}
 	for _, e := range candidates {
-		if e == nil || !videoID.MatchString(e.ID) {
+		if e == nil || !songquery.IsVideoID(e.ID) {
 			continue
 		}
 		return e.video(), nil
@@ -116,7 +117,7 @@ type searchResult struct {
 func (e *searchEntry) video() projection.Video {
 	v := projection.Video{
 		ID:           e.ID,
-		URL:          YouTubeWatchURL(e.ID),
+		URL:          songquery.WatchURL(e.ID),
 		Title:        e.Title,
 		DurationMs:   int64(e.Duration * float64(time.Second/time.Millisecond)),
 		ThumbnailURL: e.Thumbnail,

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/googleapi/transport"
@@ -106,7 +107,7 @@ func (a *YouTubeAPI) SearchVideo(ctx context.Context, text string) (string, erro
 		return "", fmt.Errorf("resolver: search.list: %w", err)
 	}
 	for _, it := range resp.Items {
-		if it.Id != nil && videoID.MatchString(it.Id.VideoId) {
+		if it.Id != nil && songquery.IsVideoID(it.Id.VideoId) {
 			return it.Id.VideoId, nil
 		}
 	}
@@ -124,12 +125,12 @@ func (a *YouTubeAPI) Video(ctx context.Context, id string) (projection.Video, er
 			return videoFromAPI(it)
 		}
 	}
-	return projection.Video{ID: id, URL: YouTubeWatchURL(id), Removed: true}, nil
+	return projection.Video{ID: id, URL: songquery.WatchURL(id), Removed: true}, nil
 }
 
 // videoFromAPI maps a videos.list item.
 func videoFromAPI(it *ytapi.Video) (projection.Video, error) {
-	v := projection.Video{ID: it.Id, URL: YouTubeWatchURL(it.Id)}
+	v := projection.Video{ID: it.Id, URL: songquery.WatchURL(it.Id)}
 	if s := it.Snippet; s != nil {
 		v.Title = s.Title
 		v.Channel = s.ChannelTitle

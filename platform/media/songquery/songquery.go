@@ -1,4 +1,10 @@
-package resolver
+// Package songquery says what a song query names, without any network
+// access: a YouTube video, a direct media URL on an allowed host, text to
+// search for, or a playlist (a YouTube playlist, an M3U file). It is the
+// one place that rule lives: the resolver resolves and expands what Parse
+// and PlaylistOf find, and the gateway asks PlaylistOf whether a request
+// is a playlist, which it answers without waiting for a song id.
+package songquery
 
 import (
 	"crypto/sha256"
@@ -15,8 +21,9 @@ import (
 	"github.com/butakero/butakero/platform/media/mediahosts"
 )
 
-// MaxQueryBytes is the longest query Parse accepts.
-const MaxQueryBytes = 512
+// MaxBytes is the longest query Parse accepts; the gateway refuses a
+// longer one before it is published.
+const MaxBytes = 512
 
 // Kind says what a query names.
 type Kind int
@@ -58,7 +65,12 @@ type Query struct {
 // alphabet. It is also a valid subject token and store key.
 var videoID = regexp.MustCompile(`^[A-Za-z0-9_-]{11}$`)
 
-// youtubeHosts are the hosts whose URLs name a YouTube video.
+// IsVideoID reports whether id has the form of a YouTube video id. What
+// a search or a listing returns is checked with it before it becomes a
+// song's id.
+func IsVideoID(id string) bool { return videoID.MatchString(id) }
+
+// youtubeHosts are the hosts whose URLs name a YouTube video or playlist.
 var youtubeHosts = map[string]bool{
 	"youtube.com":              true,
 	"www.youtube.com":          true,
@@ -74,8 +86,9 @@ var youtubeHosts = map[string]bool{
 // segment: /shorts/<id>, /embed/<id>, /live/<id>, /v/<id>.
 var youtubePathPrefixes = []string{"/shorts/", "/embed/", "/live/", "/v/"}
 
-// YouTubeWatchURL is the canonical URL of YouTube video id.
-func YouTubeWatchURL(id string) string { return "https://www.youtube.com/watch?v=" + id }
+// WatchURL is the canonical URL of YouTube video id: the URL of every
+// YouTube song, however its query spelled it.
+func WatchURL(id string) string { return "https://www.youtube.com/watch?v=" + id }
 
 // Parse decides what query names, without any network access:
 //   - a YouTube URL (watch?v=, youtu.be/, /shorts/, /embed/, /live/, /v/;
@@ -88,12 +101,12 @@ func YouTubeWatchURL(id string) string { return "https://www.youtube.com/watch?v
 //   - any other URL: a CodeInvalidInput failure;
 //   - anything else: free text to search for.
 //
-// Queries longer than MaxQueryBytes, empty ones, ones that are not valid
+// Queries longer than MaxBytes, empty ones, ones that are not valid
 // UTF-8 or hold control characters fail with CodeInvalidInput. Every error
 // Parse returns is an *events.Failure with that code.
 func Parse(query string, allowed []string) (Query, error) {
-	if len(query) > MaxQueryBytes {
-		return Query{}, events.Fail(events.CodeInvalidInput, "the query is longer than %d bytes", MaxQueryBytes)
+	if len(query) > MaxBytes {
+		return Query{}, events.Fail(events.CodeInvalidInput, "the query is longer than %d bytes", MaxBytes)
 	}
 	if !utf8.ValidString(query) {
 		return Query{}, events.Fail(events.CodeInvalidInput, "the query is not valid UTF-8 text")
@@ -259,7 +272,7 @@ func normalize(scheme, host string, u *url.URL) string {
 }
 
 func youtube(id string) Query {
-	return Query{Kind: KindYouTube, Song: events.Song{ID: id, URL: YouTubeWatchURL(id), Source: "youtube"}}
+	return Query{Kind: KindYouTube, Song: events.Song{ID: id, URL: WatchURL(id), Source: "youtube"}}
 }
 
 // printable quotes a host for a message when it holds anything unusual.

@@ -1,4 +1,4 @@
-package resolver
+package songquery_test
 
 import (
 	"crypto/sha256"
@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/media/songquery"
 )
 
 const rick = "dQw4w9WgXcQ"
@@ -25,18 +26,18 @@ func directID(u string) string {
 }
 
 func TestParse(t *testing.T) {
-	yt := func(id string) Query {
-		return Query{Kind: KindYouTube, Song: events.Song{ID: id, URL: "https://www.youtube.com/watch?v=" + id, Source: "youtube"}}
+	yt := func(id string) songquery.Query {
+		return songquery.Query{Kind: songquery.KindYouTube, Song: events.Song{ID: id, URL: "https://www.youtube.com/watch?v=" + id, Source: "youtube"}}
 	}
-	direct := func(u string) Query {
-		return Query{Kind: KindDirect, Song: events.Song{ID: directID(u), URL: u, Source: "direct"}}
+	direct := func(u string) songquery.Query {
+		return songquery.Query{Kind: songquery.KindDirect, Song: events.Song{ID: directID(u), URL: u, Source: "direct"}}
 	}
-	search := func(s string) Query { return Query{Kind: KindSearch, Text: s} }
+	search := func(s string) songquery.Query { return songquery.Query{Kind: songquery.KindSearch, Text: s} }
 
 	tests := []struct {
 		name  string
 		query string
-		want  Query
+		want  songquery.Query
 		// wantErr is a fragment of the failure message; the code is always
 		// invalid_input.
 		wantErr string
@@ -109,8 +110,8 @@ func TestParse(t *testing.T) {
 		{name: "url inside text is text", query: "listen to https://evil.example/a.mp3 now", want: search("listen to https://evil.example/a.mp3 now")},
 		{name: "empty", query: "", wantErr: "empty"},
 		{name: "blank", query: "   ", wantErr: "empty"},
-		{name: "too long", query: strings.Repeat("a", MaxQueryBytes+1), wantErr: "longer than"},
-		{name: "longest accepted", query: strings.Repeat("a", MaxQueryBytes), want: search(strings.Repeat("a", MaxQueryBytes))},
+		{name: "too long", query: strings.Repeat("a", songquery.MaxBytes+1), wantErr: "longer than"},
+		{name: "longest accepted", query: strings.Repeat("a", songquery.MaxBytes), want: search(strings.Repeat("a", songquery.MaxBytes))},
 		{name: "newline", query: "foo\nbar", wantErr: "control"},
 		{name: "trailing newline", query: rick + "\n", wantErr: "control"},
 		{name: "tab", query: "foo\tbar", wantErr: "control"},
@@ -120,7 +121,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := Parse(tc.query, testAllowed)
+			got, err := songquery.Parse(tc.query, testAllowed)
 			if tc.wantErr != "" {
 				var f *events.Failure
 				if !errors.As(err, &f) || f.Code != events.CodeInvalidInput {
@@ -145,7 +146,7 @@ func TestParse(t *testing.T) {
 // non-YouTube URL is refused.
 func TestParseNoAllowedHosts(t *testing.T) {
 	for _, q := range []string{"https://cdn.example.com/a.mp3", "http://127.0.0.1:8080/a.m4a", "http://localhost/a.mp3"} {
-		if _, err := Parse(q, nil); err == nil {
+		if _, err := songquery.Parse(q, nil); err == nil {
 			t.Errorf("Parse(%q, nil) accepted a URL on a host that is not allowed", q)
 		}
 	}
@@ -167,7 +168,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, query string) {
-		q, err := Parse(query, testAllowed)
+		q, err := songquery.Parse(query, testAllowed)
 		if err != nil {
 			var fl *events.Failure
 			if !errors.As(err, &fl) || fl.Code != events.CodeInvalidInput || fl.Message == "" {
@@ -176,32 +177,32 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		switch q.Kind {
-		case KindYouTube, KindDirect:
+		case songquery.KindYouTube, songquery.KindDirect:
 			if q.Text != "" {
 				t.Fatalf("Parse(%q): text %q on a %s query", query, q.Text, q.Kind)
 			}
 			if err := events.ValidOperationID(q.Song.ID); err != nil {
 				t.Fatalf("Parse(%q): id %q is not a subject token: %v", query, q.Song.ID, err)
 			}
-			if q.Kind == KindYouTube && (q.Song.Source != "youtube" || !videoID.MatchString(q.Song.ID)) {
+			if q.Kind == songquery.KindYouTube && (q.Song.Source != "youtube" || !songquery.IsVideoID(q.Song.ID)) {
 				t.Fatalf("Parse(%q): bad YouTube song %+v", query, q.Song)
 			}
-			if q.Kind == KindDirect && (q.Song.Source != "direct" || q.Song.ID != directID(q.Song.URL)) {
+			if q.Kind == songquery.KindDirect && (q.Song.Source != "direct" || q.Song.ID != directID(q.Song.URL)) {
 				t.Fatalf("Parse(%q): bad direct song %+v", query, q.Song)
 			}
 			u, err := url.Parse(q.Song.URL)
 			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Fragment != "" {
 				t.Fatalf("Parse(%q): song URL %q is not a plain http(s) URL (%v)", query, q.Song.URL, err)
 			}
-			again, err := Parse(q.Song.URL, testAllowed)
+			again, err := songquery.Parse(q.Song.URL, testAllowed)
 			if err != nil || again != q {
 				t.Fatalf("Parse(%q) = %+v, but its URL parses to %+v, %v", query, q, again, err)
 			}
-		case KindSearch:
+		case songquery.KindSearch:
 			if q.Song != (events.Song{}) {
 				t.Fatalf("Parse(%q): song %+v on a search", query, q.Song)
 			}
-			if q.Text == "" || q.Text != strings.TrimSpace(q.Text) || len(q.Text) > MaxQueryBytes || !utf8.ValidString(q.Text) ||
+			if q.Text == "" || q.Text != strings.TrimSpace(q.Text) || len(q.Text) > songquery.MaxBytes || !utf8.ValidString(q.Text) ||
 				strings.ContainsFunc(q.Text, unicode.IsControl) {
 				t.Fatalf("Parse(%q): bad search text %q", query, q.Text)
 			}
