@@ -1,16 +1,12 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/testkit/natstest"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestHistoryInACluster reads, through a gateway on one node of a
@@ -19,26 +15,8 @@ import (
 // stream order, and the status is its last event's.
 func TestHistoryInACluster(t *testing.T) {
 	cluster := natstest.StartCluster(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	nc, err := nats.Connect(cluster.Servers[0].ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := events.EnsureStream(ctx, js, 3, events.StreamLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &natstest.Env{NC: nc, JS: js, Stream: stream}
-	gwNC, err := nats.Connect(cluster.Servers[2].ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := cluster.Env(t)
+	gwNC, _ := natstest.Connect(t, cluster.Servers[2].ClientURL())
 	h := serve(t, config.Config{StreamReplicas: 3}, nil, env, gwNC)
 
 	// Each event of the operation is followed by one of another
