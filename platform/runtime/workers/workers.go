@@ -1,7 +1,8 @@
 // Package workers runs a component's loops (a stage's handlers, the
 // notifier's deliveries) as a group that stops in order: the loops see
 // their ctx end and stop taking work, while the work already taken runs on
-// a context that outlives ctx by a grace period.
+// a context that outlives ctx by a grace period (Grace, which s3blob also
+// gives an upload so that it can abort its multipart upload).
 package workers
 
 import (

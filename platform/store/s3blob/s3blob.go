@@ -31,6 +31,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/workers"
 	"github.com/butakero/butakero/platform/store/awsconfig"
 )
 
@@ -185,18 +186,8 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 	// was given, and a cancelled one would leave the parts behind. So ctx
 	// reaches the upload as a read error, and the requests run on a
 	// context that outlives ctx by abortGrace.
-	uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	uctx, cancel := workers.Grace(ctx, abortGrace)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(abortGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-uctx.Done():
-		}
-	})
-	defer stop()
 
 	body := &countingReader{ctx: ctx, r: r}
 	in := &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &key, Body: body, Metadata: md}
