@@ -148,6 +148,7 @@ const historyConsumerIdle = 5 * time.Second
 // and the server deletes it once idle.
 func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, filter string, from, to uint64, add func(subject string, data []byte, seq uint64, at time.Time)) error {
 	cfg := jetstream.ConsumerConfig{
+		Description:       "gateway: one read of an operation's history",
 		FilterSubject:     filter,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		AckPolicy:         jetstream.AckNonePolicy,
