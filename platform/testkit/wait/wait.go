@@ -138,7 +138,7 @@ func Go(t testing.TB, within time.Duration, run func(ctx context.Context) error)
 		case err := <-done:
 			return err
 		case <-time.After(within):
-			return fmt.Errorf("Run did not return within %s of the cancel", within)
+			return fmt.Errorf("it did not return within %s of the cancel", within)
 		}
 	})
 	t.Cleanup(func() {
