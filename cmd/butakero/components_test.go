@@ -31,16 +31,7 @@ func TestNATSServerCommand(t *testing.T) {
 		"--user", "svc", "--pass", "s3cret")
 	cmd.Env = []string{execEnv + "=1", "PATH=" + os.Getenv("PATH")}
 	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
+	exited := wait.Start(t, cmd)
 
 	health := "http://127.0.0.1:" + strconv.Itoa(monitor) + "/healthz"
 	wait.Until(t, 30*time.Second, "butakero healthcheck of the node", func() error {

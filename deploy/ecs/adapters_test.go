@@ -43,9 +43,9 @@ func (c sdkCall) String() string {
 // Helpers of the SDK that send requests of their own, by the Go source
 // that uses them.
 var (
-	// manager.Uploader.Upload (feature/s3/manager upload.go): a single
-	// PutObject below one part, else a multipart upload, aborted on
-	// failure (LeavePartsOnError is false in s3blob.New).
+	// transfermanager.Client.UploadObject (feature/s3/transfermanager
+	// api_op_UploadObject.go): a single PutObject below one part, else a
+	// multipart upload, aborted on failure.
 	uploaderOps = []string{"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"}
 	// Paginators and waiters: s3.New<Op>Paginator sends <Op>; the waiters
 	// poll one operation.
@@ -54,7 +54,7 @@ var (
 		"NewTableNotExistsWaiter": "DescribeTable",
 	}
 	// Constructors that send nothing.
-	sdkConstructors = map[string]bool{"NewFromConfig": true, "NewPresignClient": true, "NewUploader": true}
+	sdkConstructors = map[string]bool{"NewFromConfig": true, "NewPresignClient": true, "New": true}
 )
 
 // tableFields are the Store fields that hold a table's name.
@@ -247,7 +247,7 @@ func (p *adapterPkg) recordCall(fi *funcInfo, call *ast.CallExpr, lits map[strin
 	}
 	switch fn := call.Fun.(type) {
 	case *ast.SelectorExpr:
-		// <x>.client.<Op>(ctx, in), <x>.uploader.Upload, <x>.presign.Presign<Op>
+		// <x>.client.<Op>(ctx, in), <x>.uploader.UploadObject, <x>.presign.Presign<Op>
 		if inner, ok := fn.X.(*ast.SelectorExpr); ok {
 			switch inner.Sel.Name {
 			case "client":
@@ -266,7 +266,7 @@ func (p *adapterPkg) recordCall(fi *funcInfo, call *ast.CallExpr, lits map[strin
 			}
 		}
 		// s3.NewListObjectsV2Paginator, dynamodb.NewTableExistsWaiter…
-		if pkg, ok := fn.X.(*ast.Ident); ok && (pkg.Name == "s3" || pkg.Name == "dynamodb" || pkg.Name == "manager") {
+		if pkg, ok := fn.X.(*ast.Ident); ok && (pkg.Name == "s3" || pkg.Name == "dynamodb" || pkg.Name == "transfermanager") {
 			name := fn.Sel.Name
 			switch {
 			case sdkConstructors[name]:

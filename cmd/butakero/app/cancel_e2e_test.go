@@ -19,6 +19,7 @@ import (
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -381,15 +382,7 @@ func tools() []string {
 // connectJS is a JetStream context on the all-in-one's embedded server.
 func connectJS(t *testing.T, addr string) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect("nats://"+addr, nats.Name("test"), nats.Token(natsToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, "nats://"+addr, nats.Name("test"), nats.Token(natsToken))
 	return js
 }
 

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -175,21 +174,15 @@ func runServer(t *testing.T, conf string) string {
 		t.Fatal(err)
 	}
 	logs := &wait.Output{}
-	cmd := exec.Command(bin, "-c", path)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	// After the server is gone (cleanups run last first).
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
 		if t.Failed() {
 			t.Logf("nats-server log:\n%s", logs)
 		}
 	})
+	cmd := exec.Command(bin, "-c", path)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	exited := wait.Start(t, cmd)
 	// nats-server says so once it accepts clients.
 	if !logs.Contains(10*time.Second, "Server is ready") {
 		select {

@@ -54,6 +54,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/runtime/workers"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
@@ -190,37 +191,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer stopCancels()
 	// work outlives ctx by the grace period so in-flight handlers can finish.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	work, cancelWork := workers.Grace(ctx, w.Grace)
 	defer cancelWork()
-	go func() {
-		<-ctx.Done()
-		t := time.NewTimer(w.Grace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelWork()
-		case <-work.Done():
-		}
-	}()
-
-	errs := make(chan error, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- w.loop(ctx, work)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		if err != nil {
-			all = append(all, err)
-		}
-	}
-	return errors.Join(all...)
+	return workers.Run(n, func(int) error { return w.loop(ctx, work) })
 }
 
 // pullWait is how long one pull for a message waits on the server.

@@ -12,7 +12,6 @@ import (
 
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestPutThroughLeaderChanges: the object stream's leader steps down again
@@ -22,15 +21,7 @@ import (
 // back, each stored blob is the one written.
 func TestPutThroughLeaderChanges(t *testing.T) {
 	cluster := natstest.StartCluster(t, 3)
-	nc, err := nats.Connect(cluster.URLs(), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, cluster.URLs(), nats.MaxReconnects(-1))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s, err := Open(ctx, js, 3)

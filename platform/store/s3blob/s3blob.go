@@ -2,10 +2,10 @@
 // the AWS profile's counterpart of objstore, behind the same methods and
 // the same blob.Info and blob.ErrNotFound.
 //
-// Uploads stream: a blob is cut into parts of PartSize bytes sent by at
-// most Concurrency workers, so a Put holds at most about
-// (2·Concurrency+1)·PartSize bytes whatever the blob's size, and a blob
-// smaller than one part goes up in a single PutObject. Downloads stream the
+// Uploads stream (feature/s3/transfermanager): a blob is cut into parts of
+// PartSize bytes sent by at most Concurrency workers, so a Put holds at
+// most about (Concurrency+2)·PartSize bytes whatever the blob's size, and
+// a blob smaller than one part goes up in a single PutObject. Downloads stream the
 // response body. Keys are made only from ids (see ValidKey).
 package s3blob
 
@@ -24,20 +24,24 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/workers"
 	"github.com/butakero/butakero/platform/store/awsconfig"
 )
 
 // Defaults of Options.
 const (
+	// MinPartSize is S3's smallest part of a multipart upload (but the
+	// last).
+	MinPartSize = 5 << 20
 	// DefaultPartSize is S3's smallest part: the least memory per upload.
-	DefaultPartSize = manager.MinUploadPartSize
+	DefaultPartSize = MinPartSize
 	// DefaultConcurrency is how many parts of one upload are sent at once.
 	DefaultConcurrency = 2
 	// MaxPresignTTL is the longest a presigned URL may live (SigV4's limit).
@@ -73,7 +77,7 @@ type Store struct {
 	aws      aws.Config
 	client   *s3.Client
 	presign  *s3.PresignClient
-	uploader *manager.Uploader
+	uploader *transfermanager.Client
 	bucket   string
 }
 
@@ -101,8 +105,8 @@ func New(ctx context.Context, ac aws.Config, o Options) (*Store, error) {
 	if o.PartSize == 0 {
 		o.PartSize = DefaultPartSize
 	}
-	if o.PartSize < manager.MinUploadPartSize {
-		return nil, fmt.Errorf("s3blob: part size %d is below S3's minimum %d", o.PartSize, manager.MinUploadPartSize)
+	if o.PartSize < MinPartSize {
+		return nil, fmt.Errorf("s3blob: part size %d is below S3's minimum %d", o.PartSize, MinPartSize)
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = DefaultConcurrency
@@ -118,10 +122,13 @@ func New(ctx context.Context, ac aws.Config, o Options) (*Store, error) {
 		aws:     ac,
 		client:  client,
 		presign: s3.NewPresignClient(client),
-		uploader: manager.NewUploader(client, func(u *manager.Uploader) {
-			u.PartSize = o.PartSize
+		// A failed multipart upload is always aborted (on Put's
+		// detached context, see Put); a blob under one part is one
+		// PutObject.
+		uploader: transfermanager.New(client, func(u *transfermanager.Options) {
+			u.PartSizeBytes = o.PartSize
+			u.MultipartUploadThreshold = o.PartSize
 			u.Concurrency = o.Concurrency
-			u.LeavePartsOnError = false
 		}),
 		bucket: o.Bucket,
 	}
@@ -179,25 +186,15 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 	// was given, and a cancelled one would leave the parts behind. So ctx
 	// reaches the upload as a read error, and the requests run on a
 	// context that outlives ctx by abortGrace.
-	uctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	uctx, cancel := workers.Grace(ctx, abortGrace)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() {
-		t := time.NewTimer(abortGrace)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancel()
-		case <-uctx.Done():
-		}
-	})
-	defer stop()
 
 	body := &countingReader{ctx: ctx, r: r}
-	in := &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: body, Metadata: md}
+	in := &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &key, Body: body, Metadata: md}
 	if contentType != "" {
 		in.ContentType = &contentType
 	}
-	out, err := s.uploader.Upload(uctx, in)
+	out, err := s.uploader.UploadObject(uctx, in)
 	if err != nil {
 		if body.err != nil {
 			return blob.Info{}, fmt.Errorf("s3blob: put %s: reading the blob: %w", key, body.err)

@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butakero/butakero/events"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -98,4 +100,20 @@ func freePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Env connects to the cluster for t and creates the event stream on it
+// with one replica per node.
+func (c *Cluster) Env(t testing.TB) *Env {
+	t.Helper()
+	nc, js := Connect(t, c.URLs())
+	// A bound of its own rather than nats.go's 5 s per request: the new
+	// stream's replicas elect a leader first.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stream, err := events.EnsureStream(ctx, js, len(c.Servers), events.StreamLimits{})
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	return &Env{NC: nc, JS: js, Stream: stream}
 }

@@ -14,6 +14,7 @@ import (
 
 // Env is a running server with one client connection.
 type Env struct {
+	// Server is the embedded server; nil for a cluster's (Cluster.Env).
 	Server *natsembed.Server
 	NC     *nats.Conn
 	JS     jetstream.JetStream
@@ -71,4 +72,21 @@ func (e *Env) Next(ctx context.Context, t testing.TB, k events.Kind, opID string
 		t.Fatalf("natstest: decode: %v", err)
 	}
 	return env, ev
+}
+
+// Connect connects to the server(s) at url with opts, for t (the
+// connection closes when t ends), and returns the connection and its
+// JetStream.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect to %s: %v", url, err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	return nc, js
 }

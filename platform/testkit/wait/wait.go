@@ -1,15 +1,18 @@
 // Package wait lets a test wait for a condition instead of sleeping: for
 // output that a process or a logger writes (Output), for a component run in
-// the background to stop (Go), or, where nothing signals the change, for a
-// check that a user would make to pass (Until).
+// the background to stop (Go), for a child process to exit (Start), or,
+// where nothing signals the change, for a check that a user would make to
+// pass (Until).
 package wait
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -135,7 +138,7 @@ func Go(t testing.TB, within time.Duration, run func(ctx context.Context) error)
 		case err := <-done:
 			return err
 		case <-time.After(within):
-			return fmt.Errorf("Run did not return within %s of the cancel", within)
+			return fmt.Errorf("it did not return within %s of the cancel", within)
 		}
 	})
 	t.Cleanup(func() {
@@ -144,4 +147,25 @@ func Go(t testing.TB, within time.Duration, run func(ctx context.Context) error)
 		}
 	})
 	return stop
+}
+
+// Start starts cmd for t: the process gets SIGKILL if the test binary dies
+// first (Pdeathsig), and is killed and reaped when t ends. exited is closed
+// once it has exited, whatever ended it.
+func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}) {
+	t.Helper()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("wait: start %s: %v", cmd.Path, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	return done
 }

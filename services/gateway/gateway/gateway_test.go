@@ -69,34 +69,52 @@ func startClocked(t *testing.T, cfg config.Config, now func() time.Time) *harnes
 // startWaiting is startClocked with wait as the seed's wait for a song id.
 func startWaiting(t *testing.T, cfg config.Config, now func() time.Time, wait time.Duration) *harness {
 	t.Helper()
-	if cfg.ShutdownGrace == 0 {
-		cfg.ShutdownGrace = 5 * time.Second
-	}
-	m := metrics.New(metrics.NewRegistry())
 	env := natstest.Start(t)
-	ctx := context.Background()
 	gwNC, err := env.Server.Connect("gateway")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveWaiting(t, cfg, now, env, gwNC, wait)
+}
+
+// serve runs a gateway on gwNC against the server (or cluster) env is
+// connected to; cfg.StreamReplicas is the stores' replicas too.
+func serve(t *testing.T, cfg config.Config, now func() time.Time, env *natstest.Env, gwNC *nats.Conn) *harness {
+	t.Helper()
+	return serveWaiting(t, cfg, now, env, gwNC, startWait)
+}
+
+// serveWaiting is serve with wait as the seed's wait for a song id.
+func serveWaiting(t *testing.T, cfg config.Config, now func() time.Time, env *natstest.Env, gwNC *nats.Conn, wait time.Duration) *harness {
+	t.Helper()
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 5 * time.Second
+	}
+	replicas := max(cfg.StreamReplicas, 1)
+	m := metrics.New(metrics.NewRegistry())
+	// A bound of the test's own rather than nats.go's 5 s per request: in
+	// a cluster a store's first open waits for its new stream's replicas
+	// to elect a leader.
+	ctx, cancelOpen := context.WithTimeout(context.Background(), time.Minute)
+	defer cancelOpen()
 	t.Cleanup(gwNC.Close)
 	gwJS, err := jetstream.New(gwNC)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwStore, err := kvstore.Open(ctx, gwJS, 1)
+	gwStore, err := kvstore.Open(ctx, gwJS, replicas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwBlobs, err := objstore.Open(ctx, gwJS, 1)
+	gwBlobs, err := objstore.Open(ctx, gwJS, replicas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := kvstore.Open(ctx, env.JS, 1)
+	store, err := kvstore.Open(ctx, env.JS, replicas)
 	if err != nil {
 		t.Fatal(err)
 	}
-	blobs, err := objstore.Open(ctx, env.JS, 1)
+	blobs, err := objstore.Open(ctx, env.JS, replicas)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +123,7 @@ func startWaiting(t *testing.T, cfg config.Config, now func() time.Time, wait ti
 		t.Fatal(err)
 	}
 
-	runCtx, cancel := context.WithCancel(ctx)
+	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- gateway.Run(runCtx, gateway.Deps{

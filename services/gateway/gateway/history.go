@@ -71,52 +71,121 @@ type streamEvent struct {
 	at    time.Time
 }
 
-// history reads an operation's events from the stream in order, from
-// stream sequence from on, or from its song.requested (found by its exact
-// subject) when from is 0; then it asks for the next message on
-// "*.*.<id>" after each, one direct read per event and no consumer. An
-// operation without song.requested is errNoHistory. Undecodable messages
-// are skipped and logged.
+// history reads an operation's events from the stream in order: from
+// stream sequence from on, or the whole history from its song.requested
+// when from is 0. An operation without song.requested is errNoHistory.
+// Undecodable messages are skipped and logged.
+//
+// It asks the stream leader for the last message on "*.*.<id>" (one
+// request: the stream has nothing newer for this operation when that is
+// before from) and then reads the history through one ephemeral consumer
+// filtered on that subject, whatever the number of events, until it has
+// delivered that last message. The consumer may sit on a replica that
+// lags behind the leader; waiting for the leader's last sequence makes the
+// answer hold every event stored before the read began (a socket that
+// subscribed to the hub first misses none). Direct gets, which take a
+// batch in one request, would need AllowDirect on the event stream, and
+// that would turn every service's GetMsg on it (the stage's check for
+// what a redelivered message already caused, the cancel check) into reads
+// from replicas that may lag.
 func (s *server) history(ctx context.Context, opID string, from uint64) ([]streamEvent, error) {
 	stream, err := s.eventStream(ctx)
 	if err != nil {
 		return nil, err
 	}
 	filter := events.OperationSubjects(opID)
-	var msg *jetstream.RawStreamMsg
-	if from == 0 {
-		msg, err = stream.GetLastMsgForSubject(ctx, events.Subject(events.KindSongRequested, opID))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, errNoHistory
-		}
-	} else {
-		msg, err = stream.GetMsg(ctx, from, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, nil
-		}
-	}
-	if err != nil {
+	last, err := stream.GetLastMsgForSubject(ctx, filter)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound) && from == 0:
+		return nil, errNoHistory
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("read the history of %s: %w", opID, err)
 	}
+	if last.Sequence < from {
+		return nil, nil
+	}
 	var out []streamEvent
-	for len(out) < maxHistory {
-		f, err := frameOf(msg.Subject, msg.Data, msg.Sequence)
+	add := func(subject string, data []byte, seq uint64, at time.Time) {
+		f, err := frameOf(subject, data, seq)
 		if err != nil {
-			s.log.Warn("skipping an undecodable event in the history", "operation_id", opID, "seq", msg.Sequence, "error", err)
-		} else {
-			e := streamEvent{frame: f, at: msg.Time}
-			e.env, e.ev, _ = events.Decode(msg.Data)
-			out = append(out, e)
+			s.log.Warn("skipping an undecodable event in the history", "operation_id", opID, "seq", seq, "error", err)
+			return
 		}
-		msg, err = stream.GetMsg(ctx, msg.Sequence+1, jetstream.WithGetMsgSubject(filter))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the history of %s: %w", opID, err)
+		e := streamEvent{frame: f, at: at}
+		e.env, e.ev, _ = events.Decode(data)
+		out = append(out, e)
+	}
+	if last.Sequence == from {
+		add(last.Subject, last.Data, last.Sequence, last.Time)
+		return out, nil
+	}
+	if err := s.readHistory(ctx, stream, filter, from, last.Sequence, add); err != nil {
+		return nil, fmt.Errorf("read the history of %s: %w", opID, err)
+	}
+	if from != 0 {
+		return out, nil
+	}
+	// The whole history starts at the operation's (last) song.requested.
+	for i := len(out) - 1; i >= 0; i-- {
+		if events.Kind(out[i].frame.Kind) == events.KindSongRequested {
+			return out[i:], nil
 		}
 	}
-	return out, nil
+	return nil, errNoHistory
+}
+
+// historyConsumerIdle is how long the server keeps a history read's
+// consumer after its last pull; it deletes it then.
+const historyConsumerIdle = 5 * time.Second
+
+// readHistory passes add the messages on filter from stream sequence from
+// (the first one when from is 0) through to, in order, at most maxHistory
+// of them, read through one ephemeral consumer: its creation and one pull
+// when its replica holds them all, more pulls while that replica catches
+// up to to. Nothing acks: the consumer is AckNone, in memory, one replica,
+// and the server deletes it once idle.
+func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, filter string, from, to uint64, add func(subject string, data []byte, seq uint64, at time.Time)) error {
+	cfg := jetstream.ConsumerConfig{
+		Description:       "gateway: one read of an operation's history",
+		FilterSubject:     filter,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: historyConsumerIdle,
+	}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	cons, err := stream.CreateConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	pending := cons.CachedInfo().NumPending
+	for n, seq := 0, uint64(0); seq < to && n < maxHistory; {
+		// Pull what the replica holds; one at a time while it has
+		// none of the rest yet.
+		want := min(max(int(pending), 1), maxHistory-n)
+		batch, err := cons.Fetch(want, jetstream.FetchContext(ctx))
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		for msg := range batch.Messages() {
+			md, err := msg.Metadata()
+			if err != nil {
+				return fmt.Errorf("metadata: %w", err)
+			}
+			n++
+			seq, pending = md.Sequence.Stream, md.NumPending
+			add(msg.Subject(), msg.Data(), seq, md.Timestamp)
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+	}
+	return nil
 }
 
 // frames are the API frames of events.

@@ -42,13 +42,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/runtime/workers"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -187,22 +187,7 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	// work outlives ctx by the grace period so tries in flight can end.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	go func() {
-		<-ctx.Done()
-		t := time.NewTimer(max(d.Config.ShutdownGrace, time.Second))
-		defer t.Stop()
-		select {
-		case <-t.C:
-			cancelWork()
-		case <-work.Done():
-		}
-	}()
-
-	var wg sync.WaitGroup
-	errs := make(chan error, len(wh.URLs)*n)
+	var eps []*endpoint
 	for _, url := range wh.URLs {
 		cons, err := d.JS.CreateOrUpdateConsumer(ctx, events.StreamName, jetstream.ConsumerConfig{
 			Durable:        ConsumerName(url),
@@ -221,26 +206,15 @@ func Run(ctx context.Context, d Deps) error {
 			}
 			return fmt.Errorf("notifier: consumer for a WEBHOOK_URL: %w", err)
 		}
-		e := &endpoint{url: url, key: wh.Key, maxAge: wh.MaxAge, client: newClient(wh.AllowedHosts),
-			stream: stream, cons: cons, metrics: nm, log: d.Log.With("webhook", redacted(url))}
-		for range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs <- e.loop(ctx, work)
-			}()
-		}
+		eps = append(eps, &endpoint{url: url, key: wh.Key, maxAge: wh.MaxAge, client: newClient(wh.AllowedHosts),
+			stream: stream, cons: cons, metrics: nm, log: d.Log.With("webhook", redacted(url))})
 	}
 	d.Log.Info("notifier: running", "urls", len(wh.URLs), "max_age", wh.MaxAge.String(), "concurrency", n)
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		if err != nil {
-			all = append(all, err)
-		}
-	}
-	return errors.Join(all...)
+	// work outlives ctx by the grace period so tries in flight can end.
+	work, cancelWork := workers.Grace(ctx, max(d.Config.ShutdownGrace, time.Second))
+	defer cancelWork()
+	// n loops on each URL's consumer.
+	return workers.Run(len(eps)*n, func(i int) error { return eps[i/n].loop(ctx, work) })
 }
 
 // endpoint delivers to one URL from its consumer.

@@ -14,8 +14,8 @@ import (
 	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/googleapi/transport"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 	ytapi "google.golang.org/api/youtube/v3"
 )
 
@@ -63,14 +63,19 @@ func NewYouTubeAPI(ctx context.Context, key, baseURL string, client *http.Client
 	if client == nil {
 		client = newAPIClient()
 	}
-	// option.WithAPIKey is ignored once option.WithHTTPClient is given: the
-	// key goes in through the client's transport instead.
+	// NewService ignores option.WithAPIKey once option.WithHTTPClient is
+	// given: the key goes in through the client's transport instead, the
+	// library's own, wrapped around client's.
 	keyed := *client
 	base := keyed.Transport
 	if base == nil {
 		base = http.DefaultTransport
 	}
-	keyed.Transport = &transport.APIKey{Key: key, Transport: base}
+	rt, err := htransport.NewTransport(ctx, base, option.WithAPIKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("resolver: Data API transport: %w", err)
+	}
+	keyed.Transport = rt
 	opts := []option.ClientOption{option.WithHTTPClient(&keyed)}
 	if baseURL != "" {
 		opts = append(opts, option.WithEndpoint(endpoint(baseURL)))

@@ -213,52 +213,23 @@ variable "nats_volume_size_gib" {
 }
 
 variable "components" {
-  description = "Each component's task size and bounds (see modules/<component>'s size)."
-  type = object({
-    gateway = object({
-      cpu               = number
-      memory            = number
-      min               = number
-      max               = number
-      capacity_provider = optional(string, "FARGATE")
-    })
-    resolver = object({
-      cpu               = number
-      memory            = number
-      min               = number
-      max               = number
-      backlog_per_task  = number
-      capacity_provider = optional(string, "FARGATE")
-    })
-    fetcher = object({
-      cpu               = number
-      memory            = number
-      min               = number
-      max               = number
-      backlog_per_task  = number
-      capacity_provider = optional(string, "FARGATE")
-    })
-    encoder = object({
-      cpu               = number
-      memory            = number
-      min               = number
-      max               = number
-      backlog_per_task  = number
-      capacity_provider = optional(string, "FARGATE")
-    })
-    recorder = object({
-      cpu               = number
-      memory            = number
-      min               = number
-      max               = number
-      capacity_provider = optional(string, "FARGATE")
-    })
-    notifier = object({
-      cpu               = number
-      memory            = number
-      min               = number
-      max               = number
-      capacity_provider = optional(string, "FARGATE")
-    })
-  })
+  description = "Each component's task size and bounds, by name: gateway, resolver, fetcher, encoder, recorder and notifier (see modules/service's size); backlog_per_task is required for the three that scale on their consumer's backlog (resolver, fetcher, encoder)."
+  type = map(object({
+    cpu               = number
+    memory            = number
+    min               = number
+    max               = number
+    backlog_per_task  = optional(number)
+    capacity_provider = optional(string, "FARGATE")
+  }))
+
+  validation {
+    condition     = toset(keys(var.components)) == toset(["gateway", "resolver", "fetcher", "encoder", "recorder", "notifier"])
+    error_message = "components must name exactly gateway, resolver, fetcher, encoder, recorder and notifier."
+  }
+
+  validation {
+    condition     = alltrue([for name in ["resolver", "fetcher", "encoder"] : try(var.components[name].backlog_per_task, null) != null])
+    error_message = "components.resolver, components.fetcher and components.encoder need a backlog_per_task."
+  }
 }
