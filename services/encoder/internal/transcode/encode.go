@@ -369,7 +369,10 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 			filters = append(filters, fmt.Sprintf("volume=%.2fdB", gain))
 		}
 		if measure {
-			filters = append(filters, "ebur128=peak=true")
+			// Measured as libopus gets it: at 48 kHz in stereo (a mono
+			// source is upmixed 3 dB down per channel, which its true
+			// peak must show), the conversion -ar and -ac would make.
+			filters = append(filters, "aformat=sample_rates=48000:channel_layouts=stereo", "ebur128=peak=true")
 		}
 		if len(filters) > 0 {
 			args = append(args, "-af", strings.Join(filters, ","))
