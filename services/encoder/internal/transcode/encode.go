@@ -54,6 +54,11 @@ type Options struct {
 	// transcode is normalised to; a source further than LoudnessTolerance
 	// from it is transcoded rather than copied.
 	LoudnessTarget *float64
+
+	// known is the loudness of the DCA's audio when it is known before
+	// the first frame (a copy of a source measured first): the header
+	// then carries it.
+	known *Loudness
 }
 
 // Loudness is a song's EBU R128 measure, from ffmpeg's ebur128 filter.
@@ -135,8 +140,9 @@ type Output interface {
 // read, each frame as soon as ffmpeg made it. So the header holds only what
 // is known before the first frame: the mode and its reason, the pre-skip,
 // the true length as the source's container states it (Source.Duration;
-// a decoder trims the last frame to it) and the run. What is known only at
-// the end, the loudness and the frames, is in Result. A passthrough run
+// a decoder trims the last frame to it), the run, and the loudness only
+// when it is measured first (a copy with LoudnessTarget set). What is
+// known only at the end, the loudness and the frames, is in Result. A passthrough run
 // that meets a packet other than 20 ms discards its DCA (Output.Discard)
 // and transcodes into a new one.
 //
@@ -188,6 +194,7 @@ func Encode(ctx context.Context, path string, o Options, out Output) (Result, er
 // starts at once.
 func copyMeasured(ctx context.Context, path string, o Options, out Output, reason string, before *Loudness) (Result, error) {
 	if before != nil {
+		o.known = before
 		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
 		if err != nil {
 			return Result{}, err
@@ -524,6 +531,9 @@ func (res *dcaOut) begin() error {
 	}
 	meta.Butakero = &dcafile.Butakero{
 		Mode: res.Mode, Reason: res.Reason, PreSkip: res.PreSkip, Samples: res.Samples, Run: run,
+	}
+	if l := o.known; l != nil {
+		meta.Butakero.LoudnessLUFS, meta.Butakero.TruePeakDB = l.LUFS, l.TruePeakDB
 	}
 	res.dw, err = dcafile.NewWriter(w, meta)
 	if err != nil {

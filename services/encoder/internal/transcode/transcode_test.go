@@ -406,8 +406,8 @@ func TestPassthroughOrTranscode(t *testing.T) {
 }
 
 // TestLoudnessTarget: fixtures 10 dB apart come out within 1 LU of the
-// target, measured on the DCA's packets decoded again; one already at the
-// target is copied.
+// target, measured on the DCA's packets decoded again (one already at the
+// target is copied: TestCopyAtTheTarget).
 func TestLoudnessTarget(t *testing.T) {
 	dir := t.TempDir()
 	target := -14.0
@@ -569,5 +569,40 @@ func show(l Loudness) string {
 func TestMeasureDCAUnreadable(t *testing.T) {
 	if _, err := MeasureDCA(context.Background(), strings.NewReader("DCA1 but not really")); err == nil {
 		t.Fatal("MeasureDCA of garbage: no error")
+	}
+}
+
+// TestCopyAtTheTarget: with LoudnessTarget set, a source within 1 LU of it
+// is copied, and its loudness, measured before the first frame, is in the
+// DCA's header as well as in Result.
+func TestCopyAtTheTarget(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	path := audiofixture.Make(t, dir, audiofixture.Spec{Name: "at.webm", Duration: 4 * time.Second, Args: []string{"-ac", "2", "-c:a", "libopus", "-b:a", "128k", "-frame_duration", "20"}})
+	l, err := Measure(ctx, path)
+	if err != nil || l.LUFS == nil {
+		t.Fatalf("Measure: %s %v", show(l), err)
+	}
+	target := *l.LUFS + 0.5
+	src, err := Inspect(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, writerOutput{&buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != ModePassthrough {
+		t.Fatalf("a source 0.5 LU from the target was %s (%s)", res.Mode, res.Reason)
+	}
+	info, err := dcafile.Parse(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := info.Metadata.Butakero
+	if b == nil || b.LoudnessLUFS == nil || b.TruePeakDB == nil || res.Loudness.LUFS == nil || res.Loudness.TruePeakDB == nil ||
+		*b.LoudnessLUFS != *l.LUFS || *b.TruePeakDB != *l.TruePeakDB || *res.Loudness.LUFS != *l.LUFS {
+		t.Fatalf("header %+v, Result %s; measured %s", b, show(res.Loudness), show(l))
 	}
 }
