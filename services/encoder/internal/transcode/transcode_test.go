@@ -564,8 +564,8 @@ func show(l Loudness) string {
 	return f(l.LUFS) + " LUFS, " + f(l.TruePeakDB) + " dBTP"
 }
 
-// TestMeasureDCAUnreadable: bytes that are no DCA are an error, and the
-// ffmpeg processes are gone.
+// TestMeasureDCAUnreadable: bytes that are no DCA are an error, not a
+// loudness.
 func TestMeasureDCAUnreadable(t *testing.T) {
 	if _, err := MeasureDCA(context.Background(), strings.NewReader("DCA1 but not really")); err == nil {
 		t.Fatal("MeasureDCA of garbage: no error")
