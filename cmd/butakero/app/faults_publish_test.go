@@ -2,7 +2,15 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -11,6 +19,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/natstest"
+	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
 // faultLostPublish runs the all-in-one against a nats-server process
@@ -19,14 +28,17 @@ import (
 // publishes is lost; every operation still ends as it should, with one
 // copy of each event. Last, the process is killed (SIGKILL) between the
 // encoder's two publishes, dca.encoded stored and upload.done not yet
-// sent, and started again: the operation ends success.
+// sent, and started again: the operation ends success. Then killed again
+// as it publishes dca.encoded, the DCA stored: the redelivery rebuilds
+// dca.encoded from the stored DCA, whose streamed header has no loudness,
+// and measures it, so the catalog keeps the song's loudness.
 func faultLostPublish(t *testing.T, bin string) {
 	srv := startNATSCluster(t, 1)
 	proxy := natstest.StartFaultProxy(t, srv.nodes[0].client)
 	obs := observe(t, srv.urls())
 	media := t.TempDir()
 	const d = 2 * time.Second
-	for i := range 5 {
+	for i := range 6 {
 		audiofixture.Make(t, media, audiofixture.M4A(fmt.Sprintf("tone%d.m4a", i), d))
 	}
 	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
@@ -95,6 +107,96 @@ func faultLostPublish(t *testing.T, bin string) {
 		checkOnce(t, obs, opID, success)
 		checkCovers(t, "after the crash", again.dca(t, op.SongID), d)
 	})
+
+	t.Run("SIGKILL as dca.encoded is published, the DCA stored", func(t *testing.T) {
+		p := p
+		if p.done() {
+			// The case before killed it and ended the one it started.
+			p = startProc(t, bin, "butakero (again)", vars)
+		}
+		before := proxy.Fired()
+		proxy.Arm(string(events.KindDCAEncoded)+".", func() {
+			_ = p.cmd.Process.Signal(syscall.SIGKILL)
+			<-p.exited
+		})
+		opID := p.start(t, files.URL("tone5.m4a"))
+		select {
+		case <-p.exited:
+		case <-time.After(2 * time.Minute):
+			t.Fatal("the process was never killed: dca.encoded was not published")
+		}
+		if proxy.Fired() != before+1 {
+			t.Fatal("the proxy cut no publish of dca.encoded")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if n, err := obs.count(ctx, events.KindDCAEncoded, opID); err != nil || n != 0 {
+			t.Fatalf("%d dca.encoded stored when the process died (%v); the kill was meant to come before it", n, err)
+		}
+		again := startProc(t, bin, "butakero (after the second crash)", vars)
+		op := again.waitFinal(t, opID, 2*time.Minute)
+		if op.Status != "success" {
+			t.Fatalf("operation ended %q (%s: %s), want success", op.Status, op.ErrorCode, op.Message)
+		}
+		checkOnce(t, obs, opID, success)
+		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		env := obs.last(ctx, t, events.KindDCAEncoded, opID)
+		var enc events.DCAEncoded
+		if err := json.Unmarshal(env.Data, &enc); err != nil {
+			t.Fatal(err)
+		}
+		if env.Attempt < 2 {
+			t.Fatalf("dca.encoded published by attempt %d: not the redelivery", env.Attempt)
+		}
+		want := measureStereo(t, filepath.Join(media, "tone5.m4a"))
+		if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil {
+			t.Fatalf("the rebuilt dca.encoded has no loudness: %+v", enc)
+		}
+		t.Logf("rebuilt dca.encoded: %.1f LUFS %.1f dBTP; the source, as libopus gets it: %.1f LUFS %.1f dBTP", *enc.LoudnessLUFS, *enc.TruePeakDB, want[0], want[1])
+		if math.Abs(*enc.LoudnessLUFS-want[0]) > 0.5 || math.Abs(*enc.TruePeakDB-want[1]) > 1 {
+			t.Fatalf("rebuilt loudness %.1f LUFS %.1f dBTP, the source %.1f LUFS %.1f dBTP", *enc.LoudnessLUFS, *enc.TruePeakDB, want[0], want[1])
+		}
+		wait.Until(t, 30*time.Second, "the catalog shows the rebuilt loudness", func() error {
+			resp, err := http.Get(again.base + "/v1/songs/" + url.PathEscape(op.SongID))
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var s catalogSong
+			if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+				return err
+			}
+			if !s.Stored || s.LoudnessLUFS == nil || *s.LoudnessLUFS != *enc.LoudnessLUFS || s.TruePeakDB == nil || *s.TruePeakDB != *enc.TruePeakDB {
+				return fmt.Errorf("GET /v1/songs/%s: %d %+v", op.SongID, resp.StatusCode, s)
+			}
+			return nil
+		})
+	})
+}
+
+// measureStereo is ffmpeg's ebur128 (integrated loudness, true peak) of the
+// file at path converted to 48 kHz stereo, as the encoder's libopus gets it.
+func measureStereo(t *testing.T, path string) [2]float64 {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
+		"-af", "aformat=sample_rates=48000:channel_layouts=stereo,ebur128=peak=true:framelog=verbose", "-f", "null", "-").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	s := string(out)
+	if i := strings.LastIndex(s, "Summary:"); i >= 0 {
+		s = s[i:]
+	}
+	var got [2]float64
+	for i, re := range []*regexp.Regexp{regexp.MustCompile(`I:\s*(-?[0-9.]+) LUFS`), regexp.MustCompile(`Peak:\s*(-?[0-9.]+) dBFS`)} {
+		m := re.FindStringSubmatch(s)
+		if m == nil {
+			t.Fatalf("no ebur128 summary:\n%s", out)
+		}
+		got[i], _ = strconv.ParseFloat(m[1], 64)
+	}
+	return got
 }
 
 // checkOnce fails t unless the stream holds exactly one event of each of

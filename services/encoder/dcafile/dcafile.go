@@ -73,7 +73,8 @@ type Butakero struct {
 	// true peak (dBTP); absent when not measured or not finite (silence).
 	//
 	// The encoder streams its DCAs, header first, so what it writes now
-	// carries neither: they are in the dca.encoded event and the catalog.
+	// carries neither: they are in the dca.encoded event and the catalog
+	// (a redelivery that finds the DCA stored measures its packets).
 	// DCAs stored before it streamed have them.
 	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
 	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`

@@ -420,7 +420,9 @@ func (h *handler) done(song events.Song, key string, size int64, enc events.DCAE
 }
 
 // describe answers the events of a song whose DCA is stored already, read
-// from the DCA itself, for an attempt that finds the work done.
+// from the DCA itself, for an attempt that finds the work done. A DCA whose
+// header has no loudness (every streamed one) is measured again, from its
+// packets: what a bot plays.
 func (h *handler) describe(ctx context.Context, song events.Song, key string, log *slog.Logger) ([]stage.Emit, error) {
 	r, info, err := h.blobs.Open(ctx, key)
 	if err != nil {
@@ -452,7 +454,30 @@ func (h *handler) describe(ctx context.Context, song events.Song, key string, lo
 	if b := dcaInfo.Metadata.Butakero; b != nil {
 		enc.Mode, enc.ModeReason, enc.LoudnessLUFS, enc.TruePeakDB = b.Mode, b.Reason, b.LoudnessLUFS, b.TruePeakDB
 	}
+	if enc.LoudnessLUFS == nil && enc.TruePeakDB == nil {
+		// A streamed DCA's header is written before the song is measured
+		// (see transcode.Encode): measure the stored packets, or this
+		// dca.encoded would take the loudness out of the catalog.
+		l, err := h.measureStored(ctx, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			log.Warn("encoder: the stored DCA's loudness could not be measured", "dca_key", key, "error", err)
+		}
+		enc.LoudnessLUFS, enc.TruePeakDB = l.LUFS, l.TruePeakDB
+	}
 	return h.done(song, key, info.Size, enc), nil
+}
+
+// measureStored measures the loudness of the DCA stored at key.
+func (h *handler) measureStored(ctx context.Context, key string) (transcode.Loudness, error) {
+	r, _, err := h.blobs.Open(ctx, key)
+	if err != nil {
+		return transcode.Loudness{}, err
+	}
+	defer r.Close()
+	return transcode.MeasureDCA(ctx, r)
 }
 
 // audioFailure maps a transcode error to the failure the stage reports.

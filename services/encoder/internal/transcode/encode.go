@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -53,6 +54,11 @@ type Options struct {
 	// transcode is normalised to; a source further than LoudnessTolerance
 	// from it is transcoded rather than copied.
 	LoudnessTarget *float64
+
+	// known is the loudness of the DCA's audio when it is known before
+	// the first frame (a copy of a source measured first): the header
+	// then carries it.
+	known *Loudness
 }
 
 // Loudness is a song's EBU R128 measure, from ffmpeg's ebur128 filter.
@@ -126,15 +132,17 @@ type Output interface {
 // Encode turns the media file at path into DCA1 on out: 48 kHz Opus in 20
 // ms frames, copied from the source when Options and every packet allow
 // (passthrough), else encoded by ffmpeg's libopus; the loudness measured by
-// ffmpeg's ebur128 filter in the same run. ffmpeg writes Ogg, whose packets
+// ffmpeg's ebur128 filter, in the transcode's own run or, for a copy,
+// alongside it (copyMeasured). ffmpeg writes Ogg, whose packets
 // are read here; nothing of the source's container is parsed in Go.
 //
 // The DCA streams: its header goes out as soon as ffmpeg's OpusHead is
 // read, each frame as soon as ffmpeg made it. So the header holds only what
 // is known before the first frame: the mode and its reason, the pre-skip,
 // the true length as the source's container states it (Source.Duration;
-// a decoder trims the last frame to it) and the run. What is known only at
-// the end, the loudness and the frames, is in Result. A passthrough run
+// a decoder trims the last frame to it), the run, and the loudness only
+// when it is measured first (a copy with LoudnessTarget set). What is
+// known only at the end, the loudness and the frames, is in Result. A passthrough run
 // that meets a packet other than 20 ms discards its DCA (Output.Discard)
 // and transcodes into a new one.
 //
@@ -167,16 +175,10 @@ func Encode(ctx context.Context, path string, o Options, out Output) (Result, er
 		}
 	}
 	if mode == ModePassthrough {
-		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, before == nil)
+		res, err := copyMeasured(ctx, path, o, out, reason, before)
 		var not20 *errNot20ms
 		if !errors.As(err, &not20) {
-			if err != nil {
-				return Result{}, err
-			}
-			if before != nil {
-				res.Loudness = *before
-			}
-			return res, nil
+			return res, err
 		}
 		out.Discard(err)
 		reason = not20.reason
@@ -184,23 +186,131 @@ func Encode(ctx context.Context, path string, o Options, out Output) (Result, er
 	return run(ctx, path, o, out, ModeTranscode, reason, gain, true)
 }
 
-// Measure decodes the media file at path and returns its loudness.
-func Measure(ctx context.Context, path string) (_ Loudness, err error) {
-	ctx, span := tracing.StartProcess(ctx, "ffmpeg", attribute.String("butakero.purpose", "measure"))
-	defer func() { tracing.EndProcess(span, err) }()
-	var stderr tail
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
-		"-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
-	killGroupOnCancel(cmd)
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		return Loudness{}, ctx.Err()
+// copyMeasured copies the source's packets into a DCA and returns it with
+// the source's loudness: before, when it was measured already, else
+// measured while the copy runs (two more ffmpeg, Measure), so that the
+// copy and its upload, the decoding and the measure share the cores
+// rather than take turns. The first frame is not held back: the copy
+// starts at once.
+func copyMeasured(ctx context.Context, path string, o Options, out Output, reason string, before *Loudness) (Result, error) {
+	if before != nil {
+		o.known = before
+		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
+		if err != nil {
+			return Result{}, err
+		}
+		res.Loudness = *before
+		return res, nil
 	}
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type measured struct {
+		l   Loudness
+		err error
+	}
+	done := make(chan measured, 1)
+	go func() {
+		l, err := Measure(mctx, path)
+		done <- measured{l, err}
+	}()
+	res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
 	if err != nil {
-		return Loudness{}, &Unreadable{Message: CleanMessage(stderr.String(), path)}
+		// A failed copy, or one that must be transcoded (which measures
+		// in its own run): the measure is not needed.
+		cancel()
+		<-done
+		return Result{}, err
 	}
-	return parseLoudness(stderr.String()), nil
+	m := <-done
+	if m.err != nil {
+		return Result{}, m.err
+	}
+	res.Loudness = m.l
+	return res, nil
+}
+
+// Measure decodes the media file at path and returns its loudness.
+func Measure(ctx context.Context, path string) (Loudness, error) {
+	return measure(ctx, []string{"-i", path}, nil, path)
+}
+
+// MeasureDCA returns the loudness of the DCA1 file r holds, decoding its
+// packets as a player does (muxed into Ogg Opus, oggopus.MuxDCA, with the
+// DCA's pre-skip and length): for a stored DCA whose header does not say.
+func MeasureDCA(ctx context.Context, r io.Reader) (Loudness, error) {
+	pr, pw := io.Pipe()
+	mux := make(chan error, 1)
+	go func() {
+		err := oggopus.MuxDCA(pw, r, 0)
+		pw.CloseWithError(err)
+		mux <- err
+	}()
+	l, err := measure(ctx, []string{"-f", "ogg", "-i", "pipe:0"}, pr, "")
+	// ffmpeg is gone: unblock the mux if it still writes.
+	pr.CloseWithError(io.ErrClosedPipe)
+	if merr := <-mux; merr != nil && !errors.Is(merr, io.ErrClosedPipe) {
+		return Loudness{}, fmt.Errorf("transcode: the DCA: %w", merr)
+	}
+	return l, err
+}
+
+// measure decodes the input (ffmpeg's input arguments, reading stdin when
+// it is not nil) in one ffmpeg and runs the ebur128 filter, true peak
+// included, in a second one fed through a pipe. ffmpeg 5's filter graph is
+// single-threaded, and the true peak's 4x oversampling costs about as much
+// as decoding and the integrated loudness together: split in two processes
+// the decoding and the measure run on two cores at once, with the very
+// samples one process would measure (float PCM, in NUT to keep the channel
+// layout ebur128 weights the channels by). name is the input's path, kept
+// out of error messages.
+func measure(parent context.Context, input []string, stdin io.Reader, name string) (_ Loudness, err error) {
+	parent, span := tracing.StartProcess(parent, "ffmpeg", attribute.String("butakero.purpose", "measure"))
+	defer func() { tracing.EndProcess(span, err) }()
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return Loudness{}, fmt.Errorf("transcode: pipe: %w", err)
+	}
+	decArgs := append([]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"}, input...)
+	decArgs = append(decArgs, "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "nut", "pipe:1")
+	dec := exec.CommandContext(ctx, "ffmpeg", decArgs...)
+	killGroupOnCancel(dec)
+	var decErr, meterErr tail
+	dec.Stdin, dec.Stdout, dec.Stderr = stdin, pw, &decErr
+	// framelog=verbose keeps ebur128's line every 100 ms out of the log:
+	// only its summary is read.
+	meter := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-f", "nut", "-i", "pipe:0",
+		"-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-")
+	killGroupOnCancel(meter)
+	meter.Stdin, meter.Stderr = pr, &meterErr
+	if err := meter.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return Loudness{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
+	}
+	pr.Close()
+	if err := dec.Start(); err != nil {
+		pw.Close()
+		cancel()
+		_ = meter.Wait()
+		return Loudness{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
+	}
+	pw.Close()
+	derr := dec.Wait()
+	if derr != nil {
+		cancel() // the meter would measure part of the song
+	}
+	merr := meter.Wait()
+	switch {
+	case parent.Err() != nil:
+		return Loudness{}, parent.Err()
+	case derr != nil:
+		return Loudness{}, &Unreadable{Message: CleanMessage(decErr.String(), name)}
+	case merr != nil:
+		return Loudness{}, &Unreadable{Message: CleanMessage(meterErr.String(), name)}
+	}
+	return parseLoudness(meterErr.String()), nil
 }
 
 var (
@@ -233,9 +343,9 @@ func parseLoudness(stderr string) Loudness {
 
 // run runs one ffmpeg and streams its Ogg output's packets into a DCA on
 // out. Mode ModePassthrough copies the source's packets (and fails with
-// *errNot20ms on a packet of another duration); else libopus encodes,
-// after a gain in dB. measure adds the ebur128 filter (for a copy, as a
-// second output that decodes the source).
+// *errNot20ms on a packet of another duration; a copy is measured apart,
+// see copyMeasured); else libopus encodes, after a gain in dB, and measure
+// adds the ebur128 filter before the encoder.
 func run(parent context.Context, path string, o Options, out Output, mode, reason string, gain float64, measure bool) (_ Result, err error) {
 	copyPackets := mode == ModePassthrough
 	purpose := "transcode"
@@ -260,16 +370,16 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 	if copyPackets {
 		args = append(args, "-c:a", "copy")
 		args = append(args, oggPipe...)
-		if measure {
-			args = append(args, "-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-")
-		}
 	} else {
 		var filters []string
 		if gain != 0 {
 			filters = append(filters, fmt.Sprintf("volume=%.2fdB", gain))
 		}
 		if measure {
-			filters = append(filters, "ebur128=peak=true")
+			// Measured as libopus gets it: at 48 kHz in stereo (a mono
+			// source is upmixed 3 dB down per channel, which its true
+			// peak must show), the conversion -ar and -ac would make.
+			filters = append(filters, "aformat=sample_rates=48000:channel_layouts=stereo", "ebur128=peak=true")
 		}
 		if len(filters) > 0 {
 			args = append(args, "-af", strings.Join(filters, ","))
@@ -309,7 +419,7 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 	if rerr != nil {
 		return Result{}, rerr
 	}
-	if measure {
+	if measure && !copyPackets {
 		res.Loudness = parseLoudness(stderr.String())
 	}
 	return res.Result, nil
@@ -421,6 +531,9 @@ func (res *dcaOut) begin() error {
 	}
 	meta.Butakero = &dcafile.Butakero{
 		Mode: res.Mode, Reason: res.Reason, PreSkip: res.PreSkip, Samples: res.Samples, Run: run,
+	}
+	if l := o.known; l != nil {
+		meta.Butakero.LoudnessLUFS, meta.Butakero.TruePeakDB = l.LUFS, l.TruePeakDB
 	}
 	res.dw, err = dcafile.NewWriter(w, meta)
 	if err != nil {

@@ -406,8 +406,8 @@ func TestPassthroughOrTranscode(t *testing.T) {
 }
 
 // TestLoudnessTarget: fixtures 10 dB apart come out within 1 LU of the
-// target, measured on the DCA's packets decoded again; one already at the
-// target is copied.
+// target, measured on the DCA's packets decoded again (one already at the
+// target is copied: TestCopyAtTheTarget).
 func TestLoudnessTarget(t *testing.T) {
 	dir := t.TempDir()
 	target := -14.0
@@ -492,5 +492,117 @@ func (o writerOutput) Begin() (io.Writer, string, error) { return o.w, "test", n
 func (o writerOutput) Discard(error) {
 	if b, ok := o.w.(*bytes.Buffer); ok {
 		b.Reset()
+	}
+}
+
+// TestMeasureIsOneFFmpegs: the loudness measured in two processes (one
+// decodes, one measures) is what one ffmpeg running ebur128 on the file
+// reports, for a mono AAC and for stereo Opus, measured alone and while
+// it is copied (Encode); and a copied
+// DCA's packets, measured as a player decodes them (MeasureDCA), have the
+// source's loudness.
+func TestMeasureIsOneFFmpegs(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	for _, spec := range []audiofixture.Spec{
+		{Name: "stereo.webm", Duration: 6 * time.Second, Args: []string{"-ac", "2", "-af", "volume=-6dB", "-c:a", "libopus", "-b:a", "128k", "-frame_duration", "20"}},
+		{Name: "mono.m4a", Duration: 6 * time.Second, Args: []string{"-ac", "1", "-c:a", "aac"}},
+	} {
+		t.Run(spec.Name, func(t *testing.T) {
+			path := audiofixture.Make(t, dir, spec)
+			out, err := exec.Command("ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-i", path,
+				"-map", "0:a:0", "-af", "ebur128=peak=true", "-f", "null", "-").CombinedOutput()
+			if err != nil {
+				t.Fatalf("ffmpeg: %v\n%s", err, out)
+			}
+			want := parseLoudness(string(out))
+			if want.LUFS == nil || want.TruePeakDB == nil {
+				t.Fatalf("ffmpeg's ebur128 measured nothing:\n%s", out)
+			}
+			same := func(what string, got Loudness) {
+				t.Helper()
+				if got.LUFS == nil || got.TruePeakDB == nil || *got.LUFS != *want.LUFS || *got.TruePeakDB != *want.TruePeakDB {
+					t.Fatalf("%s measured %s, one ffmpeg says %s", what, show(got), show(want))
+				}
+			}
+			got, err := Measure(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same("Measure", got)
+			src, err := Inspect(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192}, writerOutput{&buf})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Mode != ModePassthrough {
+				return // measured as libopus gets it (stereo), not as the file is
+			}
+			same("the copy", res.Loudness)
+			again, err := MeasureDCA(ctx, bytes.NewReader(buf.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.LUFS == nil || again.TruePeakDB == nil || math.Abs(*again.LUFS-*want.LUFS) > 0.1 || math.Abs(*again.TruePeakDB-*want.TruePeakDB) > 0.1 {
+				t.Fatalf("the copied DCA measures %s, its source %s", show(again), show(want))
+			}
+		})
+	}
+}
+
+func show(l Loudness) string {
+	f := func(v *float64) string {
+		if v == nil {
+			return "none"
+		}
+		return strconv.FormatFloat(*v, 'f', 1, 64)
+	}
+	return f(l.LUFS) + " LUFS, " + f(l.TruePeakDB) + " dBTP"
+}
+
+// TestMeasureDCAUnreadable: bytes that are no DCA are an error, not a
+// loudness.
+func TestMeasureDCAUnreadable(t *testing.T) {
+	if _, err := MeasureDCA(context.Background(), strings.NewReader("DCA1 but not really")); err == nil {
+		t.Fatal("MeasureDCA of garbage: no error")
+	}
+}
+
+// TestCopyAtTheTarget: with LoudnessTarget set, a source within 1 LU of it
+// is copied, and its loudness, measured before the first frame, is in the
+// DCA's header as well as in Result.
+func TestCopyAtTheTarget(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	path := audiofixture.Make(t, dir, audiofixture.Spec{Name: "at.webm", Duration: 4 * time.Second, Args: []string{"-ac", "2", "-c:a", "libopus", "-b:a", "128k", "-frame_duration", "20"}})
+	l, err := Measure(ctx, path)
+	if err != nil || l.LUFS == nil {
+		t.Fatalf("Measure: %s %v", show(l), err)
+	}
+	target := *l.LUFS + 0.5
+	src, err := Inspect(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, writerOutput{&buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Mode != ModePassthrough {
+		t.Fatalf("a source 0.5 LU from the target was %s (%s)", res.Mode, res.Reason)
+	}
+	info, err := dcafile.Parse(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := info.Metadata.Butakero
+	if b == nil || b.LoudnessLUFS == nil || b.TruePeakDB == nil || res.Loudness.LUFS == nil || res.Loudness.TruePeakDB == nil ||
+		*b.LoudnessLUFS != *l.LUFS || *b.TruePeakDB != *l.TruePeakDB || *res.Loudness.LUFS != *l.LUFS {
+		t.Fatalf("header %+v, Result %s; measured %s", b, show(res.Loudness), show(l))
 	}
 }
