@@ -101,9 +101,12 @@ func (s *server) history(ctx context.Context, opID string, from uint64) ([]strea
 	var out []streamEvent
 	for len(out) < maxHistory {
 		f, err := frameOf(msg.Subject, msg.Data, msg.Sequence)
-		if err != nil {
+		switch {
+		case err != nil:
 			s.log.Warn("skipping an undecodable event in the history", "operation_id", opID, "seq", msg.Sequence, "error", err)
-		} else {
+		case events.IsAnnouncement(events.Kind(f.Kind)):
+			// The encoder's business, not a step clients follow.
+		default:
 			e := streamEvent{frame: f, at: msg.Time}
 			e.env, e.ev, _ = events.Decode(msg.Data)
 			out = append(out, e)
