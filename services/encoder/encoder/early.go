@@ -174,7 +174,8 @@ func (h *handler) early(ctx context.Context, env events.Envelope, arr events.Aud
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	st := &earlyKeeper{kv: h.earlyKV, key: opID, run: arr.Run, rev: rev}
+	st := &earlyKeeper{kv: h.earlyKV, key: opID, run: arr.Run, rev: rev,
+		cancelled: func(ctx context.Context) bool { return h.cancelled(ctx, opID) }}
 	stop := st.keep(ctx, cancel)
 	defer stop()
 
@@ -240,9 +241,32 @@ type earlyKeeper struct {
 	key string
 	run string
 
+	// cancelled reports whether the operation was cancelled since; nil
+	// never.
+	cancelled func(context.Context) bool
+
 	mu  sync.Mutex
 	rev uint64
 	cur string // the state last written
+}
+
+// errCancelled is an early encode's cause of cancellation when its
+// operation was cancelled (DELETE /v1/operations/{id}).
+var errCancelled = errors.New("encoder: the operation was cancelled")
+
+// cancelled reports whether operation opID has an operation.cancelled in
+// the event stream: the early encode runs outside the stage runtime,
+// which stops the stage's own attempts, so it looks for itself, every
+// earlyBeat and before it stores anything.
+func (h *handler) cancelled(ctx context.Context, opID string) bool {
+	ctx, cancel := context.WithTimeout(ctx, liveTimeout)
+	defer cancel()
+	s, err := h.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return false
+	}
+	_, err = s.GetLastMsgForSubject(ctx, events.Subject(events.KindOperationCancelled, opID))
+	return err == nil
 }
 
 // errTakenOver is an early encode's cause of cancellation when its state
@@ -279,6 +303,10 @@ func (k *earlyKeeper) keep(ctx context.Context, cancel context.CancelCauseFunc) 
 					return
 				}
 			case <-t.C:
+				if k.cancelled != nil && k.cancelled(ctx) {
+					cancel(errCancelled)
+					return
+				}
 				k.mu.Lock()
 				cur := k.cur
 				k.mu.Unlock()
@@ -354,6 +382,9 @@ func (h *handler) earlyEncode(ctx context.Context, opID string, song events.Song
 		return io.NopCloser(again), err
 	}
 	gate := func() error {
+		if h.cancelled(ctx, opID) {
+			return errCancelled
+		}
 		if !st.set(earlyState{Run: arr.Run, State: earlyCommitting}) {
 			return errTakenOver
 		}
