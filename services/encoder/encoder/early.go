@@ -382,17 +382,14 @@ func (h *handler) earlyEncode(ctx context.Context, opID string, song events.Song
 		return io.NopCloser(again), err
 	}
 	gate := func() error {
+		if err := h.awaitDownloaded(ctx, opID, arr.Run); err != nil {
+			return err
+		}
 		if h.cancelled(ctx, opID) {
 			return errCancelled
 		}
 		if !st.set(earlyState{Run: arr.Run, State: earlyCommitting}) {
 			return errTakenOver
-		}
-		gctx, cancel := context.WithTimeout(ctx, liveTimeout)
-		defer cancel()
-		last, ok, err := sourcestream.Last(gctx, h.js, opID)
-		if err != nil || !ok || last.Run != arr.Run || last.End != sourcestream.EndWhole {
-			return fmt.Errorf("%w: the source's run is not the operation's whole one", sourcestream.ErrRunGone)
 		}
 		return nil
 	}
@@ -415,6 +412,43 @@ func (h *handler) earlyEncode(ctx context.Context, opID string, song events.Song
 		LoudnessLUFS:     res.Loudness.LUFS,
 		TruePeakDB:       res.Loudness.TruePeakDB,
 	}, nil
+}
+
+// downloadedWait bounds how long a finished early encode waits for its
+// run's audio.downloaded: a fetcher that died between staging the source
+// and publishing it is retried after events.AckWait, as a new run.
+const downloadedWait = 2 * events.AckWait
+
+// awaitDownloaded waits until the operation's audio.downloaded names run:
+// the fetch of that run is recorded, so that its DCA is stored only for a
+// download the pipeline goes on with. It fails once the operation's source
+// subject no longer ends with run whole (a retry's new run, a cancel's
+// purge), or after downloadedWait.
+func (h *handler) awaitDownloaded(ctx context.Context, opID, run string) error {
+	ctx, cancel := context.WithTimeout(ctx, downloadedWait)
+	defer cancel()
+	s, err := h.js.Stream(ctx, events.StreamName)
+	if err != nil {
+		return err
+	}
+	for pause := 20 * time.Millisecond; ; pause = min(2*pause, 500*time.Millisecond) {
+		last, ok, err := sourcestream.Last(ctx, h.js, opID)
+		if err == nil && (!ok || last.Run != run || last.End != sourcestream.EndWhole) {
+			return fmt.Errorf("%w: the source's run is not the operation's whole one", sourcestream.ErrRunGone)
+		}
+		if msg, err := s.GetLastMsgForSubject(ctx, events.Subject(events.KindAudioDownloaded, opID)); err == nil {
+			if _, ev, err := events.Decode(msg.Data); err == nil {
+				if d, ok := ev.(events.AudioDownloaded); ok && d.Run == run {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("encoder: no audio.downloaded of run %s: %w", run, ctx.Err())
+		case <-time.After(pause):
+		}
+	}
 }
 
 // readPrefix reads the source's first bytes until sourcestream.Streamable
