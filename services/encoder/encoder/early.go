@@ -117,6 +117,49 @@ func openEarly(ctx context.Context, js jetstream.JetStream, replicas int) (jetst
 	return kv, nil
 }
 
+// earlyStates is EarlyBucket, nil until startEarly has opened it.
+func (h *handler) earlyStates() jetstream.KeyValue {
+	if kv := h.earlyKV.Load(); kv != nil {
+		return *kv
+	}
+	return nil
+}
+
+// startEarly sets up the early encodes (BUTAKERO_SOURCES, the
+// encoder_early consumer, EarlyBucket), trying again every second while
+// JetStream does not answer, then takes audio.arriving until ctx ends
+// (runEarly). The late encodes never wait for it: until it is set up, or
+// if it never is, every song is encoded once downloaded.
+func (h *handler) startEarly(ctx context.Context, replicas, maxAttempts, slots int, log *slog.Logger) {
+	for {
+		err := func() error {
+			if _, err := sourcestream.Ensure(ctx, h.js, replicas); err != nil {
+				return err
+			}
+			cons, err := events.EnsureConsumer(ctx, h.js, events.ConsumerEncoderEarly, maxAttempts)
+			if err != nil {
+				return err
+			}
+			kv, err := openEarly(ctx, h.js, replicas)
+			if err != nil {
+				return err
+			}
+			h.earlyKV.Store(&kv)
+			h.runEarly(ctx, cons, make(chan struct{}, slots), log)
+			return nil
+		}()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("encoder: early encodes not set up yet; songs are encoded once downloaded", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // runEarly takes audio.arriving events from cons until ctx ends, and
 // starts an early encode for each while one of slots is free; none is
 // waited for on return (each ends with ctx).
@@ -174,7 +217,7 @@ func (h *handler) early(ctx context.Context, env events.Envelope, arr events.Aud
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	st := &earlyKeeper{kv: h.earlyKV, key: opID, run: arr.Run, rev: rev,
+	st := &earlyKeeper{kv: h.earlyStates(), key: opID, run: arr.Run, rev: rev,
 		cancelled: func(ctx context.Context) bool { return h.cancelled(ctx, opID) }}
 	stop := st.keep(ctx, cancel)
 	defer stop()
@@ -205,10 +248,10 @@ func (h *handler) early(ctx context.Context, env events.Envelope, arr events.Aud
 func (h *handler) takeEarly(ctx context.Context, opID, run string, log *slog.Logger) (uint64, bool) {
 	val := encodeState(earlyState{Run: run, State: earlyRunning})
 	for range 3 {
-		e, err := h.earlyKV.Get(ctx, opID)
+		e, err := h.earlyStates().Get(ctx, opID)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			rev, err := h.earlyKV.Create(ctx, opID, val)
+			rev, err := h.earlyStates().Create(ctx, opID, val)
 			if err == nil {
 				return rev, true
 			}
@@ -225,7 +268,7 @@ func (h *handler) takeEarly(ctx context.Context, opID, run string, log *slog.Log
 			return 0, false // the late encode (or another) has it
 		}
 		// An earlier run's: this run replaces it.
-		rev, err := h.earlyKV.Update(ctx, opID, val, e.Revision())
+		rev, err := h.earlyStates().Update(ctx, opID, val, e.Revision())
 		if err == nil {
 			return rev, true
 		}
@@ -514,14 +557,15 @@ func probePrefix(ctx context.Context, prefix []byte, ext string) (transcode.Sour
 // itself, having written the state "late" so that no early encode of the
 // run stores anything after it.
 func (h *handler) awaitEarly(ctx context.Context, opID, run string, log *slog.Logger) (st earlyState, ok bool, err error) {
-	if h.earlyKV == nil || run == "" {
+	kv := h.earlyStates()
+	if kv == nil || run == "" {
 		return earlyState{}, false, nil
 	}
 	late := encodeState(earlyState{Run: run, State: earlyLate})
 	for {
-		e, err := h.earlyKV.Get(ctx, opID)
+		e, err := kv.Get(ctx, opID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if _, err := h.earlyKV.Create(ctx, opID, late); errors.Is(err, jetstream.ErrKeyExists) {
+			if _, err := kv.Create(ctx, opID, late); errors.Is(err, jetstream.ErrKeyExists) {
 				continue
 			} else if err != nil {
 				return earlyState{}, false, err
@@ -542,7 +586,7 @@ func (h *handler) awaitEarly(ctx context.Context, opID, run string, log *slog.Lo
 			return earlyState{}, false, nil
 		case s.Run == run && (s.State == earlyRunning || s.State == earlyCommitting):
 			log.Info("encoder: waiting for the early encode of this download")
-			if err := waitChange(ctx, h.earlyKV, opID, e.Revision()); err == nil {
+			if err := waitChange(ctx, kv, opID, e.Revision()); err == nil {
 				continue
 			} else if ctx.Err() != nil {
 				return earlyState{}, false, ctx.Err()
@@ -550,7 +594,7 @@ func (h *handler) awaitEarly(ctx context.Context, opID, run string, log *slog.Lo
 			log.Warn("encoder: the early encode stopped answering; encoding the staged source")
 		}
 		// Another run's, stale, or unreadable: this delivery takes it.
-		if _, err := h.earlyKV.Update(ctx, opID, late, e.Revision()); err == nil {
+		if _, err := kv.Update(ctx, opID, late, e.Revision()); err == nil {
 			return earlyState{}, false, nil
 		}
 	}
@@ -595,10 +639,11 @@ func waitChange(ctx context.Context, kv jetstream.KeyValue, key string, rev uint
 // ends at the encoder: an early encode still running stops (its watch sees
 // the key deleted).
 func (h *handler) endEarly(ctx context.Context, opID string, log *slog.Logger) {
-	if h.earlyKV == nil {
+	kv := h.earlyStates()
+	if kv == nil {
 		return
 	}
-	if err := h.earlyKV.Delete(ctx, opID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := kv.Delete(ctx, opID); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		log.Warn("encoder: delete the early encode's state", "error", err)
 	}
 	if err := sourcestream.Purge(ctx, h.js, opID); err != nil {

@@ -26,12 +26,12 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/media/framestream"
-	"github.com/butakero/butakero/platform/media/sourcestream"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
@@ -143,27 +143,17 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	if _, err := sourcestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
-		return fmt.Errorf("encoder: %w", err)
-	}
-	earlyCons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerEncoderEarly, d.Config.MaxAttempts)
-	if err != nil {
-		return fmt.Errorf("encoder: %w", err)
-	}
-	kv, err := openEarly(ctx, d.JS, d.Config.StreamReplicas)
-	if err != nil {
-		return err
-	}
 	h := &handler{nc: d.NC, js: d.JS, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
-		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget,
-		earlyKV: kv}
+		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget}
 	// Early encodes have slots of their own, as many as the late ones: a
 	// late encode that waits for an early one holds its slot but no CPU.
 	earlyCtx, stopEarly := context.WithCancel(ctx)
 	earlyDone := make(chan struct{})
 	go func() {
 		defer close(earlyDone)
-		h.runEarly(earlyCtx, earlyCons, make(chan struct{}, n), d.Log)
+		if d.Config.EarlyEncode {
+			h.startEarly(earlyCtx, d.Config.StreamReplicas, d.Config.MaxAttempts, n, d.Log)
+		}
 	}()
 	defer func() { stopEarly(); <-earlyDone }()
 	w := &stage.Worker{
@@ -195,9 +185,9 @@ type handler struct {
 	passthrough bool
 	maxKbps     int
 	target      *float64
-	// earlyKV holds the early encodes' states (early.go); nil means
-	// none are made or awaited.
-	earlyKV jetstream.KeyValue
+	// earlyKV holds the early encodes' states (early.go) once they are
+	// set up; until then none are made or awaited.
+	earlyKV atomic.Pointer[jetstream.KeyValue]
 }
 
 // handle encodes one audio.downloaded event. It is safe to run twice for

@@ -145,20 +145,27 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	if _, err := sourcestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
+	if !d.Config.EarlyEncode {
+		// EARLY_ENCODE=off: nothing is published as it arrives.
+	} else if _, err := sourcestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
+		// Not fatal: without the stream a download is not published as it
+		// arrives (Arrivals.begin), and its song is encoded once downloaded.
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("fetcher: %w", err)
+		d.Log.Warn("fetcher: BUTAKERO_SOURCES could not be set up; downloads are encoded once whole until it is", "error", err)
 	}
 	pub := d.Publisher
 	if pub == nil {
 		pub = events.NewPublisher(d.JS)
 	}
-	arrivals := &Arrivals{JS: d.JS, Publish: func(ctx context.Context, env events.Envelope) error {
-		_, err := pub.Publish(ctx, env)
-		return err
-	}}
+	var arrivals *Arrivals
+	if d.Config.EarlyEncode {
+		arrivals = &Arrivals{JS: d.JS, Publish: func(ctx context.Context, env events.Envelope) error {
+			_, err := pub.Publish(ctx, env)
+			return err
+		}}
+	}
 	h := &handler{
 		fetcher:     &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config, Arrivals: arrivals},
 		blobs:       d.Blobs,
