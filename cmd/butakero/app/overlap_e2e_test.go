@@ -35,6 +35,7 @@ type paced struct {
 	held    chan struct{} // closed once heldAt bytes are out
 	sent    chan struct{}
 	once    sync.Once
+	whole   sync.Once
 }
 
 func newPaced(data []byte, heldAt int) *paced {
@@ -63,7 +64,7 @@ func (p *paced) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.(http.Flusher).Flush()
 		off = end
 	}
-	close(p.sent)
+	p.whole.Do(func() { close(p.sent) })
 }
 
 // firstFrameReader follows path and closes first once the DCA's header
@@ -169,14 +170,20 @@ func TestPlayWhileDownloading(t *testing.T) {
 	}
 }
 
-// TestEncoderKilledMidEarlyEncode runs the five services as processes
-// against one NATS server and kills the encoder (SIGKILL) while it encodes
-// a song whose source is still being served. A new encoder is started and
-// the source let go: the audio.downloaded delivery finds the dead early
-// encode's state gone stale, encodes the staged source as before, and the
-// operation ends success with one DCA stored, covering the song, and one
-// dca.encoded and upload.done.
-func TestEncoderKilledMidEarlyEncode(t *testing.T) {
+// TestKilledMidEarlyEncode runs the five services as processes against
+// one NATS server and kills one of them (SIGKILL) while the encoder encodes
+// a song whose source is still being served, then starts it again and lets
+// the source go.
+//
+//   - the encoder: the audio.downloaded delivery finds the dead early
+//     encode's state gone stale and encodes the staged source as before;
+//   - the fetcher: its fetch is redelivered as a new run (a second
+//     audio.arriving), the dead run's early encode is abandoned, and the
+//     new run is encoded.
+//
+// Either way the operation ends success with one DCA stored, covering the
+// song, one dca.encoded and one upload.done, and no failure.
+func TestKilledMidEarlyEncode(t *testing.T) {
 	bin := t.TempDir()
 	services := []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
 	args := []string{"build", "-o", bin + string(os.PathSeparator)}
@@ -186,20 +193,34 @@ func TestEncoderKilledMidEarlyEncode(t *testing.T) {
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	srvNATS, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srvNATS.Shutdown)
-	obs := observe(t, srvNATS.ClientURL())
-
 	media := t.TempDir()
 	const d = 40 * time.Second
 	song, err := os.ReadFile(audiofixture.Make(t, media, audiofixture.M4A("song.m4a", d)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := audiofixture.Serve(t, media)
+	cases := []struct {
+		killed   string
+		arriving int // audio.arriving events: one per fetch run
+	}{
+		{killed: "encoder", arriving: 1},
+		{killed: "fetcher", arriving: 2},
+	}
+	for _, tc := range cases {
+		t.Run("the "+tc.killed, func(t *testing.T) {
+			killedMidEarlyEncode(t, bin, services, song, d, tc.killed, tc.arriving)
+		})
+	}
+}
+
+func killedMidEarlyEncode(t *testing.T, bin string, services []string, song []byte, d time.Duration, killed string, arriving int) {
+	srvNATS, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srvNATS.Shutdown)
+	obs := observe(t, srvNATS.ClientURL())
+	files := audiofixture.Serve(t, t.TempDir())
 	src := newPaced(song, len(song)*2/3)
 	files.Handle("/paced.m4a", src)
 
@@ -247,43 +268,37 @@ func TestEncoderKilledMidEarlyEncode(t *testing.T) {
 	select {
 	case <-first:
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("no first frame within 2 minutes while the source is held: no early encode to kill")
+		t.Fatalf("no first frame within 2 minutes while the source is held: no early encode to cut short")
 	}
-	// The encode is under way and the download is not over: kill it.
-	enc := procs["encoder"]
-	if err := enc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	// The encode is under way and the download is not over: kill.
+	p := procs[killed]
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-enc.exited
-	run("encoder")
+	<-p.exited
+	run(killed)
 	close(src.release)
 
 	st := in.waitFinal(t, op.OperationID, 3*time.Minute)
 	if st.Status != "success" {
 		t.Fatalf("operation ended %q: %s", st.Status, st.Message)
 	}
-	checkCovers(t, "after the encoder was killed", in.dca(t, st.SongID), d)
+	checkCovers(t, "after the "+killed+" was killed", in.dca(t, st.SongID), d)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, k := range []events.Kind{events.KindDCAEncoded, events.KindUploadDone} {
-		if n, err := obs.count(ctx, k, op.OperationID); err != nil || n != 1 {
-			t.Errorf("%d %s events (%v), want 1", n, k, err)
+	for k, want := range map[events.Kind]int{events.KindDCAEncoded: 1, events.KindUploadDone: 1, events.KindOperationFailed: 0, events.KindAudioArriving: arriving} {
+		if n, err := obs.count(ctx, k, op.OperationID); err != nil || n != want {
+			t.Errorf("%d %s events (%v), want %d", n, k, err, want)
 		}
-	}
-	if n, err := obs.count(ctx, events.KindOperationFailed, op.OperationID); err != nil || n != 0 {
-		t.Errorf("%d operation.failed events (%v), want none", n, err)
 	}
 	// The follower of the killed encode's frames was cut off, never
 	// handed a short file as a whole one.
-	if f := <-got; f.err == nil {
-		stored := in.follow("/v1/songs/" + st.SongID + "/dca")
-		if !bytes.Equal(f.body, stored.body) {
-			t.Errorf("the follower of the killed encode read %d bytes without error, not the stored %d", len(f.body), len(stored.body))
-		}
+	stored := in.follow("/v1/songs/" + st.SongID + "/dca")
+	if f := <-got; f.err == nil && !bytes.Equal(f.body, stored.body) {
+		t.Errorf("the follower of the cut encode read %d bytes without error, not the stored %d", len(f.body), len(stored.body))
 	}
 	// A client following now reads the stored DCA.
 	again := in.follow("/v1/operations/" + op.OperationID + "/dca")
-	stored := in.follow("/v1/songs/" + st.SongID + "/dca")
 	if again.status != 200 || !bytes.Equal(again.body, stored.body) {
 		t.Errorf("after success the operation's DCA: %d, %d bytes of %d", again.status, len(again.body), len(stored.body))
 	}
