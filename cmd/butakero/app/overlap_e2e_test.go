@@ -29,6 +29,7 @@ import (
 // being downloaded, not yet whole, for as long as the test wants. sent is
 // closed once its last byte is written.
 type paced struct {
+	typ     string // Content-Type
 	data    []byte
 	heldAt  int
 	release chan struct{}
@@ -39,11 +40,11 @@ type paced struct {
 }
 
 func newPaced(data []byte, heldAt int) *paced {
-	return &paced{data: data, heldAt: heldAt, release: make(chan struct{}), held: make(chan struct{}), sent: make(chan struct{})}
+	return &paced{typ: "audio/mp4", data: data, heldAt: heldAt, release: make(chan struct{}), held: make(chan struct{}), sent: make(chan struct{})}
 }
 
 func (p *paced) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "audio/mp4")
+	w.Header().Set("Content-Type", p.typ)
 	w.Header().Set("Content-Length", strconv.Itoa(len(p.data)))
 	for off := 0; off < len(p.data); {
 		if off == p.heldAt {
@@ -104,69 +105,85 @@ func firstFrameReader(base, path string, first chan<- struct{}) <-chan followed 
 	return out
 }
 
-// TestPlayWhileDownloading plays a song whose source is still being
-// served: a faststart M4A sent in small writes and held at two thirds. A
-// follower of /v1/operations/{id}/dca reads the DCA's first frame while
-// the server has not sent the file's last bytes (the encode overlaps the
-// download), the source is then let go, and what the follower read is, byte
-// for byte, the DCA stored. The song's events are the usual ones, once
-// each, plus the download's audio.arriving.
+// TestPlayWhileDownloading plays songs whose source is still being
+// served: a faststart M4A (transcoded) and a WebM/Opus (copied), each sent
+// in small writes and held at two thirds. A follower of
+// /v1/operations/{id}/dca reads the DCA's first frame while the server has
+// not sent the file's last bytes (the encode overlaps the download), the
+// source is then let go, and what the follower read is, byte for byte, the
+// DCA stored. The song's events are the usual ones, once each, plus the
+// download's audio.arriving.
 func TestPlayWhileDownloading(t *testing.T) {
 	media := t.TempDir()
 	const d = 40 * time.Second
-	song, err := os.ReadFile(audiofixture.Make(t, media, audiofixture.M4A("song.m4a", d)))
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := audiofixture.Serve(t, media)
 	natsAddr := freeAddr(t)
 	in := start(t, t.TempDir(), map[string]string{"NATS_LISTEN": natsAddr, "NATS_TOKEN": natsToken})
 	obs := observe(t, "nats://"+natsAddr)
+	cases := []struct {
+		spec     audiofixture.Spec
+		typ      string
+		wantMode string
+	}{
+		{audiofixture.M4A("song.m4a", d), "audio/mp4", "transcode"},
+		{audiofixture.Spec{Name: "song.webm", Duration: d, Args: []string{"-c:a", "libopus", "-b:a", "96k"}}, "audio/webm", "passthrough"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.spec.Name, func(t *testing.T) {
+			song, err := os.ReadFile(audiofixture.Make(t, media, tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := newPaced(song, len(song)*2/3)
+			src.typ = tc.typ
+			srv.Handle("/paced-"+tc.spec.Name, src)
+			op := in.startSong(t, srv.URL("paced-"+tc.spec.Name))
+			first := make(chan struct{})
+			got := firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
 
-	src := newPaced(song, len(song)*2/3)
-	srv.Handle("/paced.m4a", src)
-	op := in.startSong(t, srv.URL("paced.m4a"))
-	first := make(chan struct{})
-	got := firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
+			<-src.held
+			select {
+			case <-first:
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("no first frame within 2 minutes while the source is held at %d of %d bytes: the encode waits for the download", src.heldAt, len(song))
+			}
+			select {
+			case <-src.sent:
+				t.Fatal("the server sent the whole source before the first frame was read")
+			default:
+			}
+			t.Logf("first frame read with %d of %d bytes of the source sent", src.heldAt, len(song))
+			close(src.release)
 
-	<-src.held
-	select {
-	case <-first:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("no first frame within 2 minutes while the source is held at %d of %d bytes: the encode waits for the download", src.heldAt, len(song))
-	}
-	select {
-	case <-src.sent:
-		t.Fatal("the server sent the whole source before the first frame was read")
-	default:
-	}
-	t.Logf("first frame read with %d of %d bytes of the source sent", src.heldAt, len(song))
-	close(src.release)
+			f := <-got
+			st := in.waitFinal(t, op.OperationID, 2*time.Minute)
+			if st.Status != "success" {
+				t.Fatalf("operation ended %q: %s", st.Status, st.Message)
+			}
+			if f.err != nil || f.status != 200 {
+				t.Fatalf("follower: %d %v", f.status, f.err)
+			}
+			stored := in.follow("/v1/songs/" + st.SongID + "/dca")
+			if stored.status != 200 || !bytes.Equal(f.body, stored.body) {
+				t.Fatalf("the follower read %d bytes, the stored DCA has %d (status %d): not the same", len(f.body), len(stored.body), stored.status)
+			}
+			info, err := dcafile.Parse(bytes.NewReader(stored.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCovers(t, "the DCA made while downloading", info, d)
+			if b := info.Metadata.Butakero; b == nil || b.Mode != tc.wantMode {
+				t.Errorf("the DCA's metadata %+v, want mode %s", b, tc.wantMode)
+			}
 
-	f := <-got
-	st := in.waitFinal(t, op.OperationID, 2*time.Minute)
-	if st.Status != "success" {
-		t.Fatalf("operation ended %q: %s", st.Status, st.Message)
-	}
-	if f.err != nil || f.status != 200 {
-		t.Fatalf("follower: %d %v", f.status, f.err)
-	}
-	stored := in.follow("/v1/songs/" + st.SongID + "/dca")
-	if stored.status != 200 || !bytes.Equal(f.body, stored.body) {
-		t.Fatalf("the follower read %d bytes, the stored DCA has %d (status %d): not the same", len(f.body), len(stored.body), stored.status)
-	}
-	info, err := dcafile.Parse(bytes.NewReader(stored.body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkCovers(t, "the DCA made while downloading", info, d)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, k := range []events.Kind{events.KindAudioArriving, events.KindAudioDownloaded, events.KindDCAEncoded, events.KindUploadDone} {
-		if n, err := obs.count(ctx, k, op.OperationID); err != nil || n != 1 {
-			t.Errorf("%d %s events (%v), want 1", n, k, err)
-		}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for _, k := range []events.Kind{events.KindAudioArriving, events.KindAudioDownloaded, events.KindDCAEncoded, events.KindUploadDone} {
+				if n, err := obs.count(ctx, k, op.OperationID); err != nil || n != 1 {
+					t.Errorf("%d %s events (%v), want 1", n, k, err)
+				}
+			}
+		})
 	}
 }
 
