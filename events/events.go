@@ -39,7 +39,7 @@ const (
 
 // Kinds lists every kind the stream holds.
 var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed,
-	KindOperationCancelled, KindPlaylistResolved, KindPlaylistEnded}
+	KindOperationCancelled, KindPlaylistResolved, KindPlaylistEnded, KindAudioArriving}
 
 // Versioned type names carried in Envelope.Type.
 const (
@@ -123,6 +123,10 @@ type AudioDownloaded struct {
 	Size int64 `json:"size"`
 	// Ext is the container's file extension as yt-dlp reported it.
 	Ext string `json:"ext,omitempty"`
+	// Run is the download's run, announced by its audio.arriving, whose
+	// chunks an encoder may have begun to encode; empty from a fetcher
+	// that announces nothing.
+	Run string `json:"run,omitempty"`
 }
 
 // DCAEncoded says the audio was encoded and the frames checked.
@@ -289,6 +293,8 @@ func (e Envelope) Event() (Event, error) {
 		ev = &PlaylistResolved{}
 	case TypePlaylistEnded:
 		ev = &PlaylistEnded{}
+	case TypeAudioArriving:
+		ev = &AudioArriving{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
@@ -314,6 +320,8 @@ func (e Envelope) Event() (Event, error) {
 	case *PlaylistResolved:
 		return *v, nil
 	case *PlaylistEnded:
+		return *v, nil
+	case *AudioArriving:
 		return *v, nil
 	}
 	panic("unreachable")

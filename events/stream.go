@@ -121,6 +121,9 @@ const (
 	// operation's end and, for a playlist's last child, publishes the
 	// parent's playlist.ended (services/resolver).
 	ConsumerPlaylists = "playlists"
+	// ConsumerEncoderEarly takes audio.arriving: the encoder's early
+	// encodes, begun on the source as it arrives (services/encoder).
+	ConsumerEncoderEarly = "encoder_early"
 )
 
 // AckWait is how long a delivered message may go without an ack or an
@@ -158,6 +161,12 @@ func ConsumerConfig(name string, maxAttempts int) (jetstream.ConsumerConfig, err
 		cfg.FilterSubject = Subject(KindVideoResolved, "*")
 	case ConsumerEncoder:
 		cfg.FilterSubject = Subject(KindAudioDownloaded, "*")
+	case ConsumerEncoderEarly:
+		// An early encode is an attempt to save time, never the only
+		// one: audio.downloaded encodes the staged source when it did
+		// not happen. So one delivery, acked when taken.
+		cfg.FilterSubject = Subject(KindAudioArriving, "*")
+		cfg.MaxDeliver = 1
 	case ConsumerRecorder:
 		// Every event, one at a time, in stream order.
 		cfg.MaxAckPending = 1

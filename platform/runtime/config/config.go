@@ -43,6 +43,7 @@ type Config struct {
 	MaxDuration        time.Duration // MAX_DURATION
 	DCABitrateKbps     int           // DCA_BITRATE_KBPS
 	OpusPassthrough    bool          // OPUS_PASSTHROUGH: auto (true) copies 48 kHz Opus in 20 ms frames; off (false) always transcodes
+	EarlyEncode        bool          // EARLY_ENCODE: auto (true) encodes a streamable source as it downloads; off (false) once it is whole
 	PassthroughMaxKbps int           // PASSTHROUGH_MAX_KBPS: above this source bitrate, transcode
 	LoudnessTarget     *float64      // LOUDNESS_TARGET: LUFS transcodes are normalised to; nil leaves loudness as it is
 	APIKeys            []string      // API_KEYS
@@ -235,6 +236,13 @@ func Load(lookup Lookup) (Config, error) {
 	case "off":
 	default:
 		errs = append(errs, fmt.Errorf("OPUS_PASSTHROUGH=%q: want auto or off", v))
+	}
+	switch v := strings.ToLower(get("EARLY_ENCODE", "auto")); v {
+	case "auto":
+		c.EarlyEncode = true
+	case "off":
+	default:
+		errs = append(errs, fmt.Errorf("EARLY_ENCODE=%q: want auto or off", v))
 	}
 	c.PassthroughMaxKbps = intVar("PASSTHROUGH_MAX_KBPS", 192, 1, 10_000)
 	if v := get("LOUDNESS_TARGET", ""); v != "" {

@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/butakero/butakero/events"
@@ -66,6 +67,8 @@ type Blobs interface {
 	// read to its end without error: a reader that fails leaves any
 	// previous blob at key as it was.
 	Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (blob.Info, error)
+	// Stat returns blob key's Info, or an error wrapping blob.ErrNotFound.
+	Stat(ctx context.Context, key string) (blob.Info, error)
 	// Delete removes blob key; a missing key is not an error.
 	Delete(ctx context.Context, key string) error
 	// Location is the URL of blob key in the store.
@@ -142,6 +145,17 @@ func Run(ctx context.Context, d Deps) error {
 	}
 	h := &handler{nc: d.NC, js: d.JS, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
 		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget}
+	// Early encodes have slots of their own, as many as the late ones: a
+	// late encode that waits for an early one holds its slot but no CPU.
+	earlyCtx, stopEarly := context.WithCancel(ctx)
+	earlyDone := make(chan struct{})
+	go func() {
+		defer close(earlyDone)
+		if d.Config.EarlyEncode {
+			h.startEarly(earlyCtx, d.Config.StreamReplicas, d.Config.MaxAttempts, n, d.Log)
+		}
+	}()
+	defer func() { stopEarly(); <-earlyDone }()
 	w := &stage.Worker{
 		Stage:       StageName,
 		JS:          d.JS,
@@ -171,6 +185,9 @@ type handler struct {
 	passthrough bool
 	maxKbps     int
 	target      *float64
+	// earlyKV holds the early encodes' states (early.go) once they are
+	// set up; until then none are made or awaited.
+	earlyKV atomic.Pointer[jetstream.KeyValue]
 }
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
@@ -241,6 +258,7 @@ func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) 
 	if err := h.blobs.Delete(ctx, ev.Key); err != nil {
 		d.Log.Warn("encoder: delete staged audio", "key", ev.Key, "error", err)
 	}
+	h.endEarly(ctx, d.Envelope.OperationID, d.Log)
 	songID, ok := songOf(d)
 	if !ok {
 		return
@@ -288,6 +306,18 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 			return emits, nil
 		}
 	}
+	// An early encode of this download may have made the DCA, or be
+	// making it: wait for it and hand its result on.
+	if st, ok, err := h.awaitEarly(ctx, d.Envelope.OperationID, ev.Run, log); err != nil {
+		log.Warn("encoder: the early encode's state is unreadable; encoding the staged source", "error", err)
+	} else if ok {
+		if info, err := h.blobs.Stat(ctx, key); err == nil && info.Size == st.Size {
+			log.Info("encoder: the DCA was made while the song downloaded", "dca_key", key, "frames", st.Encoded.Frames, "dca_size", st.Size)
+			events.PublishProgress(h.nc, d.Envelope.OperationID, StageName, 100)
+			return h.done(song, key, st.Size, *st.Encoded), nil
+		}
+		log.Warn("encoder: the early encode's DCA is not stored as it said; encoding the staged source")
+	}
 	src, srcInfo, err := h.blobs.Open(ctx, ev.Key)
 	if errors.Is(err, blob.ErrNotFound) {
 		// The staged audio is deleted once the operation ends here: this
@@ -322,7 +352,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	log.Info("encoder: encoding", "key", ev.Key, "size", size, "source_duration", srcDur, "stored_size", srcInfo.Size,
 		"codec", source.Codec, "sample_rate", source.SampleRate, "source_kbps", source.BitrateKbps)
 
-	res, info, err := h.encode(ctx, path, d.Envelope.OperationID, song, source, key, log)
+	res, info, err := h.encode(ctx, path, nil, nil, d.Envelope.OperationID, song, source, key, log)
 	if err != nil {
 		return nil, audioFailure(err)
 	}
@@ -345,11 +375,14 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	}), nil
 }
 
-// encode streams the DCA of the file at path into the blob store and, as
-// it is made, onto the song's subject of BUTAKERO_FRAMES (see output). The
-// frame check runs before the upload is committed: a DCA that fails it is
-// never stored, and a previous good DCA at key stays.
-func (h *handler) encode(ctx context.Context, path, opID string, song events.Song, src transcode.Source, key string, log *slog.Logger) (transcode.Result, blob.Info, error) {
+// encode streams the DCA of the file at path (or, when input is set, of
+// the source input reads as it arrives: transcode.Options.Input) into the
+// blob store and, as it is made, onto the song's subject of
+// BUTAKERO_FRAMES (see output). The frame check, then gate when set, run
+// before the upload is committed: a DCA that fails either is never stored,
+// and a previous good DCA at key stays.
+func (h *handler) encode(ctx context.Context, path string, input func() (io.ReadCloser, error), gate func() error,
+	opID string, song events.Song, src transcode.Source, key string, log *slog.Logger) (transcode.Result, blob.Info, error) {
 	srcDur := src.Duration
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -369,6 +402,7 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 		Passthrough:        h.passthrough,
 		MaxPassthroughKbps: h.maxKbps,
 		LoudnessTarget:     h.target,
+		Input:              input,
 		Progress: func(frames int64) {
 			if now := time.Now(); now.Sub(last) >= progressEvery {
 				last = now
@@ -379,6 +413,9 @@ func (h *handler) encode(ctx context.Context, path, opID string, song events.Son
 	}, out)
 	if err == nil {
 		err = checkCoverage(res, srcDur)
+	}
+	if err == nil && gate != nil {
+		err = gate()
 	}
 	if err != nil {
 		// Fail the upload so nothing is committed, then wait for Put.

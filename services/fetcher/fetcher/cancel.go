@@ -6,6 +6,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/sourcestream"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/stage"
 )
@@ -15,7 +16,8 @@ import (
 // anything behind here): its staged download, if one was stored before the
 // cancel stopped it, is deleted, and the song's claim, if the operation
 // holds it, is released, so that another operation of the same song takes
-// the download over at once. The other ends keep their own rules (see
+// the download over at once, and the source's chunks on BUTAKERO_SOURCES
+// are purged. The other ends keep their own rules (see
 // settle: the encoder releases the claim after a success). It is safe to
 // run twice.
 func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) {
@@ -30,6 +32,13 @@ func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) 
 	for _, b := range staged {
 		if err := h.blobs.Delete(ctx, b.Key); err != nil {
 			d.Log.Warn("fetcher: delete the cancelled operation's staged audio", "key", b.Key, "error", err)
+		}
+	}
+	// The source published as it arrived: an early encode reading it
+	// stops (its run is gone).
+	if h.fetcher != nil && h.fetcher.Arrivals != nil {
+		if err := sourcestream.Purge(ctx, h.fetcher.Arrivals.JS, opID); err != nil {
+			d.Log.Warn("fetcher: purge the cancelled operation's source chunks", "error", err)
 		}
 	}
 	songID := d.Envelope.SongID

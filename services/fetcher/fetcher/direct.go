@@ -122,9 +122,15 @@ func (f *Fetcher) fetchDirect(ctx context.Context, opID string, song events.Song
 	key := blob.StagingKey(opID, ext)
 	body := &directReader{ctx: ctx, r: resp.Body, max: limit, total: resp.ContentLength, progress: progress}
 	meta := map[string]string{"operation_id": opID, "song_id": song.ID}
+	song = song.Merge(events.Song{Title: directTitle(u)})
+	// The bytes go out as they arrive only once the allow-list, the status
+	// and the content type have passed: what the encoder may read is what
+	// the store keeps.
+	arr := f.Arrivals.begin(ctx, opID, song, ext, resp.ContentLength, log)
 	// As in Fetch: the store's context outlives ctx so that it can discard
 	// what it wrote; cancellation reaches it through body.
-	stored, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, body)
+	stored, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, arr.tee(body))
+	arr.end(stored.Size, err)
 	if err != nil {
 		if body.err != nil {
 			return events.AudioDownloaded{}, body.err
@@ -134,7 +140,7 @@ func (f *Fetcher) fetchDirect(ctx context.Context, opID string, song events.Song
 	progress(100)
 	log.Info("fetcher: downloaded", "key", key, "size", stored.Size, "content_type", mt,
 		"redirected", final.String() != u.String(), "took", time.Since(started).Round(time.Millisecond))
-	return events.AudioDownloaded{Song: song.Merge(events.Song{Title: directTitle(u)}), Key: key, Size: stored.Size, Ext: ext}, nil
+	return events.AudioDownloaded{Song: song, Key: key, Size: stored.Size, Ext: ext, Run: arr.run()}, nil
 }
 
 // directTransport is a fetch's HTTP transport: no proxy, no transparent

@@ -41,6 +41,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/sourcestream"
 	"github.com/butakero/butakero/platform/media/ytdlp"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/config"
@@ -144,8 +145,29 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
+	if !d.Config.EarlyEncode {
+		// EARLY_ENCODE=off: nothing is published as it arrives.
+	} else if _, err := sourcestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
+		// Not fatal: without the stream a download is not published as it
+		// arrives (Arrivals.begin), and its song is encoded once downloaded.
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.Log.Warn("fetcher: BUTAKERO_SOURCES could not be set up; downloads are encoded once whole until it is", "error", err)
+	}
+	pub := d.Publisher
+	if pub == nil {
+		pub = events.NewPublisher(d.JS)
+	}
+	var arrivals *Arrivals
+	if d.Config.EarlyEncode {
+		arrivals = &Arrivals{JS: d.JS, Publish: func(ctx context.Context, env events.Envelope) error {
+			_, err := pub.Publish(ctx, env)
+			return err
+		}}
+	}
 	h := &handler{
-		fetcher:     &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config},
+		fetcher:     &Fetcher{NC: d.NC, Blobs: d.Blobs, Config: d.Config, Arrivals: arrivals},
 		blobs:       d.Blobs,
 		claims:      cl,
 		metrics:     newFetcherMetrics(d.Metrics),
@@ -191,6 +213,10 @@ type Fetcher struct {
 	NC     *nats.Conn
 	Blobs  Blobs
 	Config config.Config
+	// Arrivals publishes each download as it arrives, for the encoder's
+	// early encode; nil publishes nothing (the encode then waits for
+	// audio.downloaded).
+	Arrivals *Arrivals
 }
 
 // Fetch downloads song.URL into the blob store at
@@ -267,11 +293,14 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 	key := blob.StagingKey(opID, ext)
 	body := &audioReader{ctx: ctx, r: dl, proc: proc}
 	meta := map[string]string{"operation_id": opID, "song_id": song.ID, "format_id": formatID}
+	known := song.Merge(events.Song{Title: info.Title, DurationMs: int64(info.Duration * 1000)})
+	arr := f.Arrivals.begin(ctx, opID, known, ext, info.FileSize, log)
 	// The store gets a context that outlives ctx so that, when ctx ends, it
 	// can still discard the chunks already written: cancellation reaches
 	// it through body, which then fails.
-	stored, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, body)
+	stored, err := f.Blobs.Put(context.WithoutCancel(ctx), key, contentType(ext), meta, arr.tee(body))
 	closeDownload(dl, log)
+	arr.end(stored.Size, err)
 	if err != nil {
 		if body.err != nil {
 			if _, _, _, tail := proc.state(); !errors.Is(body.err, context.Canceled) {
@@ -290,7 +319,7 @@ func (f *Fetcher) Fetch(ctx context.Context, opID string, song events.Song, log 
 		Channel:      firstNonEmpty(info.Channel, info.Uploader),
 	}
 	log.Info("fetcher: downloaded", "key", key, "size", stored.Size, "format_id", formatID, "took", time.Since(started).Round(time.Millisecond))
-	return events.AudioDownloaded{Song: song.Merge(learnt), Key: key, Size: stored.Size, Ext: ext}, nil
+	return events.AudioDownloaded{Song: song.Merge(learnt), Key: key, Size: stored.Size, Ext: ext, Run: arr.run()}, nil
 }
 
 // notDownloaded explains a yt-dlp run that ended without downloading,

@@ -19,6 +19,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/sourcestream"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
@@ -174,9 +175,23 @@ func TestFetch(t *testing.T) {
 			got := ev.(events.AudioDownloaded)
 			wantSong := tc.wantSong(u)
 			wantSong.ID = songID
-			want := events.AudioDownloaded{Song: wantSong, Key: key, Size: fileSize(t, tc.source), Ext: tc.ext}
-			if got != want {
-				t.Fatalf("audio.downloaded\n got %+v\nwant %+v", got, want)
+			want := events.AudioDownloaded{Song: wantSong, Key: key, Size: fileSize(t, tc.source), Ext: tc.ext, Run: got.Run}
+			if got != want || got.Run == "" {
+				t.Fatalf("audio.downloaded\n got %+v\nwant %+v and a run", got, want)
+			}
+			// The download was announced, and its run carried the source
+			// as it arrived: byte for byte the staged file.
+			_, aev := env.Next(ctx, t, events.KindAudioArriving, opID)
+			if arr := aev.(events.AudioArriving); arr.Run != got.Run || arr.Song.ID != songID || arr.Ext != tc.ext {
+				t.Errorf("audio.arriving %+v, want run %s of song %s (%s)", arr, got.Run, songID, tc.ext)
+			}
+			r, err := sourcestream.NewReader(ctx, env.JS, opID, got.Run, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			carried, err := io.ReadAll(r)
+			if source, _ := os.ReadFile(tc.source); err != nil || !bytes.Equal(carried, source) {
+				t.Errorf("the run carried %d bytes (%v), the file has %d", len(carried), err, len(source))
 			}
 			if envl.SongID != song.ID || envl.ID != events.DeriveID(resolved.ID, events.TypeAudioDownloaded) {
 				t.Errorf("envelope song_id %q id %q; want %q and the id derived from video.resolved", envl.SongID, envl.ID, song.ID)

@@ -35,7 +35,7 @@ const (
 	// %(.{a,b})j prints those fields of the info dict as one JSON object,
 	// leaving out the ones yt-dlp does not know.
 	admissionTemplate = "pre_process:%(.{id,duration,is_live,live_status})j"
-	infoTemplate      = "before_dl:%(.{id,title,duration,thumbnail,channel,uploader,ext,format_id,is_live,live_status})j"
+	infoTemplate      = "before_dl:%(.{id,title,duration,thumbnail,channel,uploader,ext,format_id,filesize,is_live,live_status})j"
 )
 
 // videoInfo is what yt-dlp prints about the video.
@@ -47,6 +47,7 @@ type videoInfo struct {
 	Channel    string  `json:"channel"`
 	Uploader   string  `json:"uploader"`
 	Ext        string  `json:"ext"`       // the chosen format's container
+	FileSize   int64   `json:"filesize"`  // the chosen format's size in bytes; 0 when unknown
 	FormatID   string  `json:"format_id"` // the chosen format
 	IsLive     bool    `json:"is_live"`
 	LiveStatus string  `json:"live_status"` // "is_live", "is_upcoming", "was_live"…

@@ -113,6 +113,10 @@ func (s *server) history(ctx context.Context, opID string, from uint64) ([]strea
 			s.log.Warn("skipping an undecodable event in the history", "operation_id", opID, "seq", seq, "error", err)
 			return
 		}
+		if events.IsAnnouncement(events.Kind(f.Kind)) {
+			// The encoder's business, not a step clients follow.
+			return
+		}
 		e := streamEvent{frame: f, at: at}
 		e.env, e.ev, _ = events.Decode(data)
 		out = append(out, e)

@@ -70,7 +70,9 @@ func startHub(setup, life context.Context, nc *nats.Conn, js jetstream.JetStream
 	h := &hub{log: log, live: newLive(), subs: map[string]map[*subscriber]struct{}{}}
 	subjects := make([]string, 0, len(events.Kinds))
 	for _, k := range events.Kinds {
-		subjects = append(subjects, events.Subject(k, "*"))
+		if !events.IsAnnouncement(k) {
+			subjects = append(subjects, events.Subject(k, "*"))
+		}
 	}
 	cons, err := js.OrderedConsumer(setup, events.StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects,

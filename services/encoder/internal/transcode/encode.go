@@ -59,6 +59,15 @@ type Options struct {
 	// the first frame (a copy of a source measured first): the header
 	// then carries it.
 	known *Loudness
+
+	// Input, when set, is where ffmpeg reads the source instead of the
+	// file at path: each ffmpeg run (a passthrough that turns into a
+	// transcode runs two, and a copy's measure one more) opens it anew and
+	// reads it from its first byte, on its standard input, as it comes.
+	// Only a source ffmpeg can decode from a pipe will do (an MP4 with its
+	// index first, Matroska); the caller closes what Input returns once
+	// ffmpeg is done with it.
+	Input func() (io.ReadCloser, error)
 }
 
 // Loudness is a song's EBU R128 measure, from ffmpeg's ebur128 filter.
@@ -210,7 +219,7 @@ func copyMeasured(ctx context.Context, path string, o Options, out Output, reaso
 	}
 	done := make(chan measured, 1)
 	go func() {
-		l, err := Measure(mctx, path)
+		l, err := measureInput(mctx, path, o.Input)
 		done <- measured{l, err}
 	}()
 	res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
@@ -232,6 +241,20 @@ func copyMeasured(ctx context.Context, path string, o Options, out Output, reaso
 // Measure decodes the media file at path and returns its loudness.
 func Measure(ctx context.Context, path string) (Loudness, error) {
 	return measure(ctx, []string{"-i", path}, nil, path)
+}
+
+// measureInput is Measure of the file at path or, when input is set, of
+// the source it opens (read on ffmpeg's standard input).
+func measureInput(ctx context.Context, path string, input func() (io.ReadCloser, error)) (Loudness, error) {
+	if input == nil {
+		return Measure(ctx, path)
+	}
+	src, err := input()
+	if err != nil {
+		return Loudness{}, fmt.Errorf("transcode: open the source: %w", err)
+	}
+	defer src.Close()
+	return measure(ctx, []string{"-i", "pipe:0"}, src, "")
 }
 
 // MeasureDCA returns the loudness of the DCA1 file r holds, decoding its
@@ -346,7 +369,7 @@ func parseLoudness(stderr string) Loudness {
 // *errNot20ms on a packet of another duration; a copy is measured apart,
 // see copyMeasured); else libopus encodes, after a gain in dB, and measure
 // adds the ebur128 filter before the encoder.
-func run(parent context.Context, path string, o Options, out Output, mode, reason string, gain float64, measure bool) (_ Result, err error) {
+func run(parent context.Context, path string, o Options, out Output, mode, reason string, gain float64, measure bool) (res Result, err error) {
 	copyPackets := mode == ModePassthrough
 	purpose := "transcode"
 	if copyPackets {
@@ -366,7 +389,14 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 	}()
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	args := []string{"-nostdin", "-hide_banner", "-nostats", "-i", path, "-map", "0:a:0"}
+	in := path
+	if o.Input != nil {
+		in = "pipe:0"
+	}
+	args := []string{"-hide_banner", "-nostats", "-i", in, "-map", "0:a:0"}
+	if o.Input == nil {
+		args = append([]string{"-nostdin"}, args...)
+	}
 	if copyPackets {
 		args = append(args, "-c:a", "copy")
 		args = append(args, oggPipe...)
@@ -397,11 +427,29 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 	if err != nil {
 		return Result{}, err
 	}
+	var stdin io.WriteCloser
+	if o.Input != nil {
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			return Result{}, err
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		return Result{}, fmt.Errorf("transcode: start ffmpeg: %w", err)
 	}
-	res := &dcaOut{Result: Result{Mode: mode, Reason: reason}, out: out, o: o}
-	rerr := res.read(bufio.NewReaderSize(stdout, 64<<10), copyPackets, o.Progress)
+	if o.Input != nil {
+		fed := make(chan error, 1)
+		go func() { fed <- feed(ctx, cancel, stdin, o.Input) }()
+		defer func() {
+			// The source's reader ends at its end, or with ctx,
+			// cancelled on return.
+			cancel()
+			if ferr := <-fed; ferr != nil && parent.Err() == nil {
+				res, err = Result{}, ferr
+			}
+		}()
+	}
+	dca := &dcaOut{Result: Result{Mode: mode, Reason: reason}, out: out, o: o}
+	rerr := dca.read(bufio.NewReaderSize(stdout, 64<<10), copyPackets, o.Progress)
 	if rerr != nil {
 		cancel() // stop ffmpeg; Wait closes stdout
 	}
@@ -413,16 +461,56 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 	case errors.As(rerr, &not20):
 	case errors.Is(rerr, errRead):
 		// The output failed (the store gave up): its error, as is.
-	case rerr != nil && !errors.Is(rerr, errRead) || werr != nil || res.Frames == 0:
+	case rerr != nil && !errors.Is(rerr, errRead) || werr != nil || dca.Frames == 0:
 		rerr = &Unreadable{Message: CleanMessage(stderr.String(), path)}
 	}
 	if rerr != nil {
 		return Result{}, rerr
 	}
 	if measure && !copyPackets {
-		res.Loudness = parseLoudness(stderr.String())
+		dca.Loudness = parseLoudness(stderr.String())
 	}
-	return res.Result, nil
+	return dca.Result, nil
+}
+
+// feed copies the source Input opens into ffmpeg's standard input and
+// closes it at the source's end. A source that fails before its end (the
+// download failed, its chunks are gone) kills ffmpeg (cancel) instead of
+// ending its input, so that a truncated source never looks like a short
+// song, and the failure is returned; ffmpeg leaving its input unread is no
+// failure of the source's (its exit says why).
+func feed(ctx context.Context, cancel context.CancelFunc, stdin io.WriteCloser, open func() (io.ReadCloser, error)) error {
+	src, err := open()
+	if err != nil {
+		cancel()
+		return fmt.Errorf("transcode: open the source: %w", err)
+	}
+	defer src.Close()
+	w := &pipeSide{w: stdin}
+	_, err = io.Copy(w, src)
+	switch {
+	case err == nil:
+		return stdin.Close()
+	case w.err != nil, ctx.Err() != nil:
+		return nil
+	}
+	cancel()
+	return fmt.Errorf("transcode: the source: %w", err)
+}
+
+// pipeSide is ffmpeg's standard input, remembering whether a write failed
+// (ffmpeg stopped reading) rather than the source.
+type pipeSide struct {
+	w   io.Writer
+	err error
+}
+
+func (p *pipeSide) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	if err != nil {
+		p.err = err
+	}
+	return n, err
 }
 
 // oggPipe is ffmpeg's output: Ogg on its stdout, each packet sent as soon
