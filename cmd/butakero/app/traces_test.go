@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
@@ -160,11 +161,13 @@ func checkSongTrace(t *testing.T, j *jaegertest.Jaeger, gw *proc, song string, s
 		t.Fatalf("operation ended %q: %s", op.Status, op.Message)
 	}
 	// Complete once the recorder's span of upload.done is there, and
-	// ffmpeg's (the encode attempt ends after them).
+	// ffmpeg's (the encode attempt ends after them): the five events of
+	// the history; the recorder applies the fetcher's audio.arriving
+	// announcement too, which is no step of it.
 	spans := j.WaitTrace(t, traceID, time.Minute, func(spans []jaegertest.Span) bool {
 		records := 0
 		for _, s := range opSpans(spans, opID, "record") {
-			if s.Tag("butakero.outcome") == "ok" {
+			if s.Tag("butakero.outcome") == "ok" && s.Tag("butakero.event_type") != events.TypeAudioArriving {
 				records++
 			}
 		}
@@ -206,6 +209,7 @@ func checkSongTrace(t *testing.T, j *jaegertest.Jaeger, gw *proc, song string, s
 	publisher := map[string]jaegertest.Span{
 		"butakero.song.requested.v1":   gwSpan,
 		"butakero.video.resolved.v1":   stages["resolve"],
+		"butakero.audio.arriving.v1":   stages["fetch"],
 		"butakero.audio.downloaded.v1": stages["fetch"],
 		"butakero.dca.encoded.v1":      stages["encode"],
 		"butakero.upload.done.v1":      stages["encode"],
@@ -223,10 +227,19 @@ func checkSongTrace(t *testing.T, j *jaegertest.Jaeger, gw *proc, song string, s
 			t.Errorf("record span of %s: parent %s service %s; want parent %s (%s), service %s", typ, s.ParentID, s.Service, want.SpanID, want.Name, service("recorder"))
 		}
 	}
-	// The encoder's ffprobe and ffmpeg runs are its children.
+	// The encoder's ffprobe and ffmpeg runs are the children of its
+	// encode or, for a song encoded as it downloaded, of its early_encode,
+	// the child of the fetch that announced the download.
+	encodes := map[string]bool{stages["encode"].SpanID: true}
+	for _, s := range opSpans(spans, opID, "early_encode") {
+		if s.ParentID != stages["fetch"].SpanID || s.Service != service("encoder") {
+			t.Errorf("early_encode span: parent %s service %s; want the fetch span %s, service %s", s.ParentID, s.Service, stages["fetch"].SpanID, service("encoder"))
+		}
+		encodes[s.SpanID] = true
+	}
 	runs := map[string]int{}
 	for _, s := range spans {
-		if s.ParentID == stages["encode"].SpanID {
+		if encodes[s.ParentID] {
 			runs[s.Name]++
 			if s.Error() {
 				t.Errorf("%s span under the encode is an error: %v", s.Name, s.Tags)

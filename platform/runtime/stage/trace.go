@@ -5,6 +5,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -56,4 +57,24 @@ func endAttempt(span trace.Span, outcome string, f *events.Failure) {
 	span.SetAttributes(AttrFailureCode.String(string(f.Code)))
 	span.RecordError(f)
 	span.SetStatus(codes.Error, string(f.Code)+": "+f.Message)
+}
+
+// StartWork starts the span of work done for a message outside the stage
+// runtime's attempts (the encoder's early encode of an audio.arriving): a
+// child of the span that published the message (its headers h), named
+// name, with an attempt's attributes. End it with EndWork.
+func StartWork(ctx context.Context, name, subject string, h nats.Header, env events.Envelope) (context.Context, trace.Span) {
+	return startAttempt(events.ExtractTrace(ctx, h), name, subject, env, 1)
+}
+
+// EndWork ends a StartWork span: outcome ok when err is nil, else
+// abandoned with err as its reason. Work abandoned is no failure of the
+// operation's (another path does it), so the span is no error span.
+func EndWork(span trace.Span, err error) {
+	if err == nil {
+		span.SetAttributes(AttrOutcome.String(metrics.OutcomeOK))
+	} else {
+		span.SetAttributes(AttrOutcome.String("abandoned"), attribute.String("butakero.reason", err.Error()))
+	}
+	span.End()
 }

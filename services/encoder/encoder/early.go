@@ -16,6 +16,7 @@ import (
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/media/sourcestream"
 	"github.com/butakero/butakero/platform/runtime/jsbucket"
+	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/services/encoder/internal/transcode"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -192,28 +193,33 @@ func (h *handler) runEarly(ctx context.Context, cons jetstream.Consumer, slots c
 				l.Info("encoder: no encode slot free; the song is encoded once downloaded")
 				continue
 			}
+			subject, header := msg.Subject(), msg.Headers()
 			go func() {
 				defer func() { <-slots }()
-				h.early(ctx, env, arr, l)
+				// Its own span, the child of the fetch that announced the
+				// download: the ffprobe and ffmpeg runs are under it.
+				sctx, span := stage.StartWork(ctx, "early_encode", subject, header, env)
+				stage.EndWork(span, h.early(sctx, env, arr, l))
 			}()
 		}
 	}
 }
 
 // early runs the early encode of one announced download, if its source
-// allows it and no other encode has the operation.
-func (h *handler) early(ctx context.Context, env events.Envelope, arr events.AudioArriving, log *slog.Logger) {
+// allows it and no other encode has the operation. It returns why it
+// stored nothing (nil once stored and handed over).
+func (h *handler) early(ctx context.Context, env events.Envelope, arr events.AudioArriving, log *slog.Logger) error {
 	opID := env.OperationID
 	song := arr.Song
 	if song.ID == "" {
 		song.ID = env.SongID
 	}
-	if events.ValidSongID(song.ID) != nil {
-		return
+	if err := events.ValidSongID(song.ID); err != nil {
+		return err
 	}
 	rev, ok := h.takeEarly(ctx, opID, arr.Run, log)
 	if !ok {
-		return
+		return errors.New("another encode has the operation")
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -229,10 +235,12 @@ func (h *handler) early(ctx context.Context, env events.Envelope, arr events.Aud
 		}
 		log.Info("encoder: no early encode; the song is encoded once downloaded", "reason", err)
 		st.set(earlyState{Run: arr.Run, State: earlyFailed, Reason: err.Error()})
-		return
+		return err
 	}
+	var handed error
 	if !st.set(earlyState{Run: arr.Run, State: earlyStored, Size: info.Size, Encoded: &enc}) {
 		log.Warn("encoder: the early encode's result could not be handed over; it is encoded again once downloaded")
+		handed = errors.New("the result could not be handed over")
 	}
 	log.Info("encoder: early encode stored", "frames", res.Frames, "dca_size", info.Size, "mode", res.Mode)
 	pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), liveTimeout)
@@ -240,6 +248,7 @@ func (h *handler) early(ctx context.Context, env events.Envelope, arr events.Aud
 	if err := sourcestream.Purge(pctx, h.js, opID); err != nil {
 		log.Warn("encoder: purge the source's chunks", "error", err)
 	}
+	return handed
 }
 
 // takeEarly writes the operation's state "running" for run, unless an
