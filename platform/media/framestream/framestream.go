@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -67,7 +68,13 @@ const (
 // replicas as the event stream's, MaxAge, and direct gets: a follower's read
 // is answered with the message itself, not a JSON document holding it in
 // base64, which the server and the follower would encode and decode for
-// every chunk (half of what a followed song allocated).
+// every chunk (half of what a followed song allocated). Its limit of
+// messages per subject is one no song reaches (a song's runs hold a
+// message per second of audio or so); it is there because a stream with a
+// per-subject limit gets 4 MiB blocks from nats-server, not 8 MiB, and the
+// server holds the block being written, which followers read, in memory
+// (see objstore.StreamConfig). A block's size is fixed when the stream is
+// created.
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
@@ -83,6 +90,8 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
+		// 4 MiB blocks, as said above.
+		MaxMsgsPerSubject: math.MaxUint32,
 	}
 }
 

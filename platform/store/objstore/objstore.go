@@ -10,11 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/butakero/butakero/platform/blob"
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -35,15 +35,15 @@ var _ blob.Store = (*Store)(nil)
 
 // Open creates the object store if missing and returns a Store on it.
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
-	if replicas < 1 {
-		replicas = 1
+	// The bucket's stream is created here, not by nats.go's
+	// CreateObjectStore, for one setting nats.go does not offer (see
+	// StreamConfig). As jsbucket does, the create goes first and an update
+	// is sent only for an existing stream whose definition differs.
+	cfg := StreamConfig(replicas)
+	_, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		_, err = js.UpdateStream(ctx, cfg)
 	}
-	obs, err := jsbucket.ObjectStore(ctx, js, jetstream.ObjectStoreConfig{
-		Bucket:      Bucket,
-		Description: "Butakero audio and DCA files",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open %s: %w", Bucket, err)
 	}
@@ -52,7 +52,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	// a while.
 	var stream jetstream.Stream
 	for try := 0; ; try++ {
-		stream, err = js.Stream(ctx, "OBJ_"+Bucket)
+		stream, err = js.Stream(ctx, cfg.Name)
 		if !errors.Is(err, jetstream.ErrStreamNotFound) || try == 20 || ctx.Err() != nil {
 			break
 		}
@@ -64,7 +64,44 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("objstore: stream of %s: %w", Bucket, err)
 	}
+	obs, err := js.ObjectStore(ctx, Bucket)
+	if err != nil {
+		return nil, fmt.Errorf("objstore: open %s: %w", Bucket, err)
+	}
 	return &Store{js: js, obs: obs, stream: stream, nc: js.Conn()}, nil
+}
+
+// StreamConfig is the definition of the bucket's stream, "OBJ_" + Bucket:
+// nats.go's for an object store (file storage, the chunk and meta
+// subjects, no size limit, rollups and direct gets), with a limit of
+// messages per subject no object reaches (a chunk subject holds one
+// object's chunks, at most a uint32 of them; a meta subject one message).
+//
+// That limit is there for what it makes nats-server do: a stream with a
+// per-subject limit and no size or message limit gets 4 MiB blocks, not 8
+// MiB. The server keeps in memory the whole block it is writing (until it
+// is idle for 10 s) and every block it reads from, so the blocks are most
+// of what a long song costs the embedded server: the staged source being
+// written and read back, the DCA being written, and BUTAKERO_FRAMES being
+// written and followed, each up to a block. A block's size is fixed when
+// its stream is created: a stream created before this setting keeps 8 MiB
+// blocks until it is recreated.
+func StreamConfig(replicas int) jetstream.StreamConfig {
+	if replicas < 1 {
+		replicas = 1
+	}
+	return jetstream.StreamConfig{
+		Name:              "OBJ_" + Bucket,
+		Description:       "Butakero audio and DCA files",
+		Subjects:          []string{"$O." + Bucket + ".C.>", "$O." + Bucket + ".M.>"},
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: math.MaxUint32 + 1,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		Discard:           jetstream.DiscardNew,
+		AllowRollup:       true,
+		AllowDirect:       true,
+	}
 }
 
 // getInfo is the meta of blob key. It is read with a direct get, which any
@@ -159,6 +196,13 @@ func (s *Store) OpenRange(ctx context.Context, key string, off, n int64) (io.Rea
 	if off == 0 && n == info.Size {
 		// The whole blob: read to the reader's end, which checks it.
 		return newChunkReader(ctx, s.stream, s.nc, Bucket, oi), info, nil
+	}
+	if off == 0 {
+		// The head of the blob (a DCA's header): the first chunk is where
+		// it starts, nothing to look for. Part of the blob only: no digest.
+		r := newChunkReader(ctx, s.stream, s.nc, Bucket, oi)
+		r.sum = nil
+		return limitedReader{io.LimitReader(r, n), r}, info, nil
 	}
 	r, err := seekChunkReader(ctx, s.stream, s.nc, Bucket, oi, uint64(off))
 	if err != nil {

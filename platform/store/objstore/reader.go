@@ -94,9 +94,12 @@ func seekChunkReader(ctx context.Context, stream jetstream.Stream, nc *nats.Conn
 // because the server holds the whole of every chunk it has gathered for a
 // pull until the client has taken them (a headers-only message is cut from
 // its copy of the chunk): a pull of 1024 chunks of 128 KiB held an
-// object's whole size, about 30 MiB for a 60-minute DCA, per reader. 32
-// hold 4 MiB at most, for one request per 4 MiB of the object.
-const locateBatch = 32
+// object's whole size, about 30 MiB for a 60-minute DCA, per reader, and
+// 32 held 4 MiB per reader, which every client that follows a song pays
+// at once when its chunks are purged and the followers go on from the
+// stored DCA. 8 hold 1 MiB at most, for one request per MiB of the object
+// before the offset (about 60 for the end of a 60-minute DCA).
+const locateBatch = 8
 
 // locateChunk returns the stream sequence and index of the chunk holding
 // byte off of the object, and the offset its data starts at. The consumer
