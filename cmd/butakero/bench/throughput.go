@@ -180,6 +180,8 @@ func printDrain(drain drainResult, rates [2]float64, lanes int) {
 	fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
 		fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
 		drain.events, drain.writes, drain.took.Round(time.Millisecond))
+	fmt.Printf("  %-44s the lanes spent %.0f%% of their time in DynamoDB calls, %.0f%% on the rest (delivery, ack, apply)\n",
+		"", 100*drain.storeShare(), 100*(1-drain.storeShare()))
 }
 
 // drainOnly is -only=drain: DynamoDB Local, the recorder's drain and
