@@ -110,7 +110,11 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	} else if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)
+	if only == "throughput" {
+		step("making the fixture with ffmpeg (30 s)")
+	} else {
+		step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)
+	}
 	for _, f := range []struct {
 		name string
 		d    time.Duration

@@ -110,7 +110,7 @@ func (r loadResult) String() string {
 	// (with the first read one interval after the POST, every operation
 	// does): inflight/poll bounds the rate of those.
 	if len(r.lat) > 0 {
-		line += fmt.Sprintf("\n  %-44s %.2f status reads per operation, %.0f%% final at the first; %d clients finish at most %.0f ops/s that wait one interval",
+		line += fmt.Sprintf("\n  %-44s %.2f status reads per operation, %.0f%% final at the first; %d in flight finish at most %.0f ops/s not final at the first",
 			"", float64(r.polls)/float64(len(r.lat)), 100*float64(r.first)/float64(len(r.lat)), r.inflight, float64(r.inflight)/r.poll.Seconds())
 	}
 	if len(r.backlog) > 0 {
