@@ -27,6 +27,17 @@ type drainResult struct {
 	events int
 	writes int64
 	took   time.Duration
+	// inStore is the time the lanes spent in the store's calls, summed;
+	// over lanes×took it is the share of the lanes' time that waited on
+	// DynamoDB Local, the rest being the recorder's own (the delivery,
+	// the ack, applying the event).
+	inStore time.Duration
+	lanes   int
+}
+
+// storeShare is the share of the lanes' time spent in store calls.
+func (d drainResult) storeShare() float64 {
+	return d.inStore.Seconds() / (float64(d.lanes) * d.took.Seconds())
 }
 
 func (d drainResult) writesPerSec() float64 { return float64(d.writes) / d.took.Seconds() }
@@ -123,26 +134,40 @@ func recorderDrain(ctx context.Context, work, endpoint string, ops, lanes int, p
 	if first == nil {
 		return drainResult{}, errors.New("the recorder wrote nothing")
 	}
-	return drainResult{events: 3 * ops, writes: counted.writes.Load(), took: end.Sub(*first)}, nil
+	return drainResult{events: 3 * ops, writes: counted.writes.Load(), took: end.Sub(*first),
+		inStore: time.Duration(counted.busy.Load()), lanes: lanes}, nil
 }
 
-// countingStore counts the recorder's writes that stored something and
-// notes when the first began.
+// countingStore counts the recorder's writes that stored something,
+// notes when the first began and sums the time spent in store calls.
 type countingStore struct {
 	*dynamostore.Store
 	writes atomic.Int64
 	first  atomic.Pointer[time.Time]
+	busy   atomic.Int64 // nanoseconds in store calls
 }
 
-func (c *countingStore) began() {
+// began notes a call's start; the returned func notes its end.
+func (c *countingStore) began() func() {
+	now := time.Now()
 	if c.first.Load() == nil {
-		now := time.Now()
 		c.first.CompareAndSwap(nil, &now)
 	}
+	return func() { c.busy.Add(int64(time.Since(now))) }
+}
+
+func (c *countingStore) Operation(ctx context.Context, id string) (projection.Operation, error) {
+	defer c.began()()
+	return c.Store.Operation(ctx, id)
+}
+
+func (c *countingStore) Song(ctx context.Context, id string) (projection.Song, error) {
+	defer c.began()()
+	return c.Store.Song(ctx, id)
 }
 
 func (c *countingStore) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
-	c.began()
+	defer c.began()()
 	ok, err := c.Store.PutOperationIf(ctx, op, prev)
 	if ok {
 		c.writes.Add(1)
@@ -151,7 +176,7 @@ func (c *countingStore) PutOperationIf(ctx context.Context, op, prev projection.
 }
 
 func (c *countingStore) PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error) {
-	c.began()
+	defer c.began()()
 	ok, err := c.Store.PutSongIf(ctx, song, prev)
 	if ok {
 		c.writes.Add(1)

@@ -75,7 +75,13 @@ func main() {
 	flag.IntVar(&tp.inflight, "tp-inflight", 50, "requests in flight in a throughput run")
 	flag.StringVar(&tp.drainProfile, "drain-cpuprofile", "", "write a CPU profile of the bench process (the recorder and its embedded JetStream) while the recorder drains")
 	flag.IntVar(&tp.lanes, "tp-lanes", config.DefaultRecorderPartitions, "the recorder's lanes (RECORDER_PARTITIONS) in the throughput runs, and DynamoDB Local's writers")
+	flag.BoolVar(&tp.pollLater, "tp-poll-later", false, "in the throughput runs, make the first status read one interval after the POST answers (a bot polling on a timer), not at once")
+	profiles := flag.String("tp-profiles", "embedded,aws,cluster", "the deployments the throughput measure runs, comma-separated: embedded, aws, cluster")
 	flag.Parse()
+	tp.profiles = map[string]bool{}
+	for _, p := range strings.Split(*profiles, ",") {
+		tp.profiles[strings.TrimSpace(p)] = true
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *rounds, *long, *stored, *burst, *only, *prebuilt, tp, *followers); err != nil {
@@ -104,19 +110,23 @@ func run(ctx context.Context, rounds int, long time.Duration, storedN, burstN in
 	} else if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/butakero").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)
+	if only == "throughput" {
+		step("making the fixture with ffmpeg (30 s)")
+	} else {
+		step("making fixtures with ffmpeg (3 min, 30 s, %s)", long)
+	}
 	for _, f := range []struct {
 		name string
 		d    time.Duration
 	}{{"song3m.m4a", 3 * time.Minute}, {"song30s.m4a", 30 * time.Second}, {"songlong.m4a", long}} {
-		if only == "opus" && f.name != "song30s.m4a" {
+		if (only == "opus" || only == "throughput") && f.name != "song30s.m4a" {
 			continue
 		}
 		if err := makeM4A(ctx, filepath.Join(media, f.name), f.d); err != nil {
 			return err
 		}
 	}
-	if only != "play" {
+	if only != "play" && only != "throughput" {
 		if err := makeWebMOpus(ctx, filepath.Join(media, "song3m.webm"), 3*time.Minute); err != nil {
 			return err
 		}
@@ -505,7 +515,8 @@ func (s *service) stop() {
 // request asks for song and waits until its status is final, polling it
 // every poll, with http.DefaultClient.
 func (s *service) request(ctx context.Context, song string, poll time.Duration) (time.Duration, error) {
-	return s.requestWith(ctx, http.DefaultClient, song, poll)
+	d, _, err := s.requestWith(ctx, http.DefaultClient, song, poll, false)
+	return d, err
 }
 
 // cpuTime is the CPU time the service process has used, with that of its

@@ -51,6 +51,14 @@ type throughputOpts struct {
 	lanes int
 	// drainProfile, when set, is where the drain's CPU profile goes.
 	drainProfile string
+	// profiles are the deployments measured: "embedded", "aws",
+	// "cluster".
+	profiles map[string]bool
+	// pollLater makes a client's first poll come one interval after its
+	// POST answers, as a bot polling on a timer does; by default it polls
+	// at once, then every interval (a loop of read, check, sleep), as
+	// every run reported so far did.
+	pollLater bool
 }
 
 // loadResult is one load run against one deployment.
@@ -61,6 +69,14 @@ type loadResult struct {
 	lagP99   float64   // seconds; NaN when unknown
 	applied  []float64 // events applied by each process's recorder
 	failures int
+	polls    int // status reads of the finished operations
+	first    int // operations final at their first status read
+	poll     time.Duration
+	inflight int
+	// backlog is the largest pending count (messages not yet delivered
+	// plus delivered and not acked) seen of each durable consumer during
+	// the load, in the first process.
+	backlog map[string]float64
 }
 
 func (r loadResult) opsPerSec() float64 { return float64(len(r.lat)) / r.took.Seconds() }
@@ -89,6 +105,31 @@ func (r loadResult) String() string {
 	}
 	if r.failures > 0 {
 		line += fmt.Sprintf("  (%d failed)", r.failures)
+	}
+	// An operation not final at its first read waits one more interval
+	// (with the first read one interval after the POST, every operation
+	// does): inflight/poll bounds the rate of those.
+	if len(r.lat) > 0 {
+		line += fmt.Sprintf("\n  %-44s %.2f status reads per operation, %.0f%% final at the first; %d in flight finish at most %.0f ops/s not final at the first",
+			"", float64(r.polls)/float64(len(r.lat)), 100*float64(r.first)/float64(len(r.lat)), r.inflight, float64(r.inflight)/r.poll.Seconds())
+	}
+	if len(r.backlog) > 0 {
+		names := make([]string, 0, len(r.backlog))
+		for n := range r.backlog {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		parts := make([]string, 0, len(names))
+		lanes := 0.0
+		for _, n := range names {
+			if strings.HasPrefix(n, "recorder-") {
+				lanes = max(lanes, r.backlog[n])
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s %.0f", n, r.backlog[n]))
+		}
+		parts = append(parts, fmt.Sprintf("recorder lanes (largest) %.0f", lanes))
+		line += fmt.Sprintf("\n  %-44s largest backlog: %s", "", strings.Join(parts, ", "))
 	}
 	return line
 }
@@ -139,6 +180,8 @@ func printDrain(drain drainResult, rates [2]float64, lanes int) {
 	fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
 		fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
 		drain.events, drain.writes, drain.took.Round(time.Millisecond))
+	fmt.Printf("  %-44s the lanes spent %.0f%% of their time in DynamoDB calls, %.0f%% on the rest (delivery, ack, apply)\n",
+		"", 100*drain.storeShare(), 100*(1-drain.storeShare()))
 }
 
 // drainOnly is -only=drain: DynamoDB Local, the recorder's drain and
@@ -174,20 +217,24 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 
 	// Embedded.
 	lanesEnv := fmt.Sprintf("RECORDER_PARTITIONS=%d", o.lanes)
-	step("throughput: embedded profile")
-	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-embedded"), []string{lanesEnv})
-	if err != nil {
-		return err
-	}
-	rs, err := loadProfile(ctx, "embedded", []*service{svc}, song, o)
-	svc.stop()
-	results = append(results, rs...)
-	if err != nil {
-		return err
+	if o.profiles["embedded"] {
+		step("throughput: embedded profile")
+		svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-embedded"), []string{lanesEnv})
+		if err != nil {
+			return err
+		}
+		rs, err := loadProfile(ctx, "embedded", []*service{svc}, song, o)
+		svc.stop()
+		results = append(results, rs...)
+		if err != nil {
+			return err
+		}
 	}
 
 	// AWS.
-	if why := awsUnavailable(); why != "" {
+	if why := awsUnavailable(); !o.profiles["aws"] {
+		// not asked for
+	} else if why != "" {
 		fmt.Printf("\n(AWS profile not measured: %s)\n", why)
 	} else {
 		ddb, err := startDynamoDBLocal(ctx, work)
@@ -238,6 +285,9 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 
 	// Two processes on a three-node cluster.
 	natsBin := os.Getenv("BUTAKERO_NATS_SERVER")
+	if !o.profiles["cluster"] {
+		return nil
+	}
 	if natsBin == "" {
 		fmt.Printf("\n(cluster not measured: BUTAKERO_NATS_SERVER is not set)\n")
 		return nil
@@ -258,7 +308,7 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		defer p.stop()
 		procs = append(procs, p)
 	}
-	rs, err = loadProfile(ctx, "cluster, 2 processes", procs, song, o)
+	rs, err := loadProfile(ctx, "cluster, 2 processes", procs, song, o)
 	results = append(results, rs...)
 	return err
 }
@@ -290,7 +340,7 @@ func loadProfile(ctx context.Context, name string, procs []*service, song string
 	}
 	var out []loadResult
 	for _, poll := range o.polls {
-		r, err := runLoad(ctx, fmt.Sprintf("%s, polled every %s", name, poll), procs, song, o.requests, o.inflight, poll)
+		r, err := runLoad(ctx, fmt.Sprintf("%s, polled every %s", name, poll), procs, song, o.requests, o.inflight, poll, o.pollLater)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", name, err)
 		}
@@ -301,14 +351,32 @@ func loadProfile(ctx context.Context, name string, procs []*service, song string
 
 var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: time.Minute}
 
-func runLoad(ctx context.Context, label string, procs []*service, song string, n, inflight int, poll time.Duration) (loadResult, error) {
+func runLoad(ctx context.Context, label string, procs []*service, song string, n, inflight int, poll time.Duration, later bool) (loadResult, error) {
 	before := make([]lagHistogram, len(procs))
 	for i, p := range procs {
 		before[i] = scrapeLag(p.base)
 	}
 	var next atomic.Int64
 	var mu sync.Mutex
-	r := loadResult{label: label}
+	r := loadResult{label: label, poll: poll, inflight: inflight, backlog: map[string]float64{}}
+	// Where the operations wait: the consumers' backlogs, sampled.
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for c, v := range scrapeBacklog(procs[0].base) {
+				r.backlog[c] = max(r.backlog[c], v)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	start := time.Now()
 	var wg sync.WaitGroup
 	for w := range inflight {
@@ -319,12 +387,16 @@ func runLoad(ctx context.Context, label string, procs []*service, song string, n
 					return
 				}
 				p := procs[(i+w)%len(procs)]
-				d, err := p.requestWith(ctx, benchClient, song, poll)
+				d, polls, err := p.requestWith(ctx, benchClient, song, poll, later)
 				mu.Lock()
 				if err != nil {
 					r.failures++
 				} else {
 					r.lat = append(r.lat, d)
+					r.polls += polls
+					if polls == 1 {
+						r.first++
+					}
 				}
 				mu.Unlock()
 			}
@@ -332,6 +404,8 @@ func runLoad(ctx context.Context, label string, procs []*service, song string, n
 	}
 	wg.Wait()
 	r.took = time.Since(start)
+	close(stopSampling)
+	<-sampled
 	if ctx.Err() != nil {
 		return r, ctx.Err()
 	}
@@ -432,13 +506,43 @@ func (h lagHistogram) quantile(q float64) float64 {
 	return math.Inf(1)
 }
 
+// scrapeBacklog is each durable consumer's pending plus ack-pending
+// count (butakero_consumer_pending_messages and _ack_pending_messages).
+func scrapeBacklog(base string) map[string]float64 {
+	out := map[string]float64{}
+	resp, err := benchClient.Get(base + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "butakero_consumer_pending_messages{") && !strings.HasPrefix(line, "butakero_consumer_ack_pending_messages{") {
+			continue
+		}
+		i := strings.Index(line, `consumer="`)
+		if i < 0 {
+			continue
+		}
+		name, _, _ := strings.Cut(line[i+len(`consumer="`):], `"`)
+		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			out[name] += v
+		}
+	}
+	return out
+}
+
 // requestWith asks for song with c and waits until its status is final,
-// polling it every poll.
-func (s *service) requestWith(ctx context.Context, c *http.Client, song string, poll time.Duration) (time.Duration, error) {
+// polling it every poll: the first time at once, or one poll after the
+// POST answers with later. It returns the time from the POST to the final
+// status and the status reads it took.
+func (s *service) requestWith(ctx context.Context, c *http.Client, song string, poll time.Duration, later bool) (time.Duration, int, error) {
 	start := time.Now()
 	resp, err := c.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -446,12 +550,25 @@ func (s *service) requestWith(ctx context.Context, c *http.Client, song string, 
 		OperationID string `json:"operation_id"`
 	}
 	if err := json.Unmarshal(body, &sr); err != nil || sr.OperationID == "" {
-		return 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
+		return 0, 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
 	}
-	for {
+	wait := func() error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+			return nil
+		}
+	}
+	if later {
+		if err := wait(); err != nil {
+			return 0, 0, err
+		}
+	}
+	for polls := 1; ; polls++ {
 		resp, err := c.Get(s.base + "/api/audio/status?operation_id=" + sr.OperationID)
 		if err != nil {
-			return 0, err
+			return 0, polls, err
 		}
 		var st struct {
 			Status struct{ Status, Message string } `json:"status"`
@@ -461,14 +578,12 @@ func (s *service) requestWith(ctx context.Context, c *http.Client, song string, 
 		resp.Body.Close()
 		switch st.Status.Status {
 		case "success":
-			return time.Since(start), nil
+			return time.Since(start), polls, nil
 		case "failed":
-			return 0, fmt.Errorf("operation failed: %s", st.Status.Message)
+			return 0, polls, fmt.Errorf("operation failed: %s", st.Status.Message)
 		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(poll):
+		if err := wait(); err != nil {
+			return 0, polls, err
 		}
 	}
 }

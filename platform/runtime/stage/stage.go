@@ -156,6 +156,16 @@ type Worker struct {
 	// cancel.go). The pipeline stages set it; the recorder, which must
 	// project every event, does not.
 	Cancellable bool
+	// HeldPull keeps a pull for the next message waiting on the server
+	// while one is handled, instead of pulling only after it ends: the
+	// server hands over the next message as soon as the ack reaches it,
+	// with no pull request, subscription or round trip in between. It is
+	// only for a consumer whose MaxAckPending is Concurrency (the
+	// recorder's lanes: 1), so that the server sends nothing before an
+	// ack and no message waits in the client with its AckWait running.
+	// At shutdown a message that arrived for the waiting pull is handed
+	// back (Nak) untouched.
+	HeldPull bool
 
 	cancels  *cancelWatch
 	streamMu sync.Mutex
@@ -193,7 +203,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	// work outlives ctx by the grace period so in-flight handlers can finish.
 	work, cancelWork := workers.Grace(ctx, w.Grace)
 	defer cancelWork()
-	return workers.Run(n, func(int) error { return w.loop(ctx, work) })
+	loop := w.loop
+	if w.HeldPull {
+		loop = w.heldLoop
+	}
+	return workers.Run(n, func(int) error { return loop(ctx, work) })
 }
 
 // pullWait is how long one pull for a message waits on the server.
@@ -224,6 +238,63 @@ func (w *Worker) loop(ctx, work context.Context) error {
 			// Pulled as the worker stopped: hand it back untouched.
 			_ = msg.NakWithDelay(releaseDelay)
 			return nil
+		}
+		w.handle(ctx, work, msg)
+	}
+}
+
+// heldLoop is loop with a pull always waiting on the server (HeldPull).
+// A failure of the pull other than the consumer's deletion is logged and
+// the pull made again after a pause of Backoff.
+func (w *Worker) heldLoop(ctx, work context.Context) error {
+	log := w.Log.With("stage", w.Stage)
+	for failing := 0; ; failing++ {
+		err := w.held(ctx, work)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			return fmt.Errorf("stage %s: %w", w.Stage, err)
+		}
+		log.Warn("stage: next message", "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(Backoff(failing + 1)):
+		}
+	}
+}
+
+// held handles messages from one held pull until ctx ends (nil, once the
+// messages that came for the pull are handed back) or the pull fails.
+func (w *Worker) held(ctx, work context.Context) error {
+	// A missed heartbeat (a busy server, a reconnect) is not a failure:
+	// the iterator makes its pull again by itself.
+	it, err := w.Consumer.Messages(jetstream.PullMaxMessages(1), jetstream.PullExpiry(pullWait),
+		jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if ctx.Err() != nil {
+			if msg != nil {
+				_ = msg.NakWithDelay(releaseDelay)
+			}
+			// What the server sent for the waiting pull meanwhile is
+			// handed back too.
+			it.Drain()
+			for {
+				msg, err := it.Next()
+				if err != nil {
+					return nil
+				}
+				_ = msg.NakWithDelay(releaseDelay)
+			}
+		}
+		if err != nil {
+			return err
 		}
 		w.handle(ctx, work, msg)
 	}

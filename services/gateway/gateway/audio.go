@@ -275,8 +275,14 @@ func (s *server) status(c *fiber.Ctx) error {
 	if op.SongID != "" {
 		c.Locals(localSongID, op.SongID)
 	}
-	if op, _, err = s.parent(ctx, op); err != nil {
-		return internal(err)
+	// Only a parent in progress takes its status from its children: a
+	// finished operation keeps its own (see parent), and one past
+	// song.requested's stage resolved a single song (a parent's stage
+	// stays requested until it ends). Neither needs the playlist read.
+	if !op.Final() && (op.Stage == "" || op.Stage == projection.StageRequested) {
+		if op, _, err = s.parent(ctx, op); err != nil {
+			return internal(err)
+		}
 	}
 	return c.JSON(statusResponse{Status: statusBody{
 		ID:             op.ID,

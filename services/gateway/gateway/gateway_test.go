@@ -423,6 +423,22 @@ func TestStatus(t *testing.T) {
 			}
 		}
 	}
+	// A parent in progress takes its status from its children: one of
+	// its two is stored.
+	parent := events.NewID()
+	preq, err := events.New(parent, "", events.SongRequested{Query: "https://www.youtube.com/playlist?list=PLx"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids := []string{events.NewID(), events.NewID()}
+	listed, _ := events.Next(preq, "", events.PlaylistResolved{Source: "youtube", ID: "PLx", Children: []events.PlaylistChild{
+		{OperationID: kids[0], Position: 0, Query: "https://www.youtube.com/watch?v=dQw4w9WgXcQ"},
+		{OperationID: kids[1], Position: 1, Query: "https://www.youtube.com/watch?v=9bZkp7q19f0"}}})
+	h.env.Publish(t, preq)
+	h.env.Publish(t, listed)
+	for _, e := range history(kids[0]) {
+		h.env.Publish(t, e)
+	}
 	doneFromStream := func(id string) map[string]any {
 		return map[string]any{"id": id, "song_id": "dQw4w9WgXcQ", "status": "success", "message": "DCA stored",
 			"data": "nats://objects/butakero-blobs/audio/dQw4w9WgXcQ.dca", "processing_date": "2026-01-02T03:04:05Z",
@@ -452,6 +468,9 @@ func TestStatus(t *testing.T) {
 		{name: "recorder lagging", query: "?operation_id=" + lagging, status: 200},
 		{name: "finished in the stream, not projected", query: "?operation_id=" + unprojected, status: 200, want: doneFromStream(unprojected)},
 		{name: "projection behind the stream", query: "?operation_id=" + behind, status: 200, want: doneFromStream(behind)},
+		{name: "a parent in progress", query: "?operation_id=" + parent, status: 200, want: map[string]any{
+			"id": parent, "song_id": "", "status": "iniciando", "message": "1 of 2 songs done", "data": "",
+			"processing_date": "", "success": false, "attempts": 1.0, "failures": 0.0, "stage": "requested"}},
 		{name: "another song id", query: "?operation_id=op-done&song_id=9bZkp7q19f0", status: 404, code: "not_found"},
 		{name: "unknown operation", query: "?operation_id=" + events.NewID(), status: 404, code: "not_found"},
 		{name: "operation_id missing", query: "", status: 400, code: "bad_request"},

@@ -130,7 +130,11 @@ func Run(ctx context.Context, d Deps) error {
 			Log:         d.Log.With("lane", i),
 			Timeout:     applyTimeout,
 			Concurrency: 1,
-			Grace:       d.Config.ShutdownGrace,
+			// A lane hands out one event at a time (MaxAckPending 1):
+			// its next event comes as soon as the ack reaches the
+			// server.
+			HeldPull: true,
+			Grace:    d.Config.ShutdownGrace,
 		}
 		go func() { errs <- w.Run(ctx) }()
 	}
