@@ -121,18 +121,25 @@ func Run(ctx context.Context, d Deps) error {
 	if d.NC == nil || d.JS == nil || d.Blobs == nil || d.Log == nil {
 		return errors.New("encoder: Deps needs NC, JS, Blobs and Log")
 	}
-	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerEncoder, d.Config.MaxAttempts)
-	if err != nil {
+	// Stopped while it sets up: a clean stop, as any other.
+	setupErr := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("encoder: %w", err)
 	}
+	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerEncoder, d.Config.MaxAttempts)
+	if err != nil {
+		return setupErr(err)
+	}
 	if _, err := framestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
-		return fmt.Errorf("encoder: %w", err)
+		return setupErr(err)
 	}
 	cl := d.Claims
 	if cl == nil {
 		store, err := claims.Open(ctx, d.JS, d.Config.StreamReplicas, claims.DefaultTTL)
 		if err != nil {
-			return fmt.Errorf("encoder: %w", err)
+			return setupErr(err)
 		}
 		cl = store
 	}
