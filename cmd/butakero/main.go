@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/butakero/butakero/cmd/butakero/app"
@@ -29,30 +28,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "butakero:", err)
 		os.Exit(1)
 	}
-}
-
-// defaultMemoryLimit is the Go runtime's soft memory limit for serve with
-// its embedded JetStream server, when GOMEMLIMIT does not set one (or
-// "off"): 32 MiB, and 8 MiB per encode it runs at once (ENCODE_CONCURRENCY),
-// 48 MiB on 2 CPUs.
-//
-// The embedded server is part of the process, and what a long song costs
-// it is its file-store blocks, up to 4 MiB each for the object being
-// written, the one read back and BUTAKERO_FRAMES (about 8 MiB of live heap
-// per long encode), plus the garbage of every chunk's copies. With only
-// GOGC the collector lets the heap grow to twice the live one before it
-// runs, which put a 60-minute song's peak RSS well above a 30-second
-// song's; with this limit it runs sooner once the process nears it (README,
-// bench section 8, has the numbers). A 30-second song stays under it. The
-// limit is soft: no allocation fails, a process that needs more (many long
-// songs at once) goes above it while the collector works harder, and the
-// Go runtime caps that work at half the CPU. A process against a NATS cluster
-// (NATS_URL), or a service run alone, holds no server and gets no default.
-func defaultMemoryLimit(cfg config.Config, lookup config.Lookup) (int64, bool) {
-	if _, set := lookup("GOMEMLIMIT"); set || !cfg.Embedded() {
-		return 0, false
-	}
-	return (32 + 8*int64(cfg.EncodeConcurrency)) << 20, true
 }
 
 const usage = `usage: butakero [command]
@@ -116,10 +91,6 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("tracing: %w", err)
 		}
 		defer stopTracing()
-		if limit, ok := defaultMemoryLimit(cfg, os.LookupEnv); ok {
-			debug.SetMemoryLimit(limit)
-			log.Debug("memory: soft limit", "bytes", limit)
-		}
 		return (&app.Main{Config: cfg, Log: log}).Run(ctx)
 	case args[0] == "replay":
 		return (&app.Main{Config: cfg, Log: log}).Replay(ctx, os.Stdout)
