@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/media/ytdlp"
+	"github.com/butakero/butakero/platform/runtime/procgroup"
 )
 
 // progressEvery is the shortest interval between two progress messages.
@@ -56,7 +57,7 @@ func newProcess(progress func(pct float64), args ...string) *process {
 // run, before the command starts, and never concurrently.
 func (p *process) attach(cmd *exec.Cmd) io.Writer {
 	ytdlp.Harden(cmd)
-	killGroupOnCancel(cmd)
+	procgroup.KillOnCancel(cmd)
 	cmd.Args = append(cmd.Args, p.args...)
 
 	p.mu.Lock()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/media/oggopus"
+	"github.com/butakero/butakero/platform/runtime/procgroup"
 	"github.com/butakero/butakero/platform/runtime/tracing"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/jonas747/ogg"
@@ -298,14 +299,14 @@ func measure(parent context.Context, input []string, stdin io.Reader, name strin
 	decArgs := append([]string{"-nostdin", "-hide_banner", "-nostats", "-loglevel", "error"}, input...)
 	decArgs = append(decArgs, "-map", "0:a:0", "-c:a", "pcm_f32le", "-f", "nut", "pipe:1")
 	dec := exec.CommandContext(ctx, "ffmpeg", decArgs...)
-	killGroupOnCancel(dec)
+	procgroup.KillOnCancel(dec)
 	var decErr, meterErr tail
 	dec.Stdin, dec.Stdout, dec.Stderr = stdin, pw, &decErr
 	// framelog=verbose keeps ebur128's line every 100 ms out of the log:
 	// only its summary is read.
 	meter := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-hide_banner", "-nostats", "-f", "nut", "-i", "pipe:0",
 		"-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-")
-	killGroupOnCancel(meter)
+	procgroup.KillOnCancel(meter)
 	meter.Stdin, meter.Stderr = pr, &meterErr
 	if err := meter.Start(); err != nil {
 		pr.Close()
@@ -420,7 +421,7 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 		args = append(args, oggPipe...)
 	}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
-	killGroupOnCancel(cmd)
+	procgroup.KillOnCancel(cmd)
 	var stderr tail
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

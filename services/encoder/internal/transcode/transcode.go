@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/butakero/butakero/platform/runtime/procgroup"
 	"github.com/butakero/butakero/platform/runtime/tracing"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -87,7 +88,7 @@ func Inspect(ctx context.Context, path string) (_ Source, err error) {
 	cmd := exec.CommandContext(ctx, "ffprobe", "-v", "error",
 		"-show_entries", "format=format_name,duration,start_time,bit_rate:stream=codec_name,sample_rate,channels,bit_rate",
 		"-select_streams", "a:0", "-of", "json", path)
-	killGroupOnCancel(cmd)
+	procgroup.KillOnCancel(cmd)
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	err = cmd.Run()
