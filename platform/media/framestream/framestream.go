@@ -21,12 +21,12 @@ package framestream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"time"
 
+	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -99,11 +99,7 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 // first as events.EnsureStream does (an update racing another process's
 // create goes unanswered by a cluster).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	cfg := StreamConfig(replicas)
-	s, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.UpdateStream(ctx, cfg)
-	}
+	s, err := jsbucket.Stream(ctx, js, StreamConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("framestream: ensure stream %s: %w", StreamName, err)
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/media/framestream"
+	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -73,11 +74,7 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 // Ensure creates BUTAKERO_SOURCES or updates it to StreamConfig (create
 // first, as events.EnsureStream does).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	cfg := StreamConfig(replicas)
-	s, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.UpdateStream(ctx, cfg)
-	}
+	s, err := jsbucket.Stream(ctx, js, StreamConfig(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("sourcestream: ensure stream %s: %w", StreamName, err)
 	}

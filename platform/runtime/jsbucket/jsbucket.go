@@ -1,4 +1,4 @@
-// Package jsbucket creates JetStream key-value buckets and object stores so
+// Package jsbucket creates JetStream streams, key-value buckets and object stores so
 // that several processes may start at once against a fresh cluster.
 //
 // nats.go's CreateOrUpdateKeyValue and CreateOrUpdateObjectStore send an
@@ -34,4 +34,14 @@ func ObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstream.Obje
 		obs, err = js.UpdateObjectStore(ctx, cfg)
 	}
 	return obs, err
+}
+
+// Stream creates the stream cfg defines, or updates an existing one to it,
+// create first for the same reason as the buckets.
+func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		s, err = js.UpdateStream(ctx, cfg)
+	}
+	return s, err
 }
