@@ -166,7 +166,26 @@ type Worker struct {
 	// At shutdown a message that arrived for the waiting pull is handed
 	// back (Nak) untouched.
 	HeldPull bool
+	// Quick, when set, is tried first on every message, within
+	// QuickTimeout: the answer a stage gives without the work its Slots
+	// bound (the fetcher's song already stored). It returns ErrNotQuick
+	// for a message it cannot answer so; that message then waits for one
+	// of Slots, with its heartbeats running and before its STAGE_TIMEOUT
+	// starts, and Handle runs it. Any other error is the attempt's, as
+	// Handle's would be. Quick must return for a message what Handle
+	// would (the same events), since a redelivery may run either.
+	Quick Handler
+	// QuickTimeout bounds one Quick; 0 means DefaultQuickTimeout.
+	QuickTimeout time.Duration
+	// Slots is how many messages run Handle at once when Quick is set
+	// (Concurrency is then how many are held at once, quick ones
+	// included); 0 means Concurrency. While Slots messages wait for a
+	// slot the worker pulls nothing more: the rest stays in the
+	// consumer, where it counts as backlog, and none waits in this
+	// process with its AckWait running.
+	Slots int
 
+	gate     *slotGate
 	cancels  *cancelWatch
 	streamMu sync.Mutex
 	stream   jetstream.Stream
@@ -188,8 +207,16 @@ func (w *Worker) Run(ctx context.Context) error {
 	if n < 1 {
 		n = 1
 	}
-	// Before any goroutine of the worker reads it.
+	// Before any goroutine of the worker reads them.
 	w.cancels = newCancelWatch()
+	w.gate = nil
+	if w.Quick != nil {
+		slots := w.Slots
+		if slots < 1 || slots > n {
+			slots = n
+		}
+		w.gate = newSlotGate(slots, ctx.Done())
+	}
 	stopWatch, err := w.watchExhausted(ctx)
 	if err != nil {
 		return err
@@ -227,6 +254,9 @@ const ackTimeout = 10 * time.Second
 // sit in the client, its AckWait running, behind a long encode.
 func (w *Worker) loop(ctx, work context.Context) error {
 	for {
+		if !w.gate.roomToPull(ctx) {
+			return nil
+		}
 		msg, err := Next(ctx, w.Consumer, w.Log.With("stage", w.Stage), "stage: next message")
 		if err != nil {
 			return fmt.Errorf("stage %s: %w", w.Stage, err)
@@ -380,9 +410,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		w.endCancelled(ctx, d, msg, after, time.Since(begin))
 		return
 	}
-	attemptCtx, cancel := context.WithTimeout(traceCtx, w.Timeout)
-	defer cancel()
-	attemptCtx, untrack := w.cancels.track(attemptCtx, env.OperationID)
+	attemptCtx, untrack := w.cancels.track(traceCtx, env.OperationID)
 	defer untrack()
 	stopBeat := heartbeat(attemptCtx, msg)
 	out, err := w.attempt(attemptCtx, work, d)
@@ -406,8 +434,9 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		}
 		return
 	}
-	if work.Err() != nil {
-		// Shut down mid-attempt: let another process take it over.
+	if work.Err() != nil || errors.Is(err, errNotStarted) {
+		// Shut down mid-attempt, or before it had a slot: let another
+		// process take it over.
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeReleased, "", took)
 		endAttempt(span, metrics.OutcomeReleased, nil)
 		log.Info("stage: shutting down, message left for redelivery")
@@ -419,9 +448,6 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 		return
 	}
 	f := events.AsFailure(err)
-	if errors.Is(attemptCtx.Err(), context.DeadlineExceeded) && !f.Code.Permanent() {
-		f = events.Wrap(events.CodeTimeout, err, "the %s stage took longer than %s", w.Stage, w.Timeout)
-	}
 	if w.MaxAttempts <= 0 || (!f.Code.Permanent() && attempt < w.MaxAttempts) {
 		delay := Backoff(attempt)
 		w.Metrics.ObserveAttempt(w.Stage, metrics.OutcomeRetry, string(f.Code), took)
@@ -457,16 +483,21 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 // attempt handles d. On a redelivery it first looks for the message's
 // events in the stream: all there, the message was handled and only its
 // ack was lost; some there, the handler runs and only the missing ones are
-// published. JetStream out of reach, in the handler or a publish, costs no
-// attempt: it waits until JetStream answers and carries on, within the
-// attempt's timeout.
+// published. With Quick set, Quick is tried first; a message it does not
+// answer waits for a slot before Handle runs. STAGE_TIMEOUT bounds the
+// handling from the moment it has a slot (a failure past it is a timeout).
+// JetStream out of reach, in the handler or a publish, costs no attempt:
+// it waits until JetStream answers and carries on, within the timeout.
 //
 // A nil error means every event is stored; the Outcome's Err is then set
 // only for a message found already failed (its operation.failed stored).
+// ctx ended before the message had a slot returns ctx's cause.
 func (w *Worker) attempt(ctx, work context.Context, d Delivery) (Outcome, error) {
 	var have []events.Envelope
 	if d.Attempt > 1 {
-		found, done, err := w.caused(ctx, d)
+		hctx, cancel := context.WithTimeout(ctx, w.Timeout)
+		found, done, err := w.caused(hctx, d)
+		cancel()
 		switch {
 		case err != nil:
 			// Publish as if nothing were stored: within the duplicate
@@ -479,8 +510,58 @@ func (w *Worker) attempt(ctx, work context.Context, d Delivery) (Outcome, error)
 			have = found
 		}
 	}
+	if w.Quick != nil {
+		out, err := w.quick(ctx, work, d, have)
+		if !errors.Is(err, ErrNotQuick) {
+			return out, err
+		}
+		release, err := w.gate.slot(ctx)
+		if err != nil {
+			return Outcome{}, err
+		}
+		defer release()
+	}
+	tctx, cancel := context.WithTimeout(ctx, w.Timeout)
+	defer cancel()
+	out, err := w.run(tctx, work, d, w.Handle, have)
+	if err != nil && errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		if f := events.AsFailure(err); !f.Code.Permanent() {
+			err = events.Wrap(events.CodeTimeout, err, "the %s stage took longer than %s", w.Stage, w.Timeout)
+		}
+	}
+	return out, err
+}
+
+// DefaultQuickTimeout bounds one Worker.Quick when QuickTimeout is 0.
+const DefaultQuickTimeout = 10 * time.Second
+
+// ErrNotQuick is what a Worker's Quick returns for a message it cannot
+// answer without the work the Slots bound.
+var ErrNotQuick = errors.New("stage: not answered quickly")
+
+// quick runs Quick within QuickTimeout: ErrNotQuick when it does not
+// answer, else the outcome as run's.
+func (w *Worker) quick(ctx, work context.Context, d Delivery, have []events.Envelope) (Outcome, error) {
+	timeout := w.QuickTimeout
+	if timeout <= 0 {
+		timeout = DefaultQuickTimeout
+	}
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := w.run(qctx, work, d, w.Quick, have)
+	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil && !errors.Is(err, ErrNotQuick) {
+		if f := events.AsFailure(err); !f.Code.Permanent() {
+			err = events.Wrap(events.CodeTimeout, err, "the %s stage's quick answer took longer than %s", w.Stage, timeout)
+		}
+	}
+	return out, err
+}
+
+// run calls handle on d, waiting out JetStream out of reach, and publishes
+// the events it returns that have does not hold.
+func (w *Worker) run(ctx, work context.Context, d Delivery, handle Handler, have []events.Envelope) (Outcome, error) {
 	for {
-		emits, err := w.Handle(ctx, d)
+		emits, err := handle(ctx, d)
 		if err == nil {
 			envs, err := w.publish(ctx, work, d, emits, have)
 			return Outcome{Events: envs}, err

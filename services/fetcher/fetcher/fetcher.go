@@ -62,6 +62,11 @@ const StageName = "fetch"
 // neither Deps.Concurrency nor Config.FetchConcurrency says.
 const DefaultConcurrency = 2
 
+// QuickConcurrency is how many songs already stored one process answers at
+// once beside its downloads: a stored song costs one blob stat, and does
+// not wait behind a download for one of the Concurrency slots.
+const QuickConcurrency = 16
+
 // Format is the yt-dlp format selector: the best Opus audio-only format
 // (YouTube's itag 251, WebM/Opus at 48 kHz, which the encoder copies
 // without encoding again), else the best audio-only format, else the best
@@ -105,7 +110,8 @@ type Deps struct {
 	Claims Claims
 	// Concurrency is how many downloads this process runs at once; 0 means
 	// Config.FetchConcurrency, else DefaultConcurrency. More deliveries wait
-	// in the consumer (visible as its pending count).
+	// in the consumer (visible as its pending count). Songs already stored
+	// are answered beside them, QuickConcurrency at once.
 	Concurrency int
 }
 
@@ -178,12 +184,14 @@ func Run(ctx context.Context, d Deps) error {
 		JS:          d.JS,
 		Consumer:    cons,
 		Publish:     d.Publisher,
+		Quick:       h.quick,
 		Handle:      h.handle,
 		Ended:       h.ended,
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
-		Concurrency: n,
+		Concurrency: n + QuickConcurrency,
+		Slots:       n,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
 		Cancellable: true,

@@ -66,16 +66,9 @@ type handler struct {
 // It is safe to run twice: the runtime derives the ids of the events it
 // returns from the delivery, and a second download replaces the first.
 func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
-	ev, ok := d.Event.(events.VideoResolved)
-	if !ok {
-		return nil, events.Fail(events.CodeInvalidInput, "the fetcher cannot handle %s", d.Envelope.Type)
-	}
-	song := ev.Song
-	if song.ID == "" {
-		song.ID = d.Envelope.SongID
-	}
-	if err := events.ValidSongID(song.ID); err != nil {
-		return nil, events.Fail(events.CodeInvalidInput, "the song has no valid id")
+	song, err := songOf(d)
+	if err != nil {
+		return nil, err
 	}
 	opID := d.Envelope.OperationID
 	log := d.Log
@@ -117,6 +110,41 @@ func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, e
 			return nil, events.Wrap(events.CodeInternal, err, "the download could not be coordinated")
 		}
 	}
+}
+
+// quick answers a song whose DCA is stored with its upload.done, beside
+// the download slots (stage.Worker.Quick): one blob stat, no claim.
+// Anything else is stage.ErrNotQuick and waits for a slot, where handle
+// looks again.
+func (h *handler) quick(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
+	song, err := songOf(d)
+	if err != nil {
+		return nil, err
+	}
+	info, ok, err := h.stored(ctx, song.ID)
+	switch {
+	case err != nil:
+		return nil, err
+	case ok:
+		return h.cached(d, song, info), nil
+	}
+	return nil, stage.ErrNotQuick
+}
+
+// songOf is the song of d's video.resolved, with a valid id.
+func songOf(d stage.Delivery) (events.Song, error) {
+	ev, ok := d.Event.(events.VideoResolved)
+	if !ok {
+		return events.Song{}, events.Fail(events.CodeInvalidInput, "the fetcher cannot handle %s", d.Envelope.Type)
+	}
+	song := ev.Song
+	if song.ID == "" {
+		song.ID = d.Envelope.SongID
+	}
+	if err := events.ValidSongID(song.ID); err != nil {
+		return events.Song{}, events.Fail(events.CodeInvalidInput, "the song has no valid id")
+	}
+	return song, nil
 }
 
 // stored reports whether song's DCA is in the blob store, with its Info.

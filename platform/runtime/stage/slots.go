@@ -1,0 +1,74 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"sync"
+)
+
+// errNotStarted is an attempt's error when the worker stopped while its
+// message waited for a slot: the message is handed back untouched.
+var errNotStarted = errors.New("stage: stopped before the message had a slot")
+
+// slotGate bounds a Worker with Quick: at most cap(slots) messages run
+// Handle at once, and the worker pulls no message while as many wait for
+// a slot. A nil gate (no Quick) bounds nothing.
+type slotGate struct {
+	slots chan struct{}
+	// stopped is the worker's stop: a message still waiting then is
+	// released at once, not held through the grace period.
+	stopped <-chan struct{}
+
+	mu      sync.Mutex
+	room    *sync.Cond
+	waiting int
+}
+
+func newSlotGate(n int, stopped <-chan struct{}) *slotGate {
+	g := &slotGate{slots: make(chan struct{}, n), stopped: stopped}
+	g.room = sync.NewCond(&g.mu)
+	return g
+}
+
+// roomToPull waits until fewer messages wait for a slot than there are
+// slots: true then, false once ctx ends.
+func (g *slotGate) roomToPull(ctx context.Context) bool {
+	if g == nil {
+		return ctx.Err() == nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		g.mu.Lock()
+		g.room.Broadcast()
+		g.mu.Unlock()
+	})
+	defer stop()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for g.waiting >= cap(g.slots) && ctx.Err() == nil {
+		g.room.Wait()
+	}
+	return ctx.Err() == nil
+}
+
+// slot waits for a free slot, counted among the waiting meanwhile, and
+// returns the func that frees it. ctx ended first returns its cause, the
+// worker stopped first errNotStarted.
+func (g *slotGate) slot(ctx context.Context) (release func(), err error) {
+	g.mu.Lock()
+	g.waiting++
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.waiting--
+		g.room.Broadcast()
+		g.mu.Unlock()
+	}()
+	select {
+	case g.slots <- struct{}{}:
+		return func() { <-g.slots }, nil
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	case <-g.stopped:
+		return nil, errNotStarted
+	}
+}
