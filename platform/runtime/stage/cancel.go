@@ -28,9 +28,11 @@ var ErrCancelled = errors.New("stage: the operation was cancelled")
 //     has an operation.cancelled: a message of an operation cancelled
 //     while it waited in the consumer, or while no worker was watching, is
 //     not handled at all.
-//   - Before an attempt publishes its events the stream is asked again:
-//     a cancel the watch missed (published while the worker's connection
-//     was down) still stops them.
+//   - Before an attempt publishes its events the stream is asked again,
+//     unless the watch has missed nothing since the first read (the
+//     connection stayed up, with no reconnect, and the subscription
+//     dropped nothing): a cancel the watch missed (published while the
+//     worker's connection was down) still stops them.
 //   - A cancelled attempt publishes nothing (the publish of each event
 //     checks again), runs the Ended hook with Outcome.Cancelled, and is
 //     acked: the stage lets go of what it held (a staging blob, a claim),
@@ -139,7 +141,36 @@ func (w *Worker) watchCancelled() (stop func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	w.cancelSub = sub
 	return func() { _ = sub.Unsubscribe() }, nil
+}
+
+// watchMark is the state of a Cancellable worker's watch at one moment:
+// two marks equal and ok mean the watch missed no cancel between them
+// (the connection stayed up, with no reconnect, and the subscription
+// dropped no message).
+type watchMark struct {
+	ok         bool
+	reconnects uint64
+	dropped    int
+}
+
+// mark is the watch's state now; not ok when it cannot be told.
+func (w *Worker) mark() watchMark {
+	if w.cancelSub == nil {
+		return watchMark{}
+	}
+	nc := w.JS.Conn()
+	dropped, err := w.cancelSub.Dropped()
+	if err != nil || !nc.IsConnected() || !w.cancelSub.IsValid() {
+		return watchMark{}
+	}
+	return watchMark{ok: true, reconnects: nc.Stats().Reconnects, dropped: dropped}
+}
+
+// unbroken reports whether the watch missed nothing from m to now.
+func (m watchMark) unbroken(now watchMark) bool {
+	return m.ok && now.ok && m == now
 }
 
 // cancelTimeout bounds the stream read that tells whether an operation
@@ -148,14 +179,18 @@ const cancelTimeout = 5 * time.Second
 
 // isCancelled reports whether opID is cancelled: seen by the watch, or
 // its operation.cancelled is in the stream. A stream that cannot be read
-// says no: the work goes on, and the watch still stops it.
-func (w *Worker) isCancelled(ctx context.Context, opID string, log interface{ Warn(string, ...any) }) bool {
+// says no: the work goes on, and the watch still stops it. since is the
+// watch's mark taken just before the stream said no (not ok otherwise):
+// while the watch stays unbroken from it, a cancel reaches the watch and
+// the stream need not be asked again (publish).
+func (w *Worker) isCancelled(ctx context.Context, opID string, log interface{ Warn(string, ...any) }) (cancelled bool, since watchMark) {
 	if !w.Cancellable {
-		return false
+		return false, watchMark{}
 	}
 	if w.cancels.cancelled(opID) {
-		return true
+		return true, watchMark{}
 	}
+	mark := w.mark()
 	ctx, cancel := context.WithTimeout(ctx, cancelTimeout)
 	defer cancel()
 	stream, err := w.eventStream(ctx)
@@ -163,13 +198,14 @@ func (w *Worker) isCancelled(ctx context.Context, opID string, log interface{ Wa
 		_, err = stream.GetLastMsgForSubject(ctx, events.Subject(events.KindOperationCancelled, opID))
 		if err == nil {
 			w.cancels.cancel(opID)
-			return true
+			return true, watchMark{}
 		}
 	}
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		log.Warn("stage: whether the operation is cancelled could not be read", "error", err)
+		return false, watchMark{}
 	}
-	return false
+	return false, mark
 }
 
 // cancelledInStream reports whether opID's operation.cancelled is in the

@@ -125,7 +125,7 @@ func (w *Worker) Exhausted(ctx context.Context, seq uint64, maxDeliver int) (env
 	if done && outcomeOf(found).Err == nil {
 		return env, false, nil
 	}
-	if w.isCancelled(ctx, env.OperationID, w.Log) {
+	if cancelled, _ := w.isCancelled(ctx, env.OperationID, w.Log); cancelled {
 		// A cancelled operation has ended: nothing more is published.
 		w.ended(ctx, d, Outcome{Err: ErrCancelled, Cancelled: true})
 		return env, false, nil

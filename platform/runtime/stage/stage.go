@@ -75,6 +75,10 @@ type Delivery struct {
 	Attempt int
 	// Log carries operation_id, song_id and the stage.
 	Log *slog.Logger
+
+	// watched is the cancel watch's mark when the stream said the
+	// operation was not cancelled, before the attempt (isCancelled).
+	watched watchMark
 }
 
 // Emit is one event that handling a message causes. The runtime publishes
@@ -185,10 +189,11 @@ type Worker struct {
 	// process with its AckWait running.
 	Slots int
 
-	gate     *slotGate
-	cancels  *cancelWatch
-	streamMu sync.Mutex
-	stream   jetstream.Stream
+	gate      *slotGate
+	cancels   *cancelWatch
+	cancelSub *nats.Subscription
+	streamMu  sync.Mutex
+	stream    jetstream.Stream
 }
 
 // tracer names the spans of stage attempts. With no OpenTelemetry SDK
@@ -406,10 +411,12 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 
 	begin := time.Now()
 	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
-	if w.isCancelled(work, env.OperationID, log) {
+	cancelled, since := w.isCancelled(work, env.OperationID, log)
+	if cancelled {
 		w.endCancelled(ctx, d, msg, after, time.Since(begin))
 		return
 	}
+	d.watched = since
 	attemptCtx, untrack := w.cancels.track(traceCtx, env.OperationID)
 	defer untrack()
 	stopBeat := heartbeat(attemptCtx, msg)
@@ -603,10 +610,11 @@ func (w *Worker) publish(ctx, work context.Context, d Delivery, emits []Emit, ha
 		}
 		if !asked {
 			// The watch misses a cancel published while this worker's
-			// connection was down: the stream is asked once, before the
-			// first event of the attempt is published.
+			// connection was down: unless it has missed nothing since
+			// the read before the attempt, the stream is asked once,
+			// before the first event of the attempt is published.
 			asked = true
-			if w.cancelledInStream(ctx, d.Envelope.OperationID, d.Log) {
+			if !d.watched.unbroken(w.mark()) && w.cancelledInStream(ctx, d.Envelope.OperationID, d.Log) {
 				return envs, ErrCancelled
 			}
 		}
