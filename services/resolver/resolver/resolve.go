@@ -65,6 +65,51 @@ func (r *Resolver) Resolve(ctx context.Context, query string, log *slog.Logger) 
 	return songOf(v), nil
 }
 
+// quick resolves query with no call beyond the cache: a direct URL, a
+// YouTube id whose video is cached (or any id when there is no Data API
+// key, which the fetcher's yt-dlp run then checks), or free text whose
+// search and video are both cached. ok is false for a query that needs
+// the Data API or a search; what it returns otherwise is what Resolve
+// would.
+func (r *Resolver) quick(ctx context.Context, query string, log *slog.Logger) (_ events.Song, ok bool, _ error) {
+	q, err := songquery.Parse(query, r.Allowed)
+	if err != nil {
+		return events.Song{}, true, err
+	}
+	switch q.Kind {
+	case songquery.KindDirect:
+		return q.Song, true, nil
+	case songquery.KindYouTube:
+		v, ok := r.quickVideo(ctx, q.Song.ID, log)
+		if !ok {
+			return events.Song{}, false, nil
+		}
+		return q.Song.Merge(songOf(v)), true, admit(v, r.MaxDuration)
+	}
+	id, ok := r.lookupQuery(ctx, projection.NormalizeQuery(q.Text), false, log)
+	if !ok {
+		return events.Song{}, false, nil
+	}
+	v, ok := r.quickVideo(ctx, id, log)
+	if !ok {
+		return events.Song{}, false, nil
+	}
+	log.Info("resolver: search answered from the cache", "query", q.Text, "video_id", id)
+	return songOf(v), true, admit(v, r.MaxDuration)
+}
+
+// quickVideo is video with no Data API call: the cached video, or the id
+// alone when there is no API; ok is false when only the API would tell.
+func (r *Resolver) quickVideo(ctx context.Context, id string, log *slog.Logger) (projection.Video, bool) {
+	if v, ok := r.lookupVideo(ctx, id, false, log); ok {
+		return v, true
+	}
+	if r.API == nil {
+		return projection.Video{ID: id, URL: songquery.WatchURL(id)}, true
+	}
+	return projection.Video{}, false
+}
+
 // search finds the video for free text: from the cache, else the Data
 // API, else yt-dlp. The video found is then checked like any other.
 func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (projection.Video, error) {
@@ -172,6 +217,17 @@ const (
 )
 
 func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger) (string, bool) {
+	return r.lookupQuery(ctx, nq, true, log)
+}
+
+func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger) (projection.Video, bool) {
+	return r.lookupVideo(ctx, id, true, log)
+}
+
+// lookupQuery and lookupVideo read the cache and count a hit; a miss is
+// counted only when countMiss says so (quick's misses are looked up and
+// counted again by Resolve).
+func (r *Resolver) lookupQuery(ctx context.Context, nq string, countMiss bool, log *slog.Logger) (string, bool) {
 	if r.Cache == nil {
 		return "", false
 	}
@@ -183,11 +239,13 @@ func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger)
 	case err != nil && !errors.Is(err, projection.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "error", err)
 	}
-	r.metrics.CacheLookup(CacheQueries, false)
+	if countMiss {
+		r.metrics.CacheLookup(CacheQueries, false)
+	}
 	return "", false
 }
 
-func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger) (projection.Video, bool) {
+func (r *Resolver) lookupVideo(ctx context.Context, id string, countMiss bool, log *slog.Logger) (projection.Video, bool) {
 	if r.Cache == nil {
 		return projection.Video{}, false
 	}
@@ -199,7 +257,9 @@ func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger)
 	case err != nil && !errors.Is(err, projection.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "song_id", id, "error", err)
 	}
-	r.metrics.CacheLookup(CacheVideos, false)
+	if countMiss {
+		r.metrics.CacheLookup(CacheVideos, false)
+	}
 	return projection.Video{}, false
 }
 

@@ -38,9 +38,16 @@ import (
 // StageName names the stage in logs and in operation.failed events.
 const StageName = "resolve"
 
-// Concurrency is how many queries one process resolves at once. A search
-// without the Data API runs one yt-dlp process; everything else is cheap.
+// Concurrency is how many queries one process resolves at once with a
+// call beyond its cache: a Data API call, or a search without it, which
+// runs one yt-dlp process.
 const Concurrency = 4
+
+// QuickConcurrency is how many queries one process answers at once from
+// what it knows without such a call (a direct URL, a cached video or
+// search): they do not wait behind a search for one of the Concurrency
+// slots.
+const QuickConcurrency = 16
 
 // Deps is what the resolver needs. JS, Config and Log are required.
 type Deps struct {
@@ -115,11 +122,13 @@ func Run(ctx context.Context, d Deps) error {
 		JS:          d.JS,
 		Consumer:    cons,
 		Publish:     d.Publisher,
+		Quick:       quickHandler(r),
 		Handle:      handler(r),
 		Log:         d.Log,
 		MaxAttempts: d.Config.MaxAttempts,
 		Timeout:     d.Config.StageTimeout,
-		Concurrency: Concurrency,
+		Concurrency: Concurrency + QuickConcurrency,
+		Slots:       Concurrency,
 		Grace:       d.Config.ShutdownGrace,
 		Metrics:     d.Metrics,
 		Cancellable: true,
@@ -170,6 +179,30 @@ func parentEndsWorker(ctx context.Context, d Deps, pub stage.Publisher) (*stage.
 		Concurrency: 2,
 		Grace:       d.Config.ShutdownGrace,
 	}, nil
+}
+
+// quickHandler answers the requests Resolver.quick resolves, beside the
+// slots; a playlist, or a query that needs the Data API or a search, is
+// stage.ErrNotQuick and goes to handler.
+func quickHandler(r *Resolver) stage.Handler {
+	return func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
+		req, ok := d.Event.(events.SongRequested)
+		if !ok {
+			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+		}
+		if _, ok := songquery.PlaylistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
+			return nil, stage.ErrNotQuick
+		}
+		song, ok, err := r.quick(ctx, req.Query, d.Log)
+		switch {
+		case !ok:
+			return nil, stage.ErrNotQuick
+		case err != nil:
+			return nil, err
+		}
+		d.Log.Info("resolver: resolved", "song_id", song.ID, "source", song.Source, "title", song.Title)
+		return []stage.Emit{{SongID: song.ID, Event: events.VideoResolved{Song: song}}}, nil
+	}
 }
 
 // handler resolves each request into its video.resolved. It is safe to

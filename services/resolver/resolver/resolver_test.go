@@ -3,6 +3,7 @@ package resolver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -229,5 +230,56 @@ func TestRunWithDataAPI(t *testing.T) {
 	}
 	if n, err := testutil.GatherAndCount(reg.Registry(), "butakero_resolver_api_calls_total", "butakero_cache_hits_total", "butakero_cache_misses_total"); err != nil || n != 6 {
 		t.Errorf("exported series %d, %v; want 6 (two methods; hits and misses of two caches)", n, err)
+	}
+}
+
+// blockedSearcher holds every search until release is closed.
+type blockedSearcher struct {
+	started chan struct{}
+	release chan struct{}
+}
+
+func (s *blockedSearcher) Search(ctx context.Context, text string) (projection.Video, error) {
+	s.started <- struct{}{}
+	select {
+	case <-s.release:
+		return projection.Video{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Live: "none"}, nil
+	case <-ctx.Done():
+		return projection.Video{}, ctx.Err()
+	}
+}
+
+// TestQuickBesideSearches: while searches hold every one of the
+// resolver's slots, a query it can answer without a call (a YouTube id
+// with no Data API key, a direct URL) is resolved at once, not queued
+// behind them.
+func TestQuickBesideSearches(t *testing.T) {
+	env := natstest.Start(t)
+	search := &blockedSearcher{started: make(chan struct{}, Concurrency+1), release: make(chan struct{})}
+	defer close(search.release)
+	startResolver(t, env, search)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publish := func(query string) string {
+		req, err := events.New(events.NewID(), "", events.SongRequested{Query: query})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env.Publish(t, req)
+		return req.OperationID
+	}
+	for i := range Concurrency {
+		publish(fmt.Sprintf("slow search %d", i))
+	}
+	for range Concurrency {
+		select {
+		case <-search.started:
+		case <-ctx.Done():
+			t.Fatal("the searches never started")
+		}
+	}
+	for _, q := range []string{rick, "http://127.0.0.1:8000/tone.m4a"} {
+		op := publish(q)
+		env.Next(ctx, t, events.KindVideoResolved, op)
 	}
 }
