@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -173,22 +174,23 @@ func checkQuery(name, raw string) (string, error) {
 // request publishes env (a song.requested) and returns the song id of the
 // operation's video.resolved when it arrives within startWait, else "".
 // It subscribes before publishing, so a resolver faster than this function
-// cannot be missed; operation.failed ends the wait early. Only a failure to
+// cannot be missed; operation.failed ends the wait early. For a song the
+// hub saw stored, it then waits up to storedWait more (within startWait)
+// for the operation's end, which the fetcher answers from the stored DCA:
+// the client's first status read is then final. Only a failure to
 // subscribe or publish is an error: then nothing, or possibly an unacked
 // copy, is in the stream.
 func (s *server) request(ctx context.Context, env events.Envelope) (string, error) {
-	found := make(chan *nats.Msg, 8)
-	for _, k := range []events.Kind{events.KindVideoResolved, events.KindOperationFailed} {
-		sub, err := s.nc.ChanSubscribe(events.Subject(k, env.OperationID), found)
-		if err != nil {
-			return "", fmt.Errorf("subscribe to %s: %w", k, err)
-		}
-		defer func() { _ = sub.Unsubscribe() }()
+	found := make(chan *nats.Msg, 16)
+	sub, err := s.nc.ChanSubscribe(events.OperationSubjects(env.OperationID), found)
+	if err != nil {
+		return "", fmt.Errorf("subscribe to the operation's events: %w", err)
 	}
+	defer func() { _ = sub.Unsubscribe() }()
 	// JS may sit on another connection than NC: make sure the server has
-	// the subscriptions before anything can answer.
+	// the subscription before anything can answer.
 	fctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	err := s.nc.FlushWithContext(fctx)
+	err = s.nc.FlushWithContext(fctx)
 	cancel()
 	if err != nil {
 		return "", fmt.Errorf("flush subscriptions: %w", err)
@@ -200,30 +202,38 @@ func (s *server) request(ctx context.Context, env events.Envelope) (string, erro
 		return "", fmt.Errorf("publish song.requested: %w", err)
 	}
 
+	begin := time.Now()
 	wait := time.NewTimer(s.startWait)
 	defer wait.Stop()
+	songID := ""
 	for {
 		select {
 		case m := <-found:
+			kind, _, _ := events.KindOf(m.Subject)
+			if kind != events.KindVideoResolved && !slices.Contains(events.FinalKinds, kind) {
+				continue
+			}
 			got, ev, err := events.Decode(m.Data)
 			if err != nil {
 				s.log.Warn("undecodable event while waiting for the song id",
 					"operation_id", env.OperationID, "subject", m.Subject, "error", err)
 				continue
 			}
-			switch ev := ev.(type) {
-			case events.VideoResolved:
-				if got.SongID != "" {
-					return got.SongID, nil
-				}
-				return ev.Song.ID, nil
-			case events.OperationFailed:
-				return "", nil
+			resolved, ok := ev.(events.VideoResolved)
+			if !ok {
+				// The operation ended (stored, failed or cancelled).
+				return songID, nil
 			}
+			songID = firstNonEmpty(got.SongID, resolved.Song.ID)
+			left := s.startWait - time.Since(begin)
+			if s.storedWait <= 0 || left <= 0 || !s.hub.live.isStored(songID) {
+				return songID, nil
+			}
+			wait.Reset(min(s.storedWait, left))
 		case <-wait.C:
-			return "", nil
+			return songID, nil
 		case <-ctx.Done():
-			return "", nil
+			return songID, nil
 		}
 	}
 }

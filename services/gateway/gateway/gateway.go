@@ -82,6 +82,13 @@ var (
 // to name the song before answering with an empty song_id.
 const DefaultStartWait = 3 * time.Second
 
+// DefaultStoredWait is how long a POST for a song the gateway saw stored
+// waits past its video.resolved for upload.done, which the fetcher
+// answers from the stored DCA in a few milliseconds: the client's first
+// status read then finds the operation final, and costs no second poll.
+// The POST never waits past DefaultStartWait (Deps.StartWait) in all.
+const DefaultStoredWait = 250 * time.Millisecond
+
 // Limits of one request. Bodies are small JSON documents at most; the
 // header limit is the read buffer fasthttp parses the request head in.
 const (
@@ -130,6 +137,9 @@ type Deps struct {
 	Listener net.Listener
 	// StartWait overrides DefaultStartWait when positive.
 	StartWait time.Duration
+	// StoredWait overrides DefaultStoredWait when positive; negative
+	// waits not at all.
+	StoredWait time.Duration
 	// Now is the rate limits' clock; nil means time.Now. Tests pass a fake
 	// one to run minutes of traffic at once.
 	Now func() time.Time
@@ -157,10 +167,13 @@ type server struct {
 	hub       *hub
 	sockets   *socketCap
 	startWait time.Duration
-	dashboard map[string]dashboardFile
-	oggSizes  *oggSizes
-	versions  Versions
-	cfg       config.Config // for GET /v1/info's profile and features
+	// storedWait is how long a POST for a song already stored waits past
+	// its video.resolved for the operation's end (request).
+	storedWait time.Duration
+	dashboard  map[string]dashboardFile
+	oggSizes   *oggSizes
+	versions   Versions
+	cfg        config.Config // for GET /v1/info's profile and features
 	// life ends when the gateway stops: songs followed before they are
 	// stored are cut off then (opaudio.go).
 	life context.Context
@@ -198,22 +211,23 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		now = time.Now
 	}
 	s := &server{
-		nc:        d.NC,
-		js:        d.JS,
-		pub:       d.Publisher,
-		store:     d.Store,
-		blobs:     d.Blobs,
-		log:       d.Log,
-		keys:      newAPIKeys(d.Config.APIKeys, newRateLimiter("failed authentications", d.Config.AuthFailureLimit, now)),
-		creations: newRateLimiter(budgetCreations, d.Config.RateLimit, now),
-		reads:     newRateLimiter(budgetReads, d.Config.ReadRateLimit, now),
-		origins:   origins,
-		sockets:   newSocketCap(d.Config.MaxSockets),
-		startWait: d.StartWait,
-		oggSizes:  newOggSizes(),
-		versions:  d.Versions,
-		cfg:       d.Config,
-		life:      ctx,
+		nc:         d.NC,
+		js:         d.JS,
+		pub:        d.Publisher,
+		store:      d.Store,
+		blobs:      d.Blobs,
+		log:        d.Log,
+		keys:       newAPIKeys(d.Config.APIKeys, newRateLimiter("failed authentications", d.Config.AuthFailureLimit, now)),
+		creations:  newRateLimiter(budgetCreations, d.Config.RateLimit, now),
+		reads:      newRateLimiter(budgetReads, d.Config.ReadRateLimit, now),
+		origins:    origins,
+		sockets:    newSocketCap(d.Config.MaxSockets),
+		startWait:  d.StartWait,
+		storedWait: d.StoredWait,
+		oggSizes:   newOggSizes(),
+		versions:   d.Versions,
+		cfg:        d.Config,
+		life:       ctx,
 	}
 	if s.versions == nil {
 		s.versions = versions.Start(nil)
@@ -226,6 +240,9 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	}
 	if s.startWait <= 0 {
 		s.startWait = DefaultStartWait
+	}
+	if s.storedWait == 0 {
+		s.storedWait = DefaultStoredWait
 	}
 	if d.Metrics == nil {
 		d.Metrics = metrics.New(metrics.NewRegistry())

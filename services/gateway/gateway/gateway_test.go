@@ -136,7 +136,10 @@ func serveWaiting(t *testing.T, cfg config.Config, now func() time.Time, env *na
 			Log:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 			Listener:  ln,
 			StartWait: wait,
-			Now:       now,
+			// A stored song's POST may wait the whole startWait for its
+			// end (TestStartStoredSong).
+			StoredWait: wait,
+			Now:        now,
 		})
 	}()
 	client := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}

@@ -25,7 +25,15 @@ type live struct {
 	ops   map[string]projection.Operation
 	ended []ended // finished operations, oldest first
 	now   func() time.Time
+	// stored holds the songs whose upload.done the hub delivered, in two
+	// generations: once the newer holds maxStored, it becomes the older
+	// and the oldest is dropped, so the songs seen last stay known.
+	stored, storedBefore map[string]struct{}
 }
+
+// maxStored bounds one generation of the stored songs: about 100 bytes
+// each.
+const maxStored = 50_000
 
 type ended struct {
 	id string
@@ -39,7 +47,7 @@ const liveKeep = 2 * time.Minute
 const maxLive = 100_000
 
 func newLive() *live {
-	return &live{ops: map[string]projection.Operation{}, now: time.Now}
+	return &live{ops: map[string]projection.Operation{}, now: time.Now, stored: map[string]struct{}{}}
 }
 
 // apply folds one event of the stream, at sequence seq, into its operation.
@@ -50,6 +58,9 @@ func (l *live) apply(data []byte, seq uint64, at time.Time) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if done, ok := ev.(events.UploadDone); ok {
+		l.markStored(firstNonEmpty(done.Song.ID, env.SongID))
+	}
 	op, ok := l.ops[env.OperationID]
 	if _, start := ev.(events.SongRequested); !ok && !start {
 		return
@@ -76,4 +87,38 @@ func (l *live) get(id string) (projection.Operation, bool) {
 	defer l.mu.Unlock()
 	op, ok := l.ops[id]
 	return op, ok
+}
+
+// markStored notes song as stored; l.mu is held.
+func (l *live) markStored(song string) {
+	if song == "" {
+		return
+	}
+	if len(l.stored) >= maxStored {
+		l.storedBefore, l.stored = l.stored, map[string]struct{}{}
+	}
+	l.stored[song] = struct{}{}
+}
+
+// isStored reports whether the hub saw song's upload.done lately: a new
+// operation for it is then answered from the stored DCA, and its POST
+// waits a moment for that (request).
+func (l *live) isStored(song string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.stored[song]
+	if !ok {
+		_, ok = l.storedBefore[song]
+	}
+	return ok
+}
+
+// firstNonEmpty is the first of s that is not empty.
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
