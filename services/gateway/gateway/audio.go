@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -224,7 +225,7 @@ func (s *server) request(ctx context.Context, env events.Envelope) (string, erro
 				// The operation ended (stored, failed or cancelled).
 				return songID, nil
 			}
-			songID = firstNonEmpty(got.SongID, resolved.Song.ID)
+			songID = cmp.Or(got.SongID, resolved.Song.ID)
 			left := s.startWait - time.Since(begin)
 			if s.storedWait <= 0 || left <= 0 || !s.hub.live.isStored(songID) {
 				return songID, nil

@@ -203,14 +203,13 @@ func requestedCount(t *testing.T, env *natstest.Env, opID string) uint64 {
 	return n
 }
 
-// fakeResolver stands in for the resolver service: it consumes
-// song.requested with the resolver's durable consumer and answers by query:
-// video.resolved for a known one, operation.failed for "no such song",
-// nothing for anything else.
-func fakeResolver(t *testing.T, env *natstest.Env, known map[string]string) {
+// fakeStage stands in for a stage service: it consumes with the stage's
+// durable consumer and publishes what answer returns for each message
+// (nothing when ok is false), then acks it.
+func fakeStage(t *testing.T, env *natstest.Env, consumer string, answer func(parent events.Envelope, ev events.Event) (next events.Envelope, ok bool, err error)) {
 	t.Helper()
 	ctx := context.Background()
-	cons, err := events.EnsureConsumer(ctx, env.JS, events.ConsumerResolver, 3)
+	cons, err := events.EnsureConsumer(ctx, env.JS, consumer, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,37 +217,46 @@ func fakeResolver(t *testing.T, env *natstest.Env, known map[string]string) {
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		parent, ev, err := events.Decode(msg.Data())
 		if err != nil {
-			t.Errorf("fake resolver: %v", err)
+			t.Errorf("fake %s: %v", consumer, err)
 			_ = msg.Term()
 			return
 		}
-		query := ev.(events.SongRequested).Query
-		var next events.Envelope
-		switch id, ok := known[query]; {
-		case ok:
-			next, err = events.Next(parent, id, events.VideoResolved{Song: events.Song{ID: id, Source: "youtube"}})
-		case query == "no such song":
-			next, err = events.Next(parent, "", events.OperationFailed{Stage: "resolve", Code: events.CodeNotFound, Message: "nothing found", Attempts: 1})
-		default:
-			_ = msg.Ack()
-			return
-		}
-		if err == nil {
+		next, ok, err := answer(parent, ev)
+		if err == nil && ok {
 			_, err = pub.Publish(ctx, next)
 		}
 		if err != nil {
-			t.Errorf("fake resolver: %v", err)
+			t.Errorf("fake %s: %v", consumer, err)
 		}
 		_ = msg.Ack()
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Wait for a handler in flight: the gateway may have seen its
-	// video.resolved (on core NATS) before the stream acknowledged it.
+	// Wait for a handler in flight: the gateway may have seen its event
+	// (on core NATS) before the stream acknowledged it.
 	t.Cleanup(func() {
 		cc.Stop()
 		<-cc.Closed()
+	})
+}
+
+// fakeResolver stands in for the resolver service: it answers
+// song.requested by query: video.resolved for a known one,
+// operation.failed for "no such song", nothing for anything else.
+func fakeResolver(t *testing.T, env *natstest.Env, known map[string]string) {
+	t.Helper()
+	fakeStage(t, env, events.ConsumerResolver, func(parent events.Envelope, ev events.Event) (events.Envelope, bool, error) {
+		query := ev.(events.SongRequested).Query
+		switch id, ok := known[query]; {
+		case ok:
+			next, err := events.Next(parent, id, events.VideoResolved{Song: events.Song{ID: id, Source: "youtube"}})
+			return next, true, err
+		case query == "no such song":
+			next, err := events.Next(parent, "", events.OperationFailed{Stage: "resolve", Code: events.CodeNotFound, Message: "nothing found", Attempts: 1})
+			return next, true, err
+		}
+		return events.Envelope{}, false, nil
 	})
 }
 

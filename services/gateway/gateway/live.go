@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"sync"
 	"time"
 
@@ -59,7 +60,7 @@ func (l *live) apply(data []byte, seq uint64, at time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if done, ok := ev.(events.UploadDone); ok {
-		l.markStored(firstNonEmpty(done.Song.ID, env.SongID))
+		l.markStored(cmp.Or(done.Song.ID, env.SongID))
 	}
 	op, ok := l.ops[env.OperationID]
 	if _, start := ev.(events.SongRequested); !ok && !start {
@@ -111,14 +112,4 @@ func (l *live) isStored(song string) bool {
 		_, ok = l.storedBefore[song]
 	}
 	return ok
-}
-
-// firstNonEmpty is the first of s that is not empty.
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

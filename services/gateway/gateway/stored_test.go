@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -9,44 +8,18 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // fakeFetcher stands in for the fetcher for songs already stored: it
-// consumes video.resolved with the fetcher's durable consumer and answers
-// upload.done (cached) once hold(opID) returns.
+// answers video.resolved with upload.done (cached) once hold(opID)
+// returns.
 func fakeFetcher(t *testing.T, h *harness, hold func(opID string)) {
 	t.Helper()
-	ctx := context.Background()
-	cons, err := events.EnsureConsumer(ctx, h.env.JS, events.ConsumerFetcher, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := events.NewPublisher(h.env.JS)
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		parent, ev, err := events.Decode(msg.Data())
-		if err != nil {
-			t.Errorf("fake fetcher: %v", err)
-			_ = msg.Term()
-			return
-		}
+	fakeStage(t, h.env, events.ConsumerFetcher, func(parent events.Envelope, ev events.Event) (events.Envelope, bool, error) {
 		hold(parent.OperationID)
 		song := ev.(events.VideoResolved).Song
 		next, err := events.Next(parent, song.ID, events.UploadDone{Song: song, Key: "audio/" + song.ID + ".dca", Size: 1000, Cached: true})
-		if err == nil {
-			_, err = pub.Publish(ctx, next)
-		}
-		if err != nil {
-			t.Errorf("fake fetcher: %v", err)
-		}
-		_ = msg.Ack()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cc.Stop()
-		<-cc.Closed()
+		return next, true, err
 	})
 }
 

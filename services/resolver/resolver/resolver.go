@@ -186,11 +186,11 @@ func parentEndsWorker(ctx context.Context, d Deps, pub stage.Publisher) (*stage.
 // stage.ErrNotQuick and goes to handler.
 func quickHandler(r *Resolver) stage.Handler {
 	return func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
-		req, ok := d.Event.(events.SongRequested)
-		if !ok {
-			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+		req, playlist, err := r.request(d)
+		if err != nil {
+			return nil, err
 		}
-		if _, ok := songquery.PlaylistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
+		if playlist {
 			return nil, stage.ErrNotQuick
 		}
 		song, ok, err := r.quick(ctx, req.Query, d.Log)
@@ -200,8 +200,7 @@ func quickHandler(r *Resolver) stage.Handler {
 		case err != nil:
 			return nil, err
 		}
-		d.Log.Info("resolver: resolved", "song_id", song.ID, "source", song.Source, "title", song.Title)
-		return []stage.Emit{{SongID: song.ID, Event: events.VideoResolved{Song: song}}}, nil
+		return resolvedTo(d, song), nil
 	}
 }
 
@@ -209,18 +208,35 @@ func quickHandler(r *Resolver) stage.Handler {
 // run twice: the runtime derives the event's id from the request's.
 func handler(r *Resolver) stage.Handler {
 	return func(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
-		req, ok := d.Event.(events.SongRequested)
-		if !ok {
-			return nil, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+		req, playlist, err := r.request(d)
+		if err != nil {
+			return nil, err
 		}
-		if ref, ok := songquery.PlaylistOf(req.Query, req.Playlist, r.Allowed); ok && req.Parent == "" {
+		if playlist {
+			ref, _ := songquery.PlaylistOf(req.Query, req.Playlist, r.Allowed)
 			return r.expand(ctx, d, ref)
 		}
 		song, err := r.Resolve(ctx, req.Query, d.Log)
 		if err != nil {
 			return nil, err
 		}
-		d.Log.Info("resolver: resolved", "song_id", song.ID, "source", song.Source, "title", song.Title)
-		return []stage.Emit{{SongID: song.ID, Event: events.VideoResolved{Song: song}}}, nil
+		return resolvedTo(d, song), nil
 	}
+}
+
+// request is d's song.requested, and whether it asks for a playlist to
+// expand (a child of a playlist never does).
+func (r *Resolver) request(d stage.Delivery) (events.SongRequested, bool, error) {
+	req, ok := d.Event.(events.SongRequested)
+	if !ok {
+		return req, false, events.Fail(events.CodeInvalidInput, "the resolver cannot handle %s", d.Envelope.Type)
+	}
+	_, playlist := songquery.PlaylistOf(req.Query, req.Playlist, r.Allowed)
+	return req, playlist && req.Parent == "", nil
+}
+
+// resolvedTo is the video.resolved of d's song, logged.
+func resolvedTo(d stage.Delivery, song events.Song) []stage.Emit {
+	d.Log.Info("resolver: resolved", "song_id", song.ID, "source", song.Source, "title", song.Title)
+	return []stage.Emit{{SongID: song.ID, Event: events.VideoResolved{Song: song}}}
 }
