@@ -89,6 +89,28 @@ func (s *server) cacheHeaders(c *fiber.Ctx, etag string) (rangeHeader string, no
 	return rangeHeader, false
 }
 
+// rangeAnswer starts the answer of a stored body of size bytes, called
+// what in an error: 416 for a Range past its end; else its Content-Type,
+// and 206 with Content-Range for a range. It returns the bytes to send,
+// and headOnly for a HEAD, whose answer is then complete.
+func rangeAnswer(c *fiber.Ctx, rangeHeader string, size int64, contentType, what string) (start, length int64, headOnly bool, err error) {
+	start, length, partial, err := parseRange(rangeHeader, size)
+	if err != nil {
+		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
+		return 0, 0, false, errorf(CodeRangeNotSatisfiable, fmt.Sprintf("range not satisfiable: %s has %d bytes", what, size))
+	}
+	c.Set(fiber.HeaderContentType, contentType)
+	if partial {
+		c.Status(fiber.StatusPartialContent)
+		c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
+	}
+	if c.Method() == fiber.MethodHead {
+		c.Response().Header.SetContentLength(int(length))
+		return start, length, true, nil
+	}
+	return start, length, false, nil
+}
+
 // storedDCA answers song id's stored DCA, as /v1/songs/{id}/dca does.
 func (s *server) storedDCA(c *fiber.Ctx, id string) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
@@ -109,20 +131,9 @@ func (s *server) storedDCA(c *fiber.Ctx, id string) error {
 	if notModified {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
-	start, length, partial, err := parseRange(rangeHeader, info.Size)
-	if err != nil {
-		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(info.Size, 10))
-		return errorf(CodeRangeNotSatisfiable, fmt.Sprintf("range not satisfiable: the DCA has %d bytes", info.Size))
-	}
-
-	c.Set(fiber.HeaderContentType, dcaContentType)
-	if partial {
-		c.Status(fiber.StatusPartialContent)
-		c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, info.Size))
-	}
-	if c.Method() == fiber.MethodHead {
-		c.Response().Header.SetContentLength(int(length))
-		return nil
+	start, length, headOnly, err := rangeAnswer(c, rangeHeader, info.Size, dcaContentType, "the DCA")
+	if err != nil || headOnly {
+		return err
 	}
 
 	// The blob is read after this handler returns, while fasthttp writes

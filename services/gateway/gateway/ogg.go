@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"strconv"
 
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/media/oggopus"
@@ -87,19 +86,9 @@ func (s *server) storedOgg(c *fiber.Ctx, id string) error {
 		}
 	}
 
-	start, length, partial, err := parseRange(rangeHeader, size)
-	if err != nil {
-		c.Set(fiber.HeaderContentRange, "bytes */"+strconv.FormatInt(size, 10))
-		return errorf(CodeRangeNotSatisfiable, fmt.Sprintf("range not satisfiable: the Ogg stream has %d bytes", size))
-	}
-	c.Set(fiber.HeaderContentType, oggContentType)
-	if partial {
-		c.Status(fiber.StatusPartialContent)
-		c.Set(fiber.HeaderContentRange, fmt.Sprintf("bytes %d-%d/%d", start, start+length-1, size))
-	}
-	if c.Method() == fiber.MethodHead {
-		c.Response().Header.SetContentLength(int(length))
-		return nil
+	start, length, headOnly, err := rangeAnswer(c, rangeHeader, size, oggContentType, "the Ogg stream")
+	if err != nil || headOnly {
+		return err
 	}
 
 	// As for /dca, the body is written after this handler returns.
