@@ -130,25 +130,10 @@ func TestCancel(t *testing.T) {
 	})
 
 	t.Run("the other operation of the same song carries on", func(t *testing.T) {
-		first := in.createOperation(t, srv.URL("shared.wav"))
-		waitFor(t, "the first operation's encode", 3*time.Minute, func() bool { return hasFFmpeg(tools()) })
-		joins := `butakero_singleflight_joins_total{what="fetch"}`
-		joined := in.metric(t, joins)
-		second := in.createOperation(t, srv.URL("shared.wav"))
-		waitFor(t, "the second operation to wait for the first's download", time.Minute, func() bool {
-			return in.metric(t, joins) > joined
+		_, second, st := in.cancelOwner(t, srv.URL("shared.wav"), func() {
+			waitFor(t, "the first operation's encode", 3*time.Minute, func() bool { return hasFFmpeg(tools()) })
 		})
-		if code, body := in.cancel(t, first); code != http.StatusAccepted {
-			t.Fatalf("DELETE: %d %s", code, body)
-		}
-		st := in.waitV1Final(t, second, 3*time.Minute)
-		if st.Status != "success" {
-			t.Fatalf("the second operation ended %q: %s", st.Status, st.Message)
-		}
 		checkCovers(t, "the second operation's song", in.dca(t, st.SongID), shared)
-		if st := in.waitV1Final(t, first, time.Minute); st.Status != "cancelled" {
-			t.Errorf("the cancelled operation ended %q", st.Status)
-		}
 
 		// Ended: 409, and it stays as it ended.
 		code, body := in.cancel(t, second)
@@ -161,29 +146,14 @@ func TestCancel(t *testing.T) {
 	})
 
 	t.Run("the owner cancelled mid-download, the other carries on", func(t *testing.T) {
-		first := in.createOperation(t, srv.URL("held.wav"))
-		select {
-		case <-heldStarted:
-		case <-time.After(3 * time.Minute):
-			t.Fatal("the first operation's download never started")
-		}
-		joins := `butakero_singleflight_joins_total{what="fetch"}`
-		joined := in.metric(t, joins)
-		second := in.createOperation(t, srv.URL("held.wav"))
-		waitFor(t, "the second operation to wait for the first's download", time.Minute, func() bool {
-			return in.metric(t, joins) > joined
+		first, _, st := in.cancelOwner(t, srv.URL("held.wav"), func() {
+			select {
+			case <-heldStarted:
+			case <-time.After(3 * time.Minute):
+				t.Fatal("the first operation's download never started")
+			}
 		})
-		if code, body := in.cancel(t, first); code != http.StatusAccepted {
-			t.Fatalf("DELETE: %d %s", code, body)
-		}
-		st := in.waitV1Final(t, second, 3*time.Minute)
-		if st.Status != "success" {
-			t.Fatalf("the second operation ended %q: %s", st.Status, st.Message)
-		}
 		checkCovers(t, "the second operation's song", in.dca(t, st.SongID), heldLen)
-		if st := in.waitV1Final(t, first, time.Minute); st.Status != "cancelled" {
-			t.Errorf("the cancelled operation ended %q", st.Status)
-		}
 		// The claim released by the cancel, the waiter took the download
 		// over: it downloaded the song itself, whole.
 		heldMu.Lock()
@@ -241,6 +211,33 @@ func (o v1Op) kinds() []string {
 }
 
 // createOperation is POST /v1/operations {"query": q}.
+// cancelOwner requests the song at url twice: once busy has seen the
+// first operation at work, the second joins its download; then the first
+// is cancelled. The second must end in success (its final status is
+// returned with both ids), the first cancelled.
+func (in *instance) cancelOwner(t *testing.T, url string, busy func()) (first, second string, st v1Op) {
+	t.Helper()
+	first = in.createOperation(t, url)
+	busy()
+	joins := `butakero_singleflight_joins_total{what="fetch"}`
+	joined := in.metric(t, joins)
+	second = in.createOperation(t, url)
+	waitFor(t, "the second operation to wait for the first's download", time.Minute, func() bool {
+		return in.metric(t, joins) > joined
+	})
+	if code, body := in.cancel(t, first); code != http.StatusAccepted {
+		t.Fatalf("DELETE: %d %s", code, body)
+	}
+	st = in.waitV1Final(t, second, 3*time.Minute)
+	if st.Status != "success" {
+		t.Fatalf("the second operation ended %q: %s", st.Status, st.Message)
+	}
+	if st := in.waitV1Final(t, first, time.Minute); st.Status != "cancelled" {
+		t.Errorf("the cancelled operation ended %q", st.Status)
+	}
+	return first, second, st
+}
+
 func (in *instance) createOperation(t *testing.T, q string) string {
 	t.Helper()
 	return in.createWith(t, map[string]any{"query": q})
