@@ -12,6 +12,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
@@ -96,11 +97,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	add("resolver", func(ctx context.Context) error {
 		return resolver.Run(ctx, resolver.Deps{JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
 	})
+	// One budget for the fetcher and the encoder: the limit is on while
+	// either moves a song, and off once neither does.
+	memory := membudget.New(cfg.EncodeMemoryBudget)
 	add("fetcher", func(ctx context.Context) error {
-		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher")})
+		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher"), Memory: memory})
 	})
 	add("encoder", func(ctx context.Context) error {
-		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder")})
+		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder"), Memory: memory})
 	})
 	add("recorder", func(ctx context.Context) error {
 		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Metrics: reg, Log: log.With("service", "recorder")})
