@@ -91,15 +91,16 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return nil
 		}, func(error) { cancel() })
 	}
+	// One budget for the fetcher, the encoder and the gateway's follows of
+	// songs not yet stored: the limit is on while any of them moves a song,
+	// and off once none does.
+	memory := membudget.New(cfg.EncodeMemoryBudget)
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober, Memory: memory})
 	})
 	add("resolver", func(ctx context.Context) error {
 		return resolver.Run(ctx, resolver.Deps{JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
 	})
-	// One budget for the fetcher and the encoder: the limit is on while
-	// either moves a song, and off once neither does.
-	memory := membudget.New(cfg.EncodeMemoryBudget)
 	add("fetcher", func(ctx context.Context) error {
 		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher"), Memory: memory})
 	})
