@@ -12,6 +12,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
@@ -90,17 +91,21 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return nil
 		}, func(error) { cancel() })
 	}
+	// One budget for the fetcher, the encoder and the gateway's follows of
+	// songs not yet stored: the limit is on while any of them moves a song,
+	// and off once none does.
+	memory := membudget.New(cfg.EncodeMemoryBudget)
 	add("gateway", func(ctx context.Context) error {
-		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober})
+		return gateway.Run(ctx, gateway.Deps{NC: nc, JS: js, Publisher: pub, Store: projections, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "gateway"), Listener: m.Listener, Versions: prober, Memory: memory})
 	})
 	add("resolver", func(ctx context.Context) error {
 		return resolver.Run(ctx, resolver.Deps{JS: js, Publisher: pub, Cache: searchCache, Metrics: reg, Config: cfg, Log: log.With("service", "resolver")})
 	})
 	add("fetcher", func(ctx context.Context) error {
-		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher")})
+		return fetcher.Run(ctx, fetcher.Deps{NC: nc, JS: js, Publisher: pub, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "fetcher"), Memory: memory})
 	})
 	add("encoder", func(ctx context.Context) error {
-		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder")})
+		return encoder.Run(ctx, encoder.Deps{NC: nc, JS: js, Blobs: blobs, Metrics: reg, Config: cfg, Log: log.With("service", "encoder"), Memory: memory})
 	})
 	add("recorder", func(ctx context.Context) error {
 		return recorder.Run(ctx, recorder.Deps{JS: js, Store: projections, Config: cfg, Metrics: reg, Log: log.With("service", "recorder")})

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -52,7 +53,14 @@ const (
 
 // StreamConfig is the definition of BUTAKERO_SOURCES: the subjects
 // "sources.*", file storage, replicas as the event stream's, MaxAge and
-// direct gets (a reader's get is answered with the message itself).
+// direct gets (a reader's get is answered with the message itself). Its
+// limit of messages per subject is one no source reaches (a 60-minute
+// source is about a thousand 64 KiB chunks); as for BUTAKERO_FRAMES (see
+// framestream.StreamConfig) it is there because nats-server gives a stream
+// with a per-subject limit 4 MiB file-store blocks instead of 8 MiB, and
+// holds the block being written in memory, the process's in the all-in-one.
+// A block's size is fixed when the stream is created: a stream created
+// before keeps its blocks until it is deleted and created again.
 func StreamConfig(replicas int) jetstream.StreamConfig {
 	if replicas < 1 {
 		replicas = 1
@@ -68,6 +76,8 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
+		// 4 MiB blocks, as said above.
+		MaxMsgsPerSubject: math.MaxUint32,
 	}
 }
 

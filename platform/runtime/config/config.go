@@ -65,6 +65,10 @@ type Config struct {
 	MetricsDeployment  string        // METRICS_DEPLOYMENT: the Deployment dimension of those metrics (dev, prod)
 	FetchConcurrency   int           // FETCH_CONCURRENCY: downloads one process runs at once
 	EncodeConcurrency  int           // ENCODE_CONCURRENCY: encodes one process runs at once (default: the CPUs)
+	// EncodeMemoryBudget is ENCODE_MEMORY_BUDGET: the soft memory limit
+	// the all-in-one sets while it moves a song (package membudget); 0
+	// (off) sets none.
+	EncodeMemoryBudget int64
 	DirectMaxBytes     int64         // DIRECT_MAX_BYTES: largest file a direct media URL may deliver
 	StagingMaxAge      time.Duration // STAGING_MAX_AGE: a staged download this old whose operation has ended is swept
 	PlaylistMaxItems   int           // PLAYLIST_MAX_ITEMS: children of one playlist
@@ -236,6 +240,15 @@ func Load(lookup Lookup) (Config, error) {
 	case "off":
 	default:
 		errs = append(errs, fmt.Errorf("OPUS_PASSTHROUGH=%q: want auto or off", v))
+	}
+	switch v := get("ENCODE_MEMORY_BUDGET", "24MiB"); strings.ToLower(v) {
+	case "off":
+	default:
+		n, err := parseBytes(v)
+		if err != nil || n < 1<<20 {
+			errs = append(errs, fmt.Errorf("ENCODE_MEMORY_BUDGET=%q: want a size of at least 1MiB (24MiB, 64MiB), or off", v))
+		}
+		c.EncodeMemoryBudget = n
 	}
 	switch v := strings.ToLower(get("EARLY_ENCODE", "auto")); v {
 	case "auto":

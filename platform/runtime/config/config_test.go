@@ -38,6 +38,22 @@ func TestLoad(t *testing.T) {
 			}
 		}, ""},
 		{"bad DIRECT_MAX_BYTES", map[string]string{"DIRECT_MAX_BYTES": "1G"}, nil, "DIRECT_MAX_BYTES"},
+		{"the encode memory budget is 24 MiB", nil, func(t *testing.T, c config.Config) {
+			if c.EncodeMemoryBudget != 24<<20 {
+				t.Errorf("EncodeMemoryBudget = %d", c.EncodeMemoryBudget)
+			}
+		}, ""},
+		{"ENCODE_MEMORY_BUDGET", map[string]string{"ENCODE_MEMORY_BUDGET": "64MiB"}, func(t *testing.T, c config.Config) {
+			if c.EncodeMemoryBudget != 64<<20 {
+				t.Errorf("EncodeMemoryBudget = %d", c.EncodeMemoryBudget)
+			}
+		}, ""},
+		{"ENCODE_MEMORY_BUDGET=off", map[string]string{"ENCODE_MEMORY_BUDGET": "OFF"}, func(t *testing.T, c config.Config) {
+			if c.EncodeMemoryBudget != 0 {
+				t.Errorf("EncodeMemoryBudget = %d", c.EncodeMemoryBudget)
+			}
+		}, ""},
+		{"bad ENCODE_MEMORY_BUDGET", map[string]string{"ENCODE_MEMORY_BUDGET": "12KiB"}, nil, "ENCODE_MEMORY_BUDGET"},
 		{"an allowed host with a scheme", map[string]string{"ALLOWED_MEDIA_HOSTS": "cdn.example.com,https://media.example.com"}, nil, "ALLOWED_MEDIA_HOSTS"},
 		{"an allowed host with a bad port", map[string]string{"ALLOWED_MEDIA_HOSTS": "cdn.example.com:99999"}, nil, "ALLOWED_MEDIA_HOSTS"},
 		{"GIN_MODE=debug from the seed", map[string]string{"GIN_MODE": "debug"}, func(t *testing.T, c config.Config) {

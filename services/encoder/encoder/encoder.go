@@ -99,6 +99,24 @@ type Deps struct {
 	// Claims is where the songs' claims live; nil means the claims bucket
 	// on JS (claims.Open, Config.StreamReplicas, claims.DefaultTTL).
 	Claims Claims
+	// Memory, when set, is held while a song is moved (membudget.Budget,
+	// which the all-in-one passes): its Hold sets a soft memory limit,
+	// its release lets it go. nil holds nothing (a service run alone).
+	Memory Memory
+}
+
+// Memory is the part of membudget.Budget the encoder needs: Hold before
+// work that moves a song, release once it has ended.
+type Memory interface {
+	Hold() (release func())
+}
+
+// hold holds m, if any.
+func hold(m Memory) (release func()) {
+	if m == nil {
+		return func() {}
+	}
+	return m.Hold()
 }
 
 // Claims is the part of the claims store the encoder needs
@@ -150,7 +168,7 @@ func Run(ctx context.Context, d Deps) error {
 	if n <= 0 {
 		n = DefaultConcurrency
 	}
-	h := &handler{nc: d.NC, js: d.JS, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl,
+	h := &handler{nc: d.NC, js: d.JS, blobs: d.Blobs, bitrate: d.Config.DCABitrateKbps, claims: cl, memory: d.Memory,
 		passthrough: d.Config.OpusPassthrough, maxKbps: d.Config.PassthroughMaxKbps, target: d.Config.LoudnessTarget}
 	// Early encodes have slots of their own, as many as the late ones: a
 	// late encode that waits for an early one holds its slot but no CPU.
@@ -195,6 +213,7 @@ type handler struct {
 	// earlyKV holds the early encodes' states (early.go) once they are
 	// set up; until then none are made or awaited.
 	earlyKV atomic.Pointer[jetstream.KeyValue]
+	memory  Memory
 }
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
@@ -208,6 +227,7 @@ type handler struct {
 // regardless: storing the same song's DCA twice is harmless. What becomes
 // of the claim is decided once the message ends (ended).
 func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
+	defer hold(h.memory)()
 	if claim := h.claim(ctx, d); claim != nil {
 		stop := claim.Keep(ctx)
 		defer func() {
@@ -262,6 +282,7 @@ func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) 
 	if !ok {
 		return
 	}
+	defer hold(h.memory)()
 	if err := h.blobs.Delete(ctx, ev.Key); err != nil {
 		d.Log.Warn("encoder: delete staged audio", "key", ev.Key, "error", err)
 	}

@@ -113,6 +113,24 @@ type Deps struct {
 	// in the consumer (visible as its pending count). Songs already stored
 	// are answered beside them, QuickConcurrency at once.
 	Concurrency int
+	// Memory, when set, is held while a song is moved (membudget.Budget,
+	// which the all-in-one passes): its Hold sets a soft memory limit,
+	// its release lets it go. nil holds nothing (a service run alone).
+	Memory Memory
+}
+
+// Memory is the part of membudget.Budget the fetcher needs: Hold before
+// work that moves a song, release once it has ended.
+type Memory interface {
+	Hold() (release func())
+}
+
+// hold holds m, if any.
+func hold(m Memory) (release func()) {
+	if m == nil {
+		return func() {}
+	}
+	return m.Hold()
 }
 
 // Run ensures the fetcher's durable consumer and handles video.resolved
@@ -178,6 +196,7 @@ func Run(ctx context.Context, d Deps) error {
 		claims:      cl,
 		metrics:     newFetcherMetrics(d.Metrics),
 		maxAttempts: d.Config.MaxAttempts,
+		memory:      d.Memory,
 	}
 	w := &stage.Worker{
 		Stage:       StageName,

@@ -40,6 +40,7 @@ type handler struct {
 	claims      Claims
 	metrics     *fetcherMetrics
 	maxAttempts int
+	memory      Memory
 }
 
 // handle answers one video.resolved. In order:
@@ -176,7 +177,9 @@ func (h *handler) cached(d stage.Delivery, song events.Song, info blob.Info) []s
 // for this operation's next attempt.
 func (h *handler) fetch(ctx context.Context, d stage.Delivery, song events.Song, claim *claims.Claim) ([]stage.Emit, error) {
 	stop := claim.Keep(ctx)
+	release := hold(h.memory)
 	done, err := h.fetcher.Fetch(ctx, d.Envelope.OperationID, song, d.Log)
+	release()
 	if kerr := stop(); kerr != nil {
 		d.Log.Warn("fetcher: the song's claim was lost during the download", "error", kerr)
 	}

@@ -147,6 +147,24 @@ type Deps struct {
 	// (versions.Start), so the gateway runs no tool of its own. nil means
 	// the gateway starts one.
 	Versions Versions
+	// Memory, when set, is held while a client follows a song before it
+	// is stored (membudget.Budget, which the all-in-one passes; see
+	// the encoder's Deps.Memory). nil holds nothing.
+	Memory Memory
+}
+
+// Memory is the part of membudget.Budget the gateway needs: Hold while a
+// follow runs, release once it has ended.
+type Memory interface {
+	Hold() (release func())
+}
+
+// hold holds m, if any.
+func hold(m Memory) (release func()) {
+	if m == nil {
+		return func() {}
+	}
+	return m.Hold()
 }
 
 type server struct {
@@ -176,7 +194,8 @@ type server struct {
 	cfg        config.Config // for GET /v1/info's profile and features
 	// life ends when the gateway stops: songs followed before they are
 	// stored are cut off then (opaudio.go).
-	life context.Context
+	life   context.Context
+	memory Memory
 }
 
 // setupTimeout bounds the requests New makes to NATS.
@@ -226,6 +245,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		storedWait: d.StoredWait,
 		oggSizes:   newOggSizes(),
 		versions:   d.Versions,
+		memory:     d.Memory,
 		cfg:        d.Config,
 		life:       ctx,
 	}

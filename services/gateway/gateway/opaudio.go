@@ -103,10 +103,13 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 		return internal(err)
 	}
 	s.metrics.Following(1)
+	// A follow moves a song too: the budget is held until the body closes.
+	release := hold(s.memory)
 	first, isStored, err := s.firstChunk(ctx, f, opID, songID)
 	if err != nil || isStored {
 		f.Close()
 		s.metrics.Following(-1)
+		release()
 		if isStored {
 			return stored()
 		}
@@ -116,8 +119,10 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 	if err != nil {
 		f.Close()
 		s.metrics.Following(-1)
+		release()
 		return internal(err)
 	}
+	body.release = release
 	keep = true
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if !ogg {
@@ -241,6 +246,7 @@ type liveBody struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 	f            *framestream.Follower
+	release      func() // the memory budget's hold, once the body is returned
 	opID, songID string
 	run          string
 	header       []byte // the DCA's header, as sent
@@ -373,6 +379,9 @@ func (b *liveBody) fromStored() error {
 func (b *liveBody) Close() error {
 	b.f.Close()
 	b.s.metrics.Following(-1)
+	if b.release != nil {
+		b.release()
+	}
 	if b.blob != nil {
 		b.blob.Close()
 	}
