@@ -40,8 +40,11 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 
 # --- packages ------------------------------------------------------------
+# iptables is only a recommendation of podman's, which --no-install-recommends
+# leaves out, yet netavark cannot set a network up without it ("netavark: No
+# such file or directory" on a machine that lacks it).
 need=()
-for pkg in podman runc podman-compose debootstrap netavark aardvark-dns slirp4netns fuse-overlayfs uidmap curl; do
+for pkg in podman runc podman-compose debootstrap netavark aardvark-dns iptables slirp4netns fuse-overlayfs uidmap curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
