@@ -209,7 +209,7 @@ func (h *handler) runEarly(ctx context.Context, cons jetstream.Consumer, slots c
 // allows it and no other encode has the operation. It returns why it
 // stored nothing (nil once stored and handed over).
 func (h *handler) early(ctx context.Context, env events.Envelope, arr events.AudioArriving, log *slog.Logger) error {
-	defer hold(h.memory)()
+	defer h.memory.Hold()()
 	opID := env.OperationID
 	song := arr.Song
 	if song.ID == "" {

@@ -34,6 +34,7 @@ import (
 	"github.com/butakero/butakero/platform/media/framestream"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/platform/store/objstore"
@@ -102,21 +103,7 @@ type Deps struct {
 	// Memory, when set, is held while a song is moved (membudget.Budget,
 	// which the all-in-one passes): its Hold sets a soft memory limit,
 	// its release lets it go. nil holds nothing (a service run alone).
-	Memory Memory
-}
-
-// Memory is the part of membudget.Budget the encoder needs: Hold before
-// work that moves a song, release once it has ended.
-type Memory interface {
-	Hold() (release func())
-}
-
-// hold holds m, if any.
-func hold(m Memory) (release func()) {
-	if m == nil {
-		return func() {}
-	}
-	return m.Hold()
+	Memory *membudget.Budget
 }
 
 // Claims is the part of the claims store the encoder needs
@@ -213,7 +200,7 @@ type handler struct {
 	// earlyKV holds the early encodes' states (early.go) once they are
 	// set up; until then none are made or awaited.
 	earlyKV atomic.Pointer[jetstream.KeyValue]
-	memory  Memory
+	memory  *membudget.Budget
 }
 
 // handle encodes one audio.downloaded event. It is safe to run twice for
@@ -227,7 +214,7 @@ type handler struct {
 // regardless: storing the same song's DCA twice is harmless. What becomes
 // of the claim is decided once the message ends (ended).
 func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
-	defer hold(h.memory)()
+	defer h.memory.Hold()()
 	if claim := h.claim(ctx, d); claim != nil {
 		stop := claim.Keep(ctx)
 		defer func() {
@@ -282,7 +269,7 @@ func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) 
 	if !ok {
 		return
 	}
-	defer hold(h.memory)()
+	defer h.memory.Hold()()
 	if err := h.blobs.Delete(ctx, ev.Key); err != nil {
 		d.Log.Warn("encoder: delete staged audio", "key", ev.Key, "error", err)
 	}

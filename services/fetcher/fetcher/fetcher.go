@@ -45,6 +45,7 @@ import (
 	"github.com/butakero/butakero/platform/media/ytdlp"
 	"github.com/butakero/butakero/platform/runtime/claims"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/platform/runtime/tracing"
@@ -116,21 +117,7 @@ type Deps struct {
 	// Memory, when set, is held while a song is moved (membudget.Budget,
 	// which the all-in-one passes): its Hold sets a soft memory limit,
 	// its release lets it go. nil holds nothing (a service run alone).
-	Memory Memory
-}
-
-// Memory is the part of membudget.Budget the fetcher needs: Hold before
-// work that moves a song, release once it has ended.
-type Memory interface {
-	Hold() (release func())
-}
-
-// hold holds m, if any.
-func hold(m Memory) (release func()) {
-	if m == nil {
-		return func() {}
-	}
-	return m.Hold()
+	Memory *membudget.Budget
 }
 
 // Run ensures the fetcher's durable consumer and handles video.resolved

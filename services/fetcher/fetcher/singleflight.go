@@ -10,6 +10,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/claims"
+	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/stage"
 )
 
@@ -40,7 +41,7 @@ type handler struct {
 	claims      Claims
 	metrics     *fetcherMetrics
 	maxAttempts int
-	memory      Memory
+	memory      *membudget.Budget
 }
 
 // handle answers one video.resolved. In order:
@@ -177,7 +178,7 @@ func (h *handler) cached(d stage.Delivery, song events.Song, info blob.Info) []s
 // for this operation's next attempt.
 func (h *handler) fetch(ctx context.Context, d stage.Delivery, song events.Song, claim *claims.Claim) ([]stage.Emit, error) {
 	stop := claim.Keep(ctx)
-	release := hold(h.memory)
+	release := h.memory.Hold()
 	done, err := h.fetcher.Fetch(ctx, d.Envelope.OperationID, song, d.Log)
 	release()
 	if kerr := stop(); kerr != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/butakero/butakero/platform/media/framestream"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/gofiber/contrib/websocket"
@@ -150,21 +151,7 @@ type Deps struct {
 	// Memory, when set, is held while a client follows a song before it
 	// is stored (membudget.Budget, which the all-in-one passes; see
 	// the encoder's Deps.Memory). nil holds nothing.
-	Memory Memory
-}
-
-// Memory is the part of membudget.Budget the gateway needs: Hold while a
-// follow runs, release once it has ended.
-type Memory interface {
-	Hold() (release func())
-}
-
-// hold holds m, if any.
-func hold(m Memory) (release func()) {
-	if m == nil {
-		return func() {}
-	}
-	return m.Hold()
+	Memory *membudget.Budget
 }
 
 type server struct {
@@ -195,7 +182,7 @@ type server struct {
 	// life ends when the gateway stops: songs followed before they are
 	// stored are cut off then (opaudio.go).
 	life   context.Context
-	memory Memory
+	memory *membudget.Budget
 }
 
 // setupTimeout bounds the requests New makes to NATS.
