@@ -2,12 +2,13 @@ package gateway_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
-	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/nats-io/nats.go"
 )
 
 // fakeFetcher stands in for the fetcher for songs already stored: it
@@ -31,7 +32,7 @@ func TestStartStoredSong(t *testing.T) {
 	h := start(t)
 	fakeResolver(t, h.env, map[string]string{"stored song": "storedsong1"})
 	first := make(chan string, 1)
-	gate := make(chan struct{})
+	gate, stat := make(chan struct{}), make(chan struct{})
 	fakeFetcher(t, h, func(opID string) {
 		select {
 		case first <- opID:
@@ -39,26 +40,30 @@ func TestStartStoredSong(t *testing.T) {
 			// it, so that the gateway's hub is seen to deliver it.
 			<-gate
 		default:
-			// Later ones: the stat of the stored DCA, a moment's work
-			// (an eighth of the most the POST waits).
-			time.Sleep(startWait / 8)
+			// The second one's stat of the stored DCA ends when the
+			// test has seen the POST still waiting past video.resolved.
+			<-stat
 		}
 	})
 
-	post := func() (opID, songID string) {
-		t.Helper()
-		r := h.do(t, http.MethodPost, "/api/audio/start?song="+url.QueryEscape("stored song"), nil)
-		if r.status != http.StatusOK {
-			t.Fatalf("status %d, want 200 (body %s)", r.status, r.body)
+	// post runs on any goroutine: it reports, it does not fail the test.
+	post := func() (opID, songID string, err error) {
+		res, err := h.client.Post(h.url+"/api/audio/start?song="+url.QueryEscape("stored song"), "", nil)
+		if err != nil {
+			return "", "", err
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			return "", "", fmt.Errorf("status %d, want 200", res.StatusCode)
 		}
 		var got struct {
 			OperationID string `json:"operation_id"`
 			SongID      string `json:"song_id"`
 		}
-		if err := json.Unmarshal(r.body, &got); err != nil {
-			t.Fatal(err)
+		if err := json.NewDecoder(res.Body).Decode(&got); err != nil {
+			return "", "", err
 		}
-		return got.OperationID, got.SongID
+		return got.OperationID, got.SongID, nil
 	}
 	status := func(opID string) string {
 		t.Helper()
@@ -76,7 +81,10 @@ func TestStartStoredSong(t *testing.T) {
 
 	// The first request: the song is not known stored; its upload.done
 	// reaches the socket through the hub, which then knows the song.
-	op1, song1 := post()
+	op1, song1, err := post()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if song1 != "storedsong1" {
 		t.Fatalf("song_id %q, want storedsong1", song1)
 	}
@@ -88,11 +96,51 @@ func TestStartStoredSong(t *testing.T) {
 		}
 	}
 
-	op2, song2 := post()
-	if song2 != "storedsong1" {
-		t.Fatalf("song_id %q, want storedsong1", song2)
+	// The second request, for the song now known stored: the gateway's
+	// own connection delivers its video.resolved (a subscription of the
+	// test's on it, flushed), and the POST has not answered then.
+	resolved := make(chan *nats.Msg, 4)
+	sub, err := h.gwNC.ChanSubscribe(events.Subject(events.KindVideoResolved, "*"), resolved)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := status(op2); got != "success" {
+	defer sub.Unsubscribe()
+	if err := h.gwNC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		opID, songID string
+		err          error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		op, song, err := post()
+		answered <- answer{op, song, err}
+	}()
+	for m := range resolved {
+		if _, opID, _ := events.KindOf(m.Subject); opID != op1 {
+			break
+		}
+	}
+	if err := h.gwNC.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-answered:
+		t.Errorf("the POST of operation %s answered at video.resolved, before the stored song's operation ended", a.opID)
+		close(stat)
+		return
+	default:
+	}
+	close(stat)
+	a := <-answered
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if a.songID != "storedsong1" {
+		t.Fatalf("song_id %q, want storedsong1", a.songID)
+	}
+	if got := status(a.opID); got != "success" {
 		t.Errorf("first status read after the POST of a stored song: %q, want success", got)
 	}
 }
