@@ -225,6 +225,10 @@ type flakyStore struct {
 	failOps  map[string]bool // operation status to fail once
 	opPuts   map[uint64]int
 	songPuts map[uint64]int
+	// succeeded, when set, is closed once a successful operation's write
+	// is stored and counted (a read of the store may see the write before
+	// it is counted).
+	succeeded chan struct{}
 }
 
 func (s *flakyStore) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
@@ -239,6 +243,10 @@ func (s *flakyStore) PutOperationIf(ctx context.Context, op, prev projection.Ope
 	if ok {
 		s.mu.Lock()
 		s.opPuts[op.LastSeq]++
+		if op.Status == "success" && s.succeeded != nil {
+			close(s.succeeded)
+			s.succeeded = nil
+		}
 		s.mu.Unlock()
 	}
 	return ok, err
@@ -271,7 +279,8 @@ func (s *flakyStore) puts() (ops, songs int) {
 // the song write is not repeated.
 func TestStoreErrorRetried(t *testing.T) {
 	env := natstest.Start(t)
-	store := &flakyStore{Store: openStore(t, env), failOps: map[string]bool{"success": true}, opPuts: map[uint64]int{}, songPuts: map[uint64]int{}}
+	succeeded := make(chan struct{})
+	store := &flakyStore{Store: openStore(t, env), failOps: map[string]bool{"success": true}, opPuts: map[uint64]int{}, songPuts: map[uint64]int{}, succeeded: succeeded}
 	start(t, env, store)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -283,6 +292,11 @@ func TestStoreErrorRetried(t *testing.T) {
 	op := waitOp(ctx, t, env, opID, final)
 	if op.Status != "success" || op.LastSeq != 3 {
 		t.Fatalf("operation %+v", op)
+	}
+	select {
+	case <-succeeded:
+	case <-ctx.Done():
+		t.Fatal("the successful write was never counted")
 	}
 	store.mu.Lock()
 	defer store.mu.Unlock()
