@@ -28,6 +28,9 @@ type profile struct {
 	name   string
 	env    func(t *testing.T) map[string]string
 	verify func(t *testing.T, env map[string]string, songs []storedSong)
+	// object, when set, reads a stored song's DCA from the profile's
+	// store with that store's own client, not through the gateway.
+	object func(t *testing.T, env map[string]string, songID string) []byte
 }
 
 // storedSong is one song the end-to-end test stored, as the gateway served it.
@@ -38,7 +41,7 @@ type storedSong struct {
 
 var profiles = []profile{
 	{name: "embedded", env: func(*testing.T) map[string]string { return nil }},
-	{name: "aws", env: awsEnv, verify: verifyAWS},
+	{name: "aws", env: awsEnv, verify: verifyAWS, object: s3Object},
 }
 
 // awsEnv is the AWS profile on the test's versitygw and DynamoDB Local:
@@ -60,17 +63,37 @@ func awsEnv(t *testing.T) map[string]string {
 	}
 }
 
+// s3Client is a plain S3 client of the test's versitygw.
+func s3Client(t *testing.T, env map[string]string) *s3.Client {
+	ac := awsconfig.Static(env["REGION"], env["ACCESS_KEY"], env["SECRET_KEY"])
+	return s3.NewFromConfig(ac, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(awstest.S3(t).Endpoint)
+		o.UsePathStyle = true
+	})
+}
+
+// s3Object reads the song's DCA object, audio/<song_id>.dca, whole.
+func s3Object(t *testing.T, env map[string]string, songID string) []byte {
+	obj, err := s3Client(t, env).GetObject(t.Context(), &s3.GetObjectInput{Bucket: aws.String(env["BUCKET_NAME"]), Key: aws.String("audio/" + songID + ".dca")})
+	if err != nil {
+		t.Fatalf("GetObject: %v", err)
+	}
+	defer obj.Body.Close()
+	b, err := io.ReadAll(obj.Body)
+	if err != nil {
+		t.Fatalf("reading the object: %v", err)
+	}
+	return b
+}
+
 // verifyAWS reads, with plain S3 and DynamoDB clients, the DCA objects
 // and the items the run left: each DCA at audio/<song_id>.dca with the size
 // and frames the gateway served, no staged audio left, each song and
 // operation item naming them.
 func verifyAWS(t *testing.T, env map[string]string, songs []storedSong) {
 	ctx := t.Context()
+	s3c := s3Client(t, env)
 	ac := awsconfig.Static(env["REGION"], env["ACCESS_KEY"], env["SECRET_KEY"])
-	s3c := s3.NewFromConfig(ac, func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(awstest.S3(t).Endpoint)
-		o.UsePathStyle = true
-	})
 	ddb := dynamodb.NewFromConfig(ac, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(awstest.DynamoDB(t).Endpoint) })
 	bucket := env["BUCKET_NAME"]
 

@@ -87,11 +87,19 @@ func gated(data []byte, gate <-chan struct{}) http.Handler {
 // client joins once the first frames are out. A second song, whose source
 // is cut short, fails mid-encode: its follower's body ends without the
 // chunked transfer's end, and a client coming after the failure gets 409
-// operation_failed.
+// operation_failed. It runs in each profile: in the AWS one the frames
+// travel on JetStream as in the embedded one, the DCA is stored in S3 and
+// the followers' bytes are compared with the S3 object itself.
 func TestFollowBeforeStored(t *testing.T) {
 	if os.Getenv(envNodeModules) == "" {
 		t.Fatalf("%s is not set: run the tests with scripts/test.sh, which installs prism-media", envNodeModules)
 	}
+	for _, p := range profiles {
+		t.Run(p.name, func(t *testing.T) { followBeforeStored(t, p) })
+	}
+}
+
+func followBeforeStored(t *testing.T, p profile) {
 	media := t.TempDir()
 	const d = 40 * time.Second
 	song, err := os.ReadFile(audiofixture.Make(t, media, audiofixture.M4A("song.m4a", d)))
@@ -99,7 +107,8 @@ func TestFollowBeforeStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := audiofixture.Serve(t, media)
-	in := start(t, t.TempDir(), nil)
+	env := p.env(t)
+	in := start(t, t.TempDir(), env)
 
 	t.Run("followers read the stored DCA", func(t *testing.T) {
 		gate := make(chan struct{})
@@ -153,6 +162,11 @@ func TestFollowBeforeStored(t *testing.T) {
 			t.Fatalf("/ogg follower: %d %v %v", o.status, o.header, o.err)
 		}
 		checkOgg(t, o.body, d, info.Frames)
+		if p.object != nil {
+			if obj := p.object(t, env, st.SongID); !bytes.Equal(obj, stored.body) {
+				t.Fatalf("the %s store holds %d bytes for the song, the followers read %d (equal: false)", p.name, len(obj), len(stored.body))
+			}
+		}
 		// Stored now: the same route answers the file whole.
 		again := in.follow(path + "/dca")
 		if again.status != 200 || again.header.Get("Content-Length") != strconv.Itoa(len(stored.body)) || !bytes.Equal(again.body, stored.body) {
