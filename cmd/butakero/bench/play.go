@@ -14,13 +14,14 @@ import (
 	"time"
 )
 
-// benchPlay is section 7, play before it is stored: the time from the
+// benchPlay is section 8, play before it is stored: the time from the
 // request (POST /v1/operations) to the first DCA frame read by a client of
 // GET /v1/operations/{id}/dca, for a 3-minute and a long AAC song on
 // loopback and for a 3-minute song served at twice its audio bitrate (a
 // source slower than the encoder); then the peak RSS of a fresh service
 // after a 30-second song and after the long song, each read to its end by
-// followers clients. It returns the report.
+// followers clients. It measures the embedded profile, then the AWS one
+// (DynamoDB Local and versitygw) when they are there. It returns the report.
 func benchPlay(ctx context.Context, bin, work, media string, long time.Duration, followers int) (string, error) {
 	// The throttled source: song3m.m4a at twice its bitrate.
 	path := filepath.Join(media, "song3m.m4a")
@@ -74,9 +75,53 @@ func benchPlay(ctx context.Context, bin, work, media string, long time.Duration,
 	defer srv.Close()
 	base := "http://" + ln.Addr().String()
 
-	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "data-play"), nil)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nPlay before it is stored: POST /v1/operations to the first DCA frame read from /v1/operations/{id}/dca\n")
+	profiles := []struct {
+		name string
+		env  func(name string) []string
+	}{{name: "embedded", env: func(string) []string { return nil }}}
+	if why := awsUnavailable(); why != "" {
+		fmt.Fprintf(&b, "  (AWS profile not measured: %s)\n", why)
+	} else {
+		ddb, err := startDynamoDBLocal(ctx, work)
+		if err != nil {
+			return "", err
+		}
+		defer ddb.stop()
+		s3, err := startVersityGW(ctx, work)
+		if err != nil {
+			return "", err
+		}
+		defer s3.stop()
+		// Each service gets a bucket and tables of its own, so that no
+		// song is found stored by an earlier one.
+		profiles = append(profiles, struct {
+			name string
+			env  func(name string) []string
+		}{name: "AWS", env: func(name string) []string {
+			return []string{
+				"BUCKET_NAME=butakero-" + name, "DYNAMODB_TABLE_NAME_OPERATION=ops-" + name, "DYNAMODB_TABLE_NAME_SONGS=songs-" + name,
+				"AWS_ENDPOINT_URL_S3=" + s3.endpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + ddb.endpoint, "AWS_AUTO_CREATE=true",
+				"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret,
+			}
+		}})
+	}
+	for _, p := range profiles {
+		if err := playProfile(ctx, &b, p.name, p.env, bin, work, base, long, followers); err != nil {
+			return "", err
+		}
+	}
+	return b.String(), nil
+}
+
+// playProfile measures section 8 in one profile (env gives a service's
+// variables by a name of its own) and writes its lines to b.
+func playProfile(ctx context.Context, b *strings.Builder, profile string, env func(name string) []string, bin, work, base string, long time.Duration, followers int) error {
+	name := strings.ToLower(profile)
+	svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "play-"+name), env("play-"+name))
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer svc.stop()
 	type measure struct {
@@ -90,9 +135,9 @@ func benchPlay(ctx context.Context, bin, work, media string, long time.Duration,
 		{name: long.String() + " AAC", target: 1500 * time.Millisecond},
 		{name: "3-minute AAC at twice its bitrate", target: 3 * time.Second},
 	}
-	urls := []string{base + "/song3m.m4a?play=1", base + "/songlong.m4a?play=1", base + "/slow/song3m.m4a"}
+	urls := []string{base + "/song3m.m4a?play=" + name, base + "/songlong.m4a?play=" + name, base + "/slow/song3m.m4a?play=" + name}
 	for i := range cases {
-		step("play: %s, request to first frame", cases[i].name)
+		step("play, %s: %s, request to first frame", profile, cases[i].name)
 		cases[i].took, err = svc.firstFrame(ctx, urls[i], 1)
 		if err != nil {
 			cases[i].err = err
@@ -102,41 +147,40 @@ func benchPlay(ctx context.Context, bin, work, media string, long time.Duration,
 
 	// Memory, on a fresh service: a 30-second song, then the long one,
 	// each followed to its end by several clients.
-	mem, err := startServiceEnv(ctx, bin, filepath.Join(work, "data-play-mem"), nil)
+	mem, err := startServiceEnv(ctx, bin, filepath.Join(work, "play-mem-"+name), env("mem-"+name))
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer mem.stop()
-	step("play: memory, 30-second song, %d followers", followers)
-	if _, err := mem.firstFrame(ctx, base+"/song30s.m4a?mem=1", followers); err != nil {
-		return "", err
+	step("play, %s: memory, 30-second song, %d followers", profile, followers)
+	if _, err := mem.firstFrame(ctx, base+"/song30s.m4a?mem="+name, followers); err != nil {
+		return err
 	}
 	peakShort, err := mem.peakRSS()
 	if err != nil {
-		return "", err
+		return err
 	}
-	step("play: memory, %s song, %d followers", long, followers)
-	if _, err := mem.firstFrame(ctx, base+"/songlong.m4a?mem=1", followers); err != nil {
-		return "", err
+	step("play, %s: memory, %s song, %d followers", profile, long, followers)
+	if _, err := mem.firstFrame(ctx, base+"/songlong.m4a?mem="+name, followers); err != nil {
+		return err
 	}
 	peakLong, err := mem.peakRSS()
 	if err != nil {
-		return "", err
+		return err
 	}
 
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nPlay before it is stored: POST /v1/operations to the first DCA frame read from /v1/operations/{id}/dca\n")
+	fmt.Fprintf(b, "  %s profile\n", profile)
 	for _, c := range cases {
 		if c.err != nil {
-			fmt.Fprintf(&b, "  %-36s failed: %v\n", c.name, c.err)
+			fmt.Fprintf(b, "    %-36s failed: %v\n", c.name, c.err)
 			continue
 		}
-		fmt.Fprintf(&b, "  %-36s %s (target ≤ %s): %s\n", c.name, c.took.Round(10*time.Millisecond), c.target, verdict(c.took <= c.target))
+		fmt.Fprintf(b, "    %-36s %s (target ≤ %s): %s\n", c.name, c.took.Round(10*time.Millisecond), c.target, verdict(c.took <= c.target))
 	}
 	extra := float64(peakLong-peakShort) / (1 << 20)
-	fmt.Fprintf(&b, "  peak RSS, %d followers each: after a 30-second song %.1f MiB, after a %s song %.1f MiB\n", followers, float64(peakShort)/(1<<20), long, float64(peakLong)/(1<<20))
-	fmt.Fprintf(&b, "  difference %.1f MiB (target ≤ 32 MiB): %s\n", extra, verdict(extra <= 32))
-	return b.String(), nil
+	fmt.Fprintf(b, "    peak RSS, %d followers each: after a 30-second song %.1f MiB, after a %s song %.1f MiB\n", followers, float64(peakShort)/(1<<20), long, float64(peakLong)/(1<<20))
+	fmt.Fprintf(b, "    difference %.1f MiB (target ≤ 32 MiB): %s\n", extra, verdict(extra <= 32))
+	return nil
 }
 
 // firstFrame requests song and has n clients follow
