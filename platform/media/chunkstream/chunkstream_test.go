@@ -1,6 +1,7 @@
 package chunkstream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -141,6 +142,40 @@ func TestWriterDelay(t *testing.T) {
 	c, err := f.Next(ctx, 10*time.Second)
 	if err != nil || c.End != chunkstream.EndFailed || c.Code != "c" || c.Message != "m" || c.Offset != 3 {
 		t.Fatalf("end message %+v, %v; want failed at 3", c, err)
+	}
+}
+
+// TestWriterPublishFails: once publishing fails, Write still succeeds at
+// once, even a write longer than a chunk, and End returns the failure.
+func TestWriterPublishFails(t *testing.T) {
+	env := natstest.Start(t)
+	ensure(t, env.JS)
+	nc, err := env.Server.Connect("lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	w := chunkstream.NewWriter(js, chunkstream.Config{Subject: "runs.lost", MaxBytes: 10, Delay: time.Hour}, "r")
+	done := make(chan error, 1)
+	go func() {
+		_, _ = w.Write(bytes.Repeat([]byte("x"), 35))
+		_, _ = w.Write([]byte("y"))
+		done <- w.Err()
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Err is nil after publishing on a closed connection")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Write did not return once publishing failed")
+	}
+	if err := w.End(func(int64) chunkstream.Chunk { return chunkstream.Chunk{End: "done"} }); err == nil {
+		t.Fatal("End returned nil after publishing failed")
 	}
 }
 

@@ -84,7 +84,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		return total, nil
 	}
 	w.writes++
-	for {
+	for len(p) > 0 {
 		n := len(p)
 		if w.cfg.MaxBytes > 0 {
 			n = min(n, w.cfg.MaxBytes-len(w.pending))
@@ -93,9 +93,12 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[n:]
 		if w.cfg.MaxBytes > 0 && len(w.pending) >= w.cfg.MaxBytes {
 			w.flushLocked()
-		}
-		if len(p) == 0 {
-			break
+			if w.err != nil {
+				// The full chunk stays pending, never to go out: the
+				// rest is dropped as a write after the error is.
+				w.offset += int64(len(p))
+				return total, nil
+			}
 		}
 	}
 	first := w.cfg.FirstWrites > 0 && !w.sent
