@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -99,6 +100,17 @@ func StreamConfig(name, description, subjects string, maxAge time.Duration, repl
 		// 4 MiB blocks, as said above.
 		MaxMsgsPerSubject: math.MaxUint32,
 	}
+}
+
+// Ensure creates the stream cfg defines (StreamConfig) or updates it to
+// cfg, creating first as jsbucket.Stream does (an update racing another
+// process's create goes unanswered by a cluster).
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := jsbucket.Stream(ctx, js, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("chunkstream: ensure stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
 }
 
 // Purge drops every message of subject in stream stream: every run it

@@ -19,7 +19,7 @@ const stream = "TEST_RUNS"
 
 func ensure(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 	t.Helper()
-	s, err := js.CreateStream(context.Background(), chunkstream.StreamConfig(stream, "test runs", "runs.*", time.Hour, 1))
+	s, err := chunkstream.Ensure(context.Background(), js, chunkstream.StreamConfig(stream, "test runs", "runs.*", time.Hour, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,9 @@ package framestream
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/butakero/butakero/platform/media/chunkstream"
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -75,15 +73,10 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Subject("*"), MaxAge, replicas)
 }
 
-// Ensure creates BUTAKERO_FRAMES or updates it to StreamConfig, creating
-// first as events.EnsureStream does (an update racing another process's
-// create goes unanswered by a cluster).
+// Ensure creates BUTAKERO_FRAMES or updates it to StreamConfig
+// (chunkstream.Ensure: create first).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	s, err := jsbucket.Stream(ctx, js, StreamConfig(replicas))
-	if err != nil {
-		return nil, fmt.Errorf("framestream: ensure stream %s: %w", StreamName, err)
-	}
-	return s, nil
+	return chunkstream.Ensure(ctx, js, StreamConfig(replicas))
 }
 
 // Purge drops every message of song songID's subject: once its DCA is

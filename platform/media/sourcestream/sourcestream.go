@@ -20,11 +20,9 @@ package sourcestream
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/butakero/butakero/platform/media/chunkstream"
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -58,14 +56,10 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 		Subject("*"), MaxAge, replicas)
 }
 
-// Ensure creates BUTAKERO_SOURCES or updates it to StreamConfig (create
-// first, as events.EnsureStream does).
+// Ensure creates BUTAKERO_SOURCES or updates it to StreamConfig
+// (chunkstream.Ensure: create first).
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
-	s, err := jsbucket.Stream(ctx, js, StreamConfig(replicas))
-	if err != nil {
-		return nil, fmt.Errorf("sourcestream: ensure stream %s: %w", StreamName, err)
-	}
-	return s, nil
+	return chunkstream.Ensure(ctx, js, StreamConfig(replicas))
 }
 
 // Purge drops every run of operation opID's source.
