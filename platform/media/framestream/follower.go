@@ -2,94 +2,23 @@ package framestream
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"strconv"
-	"time"
 
+	"github.com/butakero/butakero/platform/media/chunkstream"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ErrIdle is Follower.Next's answer when no message came in the time it
 // was given.
-var ErrIdle = errors.New("framestream: no chunk for now")
-
-// Polling at the live edge: a follower that has read every chunk there is
-// asks again after pollMin, then less often, up to pollMax.
-const (
-	pollMin = 20 * time.Millisecond
-	pollMax = 100 * time.Millisecond
-	// getTimeout bounds one read.
-	getTimeout = 5 * time.Second
-)
+var ErrIdle = chunkstream.ErrIdle
 
 // Follower reads the messages of one song's subject, every run, from the
-// oldest the stream holds, one message per request (the stream's "next
-// message on this subject from this sequence"), so that it holds one
+// oldest the stream holds, one message per request, so that it holds one
 // chunk at most whatever the song's length and however many followers
-// there are, and needs no consumer on the server. It is not safe for
-// concurrent use.
-type Follower struct {
-	stream  jetstream.Stream
-	subject string
-	next    uint64 // stream sequence to look from
-	pause   time.Duration
-}
+// there are, and needs no consumer on the server (chunkstream.Follower).
+// It is not safe for concurrent use.
+type Follower = chunkstream.Follower
 
 // Follow starts reading song songID's subject from its start.
 func Follow(ctx context.Context, js jetstream.JetStream, songID string) (*Follower, error) {
-	s, err := js.Stream(ctx, StreamName)
-	if err != nil {
-		return nil, fmt.Errorf("framestream: follow %s: %w", Subject(songID), err)
-	}
-	return &Follower{stream: s, subject: Subject(songID), next: 1, pause: pollMin}, nil
-}
-
-// Next returns the next message, waiting up to wait for it (ErrIdle), or
-// ctx's error once ctx ends.
-func (f *Follower) Next(ctx context.Context, wait time.Duration) (Chunk, error) {
-	deadline := time.Now().Add(wait)
-	for {
-		gctx, cancel := context.WithTimeout(ctx, getTimeout)
-		msg, err := f.stream.GetMsg(gctx, f.next, jetstream.WithGetMsgSubject(f.subject))
-		cancel()
-		switch {
-		case err == nil:
-			f.next = msg.Sequence + 1
-			f.pause = pollMin
-			return chunkOf(msg)
-		case ctx.Err() != nil:
-			return Chunk{}, ctx.Err()
-		case !errors.Is(err, jetstream.ErrMsgNotFound):
-			return Chunk{}, fmt.Errorf("framestream: read %s: %w", f.subject, err)
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return Chunk{}, ErrIdle
-		}
-		select {
-		case <-ctx.Done():
-			return Chunk{}, ctx.Err()
-		case <-time.After(min(f.pause, left)):
-		}
-		f.pause = min(2*f.pause, pollMax)
-	}
-}
-
-// Close ends the follow; it holds nothing on the server.
-func (f *Follower) Close() {}
-
-// chunkOf reads a run's stored message.
-func chunkOf(msg *jetstream.RawStreamMsg) (Chunk, error) {
-	h := msg.Header
-	c := Chunk{Run: h.Get(HeaderRun), End: h.Get(HeaderEnd), Data: msg.Data, Code: h.Get(HeaderCode), Message: h.Get(HeaderMessage)}
-	off, err := strconv.ParseInt(h.Get(HeaderOffset), 10, 64)
-	if err != nil || c.Run == "" || off < 0 {
-		return Chunk{}, fmt.Errorf("framestream: malformed chunk on %s", msg.Subject)
-	}
-	c.Offset = off
-	if s := h.Get(HeaderSize); s != "" {
-		c.Size, _ = strconv.ParseInt(s, 10, 64)
-	}
-	return c, nil
+	return chunkstream.Follow(ctx, js, StreamName, Subject(songID))
 }

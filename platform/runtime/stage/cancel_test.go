@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/runtime/natsconn"
-	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
@@ -71,27 +69,10 @@ func (g *gatedDialer) open() {
 // cancelled (the Ended hook is told) and acks it.
 func TestCancelMissedByTheWatch(t *testing.T) {
 	const token = "stage-test-token"
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	env := natstest.StartListening(t, token)
+	srv := env.Server
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := events.EnsureStream(ctx, js, 1, events.StreamLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &natstest.Env{Server: srv, NC: nc, JS: js, Stream: stream}
 
 	// The worker's own connection, over TCP through the gated dialer.
 	dialer := newGatedDialer()

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,7 +25,21 @@ type Env struct {
 // Start starts a server for t and stops it when t ends.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
+	return start(t, natsembed.Options{StoreDir: t.TempDir()})
+}
+
+// StartListening starts a server for t as Start does that also listens on
+// a loopback TCP port (Server.ClientURL) and requires token there, for
+// connections a test makes its own way: another process, a dialer that
+// cuts the network. Env's connection is in-process, as Start's.
+func StartListening(t testing.TB, token string) *Env {
+	t.Helper()
+	return start(t, natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
+}
+
+func start(t testing.TB, opts natsembed.Options) *Env {
+	t.Helper()
+	srv, err := natsembed.Start(opts)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

@@ -784,7 +784,11 @@ func TestErrorResponses(t *testing.T) {
 	}
 }
 
-func TestPanicIsInternalError(t *testing.T) {
+// newApp builds a gateway's app on a server of its own with the default
+// config, for tests that call it in-process (app.Test) or read its
+// routes: nothing listens.
+func newApp(t *testing.T) *fiber.App {
+	t.Helper()
 	env := natstest.Start(t)
 	store, err := kvstore.Open(context.Background(), env.JS, 1)
 	if err != nil {
@@ -799,6 +803,11 @@ func TestPanicIsInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return app
+}
+
+func TestPanicIsInternalError(t *testing.T) {
+	app := newApp(t)
 	app.Get("/boom", func(*fiber.Ctx) error { panic("secret internal detail") })
 	res, err := app.Test(httptest.NewRequest(http.MethodGet, "/boom", nil), -1)
 	if err != nil {

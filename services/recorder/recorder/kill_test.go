@@ -16,8 +16,6 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
-	"github.com/butakero/butakero/platform/runtime/natsconn"
-	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/recorder/recorder"
@@ -99,27 +97,10 @@ func (s *holdingStore) PutOperationIf(ctx context.Context, op, prev projection.O
 // stream order and its record is that of the events applied one by one.
 func TestSIGKILLMidLane(t *testing.T) {
 	const token = "a-long-random-test-token-for-the-recorder-child"
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := natstest.StartListening(t, token)
+	srv := env.Server
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stream, err := events.EnsureStream(ctx, js, 1, events.StreamLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &natstest.Env{Server: srv, NC: nc, JS: js, Stream: stream}
 	kv := openStore(t, env)
 
 	held := events.NewID()
