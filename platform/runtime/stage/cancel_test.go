@@ -71,32 +71,14 @@ func (g *gatedDialer) open() {
 // cancelled (the Ended hook is told) and acks it.
 func TestCancelMissedByTheWatch(t *testing.T) {
 	const token = "stage-test-token"
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	env := natstest.StartWith(t, natsembed.Options{Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := events.EnsureStream(ctx, js, 1, events.StreamLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &natstest.Env{Server: srv, NC: nc, JS: js, Stream: stream}
 
 	// The worker's own connection, over TCP through the gated dialer.
 	dialer := newGatedDialer()
 	down, up := make(chan struct{}, 4), make(chan struct{}, 4)
-	wnc, err := nats.Connect(srv.ClientURL(), nats.Name("worker"), nats.Token(token), nats.SetCustomDialer(dialer),
+	wnc, err := nats.Connect(env.Server.ClientURL(), nats.Name("worker"), nats.Token(token), nats.SetCustomDialer(dialer),
 		nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { down <- struct{}{} }),
 		nats.ReconnectHandler(func(*nats.Conn) { up <- struct{}{} }))

@@ -24,7 +24,18 @@ type Env struct {
 // Start starts a server for t and stops it when t ends.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()})
+	return StartWith(t, natsembed.Options{})
+}
+
+// StartWith is Start with opts: a client listener and the auth its
+// clients present (Env's own connection presents it too). An empty
+// StoreDir is a temp dir of t's.
+func StartWith(t testing.TB, opts natsembed.Options) *Env {
+	t.Helper()
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
+	srv, err := natsembed.Start(opts)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}

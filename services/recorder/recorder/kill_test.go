@@ -99,27 +99,9 @@ func (s *holdingStore) PutOperationIf(ctx context.Context, op, prev projection.O
 // stream order and its record is that of the events applied one by one.
 func TestSIGKILLMidLane(t *testing.T) {
 	const token = "a-long-random-test-token-for-the-recorder-child"
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := srv.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := natstest.StartWith(t, natsembed.Options{Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stream, err := events.EnsureStream(ctx, js, 1, events.StreamLimits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &natstest.Env{Server: srv, NC: nc, JS: js, Stream: stream}
 	kv := openStore(t, env)
 
 	held := events.NewID()
@@ -139,7 +121,7 @@ func TestSIGKILLMidLane(t *testing.T) {
 	first := publishEnvelope(t, env, envs[0])
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), envChildURL+"="+srv.ClientURL(), envChildToken+"="+token,
+	child.Env = append(os.Environ(), envChildURL+"="+env.Server.ClientURL(), envChildToken+"="+token,
 		envChildHold+"="+held+" "+strconv.FormatUint(first+1, 10))
 	child.Stderr = testWriter{t}
 	out, err := child.StdoutPipe()
