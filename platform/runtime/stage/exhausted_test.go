@@ -19,9 +19,7 @@ import (
 // server runs out of deliveries and sends its advisory, and the worker
 // turns that into operation.failed.
 func TestMaxDeliveriesAdvisory(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 60*time.Second)
 	const maxAttempts = 1 // two deliveries with the spare
 	cfg, err := events.ConsumerConfig(events.ConsumerEncoder, maxAttempts)
 	if err != nil {
@@ -100,9 +98,7 @@ func TestExhausted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+			env, ctx := natstest.StartWithin(t, 30*time.Second)
 			opID := events.NewID()
 			parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "k", Size: 1})
 			if err != nil {

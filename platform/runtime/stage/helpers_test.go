@@ -44,9 +44,7 @@ func runWorker(t *testing.T, ctx context.Context, w *stage.Worker) (stop func() 
 // with the test.
 func startConsumer(t *testing.T, name string, maxAttempts int, timeout time.Duration) (*natstest.Env, context.Context, jetstream.Consumer) {
 	t.Helper()
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
+	env, ctx := natstest.StartWithin(t, timeout)
 	cons, err := events.EnsureConsumer(ctx, env.JS, name, maxAttempts)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ package natstest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
@@ -54,6 +55,17 @@ func StartWith(t testing.TB, opts natsembed.Options) *Env {
 		t.Fatalf("natstest: %v", err)
 	}
 	return &Env{Server: srv, NC: nc, JS: js, Stream: stream}
+}
+
+// StartWithin is Start, and a context for the test's calls that ends
+// after timeout or when the test function returns (before t's cleanups
+// run, as a deferred cancel would).
+func StartWithin(t testing.TB, timeout time.Duration) (*Env, context.Context) {
+	t.Helper()
+	env := Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return env, ctx
 }
 
 // Publish publishes env to the stream or fails the test.

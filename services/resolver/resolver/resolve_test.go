@@ -68,9 +68,7 @@ func rickSong() events.Song {
 // a yt-dlp searcher that must not be used unless the test says so.
 func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *prometheus.Registry) {
 	t.Helper()
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 30*time.Second)
 	cache, err := kvstore.OpenCache(ctx, env.JS, 1, time.Hour)
 	if err != nil {
 		t.Fatal(err)
