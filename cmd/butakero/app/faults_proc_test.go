@@ -27,11 +27,7 @@ import (
 // The cases run in parallel: most of their time is spent waiting for
 // JetStream's AckWait to hand a dead process's message to a live one.
 func TestFaults(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "butakero")
-	build := exec.Command("go", "build", "-o", bin, "github.com/butakero/butakero/cmd/butakero")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build butakero: %v\n%s", err, out)
-	}
+	bin := buildButakero(t)
 	cases := []struct {
 		name string
 		run  func(t *testing.T, bin string)
@@ -60,6 +56,17 @@ type proc struct {
 	logs   *wait.Output
 	exited chan struct{}
 	err    error // the exit status, once exited is closed
+}
+
+// buildButakero builds the butakero binary into a temp dir of t's and
+// returns its path.
+func buildButakero(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "butakero")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/butakero/butakero/cmd/butakero").CombinedOutput(); err != nil {
+		t.Fatalf("go build butakero: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // processEnv is what every butakero a fault test runs sees, besides its

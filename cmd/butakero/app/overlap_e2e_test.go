@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/runtime/natsconn"
-	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
@@ -201,15 +199,7 @@ func TestPlayWhileDownloading(t *testing.T) {
 // Either way the operation ends success with one DCA stored, covering the
 // song, one dca.encoded and one upload.done, and no failure.
 func TestKilledMidEarlyEncode(t *testing.T) {
-	bin := t.TempDir()
-	services := []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
-	args := []string{"build", "-o", bin + string(os.PathSeparator)}
-	for _, s := range services {
-		args = append(args, "github.com/butakero/butakero/services/"+s)
-	}
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServices(t)
 	media := t.TempDir()
 	const d = 40 * time.Second
 	song, err := os.ReadFile(audiofixture.Make(t, media, audiofixture.M4A("song.m4a", d)))
@@ -225,17 +215,13 @@ func TestKilledMidEarlyEncode(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("the "+tc.killed, func(t *testing.T) {
-			killedMidEarlyEncode(t, bin, services, song, d, tc.killed, tc.arriving)
+			killedMidEarlyEncode(t, bin, song, d, tc.killed, tc.arriving)
 		})
 	}
 }
 
-func killedMidEarlyEncode(t *testing.T, bin string, services []string, song []byte, d time.Duration, killed string, arriving int) {
-	srvNATS, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srvNATS.Shutdown)
+func killedMidEarlyEncode(t *testing.T, bin string, song []byte, d time.Duration, killed string, arriving int) {
+	srvNATS := startTokenNATS(t)
 	obs := observe(t, srvNATS.ClientURL())
 	files := audiofixture.Serve(t, t.TempDir())
 	src := newPaced(song, len(song)*2/3)
