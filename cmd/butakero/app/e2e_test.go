@@ -126,7 +126,13 @@ func (in *instance) waitFinal(t *testing.T, opID string, within time.Duration) o
 // dca downloads the song's DCA and parses it.
 func (in *instance) dca(t *testing.T, songID string) dcafile.Info {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/songs/" + url.PathEscape(songID) + "/dca")
+	return getDCA(t, in.base, songID)
+}
+
+// getDCA downloads a song's DCA from the gateway at base and parses it.
+func getDCA(t *testing.T, base, songID string) dcafile.Info {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/songs/" + url.PathEscape(songID) + "/dca")
 	if err != nil {
 		t.Fatal(err)
 	}

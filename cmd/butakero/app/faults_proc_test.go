@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -262,20 +261,7 @@ func (p *proc) waitFinal(t *testing.T, id string, within time.Duration) operatio
 // dca downloads a song's DCA from the gateway and parses it.
 func (p *proc) dca(t *testing.T, songID string) dcafile.Info {
 	t.Helper()
-	resp, err := http.Get(p.base + "/v1/songs/" + url.PathEscape(songID) + "/dca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET the DCA of %s: %d %s", songID, resp.StatusCode, b)
-	}
-	info, err := dcafile.Parse(resp.Body)
-	if err != nil {
-		t.Fatalf("the DCA of %s does not parse: %v", songID, err)
-	}
-	return info
+	return getDCA(t, p.base, songID)
 }
 
 // checkCovers fails t unless the DCA's frames cover want within 1 %.
