@@ -187,6 +187,18 @@ func wantError(t *testing.T, r response, status int, code string) {
 	}
 }
 
+// decode checks that r has the status want and decodes its JSON body
+// into v.
+func (r response) decode(t *testing.T, want int, v any) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status %d, want %d (body %s)", r.status, want, r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
+	}
+}
+
 // requestedCount is how many song.requested events the stream holds for
 // subject filter (one operation, or "*" for all).
 func requestedCount(t *testing.T, env *natstest.Env, opID string) uint64 {
@@ -288,16 +300,11 @@ func TestStart(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := h.do(t, http.MethodPost, "/api/audio/start?song="+url.QueryEscape(tc.song), nil)
-			if r.status != http.StatusOK {
-				t.Fatalf("status %d, want 200 (body %s)", r.status, r.body)
-			}
 			var got struct {
 				OperationID *string `json:"operation_id"`
 				SongID      *string `json:"song_id"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("body %s: %v", r.body, err)
-			}
+			r.decode(t, http.StatusOK, &got)
 			if got.OperationID == nil || got.SongID == nil {
 				t.Fatalf("body %s: want operation_id and song_id", r.body)
 			}
@@ -326,15 +333,10 @@ func TestStart(t *testing.T) {
 			// which holds what the fake resolver published before the
 			// answer (the song id, or the failure).
 			st := h.do(t, http.MethodGet, "/api/audio/status?operation_id="+opID, nil)
-			if st.status != http.StatusOK {
-				t.Fatalf("status read: %d, want 200 (body %s)", st.status, st.body)
-			}
 			var sb struct {
 				Status map[string]any `json:"status"`
 			}
-			if err := json.Unmarshal(st.body, &sb); err != nil {
-				t.Fatal(err)
-			}
+			st.decode(t, http.StatusOK, &sb)
 			want := map[string]any{"id": opID, "status": tc.wantStatus, "stage": tc.wantStage, "attempts": 1.0, "success": false}
 			for k, v := range want {
 				if sb.Status[k] != v {
@@ -498,15 +500,10 @@ func TestStatus(t *testing.T) {
 				wantError(t, r, tc.status, tc.code)
 				return
 			}
-			if r.status != http.StatusOK {
-				t.Fatalf("status %d, want 200 (body %s)", r.status, r.body)
-			}
 			var got struct {
 				Status map[string]any `json:"status"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, http.StatusOK, &got)
 			for _, k := range seed {
 				if _, ok := got.Status[k]; !ok {
 					t.Errorf("status object lacks %q: %s", k, r.body)

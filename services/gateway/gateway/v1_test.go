@@ -114,13 +114,8 @@ func TestCreateOperation(t *testing.T) {
 				}
 				return
 			}
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tc.status, r.body)
-			}
 			var got map[string]string
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("body %s: %v", r.body, err)
-			}
+			r.decode(t, tc.status, &got)
 			op := got["operation_id"]
 			want := map[string]string{"operation_id": op, "song_id": tc.wantSong,
 				"status_url": "/v1/operations/" + op, "events_url": "/v1/operations/" + op + "/events"}
@@ -302,13 +297,8 @@ func TestGetOperation(t *testing.T) {
 				wantError(t, r, tc.status, tc.code)
 				return
 			}
-			if r.status != tc.status {
-				t.Fatalf("status %d (body %s)", r.status, r.body)
-			}
 			var got map[string]any
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, tc.status, &got)
 			for _, k := range []string{"id", "song_id", "query", "status", "stage", "message", "error_code", "attempts", "failures", "created_at", "updated_at", "dca_url", "events_url", "events"} {
 				if _, ok := got[k]; !ok {
 					t.Errorf("operation lacks %q: %s", k, r.body)
@@ -378,13 +368,8 @@ func TestSongs(t *testing.T) {
 				t.Fatal("too many pages")
 			}
 			r := h.do(t, http.MethodGet, path, nil)
-			if r.status != 200 {
-				t.Fatalf("%s: %d %s", path, r.status, r.body)
-			}
 			var p page
-			if err := json.Unmarshal(r.body, &p); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, 200, &p)
 			for _, s := range p.Songs {
 				ids = append(ids, s.ID)
 			}
@@ -434,13 +419,8 @@ func TestSongs(t *testing.T) {
 	}
 	t.Run("one song", func(t *testing.T) {
 		r := h.do(t, http.MethodGet, "/v1/songs/dQw4w9WgXcQ", nil)
-		if r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
 		var got map[string]any
-		if err := json.Unmarshal(r.body, &got); err != nil {
-			t.Fatal(err)
-		}
+		r.decode(t, 200, &got)
 		want := map[string]any{"id": "dQw4w9WgXcQ", "title": "Never Gonna Give You Up", "duration_ms": 213000.0,
 			"url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "thumbnail_url": "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg",
 			"channel": "Rick Astley", "source": "youtube", "stored": true, "dca_size": 1234.0, "dca_frames": 10650.0,
@@ -759,15 +739,10 @@ func TestTraceContext(t *testing.T) {
 			}
 			// No resolver runs: the request waits startWait, then answers.
 			r := h.doBody(t, http.MethodPost, "/v1/operations", `{"query":"trace me"}`, header)
-			if r.status != 202 {
-				t.Fatalf("%d %s", r.status, r.body)
-			}
 			var got struct {
 				OperationID string `json:"operation_id"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, 202, &got)
 			msg, err := h.env.Stream.GetLastMsgForSubject(context.Background(), events.Subject(events.KindSongRequested, got.OperationID))
 			if err != nil {
 				t.Fatal(err)
