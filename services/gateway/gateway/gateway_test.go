@@ -781,7 +781,10 @@ func TestErrorResponses(t *testing.T) {
 	}
 }
 
-func TestPanicIsInternalError(t *testing.T) {
+// newApp is the gateway's fiber app (not served) on a fresh server and
+// its stores, for tests that call the app itself or read its routes.
+func newApp(t *testing.T) *fiber.App {
+	t.Helper()
 	env := natstest.Start(t)
 	store, err := kvstore.Open(context.Background(), env.JS, 1)
 	if err != nil {
@@ -796,6 +799,11 @@ func TestPanicIsInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return app
+}
+
+func TestPanicIsInternalError(t *testing.T) {
+	app := newApp(t)
 	app.Get("/boom", func(*fiber.Ctx) error { panic("secret internal detail") })
 	res, err := app.Test(httptest.NewRequest(http.MethodGet, "/boom", nil), -1)
 	if err != nil {

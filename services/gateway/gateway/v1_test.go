@@ -19,8 +19,6 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
-	"github.com/butakero/butakero/platform/store/kvstore"
-	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/gateway/gateway"
 	"github.com/fasthttp/websocket"
@@ -762,19 +760,7 @@ func TestTraceContext(t *testing.T) {
 }
 
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	env := natstest.Start(t)
-	store, err := kvstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := gateway.New(t.Context(), gateway.Deps{NC: env.NC, JS: env.JS, Store: store, Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := newApp(t)
 	var doc struct {
 		OpenAPI    string                               `json:"openapi"`
 		Paths      map[string]map[string]map[string]any `json:"paths"`
