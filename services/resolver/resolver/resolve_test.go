@@ -58,6 +58,20 @@ func fakeYouTube(t *testing.T) *youtubetest.Server {
 	return srv
 }
 
+// fakeAPI is fakeYouTube, a client of it with the key it accepts, and a
+// context for the test's calls that ends after timeout or with the test.
+func fakeAPI(t *testing.T, timeout time.Duration) (*youtubetest.Server, *YouTubeAPI, context.Context) {
+	t.Helper()
+	srv := fakeYouTube(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, api, ctx
+}
+
 func rickSong() events.Song {
 	return events.Song{ID: rick, URL: songquery.WatchURL(rick), Source: "youtube",
 		Title: "Rick Astley - Never Gonna Give You Up (Official Music Video)", Channel: "Rick Astley", DurationMs: 213000,
@@ -82,13 +96,7 @@ func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *p
 }
 
 func TestResolve(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 60*time.Second)
 	r, _ := newTestResolver(t, api, nil)
 
 	tests := []struct {
@@ -174,13 +182,7 @@ func TestResolve(t *testing.T) {
 // TestResolveCache counts the fake API's calls: a repeated query, in any
 // spelling that normalizes alike, costs nothing.
 func TestResolveCache(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 60*time.Second)
 	r, reg := newTestResolver(t, api, nil)
 	first, err := r.Resolve(ctx, "never gonna give you up", quietLog())
 	if err != nil {
@@ -223,13 +225,7 @@ butakero_resolver_api_calls_total{method="videos.list"} 1
 // goes to yt-dlp (scripted here: YouTube cannot be reached), and each
 // fallback is counted with its reason.
 func TestResolveFallback(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 60*time.Second)
 	viaYTDLP := projection.Video{ID: "ytdlpfound1", URL: songquery.WatchURL("ytdlpfound1"), Title: "Found by yt-dlp", DurationMs: 1000, Live: "none"}
 	liveYTDLP := projection.Video{ID: "ytdlplive01", URL: songquery.WatchURL("ytdlplive01"), Title: "Live", Live: "live"}
 	longYTDLP := projection.Video{ID: "ytdlplong01", URL: songquery.WatchURL("ytdlplong01"), Title: "Long", DurationMs: (4 * time.Hour).Milliseconds(), Live: "none"}
@@ -348,13 +344,7 @@ func (*brokenCache) PutPlaylist(context.Context, projection.Playlist) error {
 
 // TestResolveCacheDown: a failing cache costs API calls, never the song.
 func TestResolveCacheDown(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 30*time.Second)
 	r := &Resolver{API: api, Cache: &brokenCache{}, MaxDuration: time.Hour}
 	for range 2 {
 		song, err := r.Resolve(ctx, "never gonna give you up", quietLog())
