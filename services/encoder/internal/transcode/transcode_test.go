@@ -23,6 +23,7 @@ import (
 
 	"github.com/butakero/butakero/platform/media/oggopus"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/childproc"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -162,7 +163,7 @@ func TestCancelStopsFFmpeg(t *testing.T) {
 	if res.Frames >= 3000 {
 		t.Fatalf("encoded all %d frames despite the cancel", res.Frames)
 	}
-	if kids := childProcesses(t, "ffmpeg"); len(kids) > 0 {
+	if kids := childproc.Named("ffmpeg"); len(kids) > 0 {
 		t.Fatalf("ffmpeg children left after cancel: %v", kids)
 	}
 	t.Logf("stopped after %d frames in %s", frames, time.Since(start))
@@ -178,7 +179,7 @@ func TestWriteErrorStopsFFmpeg(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want %v", err, boom)
 	}
-	if kids := childProcesses(t, "ffmpeg"); len(kids) > 0 {
+	if kids := childproc.Named("ffmpeg"); len(kids) > 0 {
 		t.Fatalf("ffmpeg children left: %v", kids)
 	}
 }
@@ -268,34 +269,6 @@ func (f *failAfter) Write(p []byte) (int, error) {
 		return 0, f.err
 	}
 	return len(p), nil
-}
-
-// childProcesses lists this process's live children running name.
-func childProcesses(t *testing.T, name string) []string {
-	t.Helper()
-	self := strconv.Itoa(os.Getpid())
-	dirs, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range dirs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		fields := strings.Fields(s[close+1:])
-		// fields[0] is the state, fields[1] the parent pid.
-		if len(fields) > 1 && fields[1] == self && s[open+1:close] == name {
-			out = append(out, p+" state "+fields[0])
-		}
-	}
-	return out
 }
 
 // packetsOf reads every packet of a DCA.
