@@ -25,6 +25,13 @@ import (
 // rick is a video id the fake Data API knows.
 const rick = "dQw4w9WgXcQ"
 
+// The refusals that more than one case expects, by their message.
+const (
+	liveRefusal    = "the video is a live stream: live streams cannot be fetched"
+	removedRefusal = "the video does not exist or was removed from YouTube"
+	tooLongRefusal = "the song lasts 10h0m0s, longer than the 3h0m0s limit"
+)
+
 // testAllowed is an ALLOWED_MEDIA_HOSTS list in canonical form (as
 // mediahosts.Parse returns it).
 var testAllowed = []string{"cdn.example.com", "127.0.0.1:*", "[::1]:9000"}
@@ -127,30 +134,18 @@ func TestResolve(t *testing.T) {
 		{name: "direct URL makes no call", query: "http://127.0.0.1:8000/tone.m4a",
 			want: events.Song{ID: directID("http://127.0.0.1:8000/tone.m4a"), URL: "http://127.0.0.1:8000/tone.m4a", Source: "direct"}},
 
-		{name: "live", query: "https://www.youtube.com/watch?v=liveliveliv", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
-		{name: "live again (not cached)", query: "liveliveliv", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
-		{name: "live found by search", query: "lofi radio", searches: 1, lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
-		{name: "upcoming", query: "https://youtu.be/upcomingupc", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream or premiere that has not started yet"},
-		{name: "private", query: "https://youtu.be/privateprvt", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is private"},
-		{name: "removed", query: "https://youtu.be/removedremo", lookups: 1,
-			wantCode: events.CodeNotFound, wantMsg: "the video does not exist or was removed from YouTube"},
-		{name: "removed, found by search", query: "a deleted video", searches: 1, lookups: 1,
-			wantCode: events.CodeNotFound, wantMsg: "the video does not exist or was removed from YouTube"},
-		{name: "too long", query: "https://youtu.be/toolongtool", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the song lasts 10h0m0s, longer than the 3h0m0s limit"},
-		{name: "too long, cached", query: "rain 10 hours", searches: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the song lasts 10h0m0s, longer than the 3h0m0s limit"},
-		{name: "no search result", query: "zzzz no such song zzzz", searches: 1,
-			wantCode: events.CodeNotFound, wantMsg: `no video found for "zzzz no such song zzzz"`},
-		{name: "host not allowed", query: "https://youtube.com.evil.example/watch?v=" + rick,
-			wantCode: events.CodeInvalidInput, wantMsg: "host youtube.com.evil.example is not allowed"},
-		{name: "userinfo", query: "https://youtube.com@evil.example/watch?v=" + rick,
-			wantCode: events.CodeInvalidInput, wantMsg: "URLs with a user name or password are not accepted"},
+		{name: "live", query: "https://www.youtube.com/watch?v=liveliveliv", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
+		{name: "live again (not cached)", query: "liveliveliv", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
+		{name: "live found by search", query: "lofi radio", searches: 1, lookups: 1, wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
+		{name: "upcoming", query: "https://youtu.be/upcomingupc", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream or premiere that has not started yet"},
+		{name: "private", query: "https://youtu.be/privateprvt", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: "the video is private"},
+		{name: "removed", query: "https://youtu.be/removedremo", lookups: 1, wantCode: events.CodeNotFound, wantMsg: removedRefusal},
+		{name: "removed, found by search", query: "a deleted video", searches: 1, lookups: 1, wantCode: events.CodeNotFound, wantMsg: removedRefusal},
+		{name: "too long", query: "https://youtu.be/toolongtool", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: tooLongRefusal},
+		{name: "too long, cached", query: "rain 10 hours", searches: 1, wantCode: events.CodeUnavailable, wantMsg: tooLongRefusal},
+		{name: "no search result", query: "zzzz no such song zzzz", searches: 1, wantCode: events.CodeNotFound, wantMsg: `no video found for "zzzz no such song zzzz"`},
+		{name: "host not allowed", query: "https://youtube.com.evil.example/watch?v=" + rick, wantCode: events.CodeInvalidInput, wantMsg: "host youtube.com.evil.example is not allowed"},
+		{name: "userinfo", query: "https://youtube.com@evil.example/watch?v=" + rick, wantCode: events.CodeInvalidInput, wantMsg: "URLs with a user name or password are not accepted"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,7 +244,7 @@ func TestResolveFallback(t *testing.T) {
 		{name: "server error", fail: "backendError", query: "q4", reason: ReasonServerError},
 		{name: "service unavailable", fail: "serviceUnavailable", query: "q5", reason: ReasonServerError},
 		{name: "live found by yt-dlp", noKey: true, query: "live", reason: ReasonNoKey, uncached: true,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
+			wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
 		{name: "too long found by yt-dlp", fail: "quotaExceeded", query: "long", reason: ReasonQuotaExceeded,
 			wantCode: events.CodeUnavailable, wantMsg: "the song lasts 4h0m0s, longer than the 3h0m0s limit"},
 		{name: "nothing found by yt-dlp", noKey: true, query: "nothing", reason: ReasonNoKey, uncached: true,
