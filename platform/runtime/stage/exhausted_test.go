@@ -56,12 +56,8 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 	go func() { done <- w.Run(runCtx) }()
 	defer func() { stop(); close(release); <-done }()
 
-	opID := events.NewID()
-	parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "staging/" + opID + ".m4a", Size: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Publish(t, parent)
+	parent := downloaded(t, env)
+	opID := parent.OperationID
 
 	got, ev := env.Next(ctx, t, events.KindOperationFailed, opID)
 	failed := ev.(events.OperationFailed)

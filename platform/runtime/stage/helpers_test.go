@@ -64,6 +64,19 @@ func request(t *testing.T, env *natstest.Env) string {
 	return opID
 }
 
+// downloaded publishes audio.downloaded of song1 for a new operation, the
+// encode stage's input, and returns it.
+func downloaded(t *testing.T, env *natstest.Env) events.Envelope {
+	t.Helper()
+	opID := events.NewID()
+	parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "staging/" + opID + ".m4a", Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Publish(t, parent)
+	return parent
+}
+
 // fault is how a faultyPublisher's first publish of its kind fails.
 type fault int
 
