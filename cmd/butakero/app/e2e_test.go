@@ -152,9 +152,7 @@ func getDCA(t *testing.T, base, songID string) dcafile.Info {
 // embedded default, and the AWS one, where it also checks what was stored
 // through the plain AWS APIs.
 func TestEndToEnd(t *testing.T) {
-	for _, p := range profiles {
-		t.Run(p.name, func(t *testing.T) { endToEnd(t, p) })
-	}
+	inEachProfile(t, endToEnd)
 }
 
 func endToEnd(t *testing.T, p profile) {

@@ -21,9 +21,7 @@ import (
 // upload.done without fetching anything. It runs in each profile: the
 // stored DCA is found in the Object Store, and in S3.
 func TestOneSongOneDownload(t *testing.T) {
-	for _, p := range profiles {
-		t.Run(p.name, func(t *testing.T) { oneSongOneDownload(t, p) })
-	}
+	inEachProfile(t, oneSongOneDownload)
 }
 
 func oneSongOneDownload(t *testing.T, p profile) {
