@@ -227,49 +227,44 @@ func testConcurrent(t *testing.T, ctx context.Context, s Store) {
 }
 
 func testStaleOperation(t *testing.T, ctx context.Context, s Store) {
-	stored := Operation("op-stale", 10)
-	if err := s.PutOperation(ctx, stored); err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		seq  uint64
-	}{
-		{"same sequence (redelivery)", 10},
-		{"earlier sequence (stale writer)", 3},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			stale := projection.Operation{ID: "op-stale", Status: projection.StatusInProgress, Stage: projection.StageRequested, Attempts: 1, LastSeq: c.seq}
-			if err := s.PutOperation(ctx, stale); err != nil {
-				t.Fatalf("a stale write is a no-op, not an error: %v", err)
-			}
-			if got, err := s.Operation(ctx, "op-stale"); err != nil || !reflect.DeepEqual(got, stored) {
-				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
-			}
+	checkStaleWrites(t, Operation("op-stale", 10), 10, 3,
+		func(op projection.Operation) error { return s.PutOperation(ctx, op) },
+		func() (projection.Operation, error) { return s.Operation(ctx, "op-stale") },
+		func(seq uint64) projection.Operation {
+			return projection.Operation{ID: "op-stale", Status: projection.StatusInProgress, Stage: projection.StageRequested, Attempts: 1, LastSeq: seq}
 		})
-	}
 }
 
 func testStaleSong(t *testing.T, ctx context.Context, s Store) {
-	stored := Song("song-stale", 10)
-	if err := s.PutSong(ctx, stored); err != nil {
+	checkStaleWrites(t, Song("song-stale", 10), 10, 1,
+		func(song projection.Song) error { return s.PutSong(ctx, song) },
+		func() (projection.Song, error) { return s.Song(ctx, "song-stale") },
+		func(seq uint64) projection.Song {
+			return projection.Song{ID: "song-stale", Title: "older title", LastSeq: seq}
+		})
+}
+
+// checkStaleWrites puts stored, then writes stale(seq) at same, stored's
+// own sequence (a redelivery), and at earlier (a stale writer): each
+// write must be a no-op, no error, with get still returning stored.
+func checkStaleWrites[T any](t *testing.T, stored T, same, earlier uint64, put func(T) error, get func() (T, error), stale func(seq uint64) T) {
+	t.Helper()
+	if err := put(stored); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		name string
 		seq  uint64
 	}{
-		{"same sequence (redelivery)", 10},
-		{"earlier sequence (stale writer)", 1},
+		{"same sequence (redelivery)", same},
+		{"earlier sequence (stale writer)", earlier},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			stale := projection.Song{ID: "song-stale", Title: "older title", LastSeq: c.seq}
-			if err := s.PutSong(ctx, stale); err != nil {
+			if err := put(stale(c.seq)); err != nil {
 				t.Fatalf("a stale write is a no-op, not an error: %v", err)
 			}
-			if got, err := s.Song(ctx, "song-stale"); err != nil || !reflect.DeepEqual(got, stored) {
+			if got, err := get(); err != nil || !reflect.DeepEqual(got, stored) {
 				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
 			}
 		})
