@@ -53,8 +53,7 @@ type proc struct {
 	// base is the gateway's URL, http://127.0.0.1:<port>.
 	base   string
 	logs   *wait.Output
-	exited chan struct{}
-	err    error // the exit status, once exited is closed
+	exited <-chan struct{}
 }
 
 // buildButakero builds the butakero binary into a temp dir of t's and
@@ -111,32 +110,28 @@ func launchProc(t *testing.T, bin, name string, vars map[string]string, args ...
 	for k, v := range vars {
 		all[k] = v
 	}
-	p := &proc{name: name, base: "http://" + all["HTTP_ADDR"], logs: &wait.Output{}, exited: make(chan struct{})}
+	p := &proc{name: name, base: "http://" + all["HTTP_ADDR"], logs: &wait.Output{}}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = processEnv(all)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
-	// Killed with the test binary if it dies first.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	// Registered first, so that it runs once the process has stopped.
 	t.Cleanup(func() {
-		if !p.done() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exited:
-			case <-time.After(30 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-			}
-		}
 		if t.Failed() || os.Getenv("FAULTS_DEBUG") != "" {
 			t.Logf("last lines of %s's log:\n%s", name, p.logs.Tail(40))
 		}
 	})
+	p.exited = wait.StartTerm(t, p.cmd, 30*time.Second)
 	return p
+}
+
+// exitErr is how the process exited, as cmd.Wait says it (nil for exit
+// status 0); it is known once exited is closed.
+func (p *proc) exitErr() error {
+	if st := p.cmd.ProcessState; st != nil && !st.Success() {
+		return &exec.ExitError{ProcessState: st}
+	}
+	return nil
 }
 
 func (p *proc) done() bool {
@@ -163,7 +158,7 @@ func (p *proc) waitReady(t *testing.T, within time.Duration) {
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
 		if p.done() {
-			t.Fatalf("%s exited before it was ready (%v):\n%s", p.name, p.err, p.logs.Tail(40))
+			t.Fatalf("%s exited before it was ready (%v):\n%s", p.name, p.exitErr(), p.logs.Tail(40))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready within %s: %v", p.name, within, err)
@@ -189,7 +184,7 @@ func (p *proc) terminate(t *testing.T, within time.Duration) error {
 	}
 	select {
 	case <-p.exited:
-		return p.err
+		return p.exitErr()
 	case <-time.After(within):
 		t.Fatalf("%s still running %s after SIGTERM", p.name, within)
 		return nil

@@ -233,28 +233,18 @@ func killedMidEarlyEncode(t *testing.T, bin string, song []byte, d time.Duration
 	type service struct {
 		cmd    *exec.Cmd
 		logs   *wait.Output
-		exited chan struct{}
+		exited <-chan struct{}
 	}
 	run := func(name string) *service {
-		s := &service{cmd: exec.Command(filepath.Join(bin, name)), logs: &wait.Output{}, exited: make(chan struct{})}
+		s := &service{cmd: exec.Command(filepath.Join(bin, name)), logs: &wait.Output{}}
 		s.cmd.Env, s.cmd.Stderr = env, s.logs
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := s.cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		go func() { _ = s.cmd.Wait(); close(s.exited) }()
+		// Registered first, so that it runs once the service has stopped.
 		t.Cleanup(func() {
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(30 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-			}
 			if t.Failed() {
 				t.Logf("last lines of %s:\n%s", name, s.logs.Tail(30))
 			}
 		})
+		s.exited = wait.StartTerm(t, s.cmd, 30*time.Second)
 		return s
 	}
 	procs := map[string]*service{}
