@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -602,10 +603,7 @@ func TestDCA(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			method := tc.method
-			if method == "" {
-				method = http.MethodGet
-			}
+			method := cmp.Or(tc.method, http.MethodGet)
 			r := h.do(t, method, tc.path, tc.header)
 			if got := r.header.Get("Content-Range"); got != tc.contentRange {
 				t.Errorf("Content-Range %q, want %q", got, tc.contentRange)
@@ -707,11 +705,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			method := tc.method
-			if method == "" {
-				method = http.MethodGet
-			}
-			r := h.do(t, method, tc.path, tc.header)
+			r := h.do(t, cmp.Or(tc.method, http.MethodGet), tc.path, tc.header)
 			if tc.status == http.StatusUnauthorized {
 				wantError(t, r, 401, "unauthorized")
 				if r.header.Get("WWW-Authenticate") == "" {
