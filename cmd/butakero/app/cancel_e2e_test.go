@@ -263,16 +263,8 @@ func (in *instance) createWith(t *testing.T, body map[string]any) string {
 // v1Status is GET /v1/operations/{id}.
 func (in *instance) v1Status(t *testing.T, opID string) v1Op {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/operations/" + url.PathEscape(opID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	var op v1Op
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &op) != nil {
-		t.Fatalf("GET operation %s: %d %s", opID, resp.StatusCode, raw)
-	}
+	getJSON(t, in.base+"/v1/operations/"+url.PathEscape(opID), &op)
 	return op
 }
 

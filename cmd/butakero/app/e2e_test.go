@@ -129,6 +129,27 @@ func (in *instance) dca(t *testing.T, songID string) dcafile.Info {
 	return getDCA(t, in.base, songID)
 }
 
+// getJSON GETs url and decodes its JSON body into v, failing t unless the
+// answer is 200 with a body that decodes.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", url, err, body)
+	}
+}
+
 // getDCA downloads a song's DCA from the gateway at base and parses it.
 func getDCA(t *testing.T, base, songID string) dcafile.Info {
 	t.Helper()

@@ -158,20 +158,9 @@ type historyEvent struct {
 // history is the operation's event history, in stream order.
 func (in *instance) history(t *testing.T, opID string) []historyEvent {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/operations/" + url.PathEscape(opID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Events []historyEvent `json:"events"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET operation %s: %d %s", opID, resp.StatusCode, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
+	getJSON(t, in.base+"/v1/operations/"+url.PathEscape(opID), &body)
 	return body.Events
 }
