@@ -184,6 +184,8 @@ type v1Op struct {
 	Stage     string `json:"stage"`
 	Message   string `json:"message"`
 	ErrorCode string `json:"error_code"`
+	Attempts  int    `json:"attempts"`
+	Failures  int    `json:"failures"`
 	DCAURL    string `json:"dca_url"`
 	Events    []struct {
 		Kind string          `json:"kind"`

@@ -208,21 +208,9 @@ func (p *proc) start(t *testing.T, song string) string {
 	return body.OperationID
 }
 
-// operation is GET /v1/operations/{id}, as far as the fault tests read it.
-type operation struct {
-	ID        string `json:"id"`
-	SongID    string `json:"song_id"`
-	Status    string `json:"status"`
-	Stage     string `json:"stage"`
-	Message   string `json:"message"`
-	ErrorCode string `json:"error_code"`
-	Attempts  int    `json:"attempts"`
-	Failures  int    `json:"failures"`
-}
-
 // operation reads an operation's state; ok is false when the gateway did
 // not answer 200 (not projected yet, or the store unreachable).
-func (p *proc) operation(id string) (op operation, ok bool) {
+func (p *proc) operation(id string) (op v1Op, ok bool) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get(p.base + "/v1/operations/" + url.PathEscape(id))
 	if err != nil {
@@ -238,7 +226,7 @@ func (p *proc) operation(id string) (op operation, ok bool) {
 // waitFinal polls the operation until it has ended, tolerating answers
 // other than 200 in between (a cluster electing a leader, a store coming
 // back).
-func (p *proc) waitFinal(t *testing.T, id string, within time.Duration) operation {
+func (p *proc) waitFinal(t *testing.T, id string, within time.Duration) v1Op {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

@@ -84,7 +84,7 @@ func faultLostPublish(t *testing.T, bin string) {
 	// dca.encoded events (the kill fell where the case means it to), and
 	// starts butakero again as name, whose run must end the operation
 	// success with each event stored once.
-	killedOn := func(t *testing.T, p *proc, kind events.Kind, file string, encoded int, name string) (again *proc, opID string, op operation) {
+	killedOn := func(t *testing.T, p *proc, kind events.Kind, file string, encoded int, name string) (again *proc, opID string, op v1Op) {
 		t.Helper()
 		before := proxy.Fired()
 		proxy.Arm(string(kind)+".", func() {
