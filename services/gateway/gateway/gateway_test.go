@@ -160,6 +160,17 @@ type response struct {
 	body   []byte
 }
 
+// read reads res's body, closing it, into a response.
+func read(t *testing.T, res *http.Response) response {
+	t.Helper()
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: body}
+}
+
 func (h *harness) do(t *testing.T, method, path string, header map[string]string) response {
 	t.Helper()
 	return h.doBody(t, method, path, "", header)
@@ -762,12 +773,7 @@ func TestErrorResponses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer res.Body.Close()
-			body, err := io.ReadAll(res.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
+			wantError(t, read(t, res), tc.status, tc.code)
 		})
 	}
 	if n := requestedCount(t, h.env, "*"); n != 0 {
@@ -803,13 +809,9 @@ func TestPanicIsInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, 500, "internal")
-	if strings.Contains(string(body), "secret") {
-		t.Errorf("500 body leaks the panic: %s", body)
+	r := read(t, res)
+	wantError(t, r, 500, "internal")
+	if strings.Contains(string(r.body), "secret") {
+		t.Errorf("500 body leaks the panic: %s", r.body)
 	}
 }

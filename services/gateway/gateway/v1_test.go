@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,12 +37,7 @@ func (h *harness) doBody(t *testing.T, method, path, body string, header map[str
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return read(t, res)
 }
 
 // wantDial dials a WebSocket at url: with status 101 the upgrade must
@@ -66,8 +60,7 @@ func wantDial(t *testing.T, url string, header http.Header, status int, code str
 	if res == nil {
 		t.Fatalf("dial: %v, want an HTTP answer", err)
 	}
-	body, _ := io.ReadAll(res.Body)
-	wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, status, code)
+	wantError(t, read(t, res), status, code)
 }
 
 func TestCreateOperation(t *testing.T) {
@@ -1163,8 +1156,7 @@ func TestWebSocketRefusals(t *testing.T) {
 		if err == nil || res == nil {
 			t.Fatalf("second socket: %v, want a 503", err)
 		}
-		body, _ := io.ReadAll(res.Body)
-		wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, 503, "too_many_connections")
+		wantError(t, read(t, res), 503, "too_many_connections")
 		if res.Header.Get("Retry-After") == "" {
 			t.Error("503 without Retry-After")
 		}
