@@ -126,16 +126,8 @@ func testOperationRoundTrip(t *testing.T, ctx context.Context, s Store) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := s.PutOperation(ctx, c.op); err != nil {
-				t.Fatalf("PutOperation: %v", err)
-			}
-			got, err := s.Operation(ctx, c.op.ID)
-			if err != nil {
-				t.Fatalf("Operation: %v", err)
-			}
-			if !reflect.DeepEqual(got, c.op) {
-				t.Errorf("read back\n%+v\nwant\n%+v", got, c.op)
-			}
+			checkRoundTrip(t, c.op, func(op projection.Operation) error { return s.PutOperation(ctx, op) },
+				func() (projection.Operation, error) { return s.Operation(ctx, c.op.ID) })
 		})
 	}
 }
@@ -150,17 +142,24 @@ func testSongRoundTrip(t *testing.T, ctx context.Context, s Store) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := s.PutSong(ctx, c.song); err != nil {
-				t.Fatalf("PutSong: %v", err)
-			}
-			got, err := s.Song(ctx, c.song.ID)
-			if err != nil {
-				t.Fatalf("Song: %v", err)
-			}
-			if !reflect.DeepEqual(got, c.song) {
-				t.Errorf("read back\n%+v\nwant\n%+v", got, c.song)
-			}
+			checkRoundTrip(t, c.song, func(song projection.Song) error { return s.PutSong(ctx, song) },
+				func() (projection.Song, error) { return s.Song(ctx, c.song.ID) })
 		})
+	}
+}
+
+// checkRoundTrip puts v and checks that get reads back exactly v.
+func checkRoundTrip[T any](t *testing.T, v T, put func(T) error, get func() (T, error)) {
+	t.Helper()
+	if err := put(v); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	got, err := get()
+	if err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, v)
 	}
 }
 
