@@ -194,7 +194,7 @@ func endToEnd(t *testing.T, p profile) {
 	for _, s := range specs {
 		audiofixture.Make(t, media, s.spec)
 	}
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	audiofixture.Write(t, media, "empty.m4a", nil)
 	srv := audiofixture.Serve(t, media)
 

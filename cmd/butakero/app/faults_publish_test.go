@@ -41,7 +41,7 @@ func faultLostPublish(t *testing.T, bin string) {
 	for i := range 6 {
 		audiofixture.Make(t, media, audiofixture.M4A(fmt.Sprintf("tone%d.m4a", i), d))
 	}
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	files := audiofixture.Serve(t, media)
 	vars := map[string]string{"NATS_URL": proxy.URL(), "DATA_DIR": t.TempDir()}
 	p := startProc(t, bin, "butakero", vars)
