@@ -103,6 +103,24 @@ func firstFrameReader(base, path string, first chan<- struct{}) <-chan followed 
 	return out
 }
 
+// playWhileHeld starts the song at url, whose source src holds, and
+// follows its DCA until the first frame is read while src still holds it,
+// failing t with why after 2 minutes without one. The rest of what the
+// follower reads comes on got.
+func (in *instance) playWhileHeld(t *testing.T, url string, src *paced, why string) (op startResp, got <-chan followed) {
+	t.Helper()
+	op = in.startSong(t, url)
+	first := make(chan struct{})
+	got = firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
+	<-src.held
+	select {
+	case <-first:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no first frame within 2 minutes while the source is held at %d of %d bytes: %s", src.heldAt, len(src.data), why)
+	}
+	return op, got
+}
+
 // TestPlayWhileDownloading plays songs whose source is still being
 // served: a faststart M4A (transcoded) and a WebM/Opus (copied), each sent
 // in small writes and held at two thirds. A follower of
@@ -135,16 +153,7 @@ func TestPlayWhileDownloading(t *testing.T) {
 			src := newPaced(song, len(song)*2/3)
 			src.typ = tc.typ
 			srv.Handle("/paced-"+tc.spec.Name, src)
-			op := in.startSong(t, srv.URL("paced-"+tc.spec.Name))
-			first := make(chan struct{})
-			got := firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
-
-			<-src.held
-			select {
-			case <-first:
-			case <-time.After(2 * time.Minute):
-				t.Fatalf("no first frame within 2 minutes while the source is held at %d of %d bytes: the encode waits for the download", src.heldAt, len(song))
-			}
+			op, got := in.playWhileHeld(t, srv.URL("paced-"+tc.spec.Name), src, "the encode waits for the download")
 			select {
 			case <-src.sent:
 				t.Fatal("the server sent the whole source before the first frame was read")
@@ -254,15 +263,7 @@ func killedMidEarlyEncode(t *testing.T, bin string, song []byte, d time.Duration
 	in := &instance{base: "http://" + httpAddr}
 	in.waitReady(t)
 
-	op := in.startSong(t, files.URL("paced.m4a"))
-	first := make(chan struct{})
-	got := firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
-	<-src.held
-	select {
-	case <-first:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("no first frame within 2 minutes while the source is held: no early encode to cut short")
-	}
+	op, got := in.playWhileHeld(t, files.URL("paced.m4a"), src, "no early encode to cut short")
 	// The encode is under way and the download is not over: kill.
 	p := procs[killed]
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
