@@ -34,7 +34,7 @@ func TestClient(t *testing.T) {
 	media := t.TempDir()
 	const songLen = 12 * time.Second
 	audiofixture.Make(t, media, audiofixture.M4A("tone.m4a", songLen))
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	fixtures := audiofixture.Serve(t, media)
 	base := startButakero(t)
 	c := &client.Client{BaseURL: base, APIKey: testKey}
@@ -278,7 +278,7 @@ func TestPlayDCA(t *testing.T) {
 	media := t.TempDir()
 	audiofixture.Make(t, media, audiofixture.M4A("play.m4a", 20*time.Second))
 	audiofixture.Make(t, media, audiofixture.MP3("play.mp3", 5*time.Second))
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	fixtures := audiofixture.Serve(t, media)
 	base := startButakero(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

@@ -78,7 +78,7 @@ func TestCLI(t *testing.T) {
 	const songLen = 8 * time.Second
 	audiofixture.Make(t, media, audiofixture.MP3("tune.mp3", songLen))
 	audiofixture.Make(t, media, audiofixture.M4A("grow.m4a", songLen))
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	fixtures := audiofixture.Serve(t, media)
 	base := startServer(t)
 	// Server settings the CLI must ignore: serve would refuse them.

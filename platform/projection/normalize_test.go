@@ -7,7 +7,7 @@ import (
 )
 
 func TestNormalizeQuery(t *testing.T) {
-	tests := []struct{ in, want string }{
+	checkNormalize(t, "NormalizeQuery", projection.NormalizeQuery, []normalized{
 		{"Never Gonna Give You Up", "never gonna give you up"},
 		{"  never   gonna\tgive you up  ", "never gonna give you up"},
 		{"never\u00a0gonna\u3000give", "never gonna give"},
@@ -18,16 +18,11 @@ func TestNormalizeQuery(t *testing.T) {
 		{"Beyoncé", "beyoncé"},
 		{"Beyonce\u0301", "beyoncé"},
 		{"", ""},
-	}
-	for _, tc := range tests {
-		if got := projection.NormalizeQuery(tc.in); got != tc.want {
-			t.Errorf("NormalizeQuery(%q) = %q; want %q", tc.in, got, tc.want)
-		}
-	}
+	})
 }
 
 func TestNormalizeTitle(t *testing.T) {
-	tests := []struct{ in, want string }{
+	checkNormalize(t, "NormalizeTitle", projection.NormalizeTitle, []normalized{
 		{"Canción  ÑANDÚ!", "cancion nandu"},
 		{"Beyoncé — Halo (Official Video)", "beyonce halo official video"},
 		{"Beyonce\u0301", "beyonce"},
@@ -37,10 +32,18 @@ func TestNormalizeTitle(t *testing.T) {
 		{"...", ""},
 		{"  AC/DC: Back in Black  ", "ac dc back in black"},
 		{"", ""},
-	}
+	})
+}
+
+// normalized is a normalizer's case: its input and the text it must give.
+type normalized struct{ in, want string }
+
+// checkNormalize checks the normalizer f, called name, against tests.
+func checkNormalize(t *testing.T, name string, f func(string) string, tests []normalized) {
+	t.Helper()
 	for _, tc := range tests {
-		if got := projection.NormalizeTitle(tc.in); got != tc.want {
-			t.Errorf("NormalizeTitle(%q) = %q; want %q", tc.in, got, tc.want)
+		if got := f(tc.in); got != tc.want {
+			t.Errorf("%s(%q) = %q; want %q", name, tc.in, got, tc.want)
 		}
 	}
 }

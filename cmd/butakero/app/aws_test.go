@@ -44,6 +44,13 @@ var profiles = []profile{
 	{name: "aws", env: awsEnv, verify: verifyAWS, object: s3Object},
 }
 
+// inEachProfile runs test as a subtest in each of profiles, named for it.
+func inEachProfile(t *testing.T, test func(t *testing.T, p profile)) {
+	for _, p := range profiles {
+		t.Run(p.name, func(t *testing.T) { test(t, p) })
+	}
+}
+
 // awsEnv is the AWS profile on the test's versitygw and DynamoDB Local:
 // the seed's names, fresh bucket and tables created at start, and the
 // endpoints in the SDK's own variables, as a deployment would set them.

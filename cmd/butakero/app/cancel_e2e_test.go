@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/childproc"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -184,6 +184,8 @@ type v1Op struct {
 	Stage     string `json:"stage"`
 	Message   string `json:"message"`
 	ErrorCode string `json:"error_code"`
+	Attempts  int    `json:"attempts"`
+	Failures  int    `json:"failures"`
 	DCAURL    string `json:"dca_url"`
 	Events    []struct {
 		Kind string          `json:"kind"`
@@ -263,16 +265,8 @@ func (in *instance) createWith(t *testing.T, body map[string]any) string {
 // v1Status is GET /v1/operations/{id}.
 func (in *instance) v1Status(t *testing.T, opID string) v1Op {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/operations/" + url.PathEscape(opID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	var op v1Op
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &op) != nil {
-		t.Fatalf("GET operation %s: %d %s", opID, resp.StatusCode, raw)
-	}
+	getJSON(t, in.base+"/v1/operations/"+url.PathEscape(opID), &op)
 	return op
 }
 
@@ -341,36 +335,21 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 // children of this test process, where the all-in-one runs: "pid comm".
 // A stage starts them; with Setpgid they stay its children.
 func tools() []string {
-	self := strconv.Itoa(os.Getpid())
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var out []string
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
+	for _, c := range childproc.List() {
+		if c.State == "Z" {
 			continue
 		}
-		// pid (comm) state ppid …
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		comm := s[open+1 : end]
-		fields := strings.Fields(s[end+1:])
-		if len(fields) < 2 || fields[1] != self || fields[0] == "Z" {
-			continue
-		}
-		pid := strings.TrimSpace(s[:open])
 		// The version probe's "yt-dlp --version" and "ffmpeg -version"
 		// (GET /v1/info) are not a stage's work.
 		// A process gone before its cmdline is read is not running.
-		cmdline, err := os.ReadFile("/proc/" + pid + "/cmdline")
+		cmdline, err := os.ReadFile("/proc/" + c.PID + "/cmdline")
 		if err != nil || len(cmdline) == 0 || strings.Contains(string(cmdline), "version\x00") {
 			continue
 		}
-		switch comm {
+		switch c.Comm {
 		case "ffmpeg", "ffprobe", "yt-dlp":
-			out = append(out, pid+" "+comm)
+			out = append(out, c.PID+" "+c.Comm)
 		}
 	}
 	return out

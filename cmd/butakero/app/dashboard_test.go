@@ -96,7 +96,7 @@ func TestDashboard(t *testing.T) {
 	media := t.TempDir()
 	const songLen = 6 * time.Second
 	audiofixture.Make(t, media, audiofixture.M4A("dashboard-tone.m4a", songLen))
-	audiofixture.Write(t, media, "broken.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "broken.mp3")
 	srv := audiofixture.Serve(t, media)
 	const key = "dashboard-key"
 	in := start(t, t.TempDir(), map[string]string{"API_KEYS": key})

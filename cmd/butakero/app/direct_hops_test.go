@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -84,16 +83,9 @@ func TestDirectHops(t *testing.T) {
 // songTitle is the catalog's title of song id.
 func (in *instance) songTitle(t *testing.T, id string) string {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/songs/" + url.PathEscape(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var song struct {
 		Title string `json:"title"`
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&song) != nil {
-		t.Fatalf("GET /v1/songs/%s: HTTP %d", id, resp.StatusCode)
-	}
+	getJSON(t, in.base+"/v1/songs/"+url.PathEscape(id), &song)
 	return song.Title
 }

@@ -126,7 +126,34 @@ func (in *instance) waitFinal(t *testing.T, opID string, within time.Duration) o
 // dca downloads the song's DCA and parses it.
 func (in *instance) dca(t *testing.T, songID string) dcafile.Info {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/songs/" + url.PathEscape(songID) + "/dca")
+	return getDCA(t, in.base, songID)
+}
+
+// getJSON GETs url and decodes its JSON body into v, failing t unless the
+// answer is 200 with a body that decodes.
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		t.Fatalf("GET %s: %v in %s", url, err, body)
+	}
+}
+
+// getDCA downloads a song's DCA from the gateway at base and parses it.
+func getDCA(t *testing.T, base, songID string) dcafile.Info {
+	t.Helper()
+	resp, err := http.Get(base + "/v1/songs/" + url.PathEscape(songID) + "/dca")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,9 +173,7 @@ func (in *instance) dca(t *testing.T, songID string) dcafile.Info {
 // embedded default, and the AWS one, where it also checks what was stored
 // through the plain AWS APIs.
 func TestEndToEnd(t *testing.T) {
-	for _, p := range profiles {
-		t.Run(p.name, func(t *testing.T) { endToEnd(t, p) })
-	}
+	inEachProfile(t, endToEnd)
 }
 
 func endToEnd(t *testing.T, p profile) {
@@ -169,7 +194,7 @@ func endToEnd(t *testing.T, p profile) {
 	for _, s := range specs {
 		audiofixture.Make(t, media, s.spec)
 	}
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	audiofixture.Write(t, media, "empty.m4a", nil)
 	srv := audiofixture.Serve(t, media)
 

@@ -132,7 +132,7 @@ type natsNode struct {
 	client string // 127.0.0.1:<port>
 	cmd    *exec.Cmd
 	logs   *wait.Output
-	exited chan struct{}
+	exited <-chan struct{}
 }
 
 // startNATSCluster starts n JetStream nodes routed to each other (one
@@ -154,7 +154,7 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 	}
 	for i := range n {
 		dir := t.TempDir()
-		node := &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t), logs: &wait.Output{}, exited: make(chan struct{})}
+		node := &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t), logs: &wait.Output{}}
 		conf := fmt.Sprintf(`server_name: %s
 listen: %s
 jetstream { store_dir: %q }
@@ -173,27 +173,13 @@ jetstream { store_dir: %q }
 		}
 		node.cmd = exec.Command(bin, "-c", confPath)
 		node.cmd.Stdout, node.cmd.Stderr = node.logs, node.logs
-		node.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := node.cmd.Start(); err != nil {
-			t.Fatalf("start nats-server %s: %v", node.name, err)
-		}
-		go func() { _ = node.cmd.Wait(); close(node.exited) }()
+		// Registered first, so that it runs once the node has stopped.
 		t.Cleanup(func() {
-			select {
-			case <-node.exited:
-			default:
-				_ = node.cmd.Process.Signal(syscall.SIGTERM)
-				select {
-				case <-node.exited:
-				case <-time.After(15 * time.Second):
-					_ = node.cmd.Process.Kill()
-					<-node.exited
-				}
-			}
 			if t.Failed() {
 				t.Logf("last lines of nats-server %s's log:\n%s", node.name, node.logs.Tail(15))
 			}
 		})
+		node.exited = wait.StartTerm(t, node.cmd, 15*time.Second)
 		c.nodes = append(c.nodes, node)
 	}
 

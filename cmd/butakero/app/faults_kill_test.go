@@ -21,30 +21,50 @@ func longSong(t *testing.T) (*audiofixture.Server, string, time.Duration) {
 	return audiofixture.Serve(t, media), "long.wav", d
 }
 
+// midEncode is an all-in-one caught in the middle of longSong's encode.
+type midEncode struct {
+	first *proc
+	vars  map[string]string // first's: a restart on the same DATA_DIR
+	obs   *observer
+	opID  string
+	at    events.Progress // the encode's progress when caught
+	d     time.Duration   // the song's length
+}
+
+// startMidEncode runs the all-in-one on a fresh DATA_DIR with
+// SHUTDOWN_GRACE grace, asks for longSong, and returns once its encode
+// is 5 % done, for a fault to land in the middle of it.
+func startMidEncode(t *testing.T, bin, grace string) midEncode {
+	t.Helper()
+	files, name, d := longSong(t)
+	m := midEncode{d: d, vars: map[string]string{
+		"DATA_DIR":       t.TempDir(),
+		"NATS_LISTEN":    freeAddr(t),
+		"NATS_TOKEN":     natsToken,
+		"HTTP_ADDR":      freeAddr(t),
+		"STAGE_TIMEOUT":  "3m",
+		"SHUTDOWN_GRACE": grace,
+	}}
+	m.first = startProc(t, bin, "butakero (first run)", m.vars)
+	m.obs = observe(t, "nats://"+m.vars["NATS_LISTEN"])
+	progress := m.obs.progress(t)
+	m.opID = m.first.start(t, files.URL(name))
+	m.at = waitProgress(t, progress, m.opID, "encode", 5, 2*time.Minute)
+	return m
+}
+
 // faultKillMidEncode kills the all-in-one (SIGKILL: no shutdown at all)
 // while it encodes, and starts it again on the same DATA_DIR. JetStream
 // hands the encode to the new process once the dead one's AckWait runs
 // out: the operation succeeds with a complete DCA, stored once, and its
 // status counts the attempt the crash cut short.
 func faultKillMidEncode(t *testing.T, bin string) {
-	files, name, d := longSong(t)
-	vars := map[string]string{
-		"DATA_DIR":       t.TempDir(),
-		"NATS_LISTEN":    freeAddr(t),
-		"NATS_TOKEN":     natsToken,
-		"HTTP_ADDR":      freeAddr(t),
-		"STAGE_TIMEOUT":  "3m",
-		"SHUTDOWN_GRACE": "5s",
-	}
-	first := startProc(t, bin, "butakero (first run)", vars)
-	obs := observe(t, "nats://"+vars["NATS_LISTEN"])
-	progress := obs.progress(t)
-	opID := first.start(t, files.URL(name))
-	p := waitProgress(t, progress, opID, "encode", 5, 2*time.Minute)
-	first.kill(t)
-	t.Logf("SIGKILL at %.1f %% of the encode", p.Percent)
+	m := startMidEncode(t, bin, "5s")
+	m.first.kill(t)
+	t.Logf("SIGKILL at %.1f %% of the encode", m.at.Percent)
+	obs, opID, d := m.obs, m.opID, m.d
 
-	again := startProc(t, bin, "butakero (after the crash)", vars)
+	again := startProc(t, bin, "butakero (after the crash)", m.vars)
 	op := again.waitFinal(t, opID, 3*time.Minute)
 	if op.Status != "success" {
 		t.Fatalf("operation ended %q (%s: %s), want success", op.Status, op.ErrorCode, op.Message)
@@ -74,7 +94,6 @@ func faultKillMidEncode(t *testing.T, bin string) {
 // and nothing is done again after a restart; past it the message is
 // released (Nak) and the restarted process takes it at once.
 func faultTermMidEncode(t *testing.T, bin string) {
-	files, name, d := longSong(t)
 	cases := []struct {
 		name         string
 		grace        string
@@ -85,23 +104,12 @@ func faultTermMidEncode(t *testing.T, bin string) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			vars := map[string]string{
-				"DATA_DIR":       t.TempDir(),
-				"NATS_LISTEN":    freeAddr(t),
-				"NATS_TOKEN":     natsToken,
-				"HTTP_ADDR":      freeAddr(t),
-				"STAGE_TIMEOUT":  "3m",
-				"SHUTDOWN_GRACE": tc.grace,
-			}
-			first := startProc(t, bin, "butakero (first run)", vars)
-			obs := observe(t, "nats://"+vars["NATS_LISTEN"])
-			progress := obs.progress(t)
-			opID := first.start(t, files.URL(name))
-			waitProgress(t, progress, opID, "encode", 5, 2*time.Minute)
+			m := startMidEncode(t, bin, tc.grace)
+			first, obs, opID, d := m.first, m.obs, m.opID, m.d
 			if err := first.terminate(t, 3*time.Minute); err != nil {
 				t.Fatalf("exit after SIGTERM: %v\n%s", err, first.logs.Tail(20))
 			}
-			again := startProc(t, bin, "butakero (restarted)", vars)
+			again := startProc(t, bin, "butakero (restarted)", m.vars)
 			op := again.waitFinal(t, opID, 3*time.Minute)
 			if op.Status != "success" {
 				t.Fatalf("operation ended %q (%s: %s), want success", op.Status, op.ErrorCode, op.Message)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -27,11 +26,7 @@ import (
 // The cases run in parallel: most of their time is spent waiting for
 // JetStream's AckWait to hand a dead process's message to a live one.
 func TestFaults(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "butakero")
-	build := exec.Command("go", "build", "-o", bin, "github.com/butakero/butakero/cmd/butakero")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build butakero: %v\n%s", err, out)
-	}
+	bin := buildButakero(t)
 	cases := []struct {
 		name string
 		run  func(t *testing.T, bin string)
@@ -58,8 +53,18 @@ type proc struct {
 	// base is the gateway's URL, http://127.0.0.1:<port>.
 	base   string
 	logs   *wait.Output
-	exited chan struct{}
-	err    error // the exit status, once exited is closed
+	exited <-chan struct{}
+}
+
+// buildButakero builds the butakero binary into a temp dir of t's and
+// returns its path.
+func buildButakero(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "butakero")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/butakero/butakero/cmd/butakero").CombinedOutput(); err != nil {
+		t.Fatalf("go build butakero: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // processEnv is what every butakero a fault test runs sees, besides its
@@ -105,32 +110,28 @@ func launchProc(t *testing.T, bin, name string, vars map[string]string, args ...
 	for k, v := range vars {
 		all[k] = v
 	}
-	p := &proc{name: name, base: "http://" + all["HTTP_ADDR"], logs: &wait.Output{}, exited: make(chan struct{})}
+	p := &proc{name: name, base: "http://" + all["HTTP_ADDR"], logs: &wait.Output{}}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = processEnv(all)
 	p.cmd.Stdout = p.logs
 	p.cmd.Stderr = p.logs
-	// Killed with the test binary if it dies first.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	// Registered first, so that it runs once the process has stopped.
 	t.Cleanup(func() {
-		if !p.done() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.exited:
-			case <-time.After(30 * time.Second):
-				_ = p.cmd.Process.Kill()
-				<-p.exited
-			}
-		}
 		if t.Failed() || os.Getenv("FAULTS_DEBUG") != "" {
 			t.Logf("last lines of %s's log:\n%s", name, p.logs.Tail(40))
 		}
 	})
+	p.exited = wait.StartTerm(t, p.cmd, 30*time.Second)
 	return p
+}
+
+// exitErr is how the process exited, as cmd.Wait says it (nil for exit
+// status 0); it is known once exited is closed.
+func (p *proc) exitErr() error {
+	if st := p.cmd.ProcessState; st != nil && !st.Success() {
+		return &exec.ExitError{ProcessState: st}
+	}
+	return nil
 }
 
 func (p *proc) done() bool {
@@ -157,7 +158,7 @@ func (p *proc) waitReady(t *testing.T, within time.Duration) {
 			err = fmt.Errorf("HTTP %d", resp.StatusCode)
 		}
 		if p.done() {
-			t.Fatalf("%s exited before it was ready (%v):\n%s", p.name, p.err, p.logs.Tail(40))
+			t.Fatalf("%s exited before it was ready (%v):\n%s", p.name, p.exitErr(), p.logs.Tail(40))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s not ready within %s: %v", p.name, within, err)
@@ -183,7 +184,7 @@ func (p *proc) terminate(t *testing.T, within time.Duration) error {
 	}
 	select {
 	case <-p.exited:
-		return p.err
+		return p.exitErr()
 	case <-time.After(within):
 		t.Fatalf("%s still running %s after SIGTERM", p.name, within)
 		return nil
@@ -207,21 +208,9 @@ func (p *proc) start(t *testing.T, song string) string {
 	return body.OperationID
 }
 
-// operation is GET /v1/operations/{id}, as far as the fault tests read it.
-type operation struct {
-	ID        string `json:"id"`
-	SongID    string `json:"song_id"`
-	Status    string `json:"status"`
-	Stage     string `json:"stage"`
-	Message   string `json:"message"`
-	ErrorCode string `json:"error_code"`
-	Attempts  int    `json:"attempts"`
-	Failures  int    `json:"failures"`
-}
-
 // operation reads an operation's state; ok is false when the gateway did
 // not answer 200 (not projected yet, or the store unreachable).
-func (p *proc) operation(id string) (op operation, ok bool) {
+func (p *proc) operation(id string) (op v1Op, ok bool) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get(p.base + "/v1/operations/" + url.PathEscape(id))
 	if err != nil {
@@ -237,7 +226,7 @@ func (p *proc) operation(id string) (op operation, ok bool) {
 // waitFinal polls the operation until it has ended, tolerating answers
 // other than 200 in between (a cluster electing a leader, a store coming
 // back).
-func (p *proc) waitFinal(t *testing.T, id string, within time.Duration) operation {
+func (p *proc) waitFinal(t *testing.T, id string, within time.Duration) v1Op {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
@@ -255,20 +244,7 @@ func (p *proc) waitFinal(t *testing.T, id string, within time.Duration) operatio
 // dca downloads a song's DCA from the gateway and parses it.
 func (p *proc) dca(t *testing.T, songID string) dcafile.Info {
 	t.Helper()
-	resp, err := http.Get(p.base + "/v1/songs/" + url.PathEscape(songID) + "/dca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET the DCA of %s: %d %s", songID, resp.StatusCode, b)
-	}
-	info, err := dcafile.Parse(resp.Body)
-	if err != nil {
-		t.Fatalf("the DCA of %s does not parse: %v", songID, err)
-	}
-	return info
+	return getDCA(t, p.base, songID)
 }
 
 // checkCovers fails t unless the DCA's frames cover want within 1 %.

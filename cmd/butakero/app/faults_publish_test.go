@@ -41,7 +41,7 @@ func faultLostPublish(t *testing.T, bin string) {
 	for i := range 6 {
 		audiofixture.Make(t, media, audiofixture.M4A(fmt.Sprintf("tone%d.m4a", i), d))
 	}
-	audiofixture.Write(t, media, "corrupt.mp3", []byte(strings.Repeat("this is not audio at all\n", 400)))
+	audiofixture.WriteNotAudio(t, media, "corrupt.mp3")
 	files := audiofixture.Serve(t, media)
 	vars := map[string]string{"NATS_URL": proxy.URL(), "DATA_DIR": t.TempDir()}
 	p := startProc(t, bin, "butakero", vars)
@@ -79,32 +79,43 @@ func faultLostPublish(t *testing.T, bin string) {
 		})
 	}
 
-	t.Run("SIGKILL between dca.encoded and upload.done", func(t *testing.T) {
+	// killedOn kills p as the proxy cuts its first publish of kind, for
+	// the song at file: it checks that the stream then holds encoded
+	// dca.encoded events (the kill fell where the case means it to), and
+	// starts butakero again as name, whose run must end the operation
+	// success with each event stored once.
+	killedOn := func(t *testing.T, p *proc, kind events.Kind, file string, encoded int, name string) (again *proc, opID string, op v1Op) {
+		t.Helper()
 		before := proxy.Fired()
-		proxy.Arm(string(events.KindUploadDone)+".", func() {
+		proxy.Arm(string(kind)+".", func() {
 			_ = p.cmd.Process.Signal(syscall.SIGKILL)
 			<-p.exited
 		})
-		opID := p.start(t, files.URL("tone4.m4a"))
+		opID = p.start(t, files.URL(file))
 		select {
 		case <-p.exited:
 		case <-time.After(2 * time.Minute):
-			t.Fatal("the process was never killed: upload.done was not published")
+			t.Fatalf("the process was never killed: %s was not published", kind)
 		}
 		if proxy.Fired() != before+1 {
-			t.Fatal("the proxy cut no publish of upload.done")
+			t.Fatalf("the proxy cut no publish of %s", kind)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if n, err := obs.count(ctx, events.KindDCAEncoded, opID); err != nil || n != 1 {
-			t.Fatalf("%d dca.encoded stored when the process died (%v); the kill was meant to fall between the two publishes", n, err)
+		if n, err := obs.count(ctx, events.KindDCAEncoded, opID); err != nil || n != encoded {
+			t.Fatalf("%d dca.encoded stored when the process died (%v), want %d: the kill was meant to come as %s is published", n, err, encoded, kind)
 		}
-		again := startProc(t, bin, "butakero (after the crash)", vars)
-		op := again.waitFinal(t, opID, 2*time.Minute)
+		again = startProc(t, bin, name, vars)
+		op = again.waitFinal(t, opID, 2*time.Minute)
 		if op.Status != "success" {
 			t.Fatalf("operation ended %q (%s: %s), want success", op.Status, op.ErrorCode, op.Message)
 		}
 		checkOnce(t, obs, opID, success)
+		return again, opID, op
+	}
+
+	t.Run("SIGKILL between dca.encoded and upload.done", func(t *testing.T) {
+		again, _, op := killedOn(t, p, events.KindUploadDone, "tone4.m4a", 1, "butakero (after the crash)")
 		checkCovers(t, "after the crash", again.dca(t, op.SongID), d)
 	})
 
@@ -114,32 +125,8 @@ func faultLostPublish(t *testing.T, bin string) {
 			// The case before killed it and ended the one it started.
 			p = startProc(t, bin, "butakero (again)", vars)
 		}
-		before := proxy.Fired()
-		proxy.Arm(string(events.KindDCAEncoded)+".", func() {
-			_ = p.cmd.Process.Signal(syscall.SIGKILL)
-			<-p.exited
-		})
-		opID := p.start(t, files.URL("tone5.m4a"))
-		select {
-		case <-p.exited:
-		case <-time.After(2 * time.Minute):
-			t.Fatal("the process was never killed: dca.encoded was not published")
-		}
-		if proxy.Fired() != before+1 {
-			t.Fatal("the proxy cut no publish of dca.encoded")
-		}
+		again, opID, op := killedOn(t, p, events.KindDCAEncoded, "tone5.m4a", 0, "butakero (after the second crash)")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if n, err := obs.count(ctx, events.KindDCAEncoded, opID); err != nil || n != 0 {
-			t.Fatalf("%d dca.encoded stored when the process died (%v); the kill was meant to come before it", n, err)
-		}
-		again := startProc(t, bin, "butakero (after the second crash)", vars)
-		op := again.waitFinal(t, opID, 2*time.Minute)
-		if op.Status != "success" {
-			t.Fatalf("operation ended %q (%s: %s), want success", op.Status, op.ErrorCode, op.Message)
-		}
-		checkOnce(t, obs, opID, success)
-		ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		env := obs.last(ctx, t, events.KindDCAEncoded, opID)
 		var enc events.DCAEncoded

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -42,19 +41,7 @@ func (in *instance) follow(path string, headers ...chan struct{}) followed {
 // followers reads the gateway's butakero_audio_followers gauge.
 func (in *instance) followers(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get(in.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "butakero_audio_followers "); ok {
-			n, _ := strconv.ParseFloat(v, 64)
-			return int(n)
-		}
-	}
-	return 0
+	return int(in.metric(t, "butakero_audio_followers"))
 }
 
 // waitFollowers waits until n clients follow songs in the making.

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/runtime/natsconn"
-	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
@@ -105,6 +103,24 @@ func firstFrameReader(base, path string, first chan<- struct{}) <-chan followed 
 	return out
 }
 
+// playWhileHeld starts the song at url, whose source src holds, and
+// follows its DCA until the first frame is read while src still holds it,
+// failing t with why after 2 minutes without one. The rest of what the
+// follower reads comes on got.
+func (in *instance) playWhileHeld(t *testing.T, url string, src *paced, why string) (op startResp, got <-chan followed) {
+	t.Helper()
+	op = in.startSong(t, url)
+	first := make(chan struct{})
+	got = firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
+	<-src.held
+	select {
+	case <-first:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("no first frame within 2 minutes while the source is held at %d of %d bytes: %s", src.heldAt, len(src.data), why)
+	}
+	return op, got
+}
+
 // TestPlayWhileDownloading plays songs whose source is still being
 // served: a faststart M4A (transcoded) and a WebM/Opus (copied), each sent
 // in small writes and held at two thirds. A follower of
@@ -137,16 +153,7 @@ func TestPlayWhileDownloading(t *testing.T) {
 			src := newPaced(song, len(song)*2/3)
 			src.typ = tc.typ
 			srv.Handle("/paced-"+tc.spec.Name, src)
-			op := in.startSong(t, srv.URL("paced-"+tc.spec.Name))
-			first := make(chan struct{})
-			got := firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
-
-			<-src.held
-			select {
-			case <-first:
-			case <-time.After(2 * time.Minute):
-				t.Fatalf("no first frame within 2 minutes while the source is held at %d of %d bytes: the encode waits for the download", src.heldAt, len(song))
-			}
+			op, got := in.playWhileHeld(t, srv.URL("paced-"+tc.spec.Name), src, "the encode waits for the download")
 			select {
 			case <-src.sent:
 				t.Fatal("the server sent the whole source before the first frame was read")
@@ -201,15 +208,7 @@ func TestPlayWhileDownloading(t *testing.T) {
 // Either way the operation ends success with one DCA stored, covering the
 // song, one dca.encoded and one upload.done, and no failure.
 func TestKilledMidEarlyEncode(t *testing.T) {
-	bin := t.TempDir()
-	services := []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
-	args := []string{"build", "-o", bin + string(os.PathSeparator)}
-	for _, s := range services {
-		args = append(args, "github.com/butakero/butakero/services/"+s)
-	}
-	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildServices(t)
 	media := t.TempDir()
 	const d = 40 * time.Second
 	song, err := os.ReadFile(audiofixture.Make(t, media, audiofixture.M4A("song.m4a", d)))
@@ -225,17 +224,13 @@ func TestKilledMidEarlyEncode(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("the "+tc.killed, func(t *testing.T) {
-			killedMidEarlyEncode(t, bin, services, song, d, tc.killed, tc.arriving)
+			killedMidEarlyEncode(t, bin, song, d, tc.killed, tc.arriving)
 		})
 	}
 }
 
-func killedMidEarlyEncode(t *testing.T, bin string, services []string, song []byte, d time.Duration, killed string, arriving int) {
-	srvNATS, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srvNATS.Shutdown)
+func killedMidEarlyEncode(t *testing.T, bin string, song []byte, d time.Duration, killed string, arriving int) {
+	srvNATS := startTokenNATS(t)
 	obs := observe(t, srvNATS.ClientURL())
 	files := audiofixture.Serve(t, t.TempDir())
 	src := newPaced(song, len(song)*2/3)
@@ -247,28 +242,18 @@ func killedMidEarlyEncode(t *testing.T, bin string, services []string, song []by
 	type service struct {
 		cmd    *exec.Cmd
 		logs   *wait.Output
-		exited chan struct{}
+		exited <-chan struct{}
 	}
 	run := func(name string) *service {
-		s := &service{cmd: exec.Command(filepath.Join(bin, name)), logs: &wait.Output{}, exited: make(chan struct{})}
+		s := &service{cmd: exec.Command(filepath.Join(bin, name)), logs: &wait.Output{}}
 		s.cmd.Env, s.cmd.Stderr = env, s.logs
-		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := s.cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		go func() { _ = s.cmd.Wait(); close(s.exited) }()
+		// Registered first, so that it runs once the service has stopped.
 		t.Cleanup(func() {
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.exited:
-			case <-time.After(30 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.exited
-			}
 			if t.Failed() {
 				t.Logf("last lines of %s:\n%s", name, s.logs.Tail(30))
 			}
 		})
+		s.exited = wait.StartTerm(t, s.cmd, 30*time.Second)
 		return s
 	}
 	procs := map[string]*service{}
@@ -278,15 +263,7 @@ func killedMidEarlyEncode(t *testing.T, bin string, services []string, song []by
 	in := &instance{base: "http://" + httpAddr}
 	in.waitReady(t)
 
-	op := in.startSong(t, files.URL("paced.m4a"))
-	first := make(chan struct{})
-	got := firstFrameReader(in.base, "/v1/operations/"+op.OperationID+"/dca", first)
-	<-src.held
-	select {
-	case <-first:
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("no first frame within 2 minutes while the source is held: no early encode to cut short")
-	}
+	op, got := in.playWhileHeld(t, files.URL("paced.m4a"), src, "no early encode to cut short")
 	// The encode is under way and the download is not over: kill.
 	p := procs[killed]
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -21,9 +21,7 @@ import (
 // upload.done without fetching anything. It runs in each profile: the
 // stored DCA is found in the Object Store, and in S3.
 func TestOneSongOneDownload(t *testing.T) {
-	for _, p := range profiles {
-		t.Run(p.name, func(t *testing.T) { oneSongOneDownload(t, p) })
-	}
+	inEachProfile(t, oneSongOneDownload)
 }
 
 func oneSongOneDownload(t *testing.T, p profile) {
@@ -160,20 +158,9 @@ type historyEvent struct {
 // history is the operation's event history, in stream order.
 func (in *instance) history(t *testing.T, opID string) []historyEvent {
 	t.Helper()
-	resp, err := http.Get(in.base + "/v1/operations/" + url.PathEscape(opID))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var body struct {
 		Events []historyEvent `json:"events"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET operation %s: %d %s", opID, resp.StatusCode, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatal(err)
-	}
+	getJSON(t, in.base+"/v1/operations/"+url.PathEscape(opID), &body)
 	return body.Events
 }

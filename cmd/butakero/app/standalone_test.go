@@ -20,12 +20,14 @@ import (
 	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
-// TestServicesAlone runs the production shape on one machine: the five
-// services as separate processes (their own main, as in a container)
-// against a NATS server reached over TCP on loopback.
-func TestServicesAlone(t *testing.T) {
+// services are the services that also run alone, each from its own main.
+var services = []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
+
+// buildServices builds each of services into a temp dir of t's, the
+// binary named for the service, and returns the dir.
+func buildServices(t *testing.T) string {
+	t.Helper()
 	bin := t.TempDir()
-	services := []string{"gateway", "resolver", "fetcher", "encoder", "recorder"}
 	args := []string{"build", "-o", bin + string(os.PathSeparator)}
 	for _, s := range services {
 		args = append(args, "github.com/butakero/butakero/services/"+s)
@@ -33,14 +35,29 @@ func TestServicesAlone(t *testing.T) {
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
 
-	// The services present NATS_TOKEN, as they would to a cluster that
-	// requires it.
+// startTokenNATS starts a NATS server for t that listens on loopback and
+// requires natsToken, as a cluster would, for services run alone.
+func startTokenNATS(t *testing.T) *natsembed.Server {
+	t.Helper()
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+// TestServicesAlone runs the production shape on one machine: the five
+// services as separate processes (their own main, as in a container)
+// against a NATS server reached over TCP on loopback.
+func TestServicesAlone(t *testing.T) {
+	bin := buildServices(t)
+	// The services present NATS_TOKEN, as they would to a cluster that
+	// requires it.
+	srv := startTokenNATS(t)
 
 	media := t.TempDir()
 	audiofixture.Make(t, media, audiofixture.M4A("alone.m4a", 3*time.Second))

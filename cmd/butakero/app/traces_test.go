@@ -7,14 +7,10 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/runtime/natsconn"
-	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/jaegertest"
 )
@@ -30,10 +26,7 @@ import (
 // be downloaded from here, shows its failed fetch as an error span with
 // the operation's failure code, the yt-dlp run under it.
 func TestTraces(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "butakero")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/butakero/butakero/cmd/butakero").CombinedOutput(); err != nil {
-		t.Fatalf("go build butakero: %v\n%s", err, out)
-	}
+	bin := buildButakero(t)
 	// On the SDK's default ports, so that the first case shows that a
 	// process without OTEL_* sends nothing even there.
 	jaeger := jaegertest.StartOnDefaultPorts(t)
@@ -71,11 +64,7 @@ func TestTraces(t *testing.T) {
 		checkFailedFetchTrace(t, jaeger, gw, service)
 	})
 	t.Run("services alone", func(t *testing.T) {
-		srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: natsToken}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Shutdown)
+		srv := startTokenNATS(t)
 		vars := otel("grpc", jaeger.OTLPGRPC)
 		vars["NATS_URL"], vars["NATS_TOKEN"] = srv.ClientURL(), natsToken
 		var gw *proc

@@ -57,6 +57,21 @@ func mustBeHeld(t *testing.T, s *claims.Store, song, owner, holder string, state
 func TestClaims(t *testing.T) {
 	s := open(t, 0)
 	ctx := context.Background()
+	// waitEndsWith has op-a own song and op-b wait on it, and checks that
+	// op-b's Wait returns once op-a's claim ends with end.
+	waitEndsWith := func(t *testing.T, song string, end func(c *claims.Claim) error) {
+		t.Helper()
+		c := mustOwn(t, s, song, "op-a")
+		held := mustBeHeld(t, s, song, "op-b", "op-a", claims.StateWorking)
+		waited := make(chan error, 1)
+		go func() { waited <- s.Wait(ctx, song, held) }()
+		if err := end(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-waited; err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, song string)
@@ -103,29 +118,11 @@ func TestClaims(t *testing.T) {
 			mustOwn(t, s, song, "op-a")
 		}},
 		{"wait ends when the owner releases", func(t *testing.T, song string) {
-			c := mustOwn(t, s, song, "op-a")
-			held := mustBeHeld(t, s, song, "op-b", "op-a", claims.StateWorking)
-			waited := make(chan error, 1)
-			go func() { waited <- s.Wait(ctx, song, held) }()
-			if err := c.Release(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-waited; err != nil {
-				t.Fatalf("Wait: %v", err)
-			}
+			waitEndsWith(t, song, func(c *claims.Claim) error { return c.Release(ctx) })
 			mustOwn(t, s, song, "op-b")
 		}},
 		{"wait ends when the owner fails", func(t *testing.T, song string) {
-			c := mustOwn(t, s, song, "op-a")
-			held := mustBeHeld(t, s, song, "op-b", "op-a", claims.StateWorking)
-			waited := make(chan error, 1)
-			go func() { waited <- s.Wait(ctx, song, held) }()
-			if err := c.Fail(ctx, "invalid_audio", "not audio"); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-waited; err != nil {
-				t.Fatalf("Wait: %v", err)
-			}
+			waitEndsWith(t, song, func(c *claims.Claim) error { return c.Fail(ctx, "invalid_audio", "not audio") })
 			mustBeHeld(t, s, song, "op-b", "op-a", claims.StateFailed)
 		}},
 		{"wait on a claim already gone returns at once", func(t *testing.T, song string) {

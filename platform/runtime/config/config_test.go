@@ -8,6 +8,24 @@ import (
 	"github.com/butakero/butakero/platform/runtime/config"
 )
 
+// load loads the configuration from env. With wantErr set, it checks that
+// loading fails with an error that contains wantErr and returns false;
+// otherwise it fails t on any error.
+func load(t *testing.T, env map[string]string, wantErr string) (config.Config, bool) {
+	t.Helper()
+	c, err := config.Load(config.FromMap(env))
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("error %v, want one containing %q", err, wantErr)
+		}
+		return c, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, true
+}
+
 func TestLoad(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -167,15 +185,9 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := config.Load(config.FromMap(tc.env))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one naming %s", err, tc.wantErr)
-				}
+			c, ok := load(t, tc.env, tc.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tc.check(t, c)
 		})

@@ -288,28 +288,28 @@ func newOperator(t *testing.T, dir string) operator {
 			t.Fatal(err)
 		}
 	}
-	okp, err := nkeys.CreateOperator()
-	must(err)
-	opub, err := okp.PublicKey()
-	must(err)
+	// keyPair creates a key pair with create and returns it and its public key.
+	keyPair := func(create func() (nkeys.KeyPair, error)) (nkeys.KeyPair, string) {
+		t.Helper()
+		kp, err := create()
+		must(err)
+		pub, err := kp.PublicKey()
+		must(err)
+		return kp, pub
+	}
+	okp, opub := keyPair(nkeys.CreateOperator)
 	oc := jwt.NewOperatorClaims(opub)
 	oc.Name = "test-operator"
 	ojwt, err := oc.Encode(okp)
 	must(err)
 
-	akp, err := nkeys.CreateAccount()
-	must(err)
-	apub, err := akp.PublicKey()
-	must(err)
+	akp, apub := keyPair(nkeys.CreateAccount)
 	ac := jwt.NewAccountClaims(apub)
 	ac.Name = "butakero"
 	ajwt, err := ac.Encode(okp)
 	must(err)
 
-	ukp, err := nkeys.CreateUser()
-	must(err)
-	upub, err := ukp.PublicKey()
-	must(err)
+	ukp, upub := keyPair(nkeys.CreateUser)
 	useed, err := ukp.Seed()
 	must(err)
 	uc := jwt.NewUserClaims(upub)

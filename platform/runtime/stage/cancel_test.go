@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
@@ -69,15 +71,14 @@ func (g *gatedDialer) open() {
 // cancelled (the Ended hook is told) and acks it.
 func TestCancelMissedByTheWatch(t *testing.T) {
 	const token = "stage-test-token"
-	env := natstest.StartListening(t, token)
-	srv := env.Server
+	env := natstest.StartWith(t, natsembed.Options{Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	// The worker's own connection, over TCP through the gated dialer.
 	dialer := newGatedDialer()
 	down, up := make(chan struct{}, 4), make(chan struct{}, 4)
-	wnc, err := nats.Connect(srv.ClientURL(), nats.Name("worker"), nats.Token(token), nats.SetCustomDialer(dialer),
+	wnc, err := nats.Connect(env.Server.ClientURL(), nats.Name("worker"), nats.Token(token), nats.SetCustomDialer(dialer),
 		nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond),
 		nats.DisconnectErrHandler(func(*nats.Conn, error) { down <- struct{}{} }),
 		nats.ReconnectHandler(func(*nats.Conn) { up <- struct{}{} }))

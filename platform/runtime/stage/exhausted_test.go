@@ -19,9 +19,7 @@ import (
 // server runs out of deliveries and sends its advisory, and the worker
 // turns that into operation.failed.
 func TestMaxDeliveriesAdvisory(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 60*time.Second)
 	const maxAttempts = 1 // two deliveries with the spare
 	cfg, err := events.ConsumerConfig(events.ConsumerEncoder, maxAttempts)
 	if err != nil {
@@ -58,12 +56,8 @@ func TestMaxDeliveriesAdvisory(t *testing.T) {
 	go func() { done <- w.Run(runCtx) }()
 	defer func() { stop(); close(release); <-done }()
 
-	opID := events.NewID()
-	parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "staging/" + opID + ".m4a", Size: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env.Publish(t, parent)
+	parent := downloaded(t, env)
+	opID := parent.OperationID
 
 	got, ev := env.Next(ctx, t, events.KindOperationFailed, opID)
 	failed := ev.(events.OperationFailed)
@@ -100,9 +94,7 @@ func TestExhausted(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env := natstest.Start(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
+			env, ctx := natstest.StartWithin(t, 30*time.Second)
 			opID := events.NewID()
 			parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "k", Size: 1})
 			if err != nil {

@@ -44,9 +44,7 @@ func runWorker(t *testing.T, ctx context.Context, w *stage.Worker) (stop func() 
 // with the test.
 func startConsumer(t *testing.T, name string, maxAttempts int, timeout time.Duration) (*natstest.Env, context.Context, jetstream.Consumer) {
 	t.Helper()
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	t.Cleanup(cancel)
+	env, ctx := natstest.StartWithin(t, timeout)
 	cons, err := events.EnsureConsumer(ctx, env.JS, name, maxAttempts)
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +62,19 @@ func request(t *testing.T, env *natstest.Env) string {
 	}
 	env.Publish(t, req)
 	return opID
+}
+
+// downloaded publishes audio.downloaded of song1 for a new operation, the
+// encode stage's input, and returns it.
+func downloaded(t *testing.T, env *natstest.Env) events.Envelope {
+	t.Helper()
+	opID := events.NewID()
+	parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "staging/" + opID + ".m4a", Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Publish(t, parent)
+	return parent
 }
 
 // fault is how a faultyPublisher's first publish of its kind fails.

@@ -136,12 +136,8 @@ func TestLostPublishCompletesTheBatch(t *testing.T) {
 				Ended: func(ctx context.Context, d stage.Delivery, o stage.Outcome) { ended <- o },
 			}
 			runWorker(t, ctx, w)
-			opID := events.NewID()
-			parent, err := events.New(opID, "song1", events.AudioDownloaded{Song: events.Song{ID: "song1"}, Key: "staging/" + opID + ".m4a", Size: 10})
-			if err != nil {
-				t.Fatal(err)
-			}
-			env.Publish(t, parent)
+			parent := downloaded(t, env)
+			opID := parent.OperationID
 			done, _ := env.Next(ctx, t, events.KindUploadDone, opID)
 			if done.Cause != parent.ID || done.Batch != 2 {
 				t.Errorf("upload.done cause %q batch %d, want %q and 2", done.Cause, done.Batch, parent.ID)

@@ -1,7 +1,6 @@
 package kvstore
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -11,9 +10,7 @@ import (
 )
 
 func TestCache(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 30*time.Second)
 	c, err := OpenCache(ctx, env.JS, 1, 7*24*time.Hour)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package kvstore_test
 
 import (
-	"context"
 	"errors"
 	"strconv"
 	"testing"
@@ -19,9 +18,7 @@ import (
 // age limit. An entry whose TTL runs out is gone, which the test sees as
 // the expiry marker JetStream leaves on the key.
 func TestFinishedOperationsExpire(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 30*time.Second)
 	const ttl = 48 * time.Hour
 	now := time.Now()
 	s, err := kvstore.New(ctx, env.JS, kvstore.Options{Replicas: 1, OperationTTL: ttl, Now: func() time.Time { return now }})
@@ -108,9 +105,7 @@ func TestFinishedOperationsExpire(t *testing.T) {
 // operations bucket made before per-key TTLs: the bucket is updated in
 // place (entries kept) and finished operations get their TTL.
 func TestOpenUpgradesAnOperationsBucketWithoutTTLs(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 30*time.Second)
 	old, err := env.JS.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: kvstore.OperationsBucket, History: 1, Storage: jetstream.FileStorage})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -79,6 +80,14 @@ func Write(t testing.TB, dir, name string, body []byte) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// WriteNotAudio writes a fixture called name that no decoder reads as
+// audio (10 kB of text), for a song that must fail as invalid audio, and
+// returns its path.
+func WriteNotAudio(t testing.TB, dir, name string) string {
+	t.Helper()
+	return Write(t, dir, name, []byte(strings.Repeat("this is not audio at all\n", 400)))
 }
 
 // Server serves dir over HTTP on loopback and counts requests per path.

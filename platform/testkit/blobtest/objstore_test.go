@@ -17,13 +17,21 @@ import (
 // one embedded server per case.
 func TestObjectStore(t *testing.T) {
 	blobtest.Run(t, func(t *testing.T) blob.Store {
-		env := natstest.Start(t)
-		s, err := objstore.Open(context.Background(), env.JS, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, s := openObjects(t)
 		return s
 	})
+}
+
+// openObjects starts a JetStream server for tb and opens the Object Store
+// on it.
+func openObjects(tb testing.TB) (*natstest.Env, *objstore.Store) {
+	tb.Helper()
+	env := natstest.Start(tb)
+	s, err := objstore.Open(context.Background(), env.JS, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return env, s
 }
 
 // BenchmarkObjectStoreRange reads the last 100 bytes of a DCA-sized blob
@@ -31,11 +39,7 @@ func TestObjectStore(t *testing.T) {
 // the start as the gateway did before OpenRange.
 func BenchmarkObjectStoreRange(b *testing.B) {
 	const size = 7 << 20
-	env := natstest.Start(b)
-	s, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, s := openObjects(b)
 	ctx := context.Background()
 	if _, err := s.Put(ctx, "audio/bench.dca", "audio/x-dca", nil, io.LimitReader(zeros{}, size)); err != nil {
 		b.Fatal(err)
@@ -81,12 +85,8 @@ func (zeros) Read(p []byte) (int, error) {
 // small write (a DCA frame) at a time through a pipe, and expects them
 // stored in full 128 KiB chunks, not one chunk per write.
 func TestObjectStoreChunksAreFull(t *testing.T) {
-	env := natstest.Start(t)
+	env, s := openObjects(t)
 	ctx := context.Background()
-	s, err := objstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	obs, err := env.JS.ObjectStore(ctx, objstore.Bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -138,12 +138,8 @@ func TestObjectStoreChunksAreFull(t *testing.T) {
 // first, a middle and the last chunk, and across two chunks: each range
 // holds the bytes written there.
 func TestObjectStoreRangeFarIn(t *testing.T) {
-	env := natstest.Start(t)
+	_, s := openObjects(t)
 	ctx := context.Background()
-	s, err := objstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const chunk = 128 << 10
 	data := make([]byte, 100*chunk-1000)
 	for i := range data {

@@ -5,9 +5,9 @@ package natstest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,20 +25,17 @@ type Env struct {
 // Start starts a server for t and stops it when t ends.
 func Start(t testing.TB) *Env {
 	t.Helper()
-	return start(t, natsembed.Options{StoreDir: t.TempDir()})
+	return StartWith(t, natsembed.Options{})
 }
 
-// StartListening starts a server for t as Start does that also listens on
-// a loopback TCP port (Server.ClientURL) and requires token there, for
-// connections a test makes its own way: another process, a dialer that
-// cuts the network. Env's connection is in-process, as Start's.
-func StartListening(t testing.TB, token string) *Env {
+// StartWith is Start with opts: a client listener and the auth its
+// clients present (Env's own connection presents it too). An empty
+// StoreDir is a temp dir of t's.
+func StartWith(t testing.TB, opts natsembed.Options) *Env {
 	t.Helper()
-	return start(t, natsembed.Options{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
-}
-
-func start(t testing.TB, opts natsembed.Options) *Env {
-	t.Helper()
+	if opts.StoreDir == "" {
+		opts.StoreDir = t.TempDir()
+	}
 	srv, err := natsembed.Start(opts)
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
@@ -58,6 +55,17 @@ func start(t testing.TB, opts natsembed.Options) *Env {
 		t.Fatalf("natstest: %v", err)
 	}
 	return &Env{Server: srv, NC: nc, JS: js, Stream: stream}
+}
+
+// StartWithin is Start, and a context for the test's calls that ends
+// after timeout or when the test function returns (before t's cleanups
+// run, as a deferred cancel would).
+func StartWithin(t testing.TB, timeout time.Duration) (*Env, context.Context) {
+	t.Helper()
+	env := Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return env, ctx
 }
 
 // Publish publishes env to the stream or fails the test.

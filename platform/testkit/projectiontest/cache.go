@@ -64,20 +64,9 @@ func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
 			}
 			v := projection.Video{ID: "dQw4w9WgXcQ", Title: "Título ☃", DurationMs: 213_000, URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
 				ThumbnailURL: "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg", Channel: "Rick", Live: "none", Privacy: "public"}
-			if err := c.PutVideo(ctx, v); err != nil {
-				t.Fatal(err)
-			}
-			got, err := c.Video(ctx, v.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.CachedAt == "" {
-				t.Error("CachedAt not stamped")
-			}
-			got.CachedAt = ""
-			if !reflect.DeepEqual(got, v) {
-				t.Errorf("Video = %+v, want %+v", got, v)
-			}
+			checkCached(t, v, func(v projection.Video) error { return c.PutVideo(ctx, v) },
+				func() (projection.Video, error) { return c.Video(ctx, v.ID) },
+				func(v *projection.Video) *string { return &v.CachedAt })
 		}},
 		{"a playlist's listing", func(t *testing.T, ctx context.Context, c Cache) {
 			const id = "PLcontract0000000000000000000000001"
@@ -90,20 +79,9 @@ func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
 				{ID: "bbbbbbbbbb2", URL: "https://www.youtube.com/watch?v=bbbbbbbbbb2", Source: "youtube", Title: "Dos", DurationMs: 180_000},
 				{ID: "ccccccccc3c", URL: "https://www.youtube.com/watch?v=ccccccccc3c", Source: "youtube"},
 			}}
-			if err := c.PutPlaylist(ctx, p); err != nil {
-				t.Fatal(err)
-			}
-			got, err := c.Playlist(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.CachedAt == "" {
-				t.Error("CachedAt not stamped")
-			}
-			got.CachedAt = ""
-			if !reflect.DeepEqual(got, p) {
-				t.Errorf("Playlist = %+v, want %+v", got, p)
-			}
+			checkCached(t, p, func(p projection.Playlist) error { return c.PutPlaylist(ctx, p) },
+				func() (projection.Playlist, error) { return c.Playlist(ctx, id) },
+				func(p *projection.Playlist) *string { return &p.CachedAt })
 			// A new listing replaces the old one.
 			p.Items, p.Total = p.Items[:1], 1
 			if err := c.PutPlaylist(ctx, p); err != nil {
@@ -131,5 +109,25 @@ func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
 			defer cancel()
 			tc.run(t, ctx, newCache(t))
 		})
+	}
+}
+
+// checkCached puts v and checks that get reads back v with its CachedAt
+// (the field cachedAt points to) stamped.
+func checkCached[T any](t *testing.T, v T, put func(T) error, get func() (T, error), cachedAt func(*T) *string) {
+	t.Helper()
+	if err := put(v); err != nil {
+		t.Fatal(err)
+	}
+	got, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *cachedAt(&got) == "" {
+		t.Error("CachedAt not stamped")
+	}
+	*cachedAt(&got) = ""
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("read back %+v, want %+v", got, v)
 	}
 }

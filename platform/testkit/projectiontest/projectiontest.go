@@ -126,16 +126,8 @@ func testOperationRoundTrip(t *testing.T, ctx context.Context, s Store) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := s.PutOperation(ctx, c.op); err != nil {
-				t.Fatalf("PutOperation: %v", err)
-			}
-			got, err := s.Operation(ctx, c.op.ID)
-			if err != nil {
-				t.Fatalf("Operation: %v", err)
-			}
-			if !reflect.DeepEqual(got, c.op) {
-				t.Errorf("read back\n%+v\nwant\n%+v", got, c.op)
-			}
+			checkRoundTrip(t, c.op, func(op projection.Operation) error { return s.PutOperation(ctx, op) },
+				func() (projection.Operation, error) { return s.Operation(ctx, c.op.ID) })
 		})
 	}
 }
@@ -150,17 +142,24 @@ func testSongRoundTrip(t *testing.T, ctx context.Context, s Store) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if err := s.PutSong(ctx, c.song); err != nil {
-				t.Fatalf("PutSong: %v", err)
-			}
-			got, err := s.Song(ctx, c.song.ID)
-			if err != nil {
-				t.Fatalf("Song: %v", err)
-			}
-			if !reflect.DeepEqual(got, c.song) {
-				t.Errorf("read back\n%+v\nwant\n%+v", got, c.song)
-			}
+			checkRoundTrip(t, c.song, func(song projection.Song) error { return s.PutSong(ctx, song) },
+				func() (projection.Song, error) { return s.Song(ctx, c.song.ID) })
 		})
+	}
+}
+
+// checkRoundTrip puts v and checks that get reads back exactly v.
+func checkRoundTrip[T any](t *testing.T, v T, put func(T) error, get func() (T, error)) {
+	t.Helper()
+	if err := put(v); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	got, err := get()
+	if err != nil {
+		t.Fatalf("read back: %v", err)
+	}
+	if !reflect.DeepEqual(got, v) {
+		t.Errorf("read back\n%+v\nwant\n%+v", got, v)
 	}
 }
 
@@ -227,49 +226,44 @@ func testConcurrent(t *testing.T, ctx context.Context, s Store) {
 }
 
 func testStaleOperation(t *testing.T, ctx context.Context, s Store) {
-	stored := Operation("op-stale", 10)
-	if err := s.PutOperation(ctx, stored); err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name string
-		seq  uint64
-	}{
-		{"same sequence (redelivery)", 10},
-		{"earlier sequence (stale writer)", 3},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			stale := projection.Operation{ID: "op-stale", Status: projection.StatusInProgress, Stage: projection.StageRequested, Attempts: 1, LastSeq: c.seq}
-			if err := s.PutOperation(ctx, stale); err != nil {
-				t.Fatalf("a stale write is a no-op, not an error: %v", err)
-			}
-			if got, err := s.Operation(ctx, "op-stale"); err != nil || !reflect.DeepEqual(got, stored) {
-				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
-			}
+	checkStaleWrites(t, Operation("op-stale", 10), 10, 3,
+		func(op projection.Operation) error { return s.PutOperation(ctx, op) },
+		func() (projection.Operation, error) { return s.Operation(ctx, "op-stale") },
+		func(seq uint64) projection.Operation {
+			return projection.Operation{ID: "op-stale", Status: projection.StatusInProgress, Stage: projection.StageRequested, Attempts: 1, LastSeq: seq}
 		})
-	}
 }
 
 func testStaleSong(t *testing.T, ctx context.Context, s Store) {
-	stored := Song("song-stale", 10)
-	if err := s.PutSong(ctx, stored); err != nil {
+	checkStaleWrites(t, Song("song-stale", 10), 10, 1,
+		func(song projection.Song) error { return s.PutSong(ctx, song) },
+		func() (projection.Song, error) { return s.Song(ctx, "song-stale") },
+		func(seq uint64) projection.Song {
+			return projection.Song{ID: "song-stale", Title: "older title", LastSeq: seq}
+		})
+}
+
+// checkStaleWrites puts stored, then writes stale(seq) at same, stored's
+// own sequence (a redelivery), and at earlier (a stale writer): each
+// write must be a no-op, no error, with get still returning stored.
+func checkStaleWrites[T any](t *testing.T, stored T, same, earlier uint64, put func(T) error, get func() (T, error), stale func(seq uint64) T) {
+	t.Helper()
+	if err := put(stored); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
 		name string
 		seq  uint64
 	}{
-		{"same sequence (redelivery)", 10},
-		{"earlier sequence (stale writer)", 1},
+		{"same sequence (redelivery)", same},
+		{"earlier sequence (stale writer)", earlier},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			stale := projection.Song{ID: "song-stale", Title: "older title", LastSeq: c.seq}
-			if err := s.PutSong(ctx, stale); err != nil {
+			if err := put(stale(c.seq)); err != nil {
 				t.Fatalf("a stale write is a no-op, not an error: %v", err)
 			}
-			if got, err := s.Song(ctx, "song-stale"); err != nil || !reflect.DeepEqual(got, stored) {
+			if got, err := get(); err != nil || !reflect.DeepEqual(got, stored) {
 				t.Errorf("after a stale write: %+v, %v; want %+v", got, err, stored)
 			}
 		})

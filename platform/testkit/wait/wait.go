@@ -154,6 +154,16 @@ func Go(t testing.TB, within time.Duration, run func(ctx context.Context) error)
 // once it has exited, whatever ended it.
 func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}) {
 	t.Helper()
+	return StartTerm(t, cmd, 0)
+}
+
+// StartTerm is Start for a process that shuts down cleanly on SIGTERM:
+// when t ends, a process still running is sent SIGTERM, and SIGKILL only
+// if it has not exited within grace (at once if grace is 0). Either way
+// the cleanup returns once it has exited, so that a cleanup registered
+// before StartTerm (one that shows the process's log, say) runs after it.
+func StartTerm(t testing.TB, cmd *exec.Cmd, grace time.Duration) (exited <-chan struct{}) {
+	t.Helper()
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
@@ -164,6 +174,14 @@ func Start(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
+		if grace > 0 {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+				return
+			case <-time.After(grace):
+			}
+		}
 		_ = cmd.Process.Kill()
 		<-done
 	})

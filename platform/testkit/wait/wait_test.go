@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -74,3 +75,38 @@ type fakeT struct{ testing.TB }
 
 func (f *fakeT) Helper()        {}
 func (f *fakeT) Cleanup(func()) {}
+
+// TestStartTerm: when the test ends, a process that exits on SIGTERM is
+// stopped by it, and one that ignores it is killed once grace runs out.
+func TestStartTerm(t *testing.T) {
+	cases := []struct {
+		name   string
+		script string
+		want   string // the exit, as ProcessState says it
+	}{
+		{"exits on SIGTERM", `trap 'exit 3' TERM; echo ready; while :; do sleep 0.01 >/dev/null; done`, "exit status 3"},
+		{"ignores SIGTERM", `trap '' TERM; echo ready; exec sleep 60`, "signal: killed"},
+	}
+	for _, tc := range cases {
+		var cmd *exec.Cmd
+		var exited <-chan struct{}
+		t.Run(tc.name, func(t *testing.T) {
+			out := &Output{}
+			cmd = exec.Command("sh", "-c", tc.script)
+			cmd.Stdout = out
+			exited = StartTerm(t, cmd, 2*time.Second)
+			if !out.Contains(10*time.Second, "ready") {
+				t.Fatal("the script never set its trap")
+			}
+		})
+		// The subtest's cleanup has stopped the process.
+		select {
+		case <-exited:
+		default:
+			t.Fatalf("%s: still running after the cleanup", tc.name)
+		}
+		if got := cmd.ProcessState.String(); got != tc.want {
+			t.Errorf("%s: ended with %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

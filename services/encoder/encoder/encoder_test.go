@@ -22,6 +22,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/childproc"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
@@ -470,7 +471,7 @@ func TestShutdownMidEncode(t *testing.T) {
 	if _, err := r.blobs.Stat(ctx, "staging/"+req.OperationID+".wav"); err != nil {
 		t.Fatalf("staged audio gone after a cancelled encode: %v", err)
 	}
-	if kids := childProcesses(t, "ffmpeg"); len(kids) > 0 {
+	if kids := childproc.Named("ffmpeg"); len(kids) > 0 {
 		t.Fatalf("ffmpeg left running: %v", kids)
 	}
 	left, _ := filepath.Glob(filepath.Join(tmp, "*"))
@@ -517,33 +518,6 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// childProcesses lists this process's live children running name.
-func childProcesses(t *testing.T, name string) []string {
-	t.Helper()
-	self := strconv.Itoa(os.Getpid())
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range stats {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // exited meanwhile
-		}
-		s := string(b)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		// After the command: state, then parent pid.
-		if f := strings.Fields(s[end+1:]); len(f) > 1 && f[1] == self && s[open+1:end] == name {
-			out = append(out, p+" state "+f[0])
-		}
-	}
-	return out
 }
 
 // must is the reader of an Open that must work.

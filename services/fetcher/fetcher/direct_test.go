@@ -14,9 +14,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/runtime/config"
-	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
-	"github.com/butakero/butakero/platform/testkit/natstest"
 )
 
 // TestFetchDirect fetches direct songs from a loopback server whose
@@ -27,11 +25,7 @@ import (
 // stores the file it serves itself or fails with a clear message, and the
 // other servers never get a request.
 func TestFetchDirect(t *testing.T) {
-	env := natstest.Start(t)
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, blobs := startStore(t)
 	dir := t.TempDir()
 	tonePath := audiofixture.Make(t, dir, audiofixture.M4A("tone.m4a", time.Second))
 	tone, err := os.ReadFile(tonePath)

@@ -45,6 +45,18 @@ func testConfig(t *testing.T) config.Config {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// startStore starts a JetStream server for t and opens the Object Store
+// on it.
+func startStore(t *testing.T) (*natstest.Env, *objstore.Store) {
+	t.Helper()
+	env := natstest.Start(t)
+	blobs, err := objstore.Open(context.Background(), env.JS, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env, blobs
+}
+
 // startFetcher runs the fetcher on env until the test ends, and checks that
 // it then stops cleanly.
 func startFetcher(t *testing.T, env *natstest.Env, blobs Blobs) {
@@ -55,11 +67,7 @@ func startFetcher(t *testing.T, env *natstest.Env, blobs Blobs) {
 }
 
 func TestFetch(t *testing.T) {
-	env := natstest.Start(t)
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, blobs := startStore(t)
 	dir := t.TempDir()
 	tone := audiofixture.Make(t, dir, audiofixture.M4A("tone.m4a", 3*time.Second))
 	clip := audiofixture.Make(t, dir, audiofixture.MP4Video("clip.mp4", 3*time.Second))
@@ -298,11 +306,7 @@ func serveSlow(t *testing.T, body []byte) *slowServer {
 // must be closed, Fetch must return the cancellation, and the store must
 // keep nothing, not even the chunks already sent.
 func TestFetchCancelled(t *testing.T) {
-	env := natstest.Start(t)
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, blobs := startStore(t)
 	wav := audiofixture.Make(t, t.TempDir(), audiofixture.WAV("slow.wav", 60*time.Second))
 	body, err := os.ReadFile(wav)
 	if err != nil {

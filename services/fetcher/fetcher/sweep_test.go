@@ -1,7 +1,6 @@
 package fetcher
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -17,9 +16,7 @@ import (
 // if later: only what is older than MaxAge and whose operation is over
 // goes; a song in progress keeps its source however old it is.
 func TestSweep(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 30*time.Second)
 	blobs, err := objstore.Open(ctx, env.JS, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -239,19 +239,20 @@ func TestProcessStderr(t *testing.T) {
 	if want := []string{"yt-dlp", "--ignore-config", "--newline", "--output", "-"}; !slices.Equal(cmd.Args, want) {
 		t.Fatalf("args %q; want %q", cmd.Args, want)
 	}
-	write := func(s string) {
+	write := func(w io.Writer, s string) {
+		t.Helper()
 		if _, err := w.Write([]byte(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	write("[info] dQw4w9WgXcQ: Downloading 1 format(s): 25")
-	write("1\n[download] Destination: -\n[download]   0.0% of    8.24MiB at  Unknown B/s ETA Unknown\n")
-	write("[download]  12.5% of 8MiB\r[download]  20.0% of 8MiB\n") // within 250 ms: dropped
+	write(w, "[info] dQw4w9WgXcQ: Downloading 1 format(s): 25")
+	write(w, "1\n[download] Destination: -\n[download]   0.0% of    8.24MiB at  Unknown B/s ETA Unknown\n")
+	write(w, "[download]  12.5% of 8MiB\r[download]  20.0% of 8MiB\n") // within 250 ms: dropped
 	clock = clock.Add(progressEvery)
-	write("[download]  42.1% of    8.24MiB at  10MiB/s ETA 00:01\n")
+	write(w, "[download]  42.1% of    8.24MiB at  10MiB/s ETA 00:01\n")
 	clock = clock.Add(time.Second)
-	write("[download] 100% of    8.24MiB in 00:00:01 at 8MiB/s\n")
-	write("ERROR: unable to write data: [Errno 32] Broken pipe\n")
+	write(w, "[download] 100% of    8.24MiB in 00:00:01 at 8MiB/s\n")
+	write(w, "ERROR: unable to write data: [Errno 32] Broken pipe\n")
 	if want := []float64{0, 42.1, 100}; !slices.Equal(sent, want) {
 		t.Fatalf("progress %v; want %v", sent, want)
 	}
@@ -270,16 +271,12 @@ func TestProcessStderr(t *testing.T) {
 	if f, pl := p4.refusal(); f || pl {
 		t.Fatal("refusal before any line")
 	}
-	if _, err := w4.Write([]byte("[download] Too Long does not pass filter (!is_live & duration <=? 3600), skipping ..\n")); err != nil {
-		t.Fatal(err)
-	}
+	write(w4, "[download] Too Long does not pass filter (!is_live & duration <=? 3600), skipping ..\n")
 	if f, pl := p4.refusal(); !f || pl {
 		t.Fatalf("filtered %v, playlist %v after the filter's line; want true, false", f, pl)
 	}
 	p4.attach(exec.Command("yt-dlp", "--output", "-"))
-	if _, err := w4.Write([]byte("[download] Downloading playlist: Two\n[download] Downloading item 1 of 2\n")); err != nil {
-		t.Fatal(err)
-	}
+	write(w4, "[download] Downloading playlist: Two\n[download] Downloading item 1 of 2\n")
 	if f, pl := p4.refusal(); f || !pl {
 		t.Fatalf("filtered %v, playlist %v after a playlist line; want false, true", f, pl)
 	}
@@ -288,9 +285,7 @@ func TestProcessStderr(t *testing.T) {
 	// tee must stop exec copying instead of blocking yt-dlp's exit.
 	p2 := newProcess(func(float64) {})
 	w2 := p2.attach(exec.Command("yt-dlp", "--output", "-"))
-	if _, err := w2.Write([]byte("[info] x: Downloading 1 format(s): 0\nERROR: Did not get any data blocks\n")); err != nil {
-		t.Fatal(err)
-	}
+	write(w2, "[info] x: Downloading 1 format(s): 0\nERROR: Did not get any data blocks\n")
 	if _, err := w2.Write([]byte("more\n")); !errors.Is(err, errStopTee) {
 		t.Fatalf("write after the error = %v; want errStopTee", err)
 	}

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -159,6 +160,17 @@ type response struct {
 	body   []byte
 }
 
+// read reads res's body, closing it, into a response.
+func read(t *testing.T, res *http.Response) response {
+	t.Helper()
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	return response{status: res.StatusCode, header: res.Header, body: body}
+}
+
 func (h *harness) do(t *testing.T, method, path string, header map[string]string) response {
 	t.Helper()
 	return h.doBody(t, method, path, "", header)
@@ -184,6 +196,18 @@ func wantError(t *testing.T, r response, status int, code string) {
 	}
 	if e.Error.Code != code || e.Error.Message == "" {
 		t.Errorf("error %+v, want code %q and a message", e.Error, code)
+	}
+}
+
+// decode checks that r has the status want and decodes its JSON body
+// into v.
+func (r response) decode(t *testing.T, want int, v any) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status %d, want %d (body %s)", r.status, want, r.body)
+	}
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("body %s: %v", r.body, err)
 	}
 }
 
@@ -288,16 +312,11 @@ func TestStart(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := h.do(t, http.MethodPost, "/api/audio/start?song="+url.QueryEscape(tc.song), nil)
-			if r.status != http.StatusOK {
-				t.Fatalf("status %d, want 200 (body %s)", r.status, r.body)
-			}
 			var got struct {
 				OperationID *string `json:"operation_id"`
 				SongID      *string `json:"song_id"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("body %s: %v", r.body, err)
-			}
+			r.decode(t, http.StatusOK, &got)
 			if got.OperationID == nil || got.SongID == nil {
 				t.Fatalf("body %s: want operation_id and song_id", r.body)
 			}
@@ -326,15 +345,10 @@ func TestStart(t *testing.T) {
 			// which holds what the fake resolver published before the
 			// answer (the song id, or the failure).
 			st := h.do(t, http.MethodGet, "/api/audio/status?operation_id="+opID, nil)
-			if st.status != http.StatusOK {
-				t.Fatalf("status read: %d, want 200 (body %s)", st.status, st.body)
-			}
 			var sb struct {
 				Status map[string]any `json:"status"`
 			}
-			if err := json.Unmarshal(st.body, &sb); err != nil {
-				t.Fatal(err)
-			}
+			st.decode(t, http.StatusOK, &sb)
 			want := map[string]any{"id": opID, "status": tc.wantStatus, "stage": tc.wantStage, "attempts": 1.0, "success": false}
 			for k, v := range want {
 				if sb.Status[k] != v {
@@ -498,15 +512,10 @@ func TestStatus(t *testing.T) {
 				wantError(t, r, tc.status, tc.code)
 				return
 			}
-			if r.status != http.StatusOK {
-				t.Fatalf("status %d, want 200 (body %s)", r.status, r.body)
-			}
 			var got struct {
 				Status map[string]any `json:"status"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, http.StatusOK, &got)
 			for _, k := range seed {
 				if _, ok := got.Status[k]; !ok {
 					t.Errorf("status object lacks %q: %s", k, r.body)
@@ -605,10 +614,7 @@ func TestDCA(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			method := tc.method
-			if method == "" {
-				method = http.MethodGet
-			}
+			method := cmp.Or(tc.method, http.MethodGet)
 			r := h.do(t, method, tc.path, tc.header)
 			if got := r.header.Get("Content-Range"); got != tc.contentRange {
 				t.Errorf("Content-Range %q, want %q", got, tc.contentRange)
@@ -710,11 +716,7 @@ func TestAPIKeys(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			method := tc.method
-			if method == "" {
-				method = http.MethodGet
-			}
-			r := h.do(t, method, tc.path, tc.header)
+			r := h.do(t, cmp.Or(tc.method, http.MethodGet), tc.path, tc.header)
 			if tc.status == http.StatusUnauthorized {
 				wantError(t, r, 401, "unauthorized")
 				if r.header.Get("WWW-Authenticate") == "" {
@@ -771,12 +773,7 @@ func TestErrorResponses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer res.Body.Close()
-			body, err := io.ReadAll(res.Body)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, tc.status, tc.code)
+			wantError(t, read(t, res), tc.status, tc.code)
 		})
 	}
 	if n := requestedCount(t, h.env, "*"); n != 0 {
@@ -784,9 +781,8 @@ func TestErrorResponses(t *testing.T) {
 	}
 }
 
-// newApp builds a gateway's app on a server of its own with the default
-// config, for tests that call it in-process (app.Test) or read its
-// routes: nothing listens.
+// newApp is the gateway's fiber app (not served) on a fresh server and
+// its stores, for tests that call the app itself or read its routes.
 func newApp(t *testing.T) *fiber.App {
 	t.Helper()
 	env := natstest.Start(t)
@@ -813,13 +809,9 @@ func TestPanicIsInternalError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, 500, "internal")
-	if strings.Contains(string(body), "secret") {
-		t.Errorf("500 body leaks the panic: %s", body)
+	r := read(t, res)
+	wantError(t, r, 500, "internal")
+	if strings.Contains(string(r.body), "secret") {
+		t.Errorf("500 body leaks the panic: %s", r.body)
 	}
 }

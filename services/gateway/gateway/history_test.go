@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/butakero/butakero/events"
@@ -39,9 +38,6 @@ func TestHistoryInACluster(t *testing.T) {
 	}
 
 	r := h.do(t, "GET", "/v1/operations/"+opID, nil)
-	if r.status != 200 {
-		t.Fatalf("status %d (body %s)", r.status, r.body)
-	}
 	var got struct {
 		Status string `json:"status"`
 		Events []struct {
@@ -51,9 +47,7 @@ func TestHistoryInACluster(t *testing.T) {
 			Seq         uint64 `json:"seq"`
 		} `json:"events"`
 	}
-	if err := json.Unmarshal(r.body, &got); err != nil {
-		t.Fatal(err)
-	}
+	r.decode(t, 200, &got)
 	if len(got.Events) != len(envs) {
 		t.Fatalf("%d events in the history, want %d", len(got.Events), len(envs))
 	}

@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"encoding/json"
 	"net/http"
 	"os/exec"
 	"slices"
@@ -44,9 +43,6 @@ func TestInfo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startWith(t, tc.cfg)
 			r := h.do(t, http.MethodGet, "/v1/info", tc.header)
-			if r.status != http.StatusOK {
-				t.Fatalf("GET /v1/info: %d %s", r.status, r.body)
-			}
 			var info struct {
 				Versions struct {
 					Butakero string `json:"butakero"`
@@ -68,9 +64,7 @@ func TestInfo(t *testing.T) {
 				} `json:"profile"`
 				Features []string `json:"features"`
 			}
-			if err := json.Unmarshal(r.body, &info); err != nil {
-				t.Fatalf("%s: %v", r.body, err)
-			}
+			r.decode(t, http.StatusOK, &info)
 			v := info.Versions
 			if v.Butakero == "" || v.YTDLP.Version != strings.TrimSpace(string(ytdlp)) || v.YTDLP.Released == "" ||
 				v.YTDLP.AgeDays == nil || v.YTDLP.Stale == nil || v.FFmpeg.Version == "" {

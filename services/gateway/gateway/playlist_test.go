@@ -32,13 +32,8 @@ func TestPlaylistAnsweredAtOnce(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := h.doBody(t, tc.method, tc.path, tc.body, map[string]string{"Content-Type": "application/json"})
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d (%s)", r.status, tc.status, r.body)
-			}
 			var body map[string]any
-			if err := json.Unmarshal(r.body, &body); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, tc.status, &body)
 			opID, _ := body["operation_id"].(string)
 			if songID, ok := body["song_id"]; !ok || songID != "" || events.ValidOperationID(opID) != nil {
 				t.Fatalf("answer %s, want an operation id and an empty song_id", r.body)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -38,12 +37,7 @@ func (h *harness) doBody(t *testing.T, method, path, body string, header map[str
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, path, err)
-	}
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return read(t, res)
 }
 
 // wantDial dials a WebSocket at url: with status 101 the upgrade must
@@ -66,8 +60,7 @@ func wantDial(t *testing.T, url string, header http.Header, status int, code str
 	if res == nil {
 		t.Fatalf("dial: %v, want an HTTP answer", err)
 	}
-	body, _ := io.ReadAll(res.Body)
-	wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, status, code)
+	wantError(t, read(t, res), status, code)
 }
 
 func TestCreateOperation(t *testing.T) {
@@ -112,13 +105,8 @@ func TestCreateOperation(t *testing.T) {
 				}
 				return
 			}
-			if r.status != tc.status {
-				t.Fatalf("status %d, want %d (body %s)", r.status, tc.status, r.body)
-			}
 			var got map[string]string
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatalf("body %s: %v", r.body, err)
-			}
+			r.decode(t, tc.status, &got)
 			op := got["operation_id"]
 			want := map[string]string{"operation_id": op, "song_id": tc.wantSong,
 				"status_url": "/v1/operations/" + op, "events_url": "/v1/operations/" + op + "/events"}
@@ -300,13 +288,8 @@ func TestGetOperation(t *testing.T) {
 				wantError(t, r, tc.status, tc.code)
 				return
 			}
-			if r.status != tc.status {
-				t.Fatalf("status %d (body %s)", r.status, r.body)
-			}
 			var got map[string]any
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, tc.status, &got)
 			for _, k := range []string{"id", "song_id", "query", "status", "stage", "message", "error_code", "attempts", "failures", "created_at", "updated_at", "dca_url", "events_url", "events"} {
 				if _, ok := got[k]; !ok {
 					t.Errorf("operation lacks %q: %s", k, r.body)
@@ -376,13 +359,8 @@ func TestSongs(t *testing.T) {
 				t.Fatal("too many pages")
 			}
 			r := h.do(t, http.MethodGet, path, nil)
-			if r.status != 200 {
-				t.Fatalf("%s: %d %s", path, r.status, r.body)
-			}
 			var p page
-			if err := json.Unmarshal(r.body, &p); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, 200, &p)
 			for _, s := range p.Songs {
 				ids = append(ids, s.ID)
 			}
@@ -432,13 +410,8 @@ func TestSongs(t *testing.T) {
 	}
 	t.Run("one song", func(t *testing.T) {
 		r := h.do(t, http.MethodGet, "/v1/songs/dQw4w9WgXcQ", nil)
-		if r.status != 200 {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
 		var got map[string]any
-		if err := json.Unmarshal(r.body, &got); err != nil {
-			t.Fatal(err)
-		}
+		r.decode(t, 200, &got)
 		want := map[string]any{"id": "dQw4w9WgXcQ", "title": "Never Gonna Give You Up", "duration_ms": 213000.0,
 			"url": "https://www.youtube.com/watch?v=dQw4w9WgXcQ", "thumbnail_url": "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg",
 			"channel": "Rick Astley", "source": "youtube", "stored": true, "dca_size": 1234.0, "dca_frames": 10650.0,
@@ -757,15 +730,10 @@ func TestTraceContext(t *testing.T) {
 			}
 			// No resolver runs: the request waits startWait, then answers.
 			r := h.doBody(t, http.MethodPost, "/v1/operations", `{"query":"trace me"}`, header)
-			if r.status != 202 {
-				t.Fatalf("%d %s", r.status, r.body)
-			}
 			var got struct {
 				OperationID string `json:"operation_id"`
 			}
-			if err := json.Unmarshal(r.body, &got); err != nil {
-				t.Fatal(err)
-			}
+			r.decode(t, 202, &got)
 			msg, err := h.env.Stream.GetLastMsgForSubject(context.Background(), events.Subject(events.KindSongRequested, got.OperationID))
 			if err != nil {
 				t.Fatal(err)
@@ -1188,8 +1156,7 @@ func TestWebSocketRefusals(t *testing.T) {
 		if err == nil || res == nil {
 			t.Fatalf("second socket: %v, want a 503", err)
 		}
-		body, _ := io.ReadAll(res.Body)
-		wantError(t, response{status: res.StatusCode, header: res.Header, body: body}, 503, "too_many_connections")
+		wantError(t, read(t, res), 503, "too_many_connections")
 		if res.Header.Get("Retry-After") == "" {
 			t.Error("503 without Retry-After")
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/recorder/recorder"
@@ -97,8 +99,7 @@ func (s *holdingStore) PutOperationIf(ctx context.Context, op, prev projection.O
 // stream order and its record is that of the events applied one by one.
 func TestSIGKILLMidLane(t *testing.T) {
 	const token = "a-long-random-test-token-for-the-recorder-child"
-	env := natstest.StartListening(t, token)
-	srv := env.Server
+	env := natstest.StartWith(t, natsembed.Options{Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	kv := openStore(t, env)
@@ -120,7 +121,7 @@ func TestSIGKILLMidLane(t *testing.T) {
 	first := publishEnvelope(t, env, envs[0])
 
 	child := exec.Command(os.Args[0], "-test.run=^$")
-	child.Env = append(os.Environ(), envChildURL+"="+srv.ClientURL(), envChildToken+"="+token,
+	child.Env = append(os.Environ(), envChildURL+"="+env.Server.ClientURL(), envChildToken+"="+token,
 		envChildHold+"="+held+" "+strconv.FormatUint(first+1, 10))
 	child.Stderr = testWriter{t}
 	out, err := child.StdoutPipe()

@@ -311,10 +311,8 @@ func TestStoreErrorRetried(t *testing.T) {
 // TestRedeliveredEventsSkipped records an operation, then recreates the
 // consumer so that every event is delivered again: none is written again.
 func TestRedeliveredEventsSkipped(t *testing.T) {
-	env := natstest.Start(t)
+	env, ctx := natstest.StartWithin(t, 20*time.Second)
 	kv := openStore(t, env)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 
 	stop := start(t, env, kv)
 	first := events.NewID()

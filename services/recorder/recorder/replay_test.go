@@ -20,9 +20,7 @@ import (
 // TestReplayReproducesTheLiveProjection projects a history with the live
 // recorder, empties the buckets, replays, and expects the same records.
 func TestReplayReproducesTheLiveProjection(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 60*time.Second)
 	store, err := kvstore.Open(ctx, env.JS, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +118,7 @@ func waitFor(ctx context.Context, t *testing.T, store *kvstore.Store, id string,
 // TestCheckNoRecorder: the replay's guard sees a recorder that runs and
 // none when it has stopped or never ran.
 func TestCheckNoRecorder(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 60*time.Second)
 	store := openStore(t, env)
 	var stop func() error
 	steps := []struct {
@@ -168,9 +164,7 @@ func TestCheckNoRecorder(t *testing.T) {
 // are dropped, and replays: only the second one's events are read, and the
 // first operation's records stay as they are.
 func TestReplayOfALimitedStream(t *testing.T) {
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 60*time.Second)
 	store := openStore(t, env)
 	stop := start(t, env, store)
 	stateBytes := func() uint64 {

@@ -25,6 +25,13 @@ import (
 // rick is a video id the fake Data API knows.
 const rick = "dQw4w9WgXcQ"
 
+// The refusals that more than one case expects, by their message.
+const (
+	liveRefusal    = "the video is a live stream: live streams cannot be fetched"
+	removedRefusal = "the video does not exist or was removed from YouTube"
+	tooLongRefusal = "the song lasts 10h0m0s, longer than the 3h0m0s limit"
+)
+
 // testAllowed is an ALLOWED_MEDIA_HOSTS list in canonical form (as
 // mediahosts.Parse returns it).
 var testAllowed = []string{"cdn.example.com", "127.0.0.1:*", "[::1]:9000"}
@@ -58,6 +65,20 @@ func fakeYouTube(t *testing.T) *youtubetest.Server {
 	return srv
 }
 
+// fakeAPI is fakeYouTube, a client of it with the key it accepts, and a
+// context for the test's calls that ends after timeout or with the test.
+func fakeAPI(t *testing.T, timeout time.Duration) (*youtubetest.Server, *YouTubeAPI, context.Context) {
+	t.Helper()
+	srv := fakeYouTube(t)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, api, ctx
+}
+
 func rickSong() events.Song {
 	return events.Song{ID: rick, URL: songquery.WatchURL(rick), Source: "youtube",
 		Title: "Rick Astley - Never Gonna Give You Up (Official Music Video)", Channel: "Rick Astley", DurationMs: 213000,
@@ -68,9 +89,7 @@ func rickSong() events.Song {
 // a yt-dlp searcher that must not be used unless the test says so.
 func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *prometheus.Registry) {
 	t.Helper()
-	env := natstest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	env, ctx := natstest.StartWithin(t, 30*time.Second)
 	cache, err := kvstore.OpenCache(ctx, env.JS, 1, time.Hour)
 	if err != nil {
 		t.Fatal(err)
@@ -84,13 +103,7 @@ func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *p
 }
 
 func TestResolve(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 60*time.Second)
 	r, _ := newTestResolver(t, api, nil)
 
 	tests := []struct {
@@ -121,30 +134,18 @@ func TestResolve(t *testing.T) {
 		{name: "direct URL makes no call", query: "http://127.0.0.1:8000/tone.m4a",
 			want: events.Song{ID: directID("http://127.0.0.1:8000/tone.m4a"), URL: "http://127.0.0.1:8000/tone.m4a", Source: "direct"}},
 
-		{name: "live", query: "https://www.youtube.com/watch?v=liveliveliv", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
-		{name: "live again (not cached)", query: "liveliveliv", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
-		{name: "live found by search", query: "lofi radio", searches: 1, lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
-		{name: "upcoming", query: "https://youtu.be/upcomingupc", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream or premiere that has not started yet"},
-		{name: "private", query: "https://youtu.be/privateprvt", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is private"},
-		{name: "removed", query: "https://youtu.be/removedremo", lookups: 1,
-			wantCode: events.CodeNotFound, wantMsg: "the video does not exist or was removed from YouTube"},
-		{name: "removed, found by search", query: "a deleted video", searches: 1, lookups: 1,
-			wantCode: events.CodeNotFound, wantMsg: "the video does not exist or was removed from YouTube"},
-		{name: "too long", query: "https://youtu.be/toolongtool", lookups: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the song lasts 10h0m0s, longer than the 3h0m0s limit"},
-		{name: "too long, cached", query: "rain 10 hours", searches: 1,
-			wantCode: events.CodeUnavailable, wantMsg: "the song lasts 10h0m0s, longer than the 3h0m0s limit"},
-		{name: "no search result", query: "zzzz no such song zzzz", searches: 1,
-			wantCode: events.CodeNotFound, wantMsg: `no video found for "zzzz no such song zzzz"`},
-		{name: "host not allowed", query: "https://youtube.com.evil.example/watch?v=" + rick,
-			wantCode: events.CodeInvalidInput, wantMsg: "host youtube.com.evil.example is not allowed"},
-		{name: "userinfo", query: "https://youtube.com@evil.example/watch?v=" + rick,
-			wantCode: events.CodeInvalidInput, wantMsg: "URLs with a user name or password are not accepted"},
+		{name: "live", query: "https://www.youtube.com/watch?v=liveliveliv", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
+		{name: "live again (not cached)", query: "liveliveliv", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
+		{name: "live found by search", query: "lofi radio", searches: 1, lookups: 1, wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
+		{name: "upcoming", query: "https://youtu.be/upcomingupc", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream or premiere that has not started yet"},
+		{name: "private", query: "https://youtu.be/privateprvt", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: "the video is private"},
+		{name: "removed", query: "https://youtu.be/removedremo", lookups: 1, wantCode: events.CodeNotFound, wantMsg: removedRefusal},
+		{name: "removed, found by search", query: "a deleted video", searches: 1, lookups: 1, wantCode: events.CodeNotFound, wantMsg: removedRefusal},
+		{name: "too long", query: "https://youtu.be/toolongtool", lookups: 1, wantCode: events.CodeUnavailable, wantMsg: tooLongRefusal},
+		{name: "too long, cached", query: "rain 10 hours", searches: 1, wantCode: events.CodeUnavailable, wantMsg: tooLongRefusal},
+		{name: "no search result", query: "zzzz no such song zzzz", searches: 1, wantCode: events.CodeNotFound, wantMsg: `no video found for "zzzz no such song zzzz"`},
+		{name: "host not allowed", query: "https://youtube.com.evil.example/watch?v=" + rick, wantCode: events.CodeInvalidInput, wantMsg: "host youtube.com.evil.example is not allowed"},
+		{name: "userinfo", query: "https://youtube.com@evil.example/watch?v=" + rick, wantCode: events.CodeInvalidInput, wantMsg: "URLs with a user name or password are not accepted"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,13 +177,7 @@ func TestResolve(t *testing.T) {
 // TestResolveCache counts the fake API's calls: a repeated query, in any
 // spelling that normalizes alike, costs nothing.
 func TestResolveCache(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 60*time.Second)
 	r, reg := newTestResolver(t, api, nil)
 	first, err := r.Resolve(ctx, "never gonna give you up", quietLog())
 	if err != nil {
@@ -225,13 +220,7 @@ butakero_resolver_api_calls_total{method="videos.list"} 1
 // goes to yt-dlp (scripted here: YouTube cannot be reached), and each
 // fallback is counted with its reason.
 func TestResolveFallback(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 60*time.Second)
 	viaYTDLP := projection.Video{ID: "ytdlpfound1", URL: songquery.WatchURL("ytdlpfound1"), Title: "Found by yt-dlp", DurationMs: 1000, Live: "none"}
 	liveYTDLP := projection.Video{ID: "ytdlplive01", URL: songquery.WatchURL("ytdlplive01"), Title: "Live", Live: "live"}
 	longYTDLP := projection.Video{ID: "ytdlplong01", URL: songquery.WatchURL("ytdlplong01"), Title: "Long", DurationMs: (4 * time.Hour).Milliseconds(), Live: "none"}
@@ -255,7 +244,7 @@ func TestResolveFallback(t *testing.T) {
 		{name: "server error", fail: "backendError", query: "q4", reason: ReasonServerError},
 		{name: "service unavailable", fail: "serviceUnavailable", query: "q5", reason: ReasonServerError},
 		{name: "live found by yt-dlp", noKey: true, query: "live", reason: ReasonNoKey, uncached: true,
-			wantCode: events.CodeUnavailable, wantMsg: "the video is a live stream: live streams cannot be fetched"},
+			wantCode: events.CodeUnavailable, wantMsg: liveRefusal},
 		{name: "too long found by yt-dlp", fail: "quotaExceeded", query: "long", reason: ReasonQuotaExceeded,
 			wantCode: events.CodeUnavailable, wantMsg: "the song lasts 4h0m0s, longer than the 3h0m0s limit"},
 		{name: "nothing found by yt-dlp", noKey: true, query: "nothing", reason: ReasonNoKey, uncached: true,
@@ -350,13 +339,7 @@ func (*brokenCache) PutPlaylist(context.Context, projection.Playlist) error {
 
 // TestResolveCacheDown: a failing cache costs API calls, never the song.
 func TestResolveCacheDown(t *testing.T) {
-	srv := fakeYouTube(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	api, err := NewYouTubeAPI(ctx, youtubetest.Key, srv.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, api, ctx := fakeAPI(t, 30*time.Second)
 	r := &Resolver{API: api, Cache: &brokenCache{}, MaxDuration: time.Hour}
 	for range 2 {
 		song, err := r.Resolve(ctx, "never gonna give you up", quietLog())

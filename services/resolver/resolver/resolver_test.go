@@ -62,6 +62,27 @@ func testConfig(t *testing.T) config.Config {
 	return cfg
 }
 
+// request publishes song.requested for query as a new operation.
+func request(t *testing.T, env *natstest.Env, query string) events.Envelope {
+	t.Helper()
+	req, err := events.New(events.NewID(), "", events.SongRequested{Query: query})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Publish(t, req)
+	return req
+}
+
+// wantFailed waits for operation opID's operation.failed and checks that
+// it is want.
+func wantFailed(ctx context.Context, t *testing.T, env *natstest.Env, opID string, want events.OperationFailed) {
+	t.Helper()
+	_, ev := env.Next(ctx, t, events.KindOperationFailed, opID)
+	if got := ev.(events.OperationFailed); got != want {
+		t.Fatalf("failed\n got %+v\nwant %+v", got, want)
+	}
+}
+
 // startResolver runs the resolver on env until the test ends, and checks
 // that it then stops cleanly.
 func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
@@ -116,11 +137,7 @@ func TestResolver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			req, err := events.New(events.NewID(), "", events.SongRequested{Query: tc.query})
-			if err != nil {
-				t.Fatal(err)
-			}
-			env.Publish(t, req)
+			req := request(t, env, tc.query)
 			if tc.wantCode == "" {
 				got, ev := env.Next(ctx, t, events.KindVideoResolved, req.OperationID)
 				if song := ev.(events.VideoResolved).Song; song != tc.want {
@@ -134,11 +151,7 @@ func TestResolver(t *testing.T) {
 				}
 				return
 			}
-			_, ev := env.Next(ctx, t, events.KindOperationFailed, req.OperationID)
-			want := events.OperationFailed{Stage: StageName, Code: tc.wantCode, Message: tc.wantMessage, Attempts: tc.wantAttempts}
-			if got := ev.(events.OperationFailed); got != want {
-				t.Fatalf("failed\n got %+v\nwant %+v", got, want)
-			}
+			wantFailed(ctx, t, env, req.OperationID, events.OperationFailed{Stage: StageName, Code: tc.wantCode, Message: tc.wantMessage, Attempts: tc.wantAttempts})
 		})
 	}
 }
@@ -206,22 +219,14 @@ func TestRunWithDataAPI(t *testing.T) {
 			tctx, tcancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer tcancel()
 			calls := srv.TotalCalls()
-			req, err := events.New(events.NewID(), "", events.SongRequested{Query: tc.query})
-			if err != nil {
-				t.Fatal(err)
-			}
-			env.Publish(t, req)
+			req := request(t, env, tc.query)
 			if tc.wantCode == "" {
 				_, ev := env.Next(tctx, t, events.KindVideoResolved, req.OperationID)
 				if song := ev.(events.VideoResolved).Song; song != tc.want {
 					t.Fatalf("resolved\n got %+v\nwant %+v", song, tc.want)
 				}
 			} else {
-				_, ev := env.Next(tctx, t, events.KindOperationFailed, req.OperationID)
-				want := events.OperationFailed{Stage: StageName, Code: tc.wantCode, Message: tc.wantMessage, Attempts: 1}
-				if got := ev.(events.OperationFailed); got != want {
-					t.Fatalf("failed\n got %+v\nwant %+v", got, want)
-				}
+				wantFailed(tctx, t, env, req.OperationID, events.OperationFailed{Stage: StageName, Code: tc.wantCode, Message: tc.wantMessage, Attempts: 1})
 			}
 			if got := srv.TotalCalls() - calls; got != tc.wantAPICalls {
 				t.Errorf("%d API calls; want %d", got, tc.wantAPICalls)
@@ -260,14 +265,7 @@ func TestQuickBesideSearches(t *testing.T) {
 	startResolver(t, env, search)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	publish := func(query string) string {
-		req, err := events.New(events.NewID(), "", events.SongRequested{Query: query})
-		if err != nil {
-			t.Fatal(err)
-		}
-		env.Publish(t, req)
-		return req.OperationID
-	}
+	publish := func(query string) string { return request(t, env, query).OperationID }
 	for i := range Concurrency {
 		publish(fmt.Sprintf("slow search %d", i))
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/butakero/butakero/platform/media/oggopus"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/childproc"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -162,7 +163,7 @@ func TestCancelStopsFFmpeg(t *testing.T) {
 	if res.Frames >= 3000 {
 		t.Fatalf("encoded all %d frames despite the cancel", res.Frames)
 	}
-	if kids := childProcesses(t, "ffmpeg"); len(kids) > 0 {
+	if kids := childproc.Named("ffmpeg"); len(kids) > 0 {
 		t.Fatalf("ffmpeg children left after cancel: %v", kids)
 	}
 	t.Logf("stopped after %d frames in %s", frames, time.Since(start))
@@ -178,7 +179,7 @@ func TestWriteErrorStopsFFmpeg(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want %v", err, boom)
 	}
-	if kids := childProcesses(t, "ffmpeg"); len(kids) > 0 {
+	if kids := childproc.Named("ffmpeg"); len(kids) > 0 {
 		t.Fatalf("ffmpeg children left: %v", kids)
 	}
 }
@@ -270,34 +271,6 @@ func (f *failAfter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// childProcesses lists this process's live children running name.
-func childProcesses(t *testing.T, name string) []string {
-	t.Helper()
-	self := strconv.Itoa(os.Getpid())
-	dirs, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, p := range dirs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		s := string(b)
-		open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || close < open {
-			continue
-		}
-		fields := strings.Fields(s[close+1:])
-		// fields[0] is the state, fields[1] the parent pid.
-		if len(fields) > 1 && fields[1] == self && s[open+1:close] == name {
-			out = append(out, p+" state "+fields[0])
-		}
-	}
-	return out
-}
-
 // packetsOf reads every packet of a DCA.
 func packetsOf(t *testing.T, dca []byte) [][]byte {
 	t.Helper()
@@ -362,19 +335,11 @@ func TestPassthroughOrTranscode(t *testing.T) {
 				path = audiofixture.Make(t, dir, tc.spec)
 			}
 			ctx := context.Background()
-			src, err := Inspect(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Title: tc.name, Source: src, Passthrough: !tc.off, MaxPassthroughKbps: tc.maxKb}, writerOutput{&buf})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, dca := inspectAndEncode(t, ctx, path, Options{BitrateKbps: 96, Title: tc.name, Passthrough: !tc.off, MaxPassthroughKbps: tc.maxKb})
 			if res.Mode != tc.mode || !strings.Contains(res.Reason, tc.reason) {
 				t.Fatalf("mode %q (%s), want %q with %q", res.Mode, res.Reason, tc.mode, tc.reason)
 			}
-			info, err := dcafile.Parse(bytes.NewReader(buf.Bytes()))
+			info, err := dcafile.Parse(bytes.NewReader(dca))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -392,7 +357,7 @@ func TestPassthroughOrTranscode(t *testing.T) {
 				return
 			}
 			want := copiedPackets(t, path)
-			got := packetsOf(t, buf.Bytes())
+			got := packetsOf(t, dca)
 			if len(got) != len(want) {
 				t.Fatalf("DCA has %d packets, ffmpeg copies %d", len(got), len(want))
 			}
@@ -430,15 +395,7 @@ func TestLoudnessTarget(t *testing.T) {
 			if err != nil || before.LUFS == nil {
 				t.Fatalf("Measure: %v %v", before, err)
 			}
-			src, err := Inspect(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, writerOutput{&buf})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, dca := inspectAndEncode(t, ctx, path, Options{BitrateKbps: 96, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target})
 			if res.Mode != ModeTranscode {
 				t.Fatalf("a source at %.1f LUFS was %s (%s)", *before.LUFS, res.Mode, res.Reason)
 			}
@@ -447,7 +404,7 @@ func TestLoudnessTarget(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := oggopus.MuxDCA(f, bytes.NewReader(buf.Bytes()), 1); err != nil {
+			if err := oggopus.MuxDCA(f, bytes.NewReader(dca), 1); err != nil {
 				t.Fatal(err)
 			}
 			f.Close()
@@ -530,20 +487,12 @@ func TestMeasureIsOneFFmpegs(t *testing.T) {
 				t.Fatal(err)
 			}
 			same("Measure", got)
-			src, err := Inspect(ctx, path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192}, writerOutput{&buf})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res, dca := inspectAndEncode(t, ctx, path, Options{BitrateKbps: 96, Passthrough: true, MaxPassthroughKbps: 192})
 			if res.Mode != ModePassthrough {
 				return // measured as libopus gets it (stereo), not as the file is
 			}
 			same("the copy", res.Loudness)
-			again, err := MeasureDCA(ctx, bytes.NewReader(buf.Bytes()))
+			again, err := MeasureDCA(ctx, bytes.NewReader(dca))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -552,6 +501,23 @@ func TestMeasureIsOneFFmpegs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// inspectAndEncode inspects the file at path and encodes it with o, whose
+// Source is the inspection's, into memory: the Result and the DCA.
+func inspectAndEncode(t *testing.T, ctx context.Context, path string, o Options) (Result, []byte) {
+	t.Helper()
+	src, err := Inspect(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Source = src
+	var buf bytes.Buffer
+	res, err := Encode(ctx, path, o, writerOutput{&buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, buf.Bytes()
 }
 
 func show(l Loudness) string {
@@ -584,19 +550,11 @@ func TestCopyAtTheTarget(t *testing.T) {
 		t.Fatalf("Measure: %s %v", show(l), err)
 	}
 	target := *l.LUFS + 0.5
-	src, err := Inspect(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	res, err := Encode(ctx, path, Options{BitrateKbps: 96, Source: src, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target}, writerOutput{&buf})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, dca := inspectAndEncode(t, ctx, path, Options{BitrateKbps: 96, Passthrough: true, MaxPassthroughKbps: 192, LoudnessTarget: &target})
 	if res.Mode != ModePassthrough {
 		t.Fatalf("a source 0.5 LU from the target was %s (%s)", res.Mode, res.Reason)
 	}
-	info, err := dcafile.Parse(bytes.NewReader(buf.Bytes()))
+	info, err := dcafile.Parse(bytes.NewReader(dca))
 	if err != nil {
 		t.Fatal(err)
 	}
