@@ -282,6 +282,12 @@ func (b *liveBody) Read(p []byte) (int, error) {
 			return 0, b.err
 		}
 		b.err = b.next()
+		if b.err != nil && !errors.Is(b.err, io.EOF) && b.ctx.Err() == nil {
+			// The client is told by the body's abrupt end (/dca or /ogg);
+			// the operator is told why here.
+			b.s.log.Warn("gateway: a followed song's body ended before the song did",
+				"operation_id", b.opID, "song_id", b.songID, "run", b.run, "offset", b.off, "error", b.err)
+		}
 	}
 	n := copy(p, b.buf)
 	b.buf = b.buf[n:]
@@ -377,12 +383,6 @@ func (b *liveBody) fromStored() error {
 // Close ends the follow; fasthttp calls it once the body is written or the
 // client is gone.
 func (b *liveBody) Close() error {
-	if b.err != nil && !errors.Is(b.err, io.EOF) && b.ctx.Err() == nil {
-		// The client was told by the body's abrupt end; the operator is
-		// told why here.
-		b.s.log.Warn("gateway: a followed song's body ended before the song did",
-			"operation_id", b.opID, "song_id", b.songID, "run", b.run, "offset", b.off, "error", b.err)
-	}
 	b.f.Close()
 	b.s.metrics.Following(-1)
 	if b.release != nil {
