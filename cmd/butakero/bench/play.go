@@ -77,10 +77,11 @@ func benchPlay(ctx context.Context, bin, work, media string, long time.Duration,
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nPlay before it is stored: POST /v1/operations to the first DCA frame read from /v1/operations/{id}/dca\n")
-	profiles := []struct {
+	type profile struct {
 		name string
-		env  func(name string) []string
-	}{{name: "embedded", env: func(string) []string { return nil }}}
+		env  func(name string) []string // a service's variables, by a name of its own
+	}
+	profiles := []profile{{name: "embedded", env: func(string) []string { return nil }}}
 	if why := awsUnavailable(); why != "" {
 		fmt.Fprintf(&b, "  (AWS profile not measured: %s)\n", why)
 	} else {
@@ -96,16 +97,7 @@ func benchPlay(ctx context.Context, bin, work, media string, long time.Duration,
 		defer s3.stop()
 		// Each service gets a bucket and tables of its own, so that no
 		// song is found stored by an earlier one.
-		profiles = append(profiles, struct {
-			name string
-			env  func(name string) []string
-		}{name: "AWS", env: func(name string) []string {
-			return []string{
-				"BUCKET_NAME=butakero-" + name, "DYNAMODB_TABLE_NAME_OPERATION=ops-" + name, "DYNAMODB_TABLE_NAME_SONGS=songs-" + name,
-				"AWS_ENDPOINT_URL_S3=" + s3.endpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + ddb.endpoint, "AWS_AUTO_CREATE=true",
-				"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret,
-			}
-		}})
+		profiles = append(profiles, profile{name: "AWS", env: func(name string) []string { return awsServiceEnv(s3, ddb, name) }})
 	}
 	for _, p := range profiles {
 		if err := playProfile(ctx, &b, p.name, p.env, bin, work, base, long, followers); err != nil {

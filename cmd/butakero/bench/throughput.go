@@ -247,11 +247,7 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 			return err
 		}
 		defer s3.stop()
-		env := []string{
-			"BUCKET_NAME=butakero-bench", "DYNAMODB_TABLE_NAME_OPERATION=bench-ops", "DYNAMODB_TABLE_NAME_SONGS=bench-songs",
-			"AWS_ENDPOINT_URL_S3=" + s3.endpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + ddb.endpoint, "AWS_AUTO_CREATE=true",
-			"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret, lanesEnv,
-		}
+		env := append(awsServiceEnv(s3, ddb, "bench"), lanesEnv)
 		step("throughput: AWS profile")
 		svc, err := startServiceEnv(ctx, bin, filepath.Join(work, "tp-aws"), env)
 		if err != nil {
@@ -311,6 +307,17 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 	rs, err := loadProfile(ctx, "cluster, 2 processes", procs, song, o)
 	results = append(results, rs...)
 	return err
+}
+
+// awsServiceEnv is the AWS profile of a service on the bench's versitygw
+// and DynamoDB Local, its bucket and tables named after name (created at
+// start).
+func awsServiceEnv(s3, ddb *proc, name string) []string {
+	return []string{
+		"BUCKET_NAME=butakero-" + name, "DYNAMODB_TABLE_NAME_OPERATION=" + name + "-ops", "DYNAMODB_TABLE_NAME_SONGS=" + name + "-songs",
+		"AWS_ENDPOINT_URL_S3=" + s3.endpoint, "AWS_ENDPOINT_URL_DYNAMODB=" + ddb.endpoint, "AWS_AUTO_CREATE=true",
+		"REGION=" + benchRegion, "ACCESS_KEY=" + benchAccess, "SECRET_KEY=" + benchSecret,
+	}
 }
 
 // awsUnavailable says why the AWS profile cannot run here, or "".
