@@ -35,6 +35,8 @@
 //     long song, each followed to its end by -followers clients (target:
 //     at most 32 MiB more).
 //
+// BENCH_LOG_LEVEL sets the services' LOG_LEVEL (warn when unset).
+//
 // -only opus runs sections 5 and 6 alone; -only throughput section 7;
 // -only drain the recorder's drain and DynamoDB Local's rate of section 7;
 // -only play section 8.
@@ -43,6 +45,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -472,8 +475,9 @@ func startServiceEnv(ctx context.Context, bin, dataDir string, extra []string) (
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	level := cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn") // the service's LOG_LEVEL
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1:*", "LOG_LEVEL=warn", "STAGE_TIMEOUT=30m",
+	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1:*", "LOG_LEVEL="+level, "STAGE_TIMEOUT=30m",
 		"RATE_LIMIT=0", "READ_RATE_LIMIT=0") // the bench polls status far faster than a user
 	cmd.Env = append(cmd.Env, extra...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

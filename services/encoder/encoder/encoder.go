@@ -433,6 +433,12 @@ func (h *handler) encode(ctx context.Context, path string, input func() (io.Read
 		err = gate()
 	}
 	if err != nil {
+		if gate != nil && out.begun {
+			// An early encode whose frames went out: every follower's
+			// body breaks off, and the song is encoded again.
+			log.Warn("encoder: the early encode failed after its first frames; the song is encoded again once downloaded",
+				"frames", res.Frames, "reason", err)
+		}
 		// Fail the upload so nothing is committed, then wait for Put.
 		perr := out.fail(err)
 		var unreadable *transcode.Unreadable

@@ -41,6 +41,8 @@ type output struct {
 	pw   *io.PipeWriter
 	done chan put
 	live *framestream.Writer
+	// begun is set once a DCA was begun: its first frames may be out.
+	begun bool
 }
 
 type put struct {
@@ -56,6 +58,7 @@ func (o *output) Begin() (io.Writer, string, error) {
 		return nil, "", errors.New("encoder: a DCA was begun twice")
 	}
 	run := nuid.Next()
+	o.begun = true
 	if o.js != nil {
 		if err := o.purge(); err != nil {
 			o.log.Warn("encoder: purge the song's frames before a new run", "error", err)
