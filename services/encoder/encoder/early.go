@@ -572,6 +572,7 @@ func (h *handler) awaitEarly(ctx context.Context, opID, run string, log *slog.Lo
 		return earlyState{}, false, nil
 	}
 	late := encodeState(earlyState{Run: run, State: earlyLate})
+	waiting := false
 	for {
 		e, err := kv.Get(ctx, opID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -595,7 +596,11 @@ func (h *handler) awaitEarly(ctx context.Context, opID, run string, log *slog.Lo
 			}
 			return earlyState{}, false, nil
 		case s.Run == run && (s.State == earlyRunning || s.State == earlyCommitting):
-			log.Info("encoder: waiting for the early encode of this download")
+			if !waiting {
+				// Once: the state changes every earlyBeat while it runs.
+				waiting = true
+				log.Info("encoder: waiting for the early encode of this download")
+			}
 			if err := waitChange(ctx, kv, opID, e.Revision()); err == nil {
 				continue
 			} else if ctx.Err() != nil {
