@@ -434,10 +434,11 @@ func (h *handler) encode(ctx context.Context, path string, input func() (io.Read
 	}
 	if err != nil {
 		if gate != nil && out.begun {
-			// An early encode whose frames went out: every follower's
-			// body breaks off, and the song is encoded again.
+			// Only the early encode has a gate. Its frames went out:
+			// every follower's body breaks off, and the song is encoded
+			// again. (res is empty when ffmpeg's run failed: no count.)
 			log.Warn("encoder: the early encode failed after its first frames; the song is encoded again once downloaded",
-				"frames", res.Frames, "reason", err)
+				"reason", err)
 		}
 		// Fail the upload so nothing is committed, then wait for Put.
 		perr := out.fail(err)
