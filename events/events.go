@@ -39,7 +39,7 @@ const (
 
 // Kinds lists every kind the stream holds.
 var Kinds = []Kind{KindSongRequested, KindVideoResolved, KindAudioDownloaded, KindDCAEncoded, KindUploadDone, KindOperationFailed,
-	KindOperationCancelled, KindPlaylistResolved, KindPlaylistEnded, KindAudioArriving}
+	KindOperationCancelled, KindPlaylistResolved, KindPlaylistEnded, KindAudioArriving, KindLoudnessMeasured}
 
 // Versioned type names carried in Envelope.Type.
 const (
@@ -295,6 +295,8 @@ func (e Envelope) Event() (Event, error) {
 		ev = &PlaylistEnded{}
 	case TypeAudioArriving:
 		ev = &AudioArriving{}
+	case TypeLoudnessMeasured:
+		ev = &LoudnessMeasured{}
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrUnknownType, e.Type)
 	}
@@ -322,6 +324,8 @@ func (e Envelope) Event() (Event, error) {
 	case *PlaylistEnded:
 		return *v, nil
 	case *AudioArriving:
+		return *v, nil
+	case *LoudnessMeasured:
 		return *v, nil
 	}
 	panic("unreachable")

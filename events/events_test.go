@@ -23,6 +23,7 @@ func TestRoundTrip(t *testing.T) {
 		{"audio downloaded", events.AudioDownloaded{Song: song, Key: "staging/op-1.m4a", Size: 1234, Ext: "m4a"}, "audio.downloaded.op-1"},
 		{"dca encoded", events.DCAEncoded{Frames: 10650, DurationMs: 213000, SourceDurationMs: 212990, BitrateKbps: 96}, "dca.encoded.op-1"},
 		{"upload done", events.UploadDone{Song: song, Key: "audio/x.dca", Location: "nats://objects/b/audio/x.dca", Size: 99}, "upload.done.op-1"},
+		{"loudness measured", events.LoudnessMeasured{Key: "audio/x.dca", LoudnessLUFS: ptr(-14.5), TruePeakDB: ptr(-1.2)}, "loudness.measured.op-1"},
 		{"operation failed", events.OperationFailed{Stage: "encode", Code: events.CodeInvalidAudio, Message: "not audio", Attempts: 1}, "operation.failed.op-1"},
 	}
 	for _, tc := range cases {
@@ -168,3 +169,5 @@ func TestSourceSeq(t *testing.T) {
 		})
 	}
 }
+
+func ptr(v float64) *float64 { return &v }

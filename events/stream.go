@@ -124,6 +124,10 @@ const (
 	// ConsumerEncoderEarly takes audio.arriving: the encoder's early
 	// encodes, begun on the source as it arrives (services/encoder).
 	ConsumerEncoderEarly = "encoder_early"
+	// ConsumerEncoderLoudness takes dca.encoded: the encoder measures a
+	// stored DCA whose dca.encoded has no loudness and publishes
+	// loudness.measured (services/encoder).
+	ConsumerEncoderLoudness = "encoder_loudness"
 )
 
 // AckWait is how long a delivered message may go without an ack or an
@@ -167,6 +171,10 @@ func ConsumerConfig(name string, maxAttempts int) (jetstream.ConsumerConfig, err
 		// not happen. So one delivery, acked when taken.
 		cfg.FilterSubject = Subject(KindAudioArriving, "*")
 		cfg.MaxDeliver = 1
+	case ConsumerEncoderLoudness:
+		// The operation has usually ended by then: a measure that fails
+		// fails nothing, and one the store keeps from is tried again.
+		cfg.FilterSubject = Subject(KindDCAEncoded, "*")
 	case ConsumerRecorder:
 		// Every event, one at a time, in stream order.
 		cfg.MaxAckPending = 1

@@ -45,7 +45,7 @@ func SongID(op Operation, env events.Envelope, ev events.Event) string {
 // read it.
 func TouchesSong(ev events.Event) bool {
 	switch ev.(type) {
-	case events.VideoResolved, events.AudioDownloaded, events.DCAEncoded, events.UploadDone:
+	case events.VideoResolved, events.AudioDownloaded, events.DCAEncoded, events.UploadDone, events.LoudnessMeasured:
 		return true
 	}
 	return false
@@ -65,7 +65,8 @@ func TouchesSong(ev events.Event) bool {
 // event applied to the song again changes nothing of it.
 //
 // An event for an operation that has already ended is only recorded as
-// applied (op.LastSeq). An event for an operation not seen yet (its
+// applied (op.LastSeq), except that loudness.measured, which comes after
+// the end, still changes the song. An event for an operation not seen yet (its
 // song.requested missing) creates the record.
 //
 // Attempts and failures count real attempts (see countAttempts): an
@@ -76,13 +77,18 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 	if seq <= op.LastSeq {
 		return op, song
 	}
-	if op.Final() {
-		op.LastSeq = seq
-		return op, song
-	}
 	at := env.Time
 	if at.IsZero() {
 		at = t
+	}
+	if op.Final() {
+		op.LastSeq = seq
+		if m, ok := ev.(events.LoudnessMeasured); ok {
+			if id := SongID(op, env, ev); id != "" {
+				song = measured(song, id, m, seq, at.UTC().Format(time.RFC3339))
+			}
+		}
+		return op, song
 	}
 	// Both times are the event's own: a record reads the same whichever
 	// stream or lane it was applied from (the recorder's lanes store a
@@ -181,6 +187,8 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		if next.DurationMs == 0 {
 			next.DurationMs = e.SourceDurationMs
 		}
+	case events.LoudnessMeasured:
+		return op, measured(song, songID, e, seq, recTime)
 	case events.UploadDone:
 		next = merge(next, e.Song, older)
 		if !older || next.DCAKey == "" {
@@ -197,6 +205,27 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		next.UpdatedAt = recTime
 	}
 	return op, next
+}
+
+// measured is song after its loudness.measured at seq, recorded at
+// recTime. An older event than the song's last (from another operation's
+// lane) only fills in a loudness the record lacks.
+func measured(song Song, songID string, e events.LoudnessMeasured, seq uint64, recTime string) Song {
+	older := seq <= song.LastSeq
+	if older && (song.LoudnessLUFS != nil || song.TruePeakDB != nil) {
+		return song
+	}
+	next := song
+	next.ID = songID
+	next.LoudnessLUFS, next.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
+	if next.Equal(song) {
+		return song
+	}
+	if !older {
+		next.LastSeq = seq
+		next.UpdatedAt = recTime
+	}
+	return next
 }
 
 // countAttempts adds to op what ev says of its stage's attempts. Each

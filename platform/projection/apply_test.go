@@ -189,6 +189,42 @@ func TestApply(t *testing.T) {
 			wantSong: known,
 		},
 		{
+			// A passthrough's loudness is measured once the DCA is stored,
+			// so its event comes after upload.done.
+			name: "loudness.measured after the end gives the song its loudness",
+			op:   stored, song: known, songID: "vid1",
+			ev: events.LoudnessMeasured{Key: "audio/vid1.dca", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 11,
+			wantOp: func() Operation { o := stored; o.LastSeq = 11; return o }(),
+			wantSong: func() Song {
+				s := known
+				s.LoudnessLUFS, s.TruePeakDB, s.UpdatedAt, s.LastSeq = &lufs, &peak, "2025-03-01T12:00:00Z", 11
+				return s
+			}(),
+		},
+		{
+			name: "loudness.measured before the end changes only the song",
+			op:   inProgress, song: known,
+			ev: events.LoudnessMeasured{Key: "audio/vid1.dca", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 8,
+			wantOp: func() Operation {
+				o := inProgress
+				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 8
+				return o
+			}(),
+			wantSong: func() Song {
+				s := known
+				s.LoudnessLUFS, s.TruePeakDB, s.UpdatedAt, s.LastSeq = &lufs, &peak, "2025-03-01T12:00:00Z", 8
+				return s
+			}(),
+		},
+		{
+			// Another operation's lane measured the song since.
+			name: "an older loudness.measured leaves a measured song alone",
+			op:   stored, song: func() Song { s := known; s.LoudnessLUFS, s.LastSeq = &peak, 20; return s }(), songID: "vid1",
+			ev: events.LoudnessMeasured{Key: "audio/vid1.dca", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 11,
+			wantOp:   func() Operation { o := stored; o.LastSeq = 11; return o }(),
+			wantSong: func() Song { s := known; s.LoudnessLUFS, s.LastSeq = &peak, 20; return s }(),
+		},
+		{
 			name: "an event for an unseen operation creates it",
 			ev:   events.AudioDownloaded{Song: events.Song{ID: "vid9", Title: "T"}}, seq: 3,
 			wantOp: Operation{ID: "op1", SongID: "vid9", Status: "iniciando", Stage: "downloaded", Attempts: 1,

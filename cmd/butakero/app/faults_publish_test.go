@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,7 +32,8 @@ import (
 // sent, and started again: the operation ends success. Then killed again
 // as it publishes dca.encoded, the DCA stored: the redelivery rebuilds
 // dca.encoded from the stored DCA, whose streamed header has no loudness,
-// and measures it, so the catalog keeps the song's loudness.
+// and the encoder measures the stored DCA (loudness.measured), so the
+// catalog still gets the song's loudness.
 func faultLostPublish(t *testing.T, bin string) {
 	srv := startNATSCluster(t, 1)
 	proxy := natstest.StartFaultProxy(t, srv.nodes[0].client)
@@ -83,8 +85,9 @@ func faultLostPublish(t *testing.T, bin string) {
 	// the song at file: it checks that the stream then holds encoded
 	// dca.encoded events (the kill fell where the case means it to), and
 	// starts butakero again as name, whose run must end the operation
-	// success with each event stored once.
-	killedOn := func(t *testing.T, p *proc, kind events.Kind, file string, encoded int, name string) (again *proc, opID string, op v1Op) {
+	// success with each event stored once: the events of success, and
+	// then those of after (waited for).
+	killedOn := func(t *testing.T, p *proc, kind events.Kind, file string, encoded int, name string, after ...events.Kind) (again *proc, opID string, op v1Op) {
 		t.Helper()
 		before := proxy.Fired()
 		proxy.Arm(string(kind)+".", func() {
@@ -110,7 +113,10 @@ func faultLostPublish(t *testing.T, bin string) {
 		if op.Status != "success" {
 			t.Fatalf("operation ended %q (%s: %s), want success", op.Status, op.ErrorCode, op.Message)
 		}
-		checkOnce(t, obs, opID, success)
+		for _, k := range after {
+			obs.waitEvents(t, k, []string{opID}, time.Minute)
+		}
+		checkOnce(t, obs, opID, append(slices.Clip(success), after...))
 		return again, opID, op
 	}
 
@@ -125,7 +131,7 @@ func faultLostPublish(t *testing.T, bin string) {
 			// The case before killed it and ended the one it started.
 			p = startProc(t, bin, "butakero (again)", vars)
 		}
-		again, opID, op := killedOn(t, p, events.KindDCAEncoded, "tone5.m4a", 0, "butakero (after the second crash)")
+		again, opID, op := killedOn(t, p, events.KindDCAEncoded, "tone5.m4a", 0, "butakero (after the second crash)", events.KindLoudnessMeasured)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		env := obs.last(ctx, t, events.KindDCAEncoded, opID)
@@ -136,15 +142,23 @@ func faultLostPublish(t *testing.T, bin string) {
 		if env.Attempt < 2 {
 			t.Fatalf("dca.encoded published by attempt %d: not the redelivery", env.Attempt)
 		}
+		if enc.LoudnessLUFS != nil || enc.TruePeakDB != nil {
+			t.Fatalf("the rebuilt dca.encoded has loudness its DCA's header does not: %+v", enc)
+		}
+		var m events.LoudnessMeasured
+		if err := json.Unmarshal(obs.last(ctx, t, events.KindLoudnessMeasured, opID).Data, &m); err != nil {
+			t.Fatal(err)
+		}
 		want := measureStereo(t, filepath.Join(media, "tone5.m4a"))
-		if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil {
-			t.Fatalf("the rebuilt dca.encoded has no loudness: %+v", enc)
+		if m.LoudnessLUFS == nil || m.TruePeakDB == nil {
+			t.Fatalf("loudness.measured of the stored DCA: %+v", m)
 		}
-		t.Logf("rebuilt dca.encoded: %.1f LUFS %.1f dBTP; the source, as libopus gets it: %.1f LUFS %.1f dBTP", *enc.LoudnessLUFS, *enc.TruePeakDB, want[0], want[1])
-		if math.Abs(*enc.LoudnessLUFS-want[0]) > 0.5 || math.Abs(*enc.TruePeakDB-want[1]) > 1 {
-			t.Fatalf("rebuilt loudness %.1f LUFS %.1f dBTP, the source %.1f LUFS %.1f dBTP", *enc.LoudnessLUFS, *enc.TruePeakDB, want[0], want[1])
+		t.Logf("loudness.measured: %.1f LUFS %.1f dBTP; the source, as libopus gets it: %.1f LUFS %.1f dBTP", *m.LoudnessLUFS, *m.TruePeakDB, want[0], want[1])
+		if math.Abs(*m.LoudnessLUFS-want[0]) > 0.5 || math.Abs(*m.TruePeakDB-want[1]) > 1 {
+			t.Fatalf("measured loudness %.1f LUFS %.1f dBTP, the source %.1f LUFS %.1f dBTP", *m.LoudnessLUFS, *m.TruePeakDB, want[0], want[1])
 		}
-		wait.Until(t, 30*time.Second, "the catalog shows the rebuilt loudness", func() error {
+		enc.LoudnessLUFS, enc.TruePeakDB = m.LoudnessLUFS, m.TruePeakDB
+		wait.Until(t, 30*time.Second, "the catalog shows the measured loudness", func() error {
 			resp, err := http.Get(again.base + "/v1/songs/" + url.PathEscape(op.SongID))
 			if err != nil {
 				return err

@@ -33,7 +33,8 @@ type catalogSong struct {
 }
 
 // storedSong polls GET /v1/songs/{id} until the recorder has put the
-// stored song in the catalog.
+// stored song in the catalog with its loudness (a passthrough's is
+// measured after the operation's end: loudness.measured).
 func (in *instance) storedSong(t *testing.T, id string) catalogSong {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -45,7 +46,7 @@ func (in *instance) storedSong(t *testing.T, id string) catalogSong {
 		var s catalogSong
 		_ = json.NewDecoder(resp.Body).Decode(&s)
 		resp.Body.Close()
-		if s.Stored && s.DCAFrames > 0 {
+		if s.Stored && s.DCAFrames > 0 && s.LoudnessLUFS != nil {
 			return s
 		}
 		if time.Now().After(deadline) {

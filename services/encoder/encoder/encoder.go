@@ -3,7 +3,9 @@
 // packets when they are 48 kHz 20 ms frames, else encoding with libopus;
 // see package transcode), streams the DCA into the blob store at "audio/<song_id>.dca", checks that the frames
 // cover the source's duration, and answers dca.encoded then upload.done,
-// which the stage runtime publishes.
+// which the stage runtime publishes. A second worker (loudness.go) measures
+// a stored DCA whose dca.encoded has no loudness (a passthrough's) and
+// answers loudness.measured, after the operation's end.
 //
 // Ack semantics are platform/runtime/stage's: a handled event is acked after both
 // events are stored; an unreadable or empty source fails the operation at
@@ -137,6 +139,10 @@ func Run(ctx context.Context, d Deps) error {
 	if err != nil {
 		return setupErr(err)
 	}
+	loudCons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerEncoderLoudness, 0)
+	if err != nil {
+		return setupErr(err)
+	}
 	if _, err := framestream.Ensure(ctx, d.JS, d.Config.StreamReplicas); err != nil {
 		return setupErr(err)
 	}
@@ -168,6 +174,28 @@ func Run(ctx context.Context, d Deps) error {
 		}
 	}()
 	defer func() { stopEarly(); <-earlyDone }()
+	// The loudness of what is stored unmeasured (see measurer), beside
+	// the encodes and stopped with them.
+	loud := &stage.Worker{
+		Stage:       LoudnessStage,
+		JS:          d.JS,
+		Consumer:    loudCons,
+		Handle:      (&measurer{blobs: d.Blobs}).handle,
+		Log:         d.Log,
+		Timeout:     d.Config.StageTimeout,
+		Concurrency: LoudnessConcurrency,
+		Grace:       d.Config.ShutdownGrace,
+		Metrics:     d.Metrics,
+	}
+	loudCtx, stopLoud := context.WithCancel(ctx)
+	loudDone := make(chan error, 1)
+	go func() { loudDone <- loud.Run(loudCtx) }()
+	defer func() {
+		stopLoud()
+		if err := <-loudDone; err != nil {
+			d.Log.Error("encoder: the loudness worker stopped", "error", err)
+		}
+	}()
 	w := &stage.Worker{
 		Stage:       StageName,
 		JS:          d.JS,
@@ -480,8 +508,8 @@ func (h *handler) done(song events.Song, key string, size int64, enc events.DCAE
 
 // describe answers the events of a song whose DCA is stored already, read
 // from the DCA itself, for an attempt that finds the work done. A DCA whose
-// header has no loudness (every streamed one) is measured again, from its
-// packets: what a bot plays.
+// header has no loudness (every streamed one) gets a dca.encoded without
+// it, and its measure follows as loudness.measured (measurer).
 func (h *handler) describe(ctx context.Context, song events.Song, key string, log *slog.Logger) ([]stage.Emit, error) {
 	r, info, err := h.blobs.Open(ctx, key)
 	if err != nil {
@@ -513,30 +541,7 @@ func (h *handler) describe(ctx context.Context, song events.Song, key string, lo
 	if b := dcaInfo.Metadata.Butakero; b != nil {
 		enc.Mode, enc.ModeReason, enc.LoudnessLUFS, enc.TruePeakDB = b.Mode, b.Reason, b.LoudnessLUFS, b.TruePeakDB
 	}
-	if enc.LoudnessLUFS == nil && enc.TruePeakDB == nil {
-		// A streamed DCA's header is written before the song is measured
-		// (see transcode.Encode): measure the stored packets, or this
-		// dca.encoded would take the loudness out of the catalog.
-		l, err := h.measureStored(ctx, key)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			log.Warn("encoder: the stored DCA's loudness could not be measured", "dca_key", key, "error", err)
-		}
-		enc.LoudnessLUFS, enc.TruePeakDB = l.LUFS, l.TruePeakDB
-	}
 	return h.done(song, key, info.Size, enc), nil
-}
-
-// measureStored measures the loudness of the DCA stored at key.
-func (h *handler) measureStored(ctx context.Context, key string) (transcode.Loudness, error) {
-	r, _, err := h.blobs.Open(ctx, key)
-	if err != nil {
-		return transcode.Loudness{}, err
-	}
-	defer r.Close()
-	return transcode.MeasureDCA(ctx, r)
 }
 
 // audioFailure maps a transcode error to the failure the stage reports.

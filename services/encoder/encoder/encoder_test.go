@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand"
@@ -296,9 +297,9 @@ func TestEncode(t *testing.T) {
 			if enc.Mode != wantMode || enc.ModeReason == "" || b == nil || b.Mode != enc.Mode || b.Reason != enc.ModeReason {
 				t.Fatalf("dca.encoded mode %q (%s), DCA metadata %+v; want %s", enc.Mode, enc.ModeReason, b, wantMode)
 			}
-			if enc.LoudnessLUFS == nil || enc.TruePeakDB == nil {
-				t.Fatalf("loudness: dca.encoded %v/%v", enc.LoudnessLUFS, enc.TruePeakDB)
-			}
+			// A transcode measures in its own run; a passthrough's
+			// loudness follows, measured on the stored DCA.
+			r.checkLoudness(ctx, t, req.OperationID, key, enc, wantMode == "passthrough")
 			stored, err := io.ReadAll(must(r.blobs.Open(ctx, key)))
 			if err != nil {
 				t.Fatal(err)
@@ -339,9 +340,9 @@ func TestEncode(t *testing.T) {
 // operations of one song, then republishes the first after its staging blob
 // is gone (an ack lost after success): every run ends in upload.done and the
 // stream keeps one copy of each derived event. The dca.encoded rebuilt from
-// the stored DCA (whose streamed header has no loudness) carries the
-// loudness, measured on the stored packets: within 0.5 LU and 1 dB of what
-// the encode measured.
+// the stored DCA (whose streamed header has no loudness) has none, and the
+// loudness.measured that follows it, measured on the stored packets, is
+// within 0.5 LU and 1 dB of what the encode measured.
 func TestRedelivery(t *testing.T) {
 	r, _ := start(t, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -400,16 +401,70 @@ func TestRedelivery(t *testing.T) {
 	if was.LoudnessLUFS == nil || was.TruePeakDB == nil {
 		t.Fatalf("the encode measured no loudness: %+v", was)
 	}
-	if rebuilt.LoudnessLUFS == nil || rebuilt.TruePeakDB == nil {
-		t.Fatalf("the rebuilt dca.encoded has no loudness: %+v", rebuilt)
+	if rebuilt.LoudnessLUFS != nil || rebuilt.TruePeakDB != nil || rebuilt.Frames != was.Frames {
+		t.Fatalf("the rebuilt dca.encoded %+v, the encode's %+v", rebuilt, was)
 	}
-	t.Logf("encoded %.2f LUFS %.2f dBTP; rebuilt from the stored DCA %.2f LUFS %.2f dBTP",
-		*was.LoudnessLUFS, *was.TruePeakDB, *rebuilt.LoudnessLUFS, *rebuilt.TruePeakDB)
-	if d := *rebuilt.LoudnessLUFS - *was.LoudnessLUFS; d < -0.5 || d > 0.5 {
-		t.Errorf("rebuilt loudness %.2f LUFS, the encode measured %.2f", *rebuilt.LoudnessLUFS, *was.LoudnessLUFS)
+	_, ev := r.env.Next(ctx, t, events.KindLoudnessMeasured, first.OperationID)
+	m := ev.(events.LoudnessMeasured)
+	if m.LoudnessLUFS == nil || m.TruePeakDB == nil {
+		t.Fatalf("loudness.measured of the stored DCA: %+v", m)
 	}
-	if d := *rebuilt.TruePeakDB - *was.TruePeakDB; d < -1 || d > 1 {
-		t.Errorf("rebuilt true peak %.2f dBTP, the encode measured %.2f", *rebuilt.TruePeakDB, *was.TruePeakDB)
+	t.Logf("encoded %.2f LUFS %.2f dBTP; measured on the stored DCA %.2f LUFS %.2f dBTP",
+		*was.LoudnessLUFS, *was.TruePeakDB, *m.LoudnessLUFS, *m.TruePeakDB)
+	if d := *m.LoudnessLUFS - *was.LoudnessLUFS; d < -0.5 || d > 0.5 {
+		t.Errorf("stored DCA's loudness %.2f LUFS, the encode measured %.2f", *m.LoudnessLUFS, *was.LoudnessLUFS)
+	}
+	if d := *m.TruePeakDB - *was.TruePeakDB; d < -1 || d > 1 {
+		t.Errorf("stored DCA's true peak %.2f dBTP, the encode measured %.2f", *m.TruePeakDB, *was.TruePeakDB)
+	}
+}
+
+// checkLoudness checks where operation opID's loudness is: in its
+// dca.encoded enc for a transcode, with no loudness.measured after it
+// once the loudness worker has taken enc; in a loudness.measured of the
+// DCA at key for a passthrough (later), and not in enc.
+func (r *rig) checkLoudness(ctx context.Context, t *testing.T, opID, key string, enc events.DCAEncoded, later bool) {
+	t.Helper()
+	measured := enc.LoudnessLUFS != nil && enc.TruePeakDB != nil
+	if later {
+		if enc.LoudnessLUFS != nil || enc.TruePeakDB != nil {
+			t.Fatalf("a passthrough's dca.encoded carries loudness: %+v", enc)
+		}
+		env, ev := r.env.Next(ctx, t, events.KindLoudnessMeasured, opID)
+		m := ev.(events.LoudnessMeasured)
+		if m.Key != key || m.LoudnessLUFS == nil || m.TruePeakDB == nil || env.SongID == "" {
+			t.Fatalf("loudness.measured = %+v (song %q), want both measures of %s", m, env.SongID, key)
+		}
+		t.Logf("loudness.measured: %.1f LUFS, %.1f dBTP", *m.LoudnessLUFS, *m.TruePeakDB)
+		return
+	}
+	if !measured {
+		t.Fatalf("a transcode's dca.encoded has no loudness: %+v", enc)
+	}
+	stream, err := r.env.JS.Stream(ctx, events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.KindDCAEncoded, opID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.Consumer(ctx, events.ConsumerEncoderLoudness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.Until(t, 30*time.Second, "the loudness worker takes the transcode's dca.encoded", func() error {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < msg.Sequence {
+			return fmt.Errorf("acked up to %d, dca.encoded is %d", info.AckFloor.Stream, msg.Sequence)
+		}
+		return nil
+	})
+	if _, err := stream.GetLastMsgForSubject(ctx, events.Subject(events.KindLoudnessMeasured, opID)); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("a transcode's loudness was measured again: %v", err)
 	}
 }
 

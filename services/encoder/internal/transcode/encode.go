@@ -63,8 +63,8 @@ type Options struct {
 
 	// Input, when set, is where ffmpeg reads the source instead of the
 	// file at path: each ffmpeg run (a passthrough that turns into a
-	// transcode runs two, and a copy's measure one more) opens it anew and
-	// reads it from its first byte, on its standard input, as it comes.
+	// transcode runs two) opens it anew and reads it from its first
+	// byte, on its standard input, as it comes.
 	// Only a source ffmpeg can decode from a pipe will do (an MP4 with its
 	// index first, Matroska); the caller closes what Input returns once
 	// ffmpeg is done with it.
@@ -93,8 +93,10 @@ type Result struct {
 	// Samples is the audio's true length at 48 kHz, after the pre-skip, as
 	// the source's container states it (Source.Duration); 0 when unknown.
 	Samples int64
-	// Loudness is the DCA's audio: the source's for a passthrough, the
-	// encoded audio's (after any normalisation) for a transcode.
+	// Loudness is the DCA's audio: the encoded audio's (after any
+	// normalisation) for a transcode, the source's for a passthrough
+	// with LoudnessTarget set; empty for any other passthrough, which is
+	// not measured.
 	Loudness Loudness
 }
 
@@ -142,9 +144,11 @@ type Output interface {
 // Encode turns the media file at path into DCA1 on out: 48 kHz Opus in 20
 // ms frames, copied from the source when Options and every packet allow
 // (passthrough), else encoded by ffmpeg's libopus; the loudness measured by
-// ffmpeg's ebur128 filter, in the transcode's own run or, for a copy,
-// alongside it (copyMeasured). ffmpeg writes Ogg, whose packets
-// are read here; nothing of the source's container is parsed in Go.
+// ffmpeg's ebur128 filter in the transcode's own run, and for a copy only
+// with LoudnessTarget set (before it: the target decides the mode), else
+// not at all (Result.Loudness empty: MeasureDCA measures the stored DCA
+// later). ffmpeg writes Ogg, whose packets are read here; nothing of the
+// source's container is parsed in Go.
 //
 // The DCA streams: its header goes out as soon as ffmpeg's OpusHead is
 // read, each frame as soon as ffmpeg made it. So the header holds only what
@@ -185,10 +189,20 @@ func Encode(ctx context.Context, path string, o Options, out Output) (Result, er
 		}
 	}
 	if mode == ModePassthrough {
-		res, err := copyMeasured(ctx, path, o, out, reason, before)
+		// Without LOUDNESS_TARGET a copy is not measured here: decoding
+		// it would cost far more than the copy (see the encoder's
+		// loudness.measured).
+		o.known = before
+		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
+		if err == nil {
+			if before != nil {
+				res.Loudness = *before
+			}
+			return res, nil
+		}
 		var not20 *errNot20ms
 		if !errors.As(err, &not20) {
-			return res, err
+			return Result{}, err
 		}
 		out.Discard(err)
 		reason = not20.reason
@@ -196,66 +210,9 @@ func Encode(ctx context.Context, path string, o Options, out Output) (Result, er
 	return run(ctx, path, o, out, ModeTranscode, reason, gain, true)
 }
 
-// copyMeasured copies the source's packets into a DCA and returns it with
-// the source's loudness: before, when it was measured already, else
-// measured while the copy runs (two more ffmpeg, Measure), so that the
-// copy and its upload, the decoding and the measure share the cores
-// rather than take turns. The first frame is not held back: the copy
-// starts at once.
-func copyMeasured(ctx context.Context, path string, o Options, out Output, reason string, before *Loudness) (Result, error) {
-	if before != nil {
-		o.known = before
-		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
-		if err != nil {
-			return Result{}, err
-		}
-		res.Loudness = *before
-		return res, nil
-	}
-	mctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type measured struct {
-		l   Loudness
-		err error
-	}
-	done := make(chan measured, 1)
-	go func() {
-		l, err := measureInput(mctx, path, o.Input)
-		done <- measured{l, err}
-	}()
-	res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
-	if err != nil {
-		// A failed copy, or one that must be transcoded (which measures
-		// in its own run): the measure is not needed.
-		cancel()
-		<-done
-		return Result{}, err
-	}
-	m := <-done
-	if m.err != nil {
-		return Result{}, m.err
-	}
-	res.Loudness = m.l
-	return res, nil
-}
-
 // Measure decodes the media file at path and returns its loudness.
 func Measure(ctx context.Context, path string) (Loudness, error) {
 	return measure(ctx, []string{"-i", path}, nil, path)
-}
-
-// measureInput is Measure of the file at path or, when input is set, of
-// the source it opens (read on ffmpeg's standard input).
-func measureInput(ctx context.Context, path string, input func() (io.ReadCloser, error)) (Loudness, error) {
-	if input == nil {
-		return Measure(ctx, path)
-	}
-	src, err := input()
-	if err != nil {
-		return Loudness{}, fmt.Errorf("transcode: open the source: %w", err)
-	}
-	defer src.Close()
-	return measure(ctx, []string{"-i", "pipe:0"}, src, "")
 }
 
 // MeasureDCA returns the loudness of the DCA1 file r holds, decoding its
@@ -367,8 +324,8 @@ func parseLoudness(stderr string) Loudness {
 
 // run runs one ffmpeg and streams its Ogg output's packets into a DCA on
 // out. Mode ModePassthrough copies the source's packets (and fails with
-// *errNot20ms on a packet of another duration; a copy is measured apart,
-// see copyMeasured); else libopus encodes, after a gain in dB, and measure
+// *errNot20ms on a packet of another duration; a copy is not measured,
+// see Encode); else libopus encodes, after a gain in dB, and measure
 // adds the ebur128 filter before the encoder.
 func run(parent context.Context, path string, o Options, out Output, mode, reason string, gain float64, measure bool) (res Result, err error) {
 	copyPackets := mode == ModePassthrough
