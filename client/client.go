@@ -159,8 +159,10 @@ type Song struct {
 	Mode       string `json:"mode,omitempty"`
 	ModeReason string `json:"mode_reason,omitempty"`
 	// LoudnessLUFS is the song's integrated loudness (EBU R128) and
-	// TruePeakDB its true peak (dBTP), nil when not measured: a bot can
-	// set its volume per song, e.g. gain = target - LoudnessLUFS.
+	// TruePeakDB its true peak (dBTP), nil when not measured (silence) or
+	// not yet (a passthrough is measured once stored, about a second after
+	// its operation's success: ask again): a bot can set its volume per
+	// song, e.g. gain = target - LoudnessLUFS.
 	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
 	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
 	UpdatedAt    string   `json:"updated_at"`
