@@ -341,7 +341,7 @@ func benchOpus(ctx context.Context, svc *service, work, mediaURL string, rounds,
 		handCPU += cpu
 	}
 	step("30-second burst: %d songs at once", burstN)
-	cpuBefore, err := svc.cpuTime()
+	selfBefore, childBefore, err := svc.cpuSplit()
 	if err != nil {
 		return "", err
 	}
@@ -359,13 +359,14 @@ func benchOpus(ctx context.Context, svc *service, work, mediaURL string, rounds,
 		}
 	}
 	took := time.Since(start)
-	cpuAfter, err := svc.cpuTime()
+	selfAfter, childAfter, err := svc.cpuSplit()
 	if err != nil {
 		return "", err
 	}
 	spread := handSum / time.Duration(runtime.NumCPU())
 	burstRatio := float64(took) / float64(spread)
-	perHand, perSvc := handCPU/time.Duration(burstN), (cpuAfter-cpuBefore)/time.Duration(burstN)
+	perSelf, perChild := (selfAfter-selfBefore)/time.Duration(burstN), (childAfter-childBefore)/time.Duration(burstN)
+	perHand, perSvc := handCPU/time.Duration(burstN), perSelf+perChild
 	cpuRatio := float64(perSvc) / float64(perHand)
 
 	me, mc, ms := median(encode), median(copied), median(service)
@@ -383,6 +384,7 @@ func benchOpus(ctx context.Context, svc *service, work, mediaURL string, rounds,
 	fmt.Fprintf(&b, "  butakero: %s; ratio %.2f (target ≤ 1.10): %s\n", round(took), burstRatio, verdict(burstRatio <= 1.10))
 	fmt.Fprintf(&b, "  CPU time per song: by hand %s, butakero %s; ratio %.2f (target ≤ 1.10): %s\n",
 		round(perHand), round(perSvc), cpuRatio, verdict(cpuRatio <= 1.10))
+	fmt.Fprintf(&b, "    butakero's: its own process %s, its ffprobe and ffmpeg %s\n", round(perSelf), round(perChild))
 	return b.String(), nil
 }
 
@@ -601,26 +603,34 @@ func (s *service) requestMeasured(ctx context.Context, song string, poll time.Du
 // children it has waited for (yt-dlp, ffmpeg): /proc/<pid>/stat's utime,
 // stime, cutime and cstime, in clock ticks of 1/100 s (Linux's USER_HZ).
 func (s *service) cpuTime() (time.Duration, error) {
+	self, children, err := s.cpuSplit()
+	return self + children, err
+}
+
+// cpuSplit is cpuTime in two: the process's own (utime, stime) and its
+// waited-for children's (cutime, cstime).
+func (s *service) cpuSplit() (self, children time.Duration, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	// The command name (field 2) may hold spaces; fields after it do not.
 	rest := string(b[bytes.LastIndexByte(b, ')')+1:])
 	f := strings.Fields(rest)
 	// f[0] is field 3 (state); utime..cstime are fields 14..17.
 	if len(f) < 15 {
-		return 0, fmt.Errorf("short /proc/%d/stat", s.cmd.Process.Pid)
+		return 0, 0, fmt.Errorf("short /proc/%d/stat", s.cmd.Process.Pid)
 	}
-	var ticks int64
-	for _, v := range f[11:15] {
+	var ticks [4]int64
+	for i, v := range f[11:15] {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/stat: %w", s.cmd.Process.Pid, err)
+			return 0, 0, fmt.Errorf("/proc/%d/stat: %w", s.cmd.Process.Pid, err)
 		}
-		ticks += n
+		ticks[i] = n
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	tick := 10 * time.Millisecond
+	return time.Duration(ticks[0]+ticks[1]) * tick, time.Duration(ticks[2]+ticks[3]) * tick, nil
 }
 
 // peakRSS is the service process's VmHWM in bytes.

@@ -44,11 +44,11 @@ func TestHold(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := &fake{limit: tt.userLimit, live: tt.live}
 			b := budget(24*mib, f)
-			r1 := b.Hold()
+			r1 := b.Hold("song")
 			if f.limit != tt.want {
 				t.Fatalf("limit while held: %d, want %d", f.limit, tt.want)
 			}
-			r2 := b.Hold()
+			r2 := b.Hold("song")
 			r1()
 			r1() // a second call does nothing
 			if f.limit != tt.want {
@@ -59,7 +59,7 @@ func TestHold(t *testing.T) {
 				t.Fatalf("limit once released: %d, want %d (the one before)", f.limit, tt.userLimit)
 			}
 			// Held again: the limit before is read again.
-			r3 := b.Hold()
+			r3 := b.Hold("song")
 			if f.limit != tt.want {
 				t.Fatalf("limit held again: %d, want %d", f.limit, tt.want)
 			}
@@ -76,5 +76,54 @@ func TestOff(t *testing.T) {
 	if b != nil {
 		t.Fatalf("New(0) = %v, want nil", b)
 	}
-	b.Hold()() // sets nothing, does not panic
+	b.Hold("song")() // sets nothing, does not panic
+}
+
+// TestPerSong: the work of one song (its download, encode and follows)
+// shares the budget; each other song held at once adds a budget, and its
+// release takes it away again.
+func TestPerSong(t *testing.T) {
+	const mib = 1 << 20
+	f := &fake{limit: math.MaxInt64, live: 4 * mib}
+	b := budget(24*mib, f)
+	fetch := b.Hold("a")
+	encode := b.Hold("a")
+	follow := b.Hold("a")
+	if f.limit != 24*mib {
+		t.Fatalf("one song's three holds: limit %d MiB, want 24", f.limit/mib)
+	}
+	var others []func()
+	for _, s := range []string{"b", "c", "d"} {
+		others = append(others, b.Hold(s))
+	}
+	if f.limit != 4*24*mib {
+		t.Fatalf("four songs: limit %d MiB, want 96", f.limit/mib)
+	}
+	for _, r := range others {
+		r()
+	}
+	if f.limit != 24*mib {
+		t.Fatalf("the other songs released: limit %d MiB, want 24", f.limit/mib)
+	}
+	fetch()
+	encode()
+	if f.limit != 24*mib {
+		t.Fatalf("one hold of the song left: limit %d MiB, want 24", f.limit/mib)
+	}
+	follow()
+	if f.limit != math.MaxInt64 {
+		t.Fatalf("all released: limit %d, want none", f.limit)
+	}
+	// Never above the user's limit, whatever the songs.
+	f.limit = 64 * mib
+	var held []func()
+	for _, s := range []string{"a", "b", "c", "d"} {
+		held = append(held, b.Hold(s))
+	}
+	if f.limit != 64*mib {
+		t.Fatalf("four songs under GOMEMLIMIT=64MiB: limit %d MiB", f.limit/mib)
+	}
+	for _, r := range held {
+		r()
+	}
 }

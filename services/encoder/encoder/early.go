@@ -2,6 +2,7 @@ package encoder
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -209,7 +210,7 @@ func (h *handler) runEarly(ctx context.Context, cons jetstream.Consumer, slots c
 // allows it and no other encode has the operation. It returns why it
 // stored nothing (nil once stored and handed over).
 func (h *handler) early(ctx context.Context, env events.Envelope, arr events.AudioArriving, log *slog.Logger) error {
-	defer h.memory.Hold()()
+	defer h.memory.Hold(cmp.Or(arr.Song.ID, env.SongID))()
 	opID := env.OperationID
 	song := arr.Song
 	if song.ID == "" {

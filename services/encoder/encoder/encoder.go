@@ -242,7 +242,8 @@ type handler struct {
 // regardless: storing the same song's DCA twice is harmless. What becomes
 // of the claim is decided once the message ends (ended).
 func (h *handler) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
-	defer h.memory.Hold()()
+	songID, _ := songOf(d)
+	defer h.memory.Hold(songID)()
 	if claim := h.claim(ctx, d); claim != nil {
 		stop := claim.Keep(ctx)
 		defer func() {
@@ -297,12 +298,12 @@ func (h *handler) ended(ctx context.Context, d stage.Delivery, o stage.Outcome) 
 	if !ok {
 		return
 	}
-	defer h.memory.Hold()()
+	songID, ok := songOf(d)
+	defer h.memory.Hold(songID)()
 	if err := h.blobs.Delete(ctx, ev.Key); err != nil {
 		d.Log.Warn("encoder: delete staged audio", "key", ev.Key, "error", err)
 	}
 	h.endEarly(ctx, d.Envelope.OperationID, d.Log)
-	songID, ok := songOf(d)
 	if !ok {
 		return
 	}

@@ -178,7 +178,7 @@ func (h *handler) cached(d stage.Delivery, song events.Song, info blob.Info) []s
 // for this operation's next attempt.
 func (h *handler) fetch(ctx context.Context, d stage.Delivery, song events.Song, claim *claims.Claim) ([]stage.Emit, error) {
 	stop := claim.Keep(ctx)
-	release := h.memory.Hold()
+	release := h.memory.Hold(song.ID)
 	done, err := h.fetcher.Fetch(ctx, d.Envelope.OperationID, song, d.Log)
 	release()
 	if kerr := stop(); kerr != nil {

@@ -104,7 +104,7 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 	}
 	s.metrics.Following(1)
 	// A follow moves a song too: the budget is held until the body closes.
-	release := s.memory.Hold()
+	release := s.memory.Hold(songID)
 	first, isStored, err := s.firstChunk(ctx, f, opID, songID)
 	if err != nil || isStored {
 		f.Close()
