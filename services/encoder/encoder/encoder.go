@@ -188,14 +188,14 @@ func Run(ctx context.Context, d Deps) error {
 		Metrics:     d.Metrics,
 	}
 	loudCtx, stopLoud := context.WithCancel(ctx)
-	loudDone := make(chan error, 1)
-	go func() { loudDone <- loud.Run(loudCtx) }()
-	defer func() {
-		stopLoud()
-		if err := <-loudDone; err != nil {
-			d.Log.Error("encoder: the loudness worker stopped", "error", err)
+	loudDone := make(chan struct{})
+	go func() {
+		defer close(loudDone)
+		if err := loud.Run(loudCtx); err != nil {
+			d.Log.Error("encoder: the loudness worker stopped; passthroughs are not measured until a restart", "error", err)
 		}
 	}()
+	defer func() { stopLoud(); <-loudDone }()
 	w := &stage.Worker{
 		Stage:       StageName,
 		JS:          d.JS,
