@@ -149,6 +149,11 @@ type DCAEncoded struct {
 	// finite (silence).
 	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
 	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
+	// LoudnessPending says the audio was not measured yet (a passthrough
+	// copies its packets without decoding them; a dca.encoded rebuilt
+	// from a stored DCA whose header has no loudness): a loudness.measured
+	// follows, once the encoder has measured the stored DCA.
+	LoudnessPending bool `json:"loudness_pending,omitempty"`
 }
 
 // UploadDone ends an operation successfully: a valid DCA is stored.

@@ -67,7 +67,8 @@ func TouchesSong(ev events.Event) bool {
 // An event for an operation that has already ended is only recorded as
 // applied (op.LastSeq), except that loudness.measured, which comes after
 // the end, still changes the song. An event for an operation not seen yet (its
-// song.requested missing) creates the record.
+// song.requested missing) creates the record, except loudness.measured,
+// which changes only the song (the record may have expired).
 //
 // Attempts and failures count real attempts (see countAttempts): an
 // operation starts at one attempt and no failure, and every retry of a
@@ -80,6 +81,14 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 	at := env.Time
 	if at.IsZero() {
 		at = t
+	}
+	if m, ok := ev.(events.LoudnessMeasured); ok && op.ID == "" {
+		// The operation's record expired (OPERATION_TTL) or was never
+		// made: the song's measure creates none.
+		if id := SongID(op, env, ev); id != "" {
+			song = measured(song, id, m, seq, at.UTC().Format(time.RFC3339))
+		}
+		return op, song
 	}
 	if op.Final() {
 		op.LastSeq = seq
@@ -181,7 +190,11 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		if !older || next.DCAFrames == 0 {
 			next.DCAFrames = e.Frames
 			next.Mode, next.ModeReason = e.Mode, e.ModeReason
-			next.LoudnessLUFS, next.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
+			// A pending loudness (loudness.measured follows) leaves the
+			// one the song has.
+			if !e.LoudnessPending {
+				next.LoudnessLUFS, next.TruePeakDB = e.LoudnessLUFS, e.TruePeakDB
+			}
 		}
 		// A plain file's metadata has no duration; the encoder measured it.
 		if next.DurationMs == 0 {

@@ -217,6 +217,35 @@ func TestApply(t *testing.T) {
 			}(),
 		},
 		{
+			// An operation older than OPERATION_TTL, whose dca.encoded
+			// was measured late: the song gets its loudness, and no
+			// operation record comes back as in progress.
+			name:   "loudness.measured of an operation with no record creates none",
+			songID: "vid1", song: known,
+			ev: events.LoudnessMeasured{Key: "audio/vid1.dca", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 30,
+			wantSong: func() Song {
+				s := known
+				s.LoudnessLUFS, s.TruePeakDB, s.UpdatedAt, s.LastSeq = &lufs, &peak, "2025-03-01T12:00:00Z", 30
+				return s
+			}(),
+		},
+		{
+			name: "a dca.encoded whose loudness is pending leaves the song's",
+			op:   inProgress, song: func() Song { s := known; s.LoudnessLUFS, s.TruePeakDB = &lufs, &peak; return s }(),
+			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, Mode: "passthrough", ModeReason: "20 ms frames", LoudnessPending: true}, seq: 7,
+			wantOp: func() Operation {
+				o := inProgress
+				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
+				return o
+			}(),
+			wantSong: func() Song {
+				s := known
+				s.LoudnessLUFS, s.TruePeakDB = &lufs, &peak
+				s.DCAFrames, s.Mode, s.ModeReason, s.UpdatedAt, s.LastSeq = 150, "passthrough", "20 ms frames", "2025-03-01T12:00:00Z", 7
+				return s
+			}(),
+		},
+		{
 			// Another operation's lane measured the song since.
 			name: "an older loudness.measured leaves a measured song alone",
 			op:   stored, song: func() Song { s := known; s.LoudnessLUFS, s.LastSeq = &peak, 20; return s }(), songID: "vid1",

@@ -142,8 +142,8 @@ func faultLostPublish(t *testing.T, bin string) {
 		if env.Attempt < 2 {
 			t.Fatalf("dca.encoded published by attempt %d: not the redelivery", env.Attempt)
 		}
-		if enc.LoudnessLUFS != nil || enc.TruePeakDB != nil {
-			t.Fatalf("the rebuilt dca.encoded has loudness its DCA's header does not: %+v", enc)
+		if enc.LoudnessLUFS != nil || enc.TruePeakDB != nil || !enc.LoudnessPending {
+			t.Fatalf("the rebuilt dca.encoded: %+v, want no loudness (its DCA's header has none) and loudness_pending", enc)
 		}
 		var m events.LoudnessMeasured
 		if err := json.Unmarshal(obs.last(ctx, t, events.KindLoudnessMeasured, opID).Data, &m); err != nil {

@@ -465,6 +465,7 @@ func (h *handler) earlyEncode(ctx context.Context, opID string, song events.Song
 		ModeReason:       res.Reason,
 		LoudnessLUFS:     res.Loudness.LUFS,
 		TruePeakDB:       res.Loudness.TruePeakDB,
+		LoudnessPending:  !res.Measured,
 	}, nil
 }
 

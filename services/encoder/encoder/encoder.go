@@ -416,6 +416,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 		ModeReason:       res.Reason,
 		LoudnessLUFS:     res.Loudness.LUFS,
 		TruePeakDB:       res.Loudness.TruePeakDB,
+		LoudnessPending:  !res.Measured,
 	}), nil
 }
 
@@ -542,6 +543,8 @@ func (h *handler) describe(ctx context.Context, song events.Song, key string, lo
 	if b := dcaInfo.Metadata.Butakero; b != nil {
 		enc.Mode, enc.ModeReason, enc.LoudnessLUFS, enc.TruePeakDB = b.Mode, b.Reason, b.LoudnessLUFS, b.TruePeakDB
 	}
+	// A streamed DCA's header is written before the song is measured.
+	enc.LoudnessPending = enc.LoudnessLUFS == nil && enc.TruePeakDB == nil
 	return h.done(song, key, info.Size, enc), nil
 }
 

@@ -401,7 +401,7 @@ func TestRedelivery(t *testing.T) {
 	if was.LoudnessLUFS == nil || was.TruePeakDB == nil {
 		t.Fatalf("the encode measured no loudness: %+v", was)
 	}
-	if rebuilt.LoudnessLUFS != nil || rebuilt.TruePeakDB != nil || rebuilt.Frames != was.Frames {
+	if rebuilt.LoudnessLUFS != nil || rebuilt.TruePeakDB != nil || !rebuilt.LoudnessPending || rebuilt.Frames != was.Frames {
 		t.Fatalf("the rebuilt dca.encoded %+v, the encode's %+v", rebuilt, was)
 	}
 	_, ev := r.env.Next(ctx, t, events.KindLoudnessMeasured, first.OperationID)
@@ -427,8 +427,8 @@ func (r *rig) checkLoudness(ctx context.Context, t *testing.T, opID, key string,
 	t.Helper()
 	measured := enc.LoudnessLUFS != nil && enc.TruePeakDB != nil
 	if later {
-		if enc.LoudnessLUFS != nil || enc.TruePeakDB != nil {
-			t.Fatalf("a passthrough's dca.encoded carries loudness: %+v", enc)
+		if enc.LoudnessLUFS != nil || enc.TruePeakDB != nil || !enc.LoudnessPending {
+			t.Fatalf("a passthrough's dca.encoded: %+v, want no loudness and loudness_pending", enc)
 		}
 		env, ev := r.env.Next(ctx, t, events.KindLoudnessMeasured, opID)
 		m := ev.(events.LoudnessMeasured)
@@ -438,8 +438,8 @@ func (r *rig) checkLoudness(ctx context.Context, t *testing.T, opID, key string,
 		t.Logf("loudness.measured: %.1f LUFS, %.1f dBTP", *m.LoudnessLUFS, *m.TruePeakDB)
 		return
 	}
-	if !measured {
-		t.Fatalf("a transcode's dca.encoded has no loudness: %+v", enc)
+	if !measured || enc.LoudnessPending {
+		t.Fatalf("a transcode's dca.encoded: %+v, want its loudness and nothing pending", enc)
 	}
 	stream, err := r.env.JS.Stream(ctx, events.StreamName)
 	if err != nil {

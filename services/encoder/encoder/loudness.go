@@ -21,10 +21,13 @@ const LoudnessStage = "loudness"
 // encodes keep the rest of the CPUs.
 const LoudnessConcurrency = 1
 
-// measurer answers loudness.measured for every dca.encoded that carries no
-// loudness: a passthrough (its packets are copied, never decoded, so the
-// copy is not held back by the measure) and a dca.encoded rebuilt from a
-// stored DCA (describe), whose streamed header has none. It takes
+// measurer answers loudness.measured for every dca.encoded whose loudness
+// is pending (events.DCAEncoded.LoudnessPending): a passthrough (its
+// packets are copied, never decoded, so the copy is not held back by the
+// measure) and a dca.encoded rebuilt from a stored DCA (describe), whose
+// streamed header has none. A transcode is measured in its own run, and a
+// dca.encoded of an encoder before this one says nothing pending: neither
+// is measured again. It takes
 // dca.encoded from its own consumer (events.ConsumerEncoderLoudness), once
 // the DCA is stored, and measures the stored packets as a player decodes
 // them (transcode.MeasureDCA): what a bot plays.
@@ -39,7 +42,7 @@ type measurer struct {
 
 func (m *measurer) handle(ctx context.Context, d stage.Delivery) ([]stage.Emit, error) {
 	enc, ok := d.Event.(events.DCAEncoded)
-	if !ok || enc.LoudnessLUFS != nil || enc.TruePeakDB != nil {
+	if !ok || !enc.LoudnessPending {
 		return nil, nil
 	}
 	songID := d.Envelope.SongID

@@ -95,9 +95,10 @@ func (s *Sweeper) Sweep(ctx context.Context, now time.Time) (int, error) {
 	return deleted, errors.Join(errs...)
 }
 
-// over reports whether operation opID has ended: its last event ends it,
-// or the stream holds none of it (a key naming no operation, or one
-// trimmed from the stream).
+// over reports whether operation opID has ended: the stream holds one of
+// its final events (events.FinalKinds; the last event may come after it,
+// as a passthrough's loudness.measured does), or none of it (a key naming
+// no operation, or one trimmed from the stream).
 func (s *Sweeper) over(ctx context.Context, opID string) (bool, error) {
 	if events.ValidOperationID(opID) != nil {
 		return true, nil
@@ -109,6 +110,17 @@ func (s *Sweeper) over(ctx context.Context, opID string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("fetcher: history of %s: %w", opID, err)
 	}
-	kind, _, _ := events.KindOf(last.Subject)
-	return kind == events.KindUploadDone || kind == events.KindOperationFailed, nil
+	if kind, _, _ := events.KindOf(last.Subject); events.IsFinal(kind) {
+		return true, nil
+	}
+	for _, k := range events.FinalKinds {
+		_, err := s.Stream.GetLastMsgForSubject(ctx, events.Subject(k, opID))
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, fmt.Errorf("fetcher: history of %s: %w", opID, err)
+		}
+	}
+	return false, nil
 }

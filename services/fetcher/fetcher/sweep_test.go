@@ -28,6 +28,9 @@ func TestSweep(t *testing.T) {
 		swept   bool
 	}{
 		{"succeeded, old", []events.Event{events.VideoResolved{}, events.AudioDownloaded{}, events.DCAEncoded{}, events.UploadDone{}}, 2 * time.Hour, true},
+		{"succeeded, its loudness measured after, old", []events.Event{events.VideoResolved{}, events.AudioDownloaded{}, events.DCAEncoded{}, events.UploadDone{}, events.LoudnessMeasured{Key: "audio/song1.dca"}}, 2 * time.Hour, true},
+		{"cancelled, old", []events.Event{events.VideoResolved{}, events.OperationCancelled{Reason: "user"}}, 2 * time.Hour, true},
+		{"half encoded, its loudness measured, old", []events.Event{events.VideoResolved{}, events.AudioDownloaded{}, events.DCAEncoded{}, events.LoudnessMeasured{Key: "audio/song1.dca"}}, 2 * time.Hour, false},
 		{"failed, old", []events.Event{events.VideoResolved{}, events.OperationFailed{Stage: "encode", Code: events.CodeTimeout}}, 2 * time.Hour, true},
 		{"still in the encoder's backlog, old", []events.Event{events.VideoResolved{}, events.AudioDownloaded{}}, 2 * time.Hour, false},
 		{"half encoded, old", []events.Event{events.VideoResolved{}, events.AudioDownloaded{}, events.DCAEncoded{}}, 2 * time.Hour, false},

@@ -260,7 +260,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	}
 	// This process exports the lag of every stage's durable consumer.
 	s.metrics.WatchConsumers(d.JS, events.StreamName,
-		events.ConsumerResolver, events.ConsumerFetcher, events.ConsumerEncoder, events.ConsumerRecorder)
+		events.ConsumerResolver, events.ConsumerFetcher, events.ConsumerEncoder, events.ConsumerEncoderLoudness, events.ConsumerRecorder)
 
 	setup, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()

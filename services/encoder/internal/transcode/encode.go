@@ -98,6 +98,9 @@ type Result struct {
 	// with LoudnessTarget set; empty for any other passthrough, which is
 	// not measured.
 	Loudness Loudness
+	// Measured says that Loudness was measured (it may still be empty:
+	// silence has none).
+	Measured bool
 }
 
 // Duration is what the frames cover.
@@ -196,7 +199,7 @@ func Encode(ctx context.Context, path string, o Options, out Output) (Result, er
 		res, err := run(ctx, path, o, out, ModePassthrough, reason, 0, false)
 		if err == nil {
 			if before != nil {
-				res.Loudness = *before
+				res.Loudness, res.Measured = *before, true
 			}
 			return res, nil
 		}
@@ -426,7 +429,7 @@ func run(parent context.Context, path string, o Options, out Output, mode, reaso
 		return Result{}, rerr
 	}
 	if measure && !copyPackets {
-		dca.Loudness = parseLoudness(stderr.String())
+		dca.Loudness, dca.Measured = parseLoudness(stderr.String()), true
 	}
 	return dca.Result, nil
 }
