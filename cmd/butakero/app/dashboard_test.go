@@ -175,10 +175,16 @@ func TestDashboard(t *testing.T) {
 	})
 
 	t.Run("the player loads the song from /ogg", func(t *testing.T) {
-		step(t, ctx, "play",
-			chromedp.Click(chromedp.CSS(`#songs tr[data-song="`+songID+`"] button.play`)),
-			chromedp.WaitVisible(chromedp.CSS(`#player-duration[data-seconds]`)),
-		)
+		// Clicked in the page, found as it is clicked: a catalog load that
+		// answers late (the search's, or the one after the operation
+		// ended) replaces the rows, and a node chromedp found a moment
+		// before may be gone by its click.
+		play := `document.querySelector('#songs tr[data-song="` + songID + `"] button.play')`
+		step(t, ctx, "play button", chromedp.WaitVisible(chromedp.CSS(`#songs tr[data-song="`+songID+`"] button.play`)))
+		if !eval[bool](t, ctx, `(`+play+`.click(), true)`) {
+			t.Fatal("the play button was not clicked")
+		}
+		step(t, ctx, "player", chromedp.WaitVisible(chromedp.CSS(`#player-duration[data-seconds]`)))
 		secs := eval[float64](t, ctx, `document.getElementById("player-audio").duration`)
 		if got := time.Duration(secs * float64(time.Second)); (got - songLen).Abs() > 50*time.Millisecond {
 			t.Errorf("the player reports %s, the song lasts %s", got, songLen)
