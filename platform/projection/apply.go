@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -82,21 +83,25 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 	if at.IsZero() {
 		at = t
 	}
-	if m, ok := ev.(events.LoudnessMeasured); ok && op.ID == "" {
-		// The operation's record expired (OPERATION_TTL) or was never
-		// made: the song's measure creates none.
-		if id := SongID(op, env, ev); id != "" {
+	if m, ok := ev.(events.LoudnessMeasured); ok {
+		// A song's measure, usually after its operation's end: it changes
+		// the song, and of the operation only what records it as applied
+		// (none is made for one whose record expired).
+		id := SongID(op, env, ev)
+		if op.ID != "" {
+			if !op.Final() {
+				op.UpdatedAt = at.UTC().Format(time.RFC3339)
+				op.SongID = cmp.Or(id, op.SongID)
+			}
+			op.LastSeq = seq
+		}
+		if id != "" {
 			song = measured(song, id, m, seq, at.UTC().Format(time.RFC3339))
 		}
 		return op, song
 	}
 	if op.Final() {
 		op.LastSeq = seq
-		if m, ok := ev.(events.LoudnessMeasured); ok {
-			if id := SongID(op, env, ev); id != "" {
-				song = measured(song, id, m, seq, at.UTC().Format(time.RFC3339))
-			}
-		}
 		return op, song
 	}
 	// Both times are the event's own: a record reads the same whichever
@@ -200,8 +205,6 @@ func Apply(op Operation, song Song, env events.Envelope, ev events.Event, seq ui
 		if next.DurationMs == 0 {
 			next.DurationMs = e.SourceDurationMs
 		}
-	case events.LoudnessMeasured:
-		return op, measured(song, songID, e, seq, recTime)
 	case events.UploadDone:
 		next = merge(next, e.Song, older)
 		if !older || next.DCAKey == "" {
