@@ -1,5 +1,6 @@
 // Package jsbucket creates JetStream streams, key-value buckets and object stores so
-// that several processes may start at once against a fresh cluster.
+// that several processes may start at once against a fresh cluster, and
+// reads keys through the moment a cluster's bucket has no responder.
 //
 // nats.go's CreateOrUpdateKeyValue and CreateOrUpdateObjectStore send an
 // update first. Against a nats-server 2.15 cluster, an update that arrives
@@ -13,7 +14,9 @@ package jsbucket
 import (
 	"context"
 	"errors"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -44,4 +47,33 @@ func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamCon
 		s, err = js.UpdateStream(ctx, cfg)
 	}
 	return s, err
+}
+
+// NoResponderWait bounds how long Get tries a key again while its bucket
+// has no responder.
+const NoResponderWait = 2 * time.Second
+
+// Get reads key from kv. Key-value reads are direct gets, answered by
+// whichever replica holds the bucket; in a cluster, for a moment after the
+// bucket is created (its replicas have not subscribed yet) or while they
+// elect a leader, the read finds no responder at all. Get tries again then,
+// at growing intervals, for up to NoResponderWait or until ctx ends, and
+// returns the last error after that. Any other error is returned at once.
+func Get(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
+	deadline := time.Now().Add(NoResponderWait)
+	wait := 10 * time.Millisecond
+	for {
+		e, err := kv.Get(ctx, key)
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().Add(wait).After(deadline) {
+			return e, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }

@@ -372,7 +372,7 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 	if events.ValidSongID(key) != nil {
 		return projection.ErrNotFound
 	}
-	e, err := kv.Get(ctx, key)
+	e, err := jsbucket.Get(ctx, kv, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return projection.ErrNotFound
 	}
@@ -391,7 +391,7 @@ func getRev(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint
 	if events.ValidSongID(key) != nil {
 		return 0, fmt.Errorf("kvstore: invalid key %q", key)
 	}
-	e, err := kv.Get(ctx, key)
+	e, err := jsbucket.Get(ctx, kv, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, nil
 	}

@@ -118,7 +118,7 @@ func (s *server) claim(ctx context.Context, scope, key, route, query string, pla
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return idemRecord{}, false, fmt.Errorf("create idempotency record: %w", err)
 		}
-		e, err := s.idem.Get(ctx, kvKey)
+		e, err := jsbucket.Get(ctx, s.idem, kvKey)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
