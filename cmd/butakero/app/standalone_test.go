@@ -91,10 +91,10 @@ func TestServicesAlone(t *testing.T) {
 		p.cmd.Env = env
 		switch s {
 		case "encoder":
-			// A service alone serves its metrics on METRICS_ADDR.
-			p.cmd.Env = append(slices.Clone(env), "METRICS_ADDR="+encoderMetrics)
+			// A service alone serves its metrics on METRICS_ADDR, and
+			// logs its consumer's backlog as EMF with METRICS_EMF.
+			p.cmd.Env = append(slices.Clone(env), "METRICS_ADDR="+encoderMetrics, "METRICS_EMF=true", "METRICS_DEPLOYMENT=test")
 		case "fetcher":
-			// and logs its consumer's backlog as EMF with METRICS_EMF.
 			p.cmd.Env = append(slices.Clone(env), "METRICS_EMF=true", "METRICS_DEPLOYMENT=test")
 		}
 		p.cmd.Stderr = p.stderr
@@ -150,12 +150,19 @@ func TestServicesAlone(t *testing.T) {
 		t.Errorf("the encoder's /metrics lacks %s", want)
 	}
 
-	// The fetcher, run with METRICS_EMF, logs its consumer's backlog
-	// (once its consumer exists, then every 30 s); the others do not.
-	emfLine := `"Deployment":"test","Consumer":"fetcher","ConsumerBacklog":`
-	fetcher := procs[slices.IndexFunc(procs, func(p *proc) bool { return p.name == "fetcher" })]
-	if !fetcher.stderr.Contains(10*time.Second, emfLine) {
-		t.Errorf("the fetcher with METRICS_EMF=true wrote no EMF line of its consumer:\n%s", fetcher.stderr.Tail(20))
+	// The fetcher and the encoder, run with METRICS_EMF, log their
+	// consumer's backlog (once it exists, then every 30 s; the encoder's
+	// is its encodes' and its loudness measures' consumers added up, and
+	// written only when both could be read); the others do not.
+	withEMF := map[string]bool{"fetcher": true, "encoder": true}
+	for _, p := range procs {
+		if !withEMF[p.name] {
+			continue
+		}
+		emfLine := `"Deployment":"test","Consumer":"` + p.name + `","ConsumerBacklog":`
+		if !p.stderr.Contains(10*time.Second, emfLine) {
+			t.Errorf("the %s with METRICS_EMF=true wrote no EMF line of its consumer:\n%s", p.name, p.stderr.Tail(20))
+		}
 	}
 
 	stopped = true
@@ -163,7 +170,7 @@ func TestServicesAlone(t *testing.T) {
 		t.Error(err)
 	}
 	for _, p := range procs {
-		if p.name != "fetcher" && strings.Contains(p.stderr.Tail(1000), `"_aws":`) {
+		if !withEMF[p.name] && strings.Contains(p.stderr.Tail(1000), `"_aws":`) {
 			t.Errorf("%s wrote EMF lines without METRICS_EMF", p.name)
 		}
 	}

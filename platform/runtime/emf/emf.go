@@ -63,8 +63,9 @@ type Emitter struct {
 	Stream, Consumer string
 	// Parts, when set, are the consumers on Stream whose backlogs add up
 	// to Consumer's: the recorder's lanes (events.LaneConsumers), reported
-	// as one "recorder" backlog. A line is written only when every part
-	// could be read.
+	// as one "recorder" backlog, or the encoder's encodes and loudness
+	// measures, as one "encoder" backlog. A line is written only when
+	// every part could be read.
 	Parts []string
 	// Deployment is the Deployment dimension's value. Required.
 	Deployment string

@@ -104,13 +104,7 @@ func Run(ctx context.Context, name string, run func(ctx context.Context, env Env
 		}
 		defer stop()
 	}
-	if consumer, ok := stageConsumers[name]; ok && cfg.MetricsEMF {
-		src := backlogSource{stream: events.StreamName, consumer: consumer}
-		if name == "recorder" {
-			// The recorder reads its lanes, not the stream: its backlog is
-			// theirs added up.
-			src.stream, src.parts = events.LanesStreamName, events.LaneConsumers(cfg.RecorderPartitions)
-		}
+	if src, ok := backlogOf(name, cfg.RecorderPartitions); ok && cfg.MetricsEMF {
 		stop := emitBacklog(ctx, js, name, src, cfg.MetricsDeployment, prober, log)
 		defer stop()
 	}
@@ -132,6 +126,28 @@ var stageConsumers = map[string]string{
 type backlogSource struct {
 	stream, consumer string
 	parts            []string
+}
+
+// backlogOf is the backlog service reports with METRICS_EMF, and false
+// for a service with no durable consumer.
+func backlogOf(service string, recorderPartitions int) (backlogSource, bool) {
+	consumer, ok := stageConsumers[service]
+	if !ok {
+		return backlogSource{}, false
+	}
+	src := backlogSource{stream: events.StreamName, consumer: consumer}
+	switch service {
+	case "recorder":
+		// The recorder reads its lanes, not the stream: its backlog is
+		// theirs added up.
+		src.stream, src.parts = events.LanesStreamName, events.LaneConsumers(recorderPartitions)
+	case "encoder":
+		// An encoder task also measures the passthroughs' loudness from
+		// its second consumer: a measure is about as much CPU as a
+		// transcode, so its backlog counts as the encodes' does.
+		src.parts = []string{events.ConsumerEncoder, events.ConsumerEncoderLoudness}
+	}
+	return src, true
 }
 
 // ytdlpServices run yt-dlp: their EMF lines also carry its age.

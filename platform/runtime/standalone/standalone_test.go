@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
+	"github.com/butakero/butakero/events"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -33,5 +35,34 @@ func TestJetStreamUnavailable(t *testing.T) {
 				t.Errorf("jetStreamUnavailable(%v) = %t, want %t", tc.err, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestBacklogOf: each stage service reports its consumer's backlog; the
+// encoder's adds up its encodes and its loudness measures, the recorder's
+// its lanes; a service without a consumer reports none.
+func TestBacklogOf(t *testing.T) {
+	cases := []struct {
+		service        string
+		stream         string
+		parts          []string
+		wantNoConsumer bool
+	}{
+		{service: "resolver", stream: events.StreamName},
+		{service: "fetcher", stream: events.StreamName},
+		{service: "encoder", stream: events.StreamName, parts: []string{events.ConsumerEncoder, events.ConsumerEncoderLoudness}},
+		{service: "recorder", stream: events.LanesStreamName, parts: events.LaneConsumers(4)},
+		{service: "gateway", wantNoConsumer: true},
+		{service: "notifier", wantNoConsumer: true},
+	}
+	for _, c := range cases {
+		src, ok := backlogOf(c.service, 4)
+		if ok == c.wantNoConsumer {
+			t.Errorf("%s: has a backlog %v, want %v", c.service, ok, !c.wantNoConsumer)
+			continue
+		}
+		if ok && (src.consumer != c.service || src.stream != c.stream || !slices.Equal(src.parts, c.parts)) {
+			t.Errorf("%s: consumer %s on %s, parts %v; want %s on %s, parts %v", c.service, src.consumer, src.stream, src.parts, c.service, c.stream, c.parts)
+		}
 	}
 }
