@@ -452,21 +452,7 @@ func (h *handler) earlyEncode(ctx context.Context, opID string, song events.Song
 	if err != nil {
 		return res, info, none, err
 	}
-	bitrate := h.bitrate
-	if res.Mode == transcode.ModePassthrough {
-		bitrate = src.BitrateKbps
-	}
-	return res, info, events.DCAEncoded{
-		Frames:           res.Frames,
-		DurationMs:       res.Duration().Milliseconds(),
-		SourceDurationMs: src.Duration.Milliseconds(),
-		BitrateKbps:      bitrate,
-		Mode:             res.Mode,
-		ModeReason:       res.Reason,
-		LoudnessLUFS:     res.Loudness.LUFS,
-		TruePeakDB:       res.Loudness.TruePeakDB,
-		LoudnessPending:  !res.Measured,
-	}, nil
+	return res, info, h.encoded(res, src), nil
 }
 
 // downloadedWait bounds how long a finished early encode waits for its

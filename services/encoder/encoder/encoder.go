@@ -403,21 +403,7 @@ func (h *handler) encodeEvent(ctx context.Context, d stage.Delivery) ([]stage.Em
 	events.PublishProgress(h.nc, d.Envelope.OperationID, StageName, 100)
 	log.Info("encoder: stored DCA", "dca_key", key, "frames", res.Frames, "dca_size", info.Size, "dca_duration", res.Duration(),
 		"mode", res.Mode, "mode_reason", res.Reason)
-	bitrate := h.bitrate
-	if res.Mode == transcode.ModePassthrough {
-		bitrate = source.BitrateKbps
-	}
-	return h.done(song, key, info.Size, events.DCAEncoded{
-		Frames:           res.Frames,
-		DurationMs:       res.Duration().Milliseconds(),
-		SourceDurationMs: srcDur.Milliseconds(),
-		BitrateKbps:      bitrate,
-		Mode:             res.Mode,
-		ModeReason:       res.Reason,
-		LoudnessLUFS:     res.Loudness.LUFS,
-		TruePeakDB:       res.Loudness.TruePeakDB,
-		LoudnessPending:  !res.Measured,
-	}), nil
+	return h.done(song, key, info.Size, h.encoded(res, source)), nil
 }
 
 // encode streams the DCA of the file at path (or, when input is set, of
@@ -498,6 +484,28 @@ func checkCoverage(res transcode.Result, src time.Duration) error {
 			"the encoded audio lasts %s but the source lasts %s", got.Round(time.Millisecond), src.Round(time.Millisecond))
 	}
 	return nil
+}
+
+// encoded is the dca.encoded of res, the DCA encoded from src: its
+// bitrate is the source's for a passthrough, else the configured one, and
+// a loudness not measured is left pending. The late and the early encode
+// both tell it so.
+func (h *handler) encoded(res transcode.Result, src transcode.Source) events.DCAEncoded {
+	bitrate := h.bitrate
+	if res.Mode == transcode.ModePassthrough {
+		bitrate = src.BitrateKbps
+	}
+	return events.DCAEncoded{
+		Frames:           res.Frames,
+		DurationMs:       res.Duration().Milliseconds(),
+		SourceDurationMs: src.Duration.Milliseconds(),
+		BitrateKbps:      bitrate,
+		Mode:             res.Mode,
+		ModeReason:       res.Reason,
+		LoudnessLUFS:     res.Loudness.LUFS,
+		TruePeakDB:       res.Loudness.TruePeakDB,
+		LoudnessPending:  !res.Measured,
+	}
 }
 
 // done is what a stored DCA causes: dca.encoded, then upload.done.

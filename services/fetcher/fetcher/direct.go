@@ -316,7 +316,8 @@ func because(err error, format string, args ...any) error {
 	return events.Wrap(f.Code, fmt.Errorf(format, args...), "%s", f.Message)
 }
 
-// errEmpty is the failure of a response without a body.
+// errEmpty is the failure of a download that gave no bytes: a response
+// without a body, or a yt-dlp run that wrote none (audioReader).
 func errEmpty() error {
 	return events.Fail(events.CodeEmptyAudio, "the source gave no audio: the file is empty")
 }

@@ -401,7 +401,7 @@ func (a *audioReader) Read(p []byte) (int, error) {
 			return n, a.err
 		}
 		if a.n == 0 {
-			a.err = events.Fail(events.CodeEmptyAudio, "the source gave no audio: the file is empty")
+			a.err = errEmpty()
 			return n, a.err
 		}
 		return n, io.EOF

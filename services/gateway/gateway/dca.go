@@ -89,6 +89,29 @@ func (s *server) cacheHeaders(c *fiber.Ctx, etag string) (rangeHeader string, no
 	return rangeHeader, false
 }
 
+// startStored starts an answer made from song id's stored DCA, as /dca
+// and /ogg give it: it stats the DCA (statDCA) and sets the caching
+// headers (cacheHeaders), the ETag the DCA's digest after etagPrefix so
+// that each form of the DCA has its own. It returns the DCA's key, what
+// Stat said of it and the Range to honour; done reports that the answer
+// is over, with err to return: the DCA is missing (a 404) or unreadable,
+// or the client's copy is current (304 sent).
+func (s *server) startStored(ctx context.Context, c *fiber.Ctx, id, etagPrefix string) (key string, info blob.Info, rangeHeader string, done bool, err error) {
+	key, info, err = s.statDCA(ctx, id)
+	if err != nil {
+		return key, info, "", true, err
+	}
+	etag := ""
+	if info.Digest != "" {
+		etag = `"` + etagPrefix + info.Digest + `"`
+	}
+	rangeHeader, notModified := s.cacheHeaders(c, etag)
+	if notModified {
+		return key, info, "", true, c.SendStatus(fiber.StatusNotModified)
+	}
+	return key, info, rangeHeader, false, nil
+}
+
 // rangeAnswer starts the answer of a stored body of size bytes, called
 // what in an error: 416 for a Range past its end; else its Content-Type,
 // and 206 with Content-Range for a range. It returns the bytes to send,
@@ -119,17 +142,9 @@ func (s *server) storedDCA(c *fiber.Ctx, id string) error {
 	// soon as the encoder stored it, before the recorder has put it in the
 	// catalog (the status already says success then, read from the
 	// stream).
-	key, info, err := s.statDCA(ctx, id)
-	if err != nil {
+	key, info, rangeHeader, done, err := s.startStored(ctx, c, id, "")
+	if done {
 		return err
-	}
-	etag := ""
-	if info.Digest != "" {
-		etag = `"` + info.Digest + `"`
-	}
-	rangeHeader, notModified := s.cacheHeaders(c, etag)
-	if notModified {
-		return c.SendStatus(fiber.StatusNotModified)
 	}
 	start, length, headOnly, err := rangeAnswer(c, rangeHeader, info.Size, dcaContentType, "the DCA")
 	if err != nil || headOnly {

@@ -46,17 +46,9 @@ func (s *server) ogg(c *fiber.Ctx) error {
 func (s *server) storedOgg(c *fiber.Ctx, id string) error {
 	ctx, cancel := context.WithTimeout(c.UserContext(), storeTimeout)
 	defer cancel()
-	key, info, err := s.statDCA(ctx, id)
-	if err != nil {
+	key, info, rangeHeader, done, err := s.startStored(ctx, c, id, "ogg-")
+	if done {
 		return err
-	}
-	etag := ""
-	if info.Digest != "" {
-		etag = `"ogg-` + info.Digest + `"`
-	}
-	rangeHeader, notModified := s.cacheHeaders(c, etag)
-	if notModified {
-		return c.SendStatus(fiber.StatusNotModified)
 	}
 
 	// The serial number is the song's, so the same DCA is always the

@@ -158,22 +158,76 @@ type recorder struct {
 	// and no read. A record another process changed meanwhile (two
 	// processes share the lanes, and the songs) fails its write's
 	// condition, and is read again.
-	mu    sync.Mutex
-	ops   map[string]projection.Operation
-	songs map[string]projection.Song
+	ops   held[projection.Operation]
+	songs held[projection.Song]
 }
 
 // maxHeld bounds the records held of each kind; past it they are all let
 // go, and read again from the store as their operations go on.
 const maxHeld = 16384
 
+// held is the records of one kind a recorder last wrote or read, by id,
+// at most maxHeld of them. Its zero value holds none; it is safe for
+// concurrent use.
+type held[R any] struct {
+	mu sync.Mutex
+	m  map[string]R
+}
+
+// get returns the record held with id, if any.
+func (h *held[R]) get(id string) (R, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	rec, ok := h.m[id]
+	return rec, ok
+}
+
+// getOrRead returns the record held with id, or else reads it with read
+// and holds it. A record the store does not have (projection.ErrNotFound)
+// is the zero record, and is not held.
+func (h *held[R]) getOrRead(ctx context.Context, id string, read func(context.Context, string) (R, error)) (R, error) {
+	if rec, ok := h.get(id); ok {
+		return rec, nil
+	}
+	rec, err := read(ctx, id)
+	if errors.Is(err, projection.ErrNotFound) {
+		var none R
+		return none, nil
+	}
+	if err != nil {
+		return rec, err
+	}
+	h.hold(id, rec)
+	return rec, nil
+}
+
+// hold keeps rec as the record with id, letting every other go first when
+// maxHeld are held.
+func (h *held[R]) hold(id string, rec R) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]R{}
+	}
+	if len(h.m) >= maxHeld {
+		clear(h.m)
+	}
+	h.m[id] = rec
+}
+
+// forget lets the record with id go: it is read again when next asked for.
+func (h *held[R]) forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.m, id)
+}
+
 // maxConflicts bounds the conditional writes of one event that lose to
 // another writer before the event is given back for a later retry.
 const maxConflicts = 64
 
 func newRecorder(store Store, log *slog.Logger, m *metrics.Metrics) *recorder {
-	return &recorder{store: store, log: log, metrics: newRecorderMetrics(m),
-		ops: map[string]projection.Operation{}, songs: map[string]projection.Song{}}
+	return &recorder{store: store, log: log, metrics: newRecorderMetrics(m)}
 }
 
 // operation returns the operation with id, held or read. With assumeNew
@@ -181,65 +235,23 @@ func newRecorder(store Store, log *slog.Logger, m *metrics.Metrics) *recorder {
 // read: the write built on it is conditional on no record being stored,
 // and fails if one is.
 func (r *recorder) operation(ctx context.Context, id string, assumeNew bool) (projection.Operation, error) {
-	r.mu.Lock()
-	op, ok := r.ops[id]
-	r.mu.Unlock()
-	if ok || assumeNew {
+	if assumeNew {
+		op, _ := r.ops.get(id)
 		return op, nil
 	}
-	op, err := r.store.Operation(ctx, id)
-	if errors.Is(err, projection.ErrNotFound) {
-		return projection.Operation{}, nil
-	}
-	if err != nil {
-		return op, err
-	}
-	r.holdOp(id, op)
-	return op, nil
+	return r.ops.getOrRead(ctx, id, r.store.Operation)
 }
 
 // song returns the song with id, held or read.
 func (r *recorder) song(ctx context.Context, id string) (projection.Song, error) {
-	r.mu.Lock()
-	song, ok := r.songs[id]
-	r.mu.Unlock()
-	if ok {
-		return song, nil
-	}
-	song, err := r.store.Song(ctx, id)
-	if errors.Is(err, projection.ErrNotFound) {
-		return projection.Song{}, nil
-	}
-	if err != nil {
-		return song, err
-	}
-	r.holdSong(id, song)
-	return song, nil
+	return r.songs.getOrRead(ctx, id, r.store.Song)
 }
 
-func (r *recorder) holdOp(id string, op projection.Operation) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.ops) >= maxHeld {
-		clear(r.ops)
-	}
-	r.ops[id] = op
-}
-
-func (r *recorder) holdSong(id string, song projection.Song) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.songs) >= maxHeld {
-		clear(r.songs)
-	}
-	r.songs[id] = song
-}
-
+// forget lets the records of operation opID and song songID go, after a
+// write lost to another writer: both are read again.
 func (r *recorder) forget(opID, songID string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.ops, opID)
-	delete(r.songs, songID)
+	r.ops.forget(opID)
+	r.songs.forget(songID)
 }
 
 // handle applies one event. The runtime acks it once applied and retries
@@ -291,7 +303,7 @@ func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev eve
 				r.forget(env.OperationID, songID)
 				continue
 			}
-			r.holdSong(songID, newSong)
+			r.songs.hold(songID, newSong)
 			songChanged = true
 		}
 		if newOp.LastSeq == op.LastSeq {
@@ -306,7 +318,7 @@ func (r *recorder) applyChanged(ctx context.Context, env events.Envelope, ev eve
 			r.forget(env.OperationID, songID)
 			continue
 		}
-		r.holdOp(env.OperationID, newOp)
+		r.ops.hold(env.OperationID, newOp)
 		log.Debug("recorder: applied", "status", newOp.Status, "stage", newOp.Stage)
 		return true, nil
 	}
