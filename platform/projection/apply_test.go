@@ -31,6 +31,12 @@ func TestApply(t *testing.T) {
 	stored.Status, stored.Success, stored.Stage, stored.Message, stored.Data = "success", true, "stored", "DCA stored", "nats://objects/b/audio/vid1.dca"
 	stored.ProcessingDate, stored.UpdatedAt, stored.LastSeq = "2025-03-01T12:00:00Z", "2025-03-01T12:00:00Z", 8
 	known := Song{ID: "vid1", Title: "Old title", DurationMs: 1000, URL: "https://youtu.be/vid1", Channel: "Chan", LastSeq: 4}
+	// encoded is inProgress after dca.encoded at seq 7.
+	encoded := inProgress
+	encoded.Stage, encoded.UpdatedAt, encoded.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
+	// touched is inProgress after an event at seq 6 that leaves its stage.
+	touched := inProgress
+	touched.UpdatedAt, touched.LastSeq = "2025-03-01T12:00:00Z", 6
 	success := inProgress
 	success.Status, success.Success, success.Stage, success.Message, success.Data = StatusSuccess, true, StageStored, "DCA stored", "nats://x"
 
@@ -70,24 +76,16 @@ func TestApply(t *testing.T) {
 		{
 			name: "audio.downloaded merges the song, the event's fields winning",
 			op:   inProgress, song: known, songID: "vid1",
-			ev:  events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New title", DurationMs: 212000}, Key: "staging/op1.m4a", Size: 10},
-			seq: 6,
-			wantOp: func() Operation {
-				o := inProgress
-				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 6
-				return o
-			}(),
+			ev:       events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New title", DurationMs: 212000}, Key: "staging/op1.m4a", Size: 10},
+			seq:      6,
+			wantOp:   touched,
 			wantSong: Song{ID: "vid1", Title: "New title", DurationMs: 212000, URL: "https://youtu.be/vid1", Channel: "Chan", UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 6},
 		},
 		{
 			name: "dca.encoded: stage encoded, song frames; song id from the operation",
 			op:   inProgress, song: known,
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, Mode: "transcode", ModeReason: "the source is aac, not opus", LoudnessLUFS: &lufs, TruePeakDB: &peak}, seq: 7,
-			wantOp: func() Operation {
-				o := inProgress
-				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
-				return o
-			}(),
+			wantOp: encoded,
 			wantSong: func() Song {
 				s := known
 				s.DCAFrames, s.UpdatedAt, s.LastSeq = 150, "2025-03-01T12:00:00Z", 7
@@ -99,11 +97,7 @@ func TestApply(t *testing.T) {
 			name: "dca.encoded gives a song without a duration the source's",
 			op:   inProgress, song: Song{ID: "vid1", Title: "tone", Source: "direct", LastSeq: 6},
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, SourceDurationMs: 2995}, seq: 7,
-			wantOp: func() Operation {
-				o := inProgress
-				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
-				return o
-			}(),
+			wantOp:   encoded,
 			wantSong: Song{ID: "vid1", Title: "tone", Source: "direct", DurationMs: 2995, DCAFrames: 150, UpdatedAt: "2025-03-01T12:00:00Z", LastSeq: 7},
 		},
 		{
@@ -174,11 +168,7 @@ func TestApply(t *testing.T) {
 			name: "the song part is skipped when the song already has the event",
 			op:   inProgress, song: func() Song { s := known; s.LastSeq = 6; return s }(), songID: "vid1",
 			ev: events.AudioDownloaded{Song: events.Song{ID: "vid1", Title: "New"}}, seq: 6,
-			wantOp: func() Operation {
-				o := inProgress
-				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 6
-				return o
-			}(),
+			wantOp:   touched,
 			wantSong: func() Song { s := known; s.LastSeq = 6; return s }(),
 		},
 		{
@@ -233,11 +223,7 @@ func TestApply(t *testing.T) {
 			name: "a dca.encoded whose loudness is pending leaves the song's",
 			op:   inProgress, song: func() Song { s := known; s.LoudnessLUFS, s.TruePeakDB = &lufs, &peak; return s }(),
 			ev: events.DCAEncoded{Frames: 150, DurationMs: 3000, Mode: "passthrough", ModeReason: "20 ms frames", LoudnessPending: true}, seq: 7,
-			wantOp: func() Operation {
-				o := inProgress
-				o.Stage, o.UpdatedAt, o.LastSeq = "encoded", "2025-03-01T12:00:00Z", 7
-				return o
-			}(),
+			wantOp: encoded,
 			wantSong: func() Song {
 				s := known
 				s.LoudnessLUFS, s.TruePeakDB = &lufs, &peak
@@ -264,11 +250,7 @@ func TestApply(t *testing.T) {
 			name: "a repeated video.resolved does not move the stage back",
 			op:   inProgress, song: known, songID: "vid1",
 			ev: events.VideoResolved{Song: song}, seq: 6,
-			wantOp: func() Operation {
-				o := inProgress
-				o.UpdatedAt, o.LastSeq = "2025-03-01T12:00:00Z", 6
-				return o
-			}(),
+			wantOp: touched,
 			wantSong: func() Song {
 				s := known
 				s.Source, s.UpdatedAt, s.LastSeq = "youtube", "2025-03-01T12:00:00Z", 6

@@ -367,10 +367,7 @@ func stagedBlobs(t *testing.T, js jetstream.JetStream, opID string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store, err := objstore.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := natstest.Open(ctx, t, objstore.Open, js, 1)
 	infos, err := store.List(ctx, blob.StagingPrefix+opID+".")
 	if err != nil {
 		t.Fatal(err)

@@ -22,9 +22,7 @@ import (
 func TestRuns(t *testing.T) {
 	env := natstest.Start(t)
 	ctx := context.Background()
-	if _, err := sourcestream.Ensure(ctx, env.JS, 1); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Open(ctx, t, sourcestream.Ensure, env.JS, 1)
 	src := bytes.Repeat([]byte("0123456789abcdef"), 20000) // 320 KB: several chunks
 
 	t.Run("a whole run reads back as written", func(t *testing.T) {

@@ -123,11 +123,7 @@ func TestExhausted(t *testing.T) {
 					t.Error("published operation.failed for a message that was handled")
 				}
 			}
-			info, err := env.Stream.Info(ctx, jetstream.WithSubjectFilter(events.Subject(events.KindOperationFailed, opID)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n := info.State.Subjects[events.Subject(events.KindOperationFailed, opID)]; int(n) != tc.wantFailed {
+			if n := countStored(ctx, t, env, events.KindOperationFailed, opID); int(n) != tc.wantFailed {
 				t.Errorf("%d operation.failed in the stream, want %d", n, tc.wantFailed)
 			}
 		})

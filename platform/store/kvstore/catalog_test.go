@@ -14,10 +14,7 @@ import (
 func TestSearchSongs(t *testing.T) {
 	env := natstest.Start(t)
 	ctx := context.Background()
-	s, err := kvstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.Open(ctx, t, kvstore.Open, env.JS, 1)
 	for _, song := range []projection.Song{
 		{ID: "a1", Title: "Árbol de Canción"}, {ID: "b2", Title: "arbol  grande!"}, {ID: "c3", Title: "Zeta"},
 		{ID: "d4"}, {ID: "e5", Title: "Canción", Channel: "Los Árboles"},
@@ -64,7 +61,7 @@ func TestSearchSongs(t *testing.T) {
 			}
 		})
 	}
-	_, _, err = s.SearchSongs(ctx, "", 10, "%%%")
+	_, _, err := s.SearchSongs(ctx, "", 10, "%%%")
 	var bad *projection.BadCursorError
 	if !errors.As(err, &bad) {
 		t.Errorf("forged cursor: %v, want a *projection.BadCursorError", err)

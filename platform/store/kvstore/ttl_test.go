@@ -113,10 +113,7 @@ func TestOpenUpgradesAnOperationsBucketWithoutTTLs(t *testing.T) {
 	if _, err := old.Put(ctx, "op-before", []byte(`{"id":"op-before","status":"success","last_seq":3}`)); err != nil {
 		t.Fatal(err)
 	}
-	s, err := kvstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.Open(ctx, t, kvstore.Open, env.JS, 1)
 	if op, err := s.Operation(ctx, "op-before"); err != nil || op.LastSeq != 3 {
 		t.Fatalf("entry written before the upgrade: %+v, %v", op, err)
 	}
@@ -124,7 +121,5 @@ func TestOpenUpgradesAnOperationsBucketWithoutTTLs(t *testing.T) {
 		t.Fatalf("a finished operation after the upgrade: %v", err)
 	}
 	// A second process opening the same buckets finds them as they are.
-	if _, err := kvstore.Open(ctx, env.JS, 1); err != nil {
-		t.Fatal(err)
-	}
+	natstest.Open(ctx, t, kvstore.Open, env.JS, 1)
 }

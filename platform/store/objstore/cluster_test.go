@@ -24,10 +24,7 @@ func TestPutThroughLeaderChanges(t *testing.T) {
 	nc, js := natstest.Connect(t, cluster.URLs(), nats.MaxReconnects(-1))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	s, err := Open(ctx, js, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.Open(ctx, t, Open, js, 3)
 	stream := s.stream.CachedInfo().Config.Name
 	stepdowns := 0
 	stepdown := func() {

@@ -17,10 +17,7 @@ import (
 func TestLeaderGet(t *testing.T) {
 	env := natstest.Start(t)
 	ctx := context.Background()
-	s, err := Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := natstest.Open(ctx, t, Open, env.JS, 1)
 	content := bytes.Repeat([]byte("0123456789"), 40_000) // 400 kB: several chunks
 	if _, err := s.Put(ctx, "audio/leader.dca", "audio/x-dca", nil, bytes.NewReader(content)); err != nil {
 		t.Fatal(err)

@@ -27,10 +27,7 @@ func TestObjectStore(t *testing.T) {
 func openObjects(tb testing.TB) (*natstest.Env, *objstore.Store) {
 	tb.Helper()
 	env := natstest.Start(tb)
-	s, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		tb.Fatal(err)
-	}
+	s := natstest.Open(context.Background(), tb, objstore.Open, env.JS, 1)
 	return env, s
 }
 

@@ -113,3 +113,16 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 	}
 	return nc, js
 }
+
+// Open opens what a test needs on js with replicas: open is a
+// constructor that creates its bucket or stream or takes the existing one
+// (kvstore.Open, objstore.Open, sourcestream.Ensure). It returns what open
+// returned, or fails t.
+func Open[S any](ctx context.Context, t testing.TB, open func(context.Context, jetstream.JetStream, int) (S, error), js jetstream.JetStream, replicas int) S {
+	t.Helper()
+	s, err := open(ctx, js, replicas)
+	if err != nil {
+		t.Fatalf("natstest: open: %v", err)
+	}
+	return s
+}

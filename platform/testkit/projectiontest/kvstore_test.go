@@ -12,11 +12,7 @@ import (
 
 func openKV(t *testing.T) *kvstore.Store {
 	env := natstest.Start(t)
-	s, err := kvstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return natstest.Open(context.Background(), t, kvstore.Open, env.JS, 1)
 }
 
 // TestKVStore runs the contracts against JetStream KV, one embedded server

@@ -49,10 +49,7 @@ func start(t *testing.T, grace time.Duration) (r *rig, stop func() error) {
 func startWith(t *testing.T, grace time.Duration, stageTimeout string) (r *rig, stop func() error) {
 	t.Helper()
 	env := natstest.Start(t)
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs := natstest.Open(context.Background(), t, objstore.Open, env.JS, 1)
 	cfg, err := config.Load(config.FromMap(map[string]string{"MAX_ATTEMPTS": "2", "STAGE_TIMEOUT": stageTimeout}))
 	if err != nil {
 		t.Fatal(err)

@@ -50,10 +50,7 @@ func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, n
 func startStore(t *testing.T) (*natstest.Env, *objstore.Store) {
 	t.Helper()
 	env := natstest.Start(t)
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs := natstest.Open(context.Background(), t, objstore.Open, env.JS, 1)
 	return env, blobs
 }
 

@@ -32,10 +32,7 @@ func startClaimed(t *testing.T, ttl time.Duration) *sfRig {
 	t.Helper()
 	env := natstest.Start(t)
 	ctx := context.Background()
-	blobs, err := objstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs := natstest.Open(ctx, t, objstore.Open, env.JS, 1)
 	cl, err := claims.Open(ctx, env.JS, 1, ttl)
 	if err != nil {
 		t.Fatal(err)

@@ -17,10 +17,7 @@ import (
 // goes; a song in progress keeps its source however old it is.
 func TestSweep(t *testing.T) {
 	env, ctx := natstest.StartWithin(t, 30*time.Second)
-	blobs, err := objstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	blobs := natstest.Open(ctx, t, objstore.Open, env.JS, 1)
 	cases := []struct {
 		name    string
 		history []events.Event // after song.requested

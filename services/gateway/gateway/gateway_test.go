@@ -103,22 +103,10 @@ func serveWaiting(t *testing.T, cfg config.Config, now func() time.Time, env *na
 	if err != nil {
 		t.Fatal(err)
 	}
-	gwStore, err := kvstore.Open(ctx, gwJS, replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwBlobs, err := objstore.Open(ctx, gwJS, replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := kvstore.Open(ctx, env.JS, replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := objstore.Open(ctx, env.JS, replicas)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gwStore := natstest.Open(ctx, t, kvstore.Open, gwJS, replicas)
+	gwBlobs := natstest.Open(ctx, t, objstore.Open, gwJS, replicas)
+	store := natstest.Open(ctx, t, kvstore.Open, env.JS, replicas)
+	blobs := natstest.Open(ctx, t, objstore.Open, env.JS, replicas)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -786,14 +774,8 @@ func TestErrorResponses(t *testing.T) {
 func newApp(t *testing.T) *fiber.App {
 	t.Helper()
 	env := natstest.Start(t)
-	store, err := kvstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := objstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := natstest.Open(context.Background(), t, kvstore.Open, env.JS, 1)
+	blobs := natstest.Open(context.Background(), t, objstore.Open, env.JS, 1)
 	app, err := gateway.New(t.Context(), gateway.Deps{NC: env.NC, JS: env.JS, Store: store, Blobs: blobs,
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {

@@ -38,11 +38,7 @@ func start(t *testing.T, env *natstest.Env, store recorder.Store) (stop func() e
 
 func openStore(t *testing.T, env *natstest.Env) *kvstore.Store {
 	t.Helper()
-	s, err := kvstore.Open(context.Background(), env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return natstest.Open(context.Background(), t, kvstore.Open, env.JS, 1)
 }
 
 // waitOp watches operation id in the KV bucket until done says so, and

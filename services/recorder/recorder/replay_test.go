@@ -21,10 +21,7 @@ import (
 // recorder, empties the buckets, replays, and expects the same records.
 func TestReplayReproducesTheLiveProjection(t *testing.T) {
 	env, ctx := natstest.StartWithin(t, 60*time.Second)
-	store, err := kvstore.Open(ctx, env.JS, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := openStore(t, env)
 	song := events.Song{ID: "dQw4w9WgXcQ", URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ", Source: "youtube"}
 	publishHistory := func(opID string, final events.Event) {
 		req, _ := events.New(opID, "", events.SongRequested{Query: song.URL})
