@@ -75,15 +75,9 @@ func (c *Cache) Video(ctx context.Context, id string) (projection.Video, error) 
 	if events.ValidSongID(id) != nil {
 		return projection.Video{}, projection.ErrNotFound
 	}
-	item, err := c.get(ctx, videoPrefix+id)
-	if err != nil {
-		return projection.Video{}, err
-	}
-	d := decoder{m: item}
-	doc := d.str("doc")
 	var v projection.Video
-	if d.err != nil || json.Unmarshal([]byte(doc), &v) != nil {
-		return projection.Video{}, fmt.Errorf("dynamostore: cached video %s does not decode", id)
+	if err := c.getDoc(ctx, videoPrefix, "video", id, &v); err != nil {
+		return projection.Video{}, err
 	}
 	return v, nil
 }
@@ -96,11 +90,7 @@ func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
 	if v.CachedAt == "" {
 		v.CachedAt = c.s.now().UTC().Format(time.RFC3339)
 	}
-	doc, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("dynamostore: encode video %s: %w", v.ID, err)
-	}
-	return c.put(ctx, videoPrefix+v.ID, map[string]types.AttributeValue{"doc": str(string(doc))})
+	return c.putDoc(ctx, videoPrefix, "video", v.ID, v)
 }
 
 // Playlist returns the cached listing of playlist id, or
@@ -109,15 +99,9 @@ func (c *Cache) Playlist(ctx context.Context, id string) (projection.Playlist, e
 	if events.ValidSongID(id) != nil {
 		return projection.Playlist{}, projection.ErrNotFound
 	}
-	item, err := c.get(ctx, playlistPrefix+id)
-	if err != nil {
-		return projection.Playlist{}, err
-	}
-	d := decoder{m: item}
-	doc := d.str("doc")
 	var p projection.Playlist
-	if d.err != nil || json.Unmarshal([]byte(doc), &p) != nil {
-		return projection.Playlist{}, fmt.Errorf("dynamostore: cached playlist %s does not decode", id)
+	if err := c.getDoc(ctx, playlistPrefix, "playlist", id, &p); err != nil {
+		return projection.Playlist{}, err
 	}
 	if p.ID != id {
 		return projection.Playlist{}, projection.ErrNotFound
@@ -133,11 +117,7 @@ func (c *Cache) PutPlaylist(ctx context.Context, p projection.Playlist) error {
 	if p.CachedAt == "" {
 		p.CachedAt = c.s.now().UTC().Format(time.RFC3339)
 	}
-	doc, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("dynamostore: encode playlist %s: %w", p.ID, err)
-	}
-	return c.put(ctx, playlistPrefix+p.ID, map[string]types.AttributeValue{"doc": str(string(doc))})
+	return c.putDoc(ctx, playlistPrefix, "playlist", p.ID, p)
 }
 
 // Ping checks the songs table, which holds the cache.
@@ -146,6 +126,32 @@ func (c *Cache) Ping(ctx context.Context) error {
 		return awsconfig.NotReady("dynamodb", err)
 	}
 	return c.s.check(ctx, c.s.tables()[1])
+}
+
+// getDoc decodes into v the JSON doc of the entry prefix+id, or returns
+// projection.ErrNotFound; kind ("video", "playlist") names the entry in
+// the error of a doc that does not decode.
+func (c *Cache) getDoc(ctx context.Context, prefix, kind, id string, v any) error {
+	item, err := c.get(ctx, prefix+id)
+	if err != nil {
+		return err
+	}
+	d := decoder{m: item}
+	doc := d.str("doc")
+	if d.err != nil || json.Unmarshal([]byte(doc), v) != nil {
+		return fmt.Errorf("dynamostore: cached %s %s does not decode", kind, id)
+	}
+	return nil
+}
+
+// putDoc writes v as the JSON doc of the entry prefix+id; kind names the
+// entry in the error of a v that does not encode.
+func (c *Cache) putDoc(ctx context.Context, prefix, kind, id string, v any) error {
+	doc, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("dynamostore: encode %s %s: %w", kind, id, err)
+	}
+	return c.put(ctx, prefix+id, map[string]types.AttributeValue{"doc": str(string(doc))})
 }
 
 func (c *Cache) get(ctx context.Context, key string) (map[string]types.AttributeValue, error) {
