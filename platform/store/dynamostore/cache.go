@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/awsconfig"
 )
 
@@ -23,11 +23,11 @@ const (
 	playlistPrefix = "playlist#"
 )
 
-// Cache is the resolver's search and metadata cache (the methods of
-// kvstore.Cache) kept in the songs table, so the profile needs no third
+// Cache is the resolver's search cache (searchcache.Cache, as
+// kvstore.Cache is) kept in the songs table, so the profile needs no third
 // table: "query#<hex SHA-256 of the normalized query>" holds the query and
-// its video_id, "video#<video id>" holds the projection.Video as JSON in
-// doc, and "playlist#<list id>" the projection.Playlist as JSON in doc (200
+// its video_id, "video#<video id>" holds the searchcache.Video as JSON in
+// doc, and "playlist#<list id>" the searchcache.Playlist as JSON in doc (200
 // items are some 60 KB, well within an item's 400 KB). Every entry has expires_at = write time + the cache's TTL; reads
 // hide expired entries until DynamoDB's TTL deletes them. It is safe for
 // concurrent use.
@@ -46,16 +46,16 @@ func (s *Store) Cache(ttl time.Duration) (*Cache, error) {
 }
 
 // QueryVideo returns the video id cached for normalized query q, or
-// projection.ErrNotFound.
+// searchcache.ErrNotFound.
 func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
-	item, err := c.get(ctx, queryPrefix+projection.QueryKey(q))
+	item, err := c.get(ctx, queryPrefix+searchcache.QueryKey(q))
 	if err != nil {
 		return "", err
 	}
 	d := decoder{m: item}
 	query, id := d.str("query"), d.str("video_id")
 	if d.err != nil || query != q || id == "" {
-		return "", projection.ErrNotFound
+		return "", searchcache.ErrNotFound
 	}
 	return id, nil
 }
@@ -65,25 +65,25 @@ func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
 	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("dynamostore: a cached search needs a query and a valid video id")
 	}
-	return c.put(ctx, queryPrefix+projection.QueryKey(q), map[string]types.AttributeValue{
+	return c.put(ctx, queryPrefix+searchcache.QueryKey(q), map[string]types.AttributeValue{
 		"query": str(q), "video_id": str(id),
 	})
 }
 
-// Video returns the cached metadata of video id, or projection.ErrNotFound.
-func (c *Cache) Video(ctx context.Context, id string) (projection.Video, error) {
+// Video returns the cached metadata of video id, or searchcache.ErrNotFound.
+func (c *Cache) Video(ctx context.Context, id string) (searchcache.Video, error) {
 	if events.ValidSongID(id) != nil {
-		return projection.Video{}, projection.ErrNotFound
+		return searchcache.Video{}, searchcache.ErrNotFound
 	}
-	var v projection.Video
+	var v searchcache.Video
 	if err := c.getDoc(ctx, videoPrefix, "video", id, &v); err != nil {
-		return projection.Video{}, err
+		return searchcache.Video{}, err
 	}
 	return v, nil
 }
 
 // PutVideo caches v under v.ID, stamping CachedAt when it is empty.
-func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
+func (c *Cache) PutVideo(ctx context.Context, v searchcache.Video) error {
 	if events.ValidSongID(v.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid video id %q", v.ID)
 	}
@@ -94,23 +94,23 @@ func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
 }
 
 // Playlist returns the cached listing of playlist id, or
-// projection.ErrNotFound.
-func (c *Cache) Playlist(ctx context.Context, id string) (projection.Playlist, error) {
+// searchcache.ErrNotFound.
+func (c *Cache) Playlist(ctx context.Context, id string) (searchcache.Playlist, error) {
 	if events.ValidSongID(id) != nil {
-		return projection.Playlist{}, projection.ErrNotFound
+		return searchcache.Playlist{}, searchcache.ErrNotFound
 	}
-	var p projection.Playlist
+	var p searchcache.Playlist
 	if err := c.getDoc(ctx, playlistPrefix, "playlist", id, &p); err != nil {
-		return projection.Playlist{}, err
+		return searchcache.Playlist{}, err
 	}
 	if p.ID != id {
-		return projection.Playlist{}, projection.ErrNotFound
+		return searchcache.Playlist{}, searchcache.ErrNotFound
 	}
 	return p, nil
 }
 
 // PutPlaylist caches p under p.ID, stamping CachedAt when it is empty.
-func (c *Cache) PutPlaylist(ctx context.Context, p projection.Playlist) error {
+func (c *Cache) PutPlaylist(ctx context.Context, p searchcache.Playlist) error {
 	if events.ValidSongID(p.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid playlist id %q", p.ID)
 	}
@@ -129,7 +129,7 @@ func (c *Cache) Ping(ctx context.Context) error {
 }
 
 // getDoc decodes into v the JSON doc of the entry prefix+id, or returns
-// projection.ErrNotFound; kind ("video", "playlist") names the entry in
+// searchcache.ErrNotFound; kind ("video", "playlist") names the entry in
 // the error of a doc that does not decode.
 func (c *Cache) getDoc(ctx context.Context, prefix, kind, id string, v any) error {
 	item, err := c.get(ctx, prefix+id)
@@ -163,7 +163,7 @@ func (c *Cache) get(ctx context.Context, key string) (map[string]types.Attribute
 		return nil, fmt.Errorf("dynamostore: cache get %s: %s: %w", key, awsconfig.Reason(err), err)
 	}
 	if out.Item == nil || c.s.expired(out.Item) {
-		return nil, projection.ErrNotFound
+		return nil, searchcache.ErrNotFound
 	}
 	return out.Item, nil
 }
