@@ -1,8 +1,6 @@
 package projection
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 	"unicode"
 
@@ -50,11 +48,4 @@ func NormalizeTitle(s string) string {
 		}
 	}
 	return strings.TrimRight(b.String(), " ")
-}
-
-// QueryKey is the key a cache stores the answer of normalized query q
-// under: its SHA-256 in hex, of the id alphabet whatever q holds.
-func QueryKey(q string) string {
-	sum := sha256.Sum256([]byte(q))
-	return hex.EncodeToString(sum[:])
 }

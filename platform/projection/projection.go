@@ -10,8 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/butakero/butakero/events"
 )
 
 // ErrNotFound is returned by stores for an id they do not hold.
@@ -53,23 +51,6 @@ type Store interface {
 	// id is q, in title order, and the cursor of the next page ("" at the
 	// end). A cursor it did not make is a *BadCursorError.
 	SearchSongs(ctx context.Context, q string, limit int, cursor string) ([]Song, string, error)
-	Ping(ctx context.Context) error
-}
-
-// Cache is the resolver's search and metadata cache port: a normalized
-// query's video id (NormalizeQuery, QueryKey), each video's metadata and
-// each YouTube playlist's listing, kept for SEARCH_CACHE_TTL. A missing
-// entry is ErrNotFound.
-type Cache interface {
-	QueryVideo(ctx context.Context, q string) (string, error)
-	PutQueryVideo(ctx context.Context, q, id string) error
-	Video(ctx context.Context, id string) (Video, error)
-	PutVideo(ctx context.Context, v Video) error
-	// Playlist returns the listing cached for YouTube playlist id;
-	// PutPlaylist caches p under p.ID (a valid id: letters, digits, '-'
-	// and '_'), stamping CachedAt when it is empty.
-	Playlist(ctx context.Context, id string) (Playlist, error)
-	PutPlaylist(ctx context.Context, p Playlist) error
 	Ping(ctx context.Context) error
 }
 
@@ -180,50 +161,4 @@ func sameFloat(a, b *float64) bool {
 		return a == b
 	}
 	return *a == *b
-}
-
-// Video is what the resolver caches about one video: its metadata and what
-// decides whether it can be had. Kept per video id with a TTL
-// (SEARCH_CACHE_TTL), so a repeated request costs no Data API call.
-type Video struct {
-	ID           string `json:"id"`
-	Title        string `json:"title,omitempty"`
-	DurationMs   int64  `json:"duration_ms,omitempty"`
-	URL          string `json:"url,omitempty"`
-	ThumbnailURL string `json:"thumbnail_url,omitempty"`
-	Channel      string `json:"channel,omitempty"`
-	// Live is "none", "live" or "upcoming" (the Data API's
-	// snippet.liveBroadcastContent).
-	Live string `json:"live,omitempty"`
-	// Privacy is "public", "unlisted" or "private"; Removed marks a video the
-	// API no longer returns.
-	Privacy string `json:"privacy,omitempty"`
-	Removed bool   `json:"removed,omitempty"`
-	// CachedAt is when the entry was written (RFC 3339).
-	CachedAt string `json:"cached_at,omitempty"`
-}
-
-// Playlist is what the resolver caches about one YouTube playlist: its
-// items as listed (playlistItems.list, or yt-dlp --flat-playlist without
-// a key), so that the same playlist asked for again within
-// SEARCH_CACHE_TTL costs no Data API call.
-type Playlist struct {
-	// ID is the playlist's list id.
-	ID string `json:"id"`
-	// Items are the listed videos, in order, at most Max of them.
-	Items []events.Song `json:"items"`
-	// Total is how many items the playlist has, as its lister said.
-	Total int `json:"total"`
-	// Max is the bound the listing was made with (PLAYLIST_MAX_ITEMS):
-	// a listing cut at Max does not answer a larger bound.
-	Max int `json:"max"`
-	// CachedAt is when the entry was written (RFC 3339).
-	CachedAt string `json:"cached_at,omitempty"`
-}
-
-// Answers reports whether the listing holds the first max items of the
-// playlist: it was made with a bound at least max, or it was not cut by
-// its own bound.
-func (p Playlist) Answers(max int) bool {
-	return max <= p.Max || len(p.Items) < p.Max
 }

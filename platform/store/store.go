@@ -3,7 +3,7 @@
 // below it, one package per store they wrap: objstore (the JetStream
 // Object Store) and s3blob (S3) implement blob.Store; kvstore (JetStream
 // KV) and dynamostore (DynamoDB) implement projection.Store and
-// projection.Cache. A new store goes beside them, passes its port's
+// searchcache.Cache. A new store goes beside them, passes its port's
 // contract suite (platform/testkit), and is selected here.
 //
 // The selection is the README's ("The AWS profile"): BUCKET_NAME set puts
@@ -21,6 +21,7 @@ import (
 	"github.com/butakero/butakero/platform/blob"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/dynamostore"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/store/objstore"
@@ -29,12 +30,12 @@ import (
 )
 
 var (
-	_ projection.Store = (*kvstore.Store)(nil)
-	_ projection.Store = (*dynamostore.Store)(nil)
-	_ projection.Cache = (*kvstore.Cache)(nil)
-	_ projection.Cache = (*dynamostore.Cache)(nil)
-	_ blob.Store       = (*objstore.Store)(nil)
-	_ blob.Store       = (*s3blob.Store)(nil)
+	_ projection.Store  = (*kvstore.Store)(nil)
+	_ projection.Store  = (*dynamostore.Store)(nil)
+	_ searchcache.Cache = (*kvstore.Cache)(nil)
+	_ searchcache.Cache = (*dynamostore.Cache)(nil)
+	_ blob.Store        = (*objstore.Store)(nil)
+	_ blob.Store        = (*s3blob.Store)(nil)
 )
 
 // Projections opens the projection store cfg selects and names it for the
@@ -55,7 +56,7 @@ func Projections(ctx context.Context, cfg config.Config, js jetstream.JetStream)
 }
 
 // Cache opens the resolver's cache beside the projections cfg selects.
-func Cache(ctx context.Context, cfg config.Config, js jetstream.JetStream) (projection.Cache, error) {
+func Cache(ctx context.Context, cfg config.Config, js jetstream.JetStream) (searchcache.Cache, error) {
 	if cfg.ProjectionsInDynamoDB() {
 		ds, err := dynamostore.Open(ctx, cfg)
 		if err != nil {

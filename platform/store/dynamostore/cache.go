@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/awsconfig"
 )
 
@@ -23,11 +23,11 @@ const (
 	playlistPrefix = "playlist#"
 )
 
-// Cache is the resolver's search and metadata cache (the methods of
-// kvstore.Cache) kept in the songs table, so the profile needs no third
+// Cache is the resolver's search cache (searchcache.Cache, as
+// kvstore.Cache is) kept in the songs table, so the profile needs no third
 // table: "query#<hex SHA-256 of the normalized query>" holds the query and
-// its video_id, "video#<video id>" holds the projection.Video as JSON in
-// doc, and "playlist#<list id>" the projection.Playlist as JSON in doc (200
+// its video_id, "video#<video id>" holds the searchcache.Video as JSON in
+// doc, and "playlist#<list id>" the searchcache.Playlist as JSON in doc (200
 // items are some 60 KB, well within an item's 400 KB). Every entry has expires_at = write time + the cache's TTL; reads
 // hide expired entries until DynamoDB's TTL deletes them. It is safe for
 // concurrent use.
@@ -46,16 +46,16 @@ func (s *Store) Cache(ttl time.Duration) (*Cache, error) {
 }
 
 // QueryVideo returns the video id cached for normalized query q, or
-// projection.ErrNotFound.
+// searchcache.ErrNotFound.
 func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
-	item, err := c.get(ctx, queryPrefix+projection.QueryKey(q))
+	item, err := c.get(ctx, queryPrefix+searchcache.QueryKey(q))
 	if err != nil {
 		return "", err
 	}
 	d := decoder{m: item}
 	query, id := d.str("query"), d.str("video_id")
 	if d.err != nil || query != q || id == "" {
-		return "", projection.ErrNotFound
+		return "", searchcache.ErrNotFound
 	}
 	return id, nil
 }
@@ -65,79 +65,59 @@ func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
 	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("dynamostore: a cached search needs a query and a valid video id")
 	}
-	return c.put(ctx, queryPrefix+projection.QueryKey(q), map[string]types.AttributeValue{
+	return c.put(ctx, queryPrefix+searchcache.QueryKey(q), map[string]types.AttributeValue{
 		"query": str(q), "video_id": str(id),
 	})
 }
 
-// Video returns the cached metadata of video id, or projection.ErrNotFound.
-func (c *Cache) Video(ctx context.Context, id string) (projection.Video, error) {
+// Video returns the cached metadata of video id, or searchcache.ErrNotFound.
+func (c *Cache) Video(ctx context.Context, id string) (searchcache.Video, error) {
 	if events.ValidSongID(id) != nil {
-		return projection.Video{}, projection.ErrNotFound
+		return searchcache.Video{}, searchcache.ErrNotFound
 	}
-	item, err := c.get(ctx, videoPrefix+id)
-	if err != nil {
-		return projection.Video{}, err
-	}
-	d := decoder{m: item}
-	doc := d.str("doc")
-	var v projection.Video
-	if d.err != nil || json.Unmarshal([]byte(doc), &v) != nil {
-		return projection.Video{}, fmt.Errorf("dynamostore: cached video %s does not decode", id)
+	var v searchcache.Video
+	if err := c.getDoc(ctx, videoPrefix, "video", id, &v); err != nil {
+		return searchcache.Video{}, err
 	}
 	return v, nil
 }
 
 // PutVideo caches v under v.ID, stamping CachedAt when it is empty.
-func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
+func (c *Cache) PutVideo(ctx context.Context, v searchcache.Video) error {
 	if events.ValidSongID(v.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid video id %q", v.ID)
 	}
 	if v.CachedAt == "" {
 		v.CachedAt = c.s.now().UTC().Format(time.RFC3339)
 	}
-	doc, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("dynamostore: encode video %s: %w", v.ID, err)
-	}
-	return c.put(ctx, videoPrefix+v.ID, map[string]types.AttributeValue{"doc": str(string(doc))})
+	return c.putDoc(ctx, videoPrefix, "video", v.ID, v)
 }
 
 // Playlist returns the cached listing of playlist id, or
-// projection.ErrNotFound.
-func (c *Cache) Playlist(ctx context.Context, id string) (projection.Playlist, error) {
+// searchcache.ErrNotFound.
+func (c *Cache) Playlist(ctx context.Context, id string) (searchcache.Playlist, error) {
 	if events.ValidSongID(id) != nil {
-		return projection.Playlist{}, projection.ErrNotFound
+		return searchcache.Playlist{}, searchcache.ErrNotFound
 	}
-	item, err := c.get(ctx, playlistPrefix+id)
-	if err != nil {
-		return projection.Playlist{}, err
-	}
-	d := decoder{m: item}
-	doc := d.str("doc")
-	var p projection.Playlist
-	if d.err != nil || json.Unmarshal([]byte(doc), &p) != nil {
-		return projection.Playlist{}, fmt.Errorf("dynamostore: cached playlist %s does not decode", id)
+	var p searchcache.Playlist
+	if err := c.getDoc(ctx, playlistPrefix, "playlist", id, &p); err != nil {
+		return searchcache.Playlist{}, err
 	}
 	if p.ID != id {
-		return projection.Playlist{}, projection.ErrNotFound
+		return searchcache.Playlist{}, searchcache.ErrNotFound
 	}
 	return p, nil
 }
 
 // PutPlaylist caches p under p.ID, stamping CachedAt when it is empty.
-func (c *Cache) PutPlaylist(ctx context.Context, p projection.Playlist) error {
+func (c *Cache) PutPlaylist(ctx context.Context, p searchcache.Playlist) error {
 	if events.ValidSongID(p.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid playlist id %q", p.ID)
 	}
 	if p.CachedAt == "" {
 		p.CachedAt = c.s.now().UTC().Format(time.RFC3339)
 	}
-	doc, err := json.Marshal(p)
-	if err != nil {
-		return fmt.Errorf("dynamostore: encode playlist %s: %w", p.ID, err)
-	}
-	return c.put(ctx, playlistPrefix+p.ID, map[string]types.AttributeValue{"doc": str(string(doc))})
+	return c.putDoc(ctx, playlistPrefix, "playlist", p.ID, p)
 }
 
 // Ping checks the songs table, which holds the cache.
@@ -146,6 +126,32 @@ func (c *Cache) Ping(ctx context.Context) error {
 		return awsconfig.NotReady("dynamodb", err)
 	}
 	return c.s.check(ctx, c.s.tables()[1])
+}
+
+// getDoc decodes into v the JSON doc of the entry prefix+id, or returns
+// searchcache.ErrNotFound; kind ("video", "playlist") names the entry in
+// the error of a doc that does not decode.
+func (c *Cache) getDoc(ctx context.Context, prefix, kind, id string, v any) error {
+	item, err := c.get(ctx, prefix+id)
+	if err != nil {
+		return err
+	}
+	d := decoder{m: item}
+	doc := d.str("doc")
+	if d.err != nil || json.Unmarshal([]byte(doc), v) != nil {
+		return fmt.Errorf("dynamostore: cached %s %s does not decode", kind, id)
+	}
+	return nil
+}
+
+// putDoc writes v as the JSON doc of the entry prefix+id; kind names the
+// entry in the error of a v that does not encode.
+func (c *Cache) putDoc(ctx context.Context, prefix, kind, id string, v any) error {
+	doc, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("dynamostore: encode %s %s: %w", kind, id, err)
+	}
+	return c.put(ctx, prefix+id, map[string]types.AttributeValue{"doc": str(string(doc))})
 }
 
 func (c *Cache) get(ctx context.Context, key string) (map[string]types.AttributeValue, error) {
@@ -157,7 +163,7 @@ func (c *Cache) get(ctx context.Context, key string) (map[string]types.Attribute
 		return nil, fmt.Errorf("dynamostore: cache get %s: %s: %w", key, awsconfig.Reason(err), err)
 	}
 	if out.Item == nil || c.s.expired(out.Item) {
-		return nil, projection.ErrNotFound
+		return nil, searchcache.ErrNotFound
 	}
 	return out.Item, nil
 }

@@ -173,15 +173,7 @@ func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error
 	if events.ValidSongID(op.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid operation id %q", op.ID)
 	}
-	item := encodeOperation(op)
-	if op.Final() {
-		end := s.now()
-		if t, err := time.Parse(time.RFC3339Nano, op.UpdatedAt); err == nil {
-			end = t
-		}
-		item[ExpiresAttr] = number(end.Add(s.opsTTL).Unix())
-	}
-	return s.putIfNewer(ctx, s.ops, op.ID, op.LastSeq, item)
+	return s.putIfNewer(ctx, s.ops, op.ID, op.LastSeq, s.operationItem(op))
 }
 
 // Song returns the song with id, or projection.ErrNotFound. The read is

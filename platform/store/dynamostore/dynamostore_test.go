@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/dynamostore"
 	"github.com/butakero/butakero/platform/testkit/awstest"
 	"github.com/butakero/butakero/platform/testkit/projectiontest"
@@ -52,7 +53,7 @@ func TestCatalog(t *testing.T) {
 }
 
 func TestCache(t *testing.T) {
-	projectiontest.RunCache(t, func(t *testing.T) projectiontest.Cache {
+	projectiontest.RunCache(t, func(t *testing.T) searchcache.Cache {
 		c, err := newStore(t).Cache(time.Hour)
 		if err != nil {
 			t.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -21,8 +21,8 @@ const (
 // Cache is the resolver's search and metadata cache in three JetStream KV
 // buckets whose TTL is the cache's: a normalized query's video id (under
 // the hex SHA-256 of the query, since a query holds characters no KV key
-// may), each video's projection.Video (under its id) and each YouTube
-// playlist's projection.Playlist (under its list id). JetStream drops an
+// may), each video's searchcache.Video (under its id) and each YouTube
+// playlist's searchcache.Playlist (under its list id). JetStream drops an
 // entry once it is older than the TTL. It is safe for concurrent use.
 type Cache struct {
 	queries   jetstream.KeyValue
@@ -62,14 +62,14 @@ type queryEntry struct {
 }
 
 // QueryVideo returns the video id cached for normalized query q, or
-// projection.ErrNotFound.
+// searchcache.ErrNotFound.
 func (c *Cache) QueryVideo(ctx context.Context, q string) (string, error) {
 	var e queryEntry
-	if err := get(ctx, c.queries, projection.QueryKey(q), &e); err != nil {
+	if err := get(ctx, c.queries, searchcache.QueryKey(q), &e); err != nil {
 		return "", err
 	}
 	if e.Query != q || e.VideoID == "" {
-		return "", projection.ErrNotFound
+		return "", searchcache.ErrNotFound
 	}
 	return e.VideoID, nil
 }
@@ -79,20 +79,20 @@ func (c *Cache) PutQueryVideo(ctx context.Context, q, id string) error {
 	if q == "" || events.ValidSongID(id) != nil {
 		return errors.New("kvstore: a cached search needs a query and a valid video id")
 	}
-	return put(ctx, c.queries, projection.QueryKey(q), queryEntry{Query: q, VideoID: id})
+	return put(ctx, c.queries, searchcache.QueryKey(q), queryEntry{Query: q, VideoID: id})
 }
 
-// Video returns the cached metadata of video id, or projection.ErrNotFound.
-func (c *Cache) Video(ctx context.Context, id string) (projection.Video, error) {
-	var v projection.Video
+// Video returns the cached metadata of video id, or searchcache.ErrNotFound.
+func (c *Cache) Video(ctx context.Context, id string) (searchcache.Video, error) {
+	var v searchcache.Video
 	if err := get(ctx, c.videos, id, &v); err != nil {
-		return projection.Video{}, err
+		return searchcache.Video{}, err
 	}
 	return v, nil
 }
 
 // PutVideo caches v under v.ID, stamping CachedAt when it is empty.
-func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
+func (c *Cache) PutVideo(ctx context.Context, v searchcache.Video) error {
 	if v.CachedAt == "" {
 		v.CachedAt = time.Now().UTC().Format(time.RFC3339)
 	}
@@ -100,23 +100,23 @@ func (c *Cache) PutVideo(ctx context.Context, v projection.Video) error {
 }
 
 // Playlist returns the cached listing of playlist id, or
-// projection.ErrNotFound.
-func (c *Cache) Playlist(ctx context.Context, id string) (projection.Playlist, error) {
+// searchcache.ErrNotFound.
+func (c *Cache) Playlist(ctx context.Context, id string) (searchcache.Playlist, error) {
 	if events.ValidSongID(id) != nil {
-		return projection.Playlist{}, projection.ErrNotFound
+		return searchcache.Playlist{}, searchcache.ErrNotFound
 	}
-	var p projection.Playlist
+	var p searchcache.Playlist
 	if err := get(ctx, c.playlists, id, &p); err != nil {
-		return projection.Playlist{}, err
+		return searchcache.Playlist{}, err
 	}
 	if p.ID != id {
-		return projection.Playlist{}, projection.ErrNotFound
+		return searchcache.Playlist{}, searchcache.ErrNotFound
 	}
 	return p, nil
 }
 
 // PutPlaylist caches p under p.ID, stamping CachedAt when it is empty.
-func (c *Cache) PutPlaylist(ctx context.Context, p projection.Playlist) error {
+func (c *Cache) PutPlaylist(ctx context.Context, p searchcache.Playlist) error {
 	if events.ValidSongID(p.ID) != nil {
 		return fmt.Errorf("kvstore: invalid playlist id %q", p.ID)
 	}

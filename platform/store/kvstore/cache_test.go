@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 )
 
@@ -45,7 +46,7 @@ func TestCache(t *testing.T) {
 
 	t.Run("a hash collision is a miss", func(t *testing.T) {
 		// Another query stored under this query's key.
-		if err := put(ctx, c.queries, projection.QueryKey("one"), queryEntry{Query: "other", VideoID: "dQw4w9WgXcQ"}); err != nil {
+		if err := put(ctx, c.queries, searchcache.QueryKey("one"), queryEntry{Query: "other", VideoID: "dQw4w9WgXcQ"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.QueryVideo(ctx, "one"); !errors.Is(err, projection.ErrNotFound) {
@@ -59,7 +60,7 @@ func TestCache(t *testing.T) {
 				t.Errorf("PutQueryVideo(%q, %q) succeeded", tc.q, tc.id)
 			}
 		}
-		if err := c.PutVideo(ctx, projection.Video{ID: "a.b"}); err == nil {
+		if err := c.PutVideo(ctx, searchcache.Video{ID: "a.b"}); err == nil {
 			t.Error("PutVideo with an invalid id succeeded")
 		}
 	})
@@ -71,7 +72,7 @@ func TestCache(t *testing.T) {
 		if _, err := c.Video(ctx, "not a key"); !errors.Is(err, projection.ErrNotFound) {
 			t.Fatalf("Video of an invalid id = %v; want ErrNotFound", err)
 		}
-		v := projection.Video{ID: "dQw4w9WgXcQ", Title: "Never Gonna Give You Up", DurationMs: 213000,
+		v := searchcache.Video{ID: "dQw4w9WgXcQ", Title: "Never Gonna Give You Up", DurationMs: 213000,
 			URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ", ThumbnailURL: "https://i.ytimg.com/vi/dQw4w9WgXcQ/maxresdefault.jpg",
 			Channel: "Rick Astley", Live: "none", Privacy: "public"}
 		if err := c.PutVideo(ctx, v); err != nil {

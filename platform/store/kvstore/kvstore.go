@@ -151,19 +151,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 
 // Operation returns the operation with id, or projection.ErrNotFound.
 func (s *Store) Operation(ctx context.Context, id string) (projection.Operation, error) {
-	var op projection.Operation
-	if events.ValidSongID(id) != nil {
-		return op, projection.ErrNotFound
-	}
-	rev, err := getRev(ctx, s.ops, id, &op)
-	if err != nil {
-		return op, err
-	}
-	if rev == 0 {
-		return op, projection.ErrNotFound
-	}
-	remember(s, s.opRevs, id, op, rev)
-	return op, nil
+	return getRecord(ctx, s, s.ops, s.opRevs, id)
 }
 
 // PutOperation stores op under op.ID. A finished operation expires
@@ -287,19 +275,7 @@ func keySubject(bucket, key string) string { return "$KV." + bucket + "." + key 
 
 // Song returns the song with id, or projection.ErrNotFound.
 func (s *Store) Song(ctx context.Context, id string) (projection.Song, error) {
-	var song projection.Song
-	if events.ValidSongID(id) != nil {
-		return song, projection.ErrNotFound
-	}
-	rev, err := getRev(ctx, s.songs, id, &song)
-	if err != nil {
-		return song, err
-	}
-	if rev == 0 {
-		return song, projection.ErrNotFound
-	}
-	remember(s, s.songRevs, id, song, rev)
-	return song, nil
+	return getRecord(ctx, s, s.songs, s.songRevs, id)
 }
 
 // PutSong stores song under song.ID.
@@ -383,6 +359,25 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 		return fmt.Errorf("kvstore: decode %s/%s: %w", kv.Bucket(), key, err)
 	}
 	return nil
+}
+
+// getRecord reads the record under id from kv (an invalid id is one it
+// does not hold: projection.ErrNotFound) and remembers its revision in
+// revs, for a conditional write over it.
+func getRecord[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, revs map[string]revOf[T], id string) (T, error) {
+	var rec T
+	if events.ValidSongID(id) != nil {
+		return rec, projection.ErrNotFound
+	}
+	rev, err := getRev(ctx, kv, id, &rec)
+	if err != nil {
+		return rec, err
+	}
+	if rev == 0 {
+		return rec, projection.ErrNotFound
+	}
+	remember(s, revs, id, rec, rev)
+	return rec, nil
 }
 
 // getRev reads key into v and returns its revision: 0, v untouched, for a

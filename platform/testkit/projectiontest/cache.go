@@ -7,31 +7,20 @@ import (
 	"testing"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 )
-
-// Cache is the resolver's search, video metadata and playlist cache.
-type Cache interface {
-	QueryVideo(ctx context.Context, q string) (string, error)
-	PutQueryVideo(ctx context.Context, q, id string) error
-	Video(ctx context.Context, id string) (projection.Video, error)
-	PutVideo(ctx context.Context, v projection.Video) error
-	Playlist(ctx context.Context, id string) (projection.Playlist, error)
-	PutPlaylist(ctx context.Context, p projection.Playlist) error
-	Ping(ctx context.Context) error
-}
 
 // RunCache runs the cache contract against caches made by newCache, which
 // returns a fresh, empty cache (with a TTL far longer than the test) for
 // each case.
-func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
+func RunCache(t *testing.T, newCache func(t *testing.T) searchcache.Cache) {
 	cases := []struct {
 		name string
-		run  func(t *testing.T, ctx context.Context, c Cache)
+		run  func(t *testing.T, ctx context.Context, c searchcache.Cache)
 	}{
-		{"a query's video", func(t *testing.T, ctx context.Context, c Cache) {
-			if _, err := c.QueryVideo(ctx, "never asked"); !errors.Is(err, projection.ErrNotFound) {
-				t.Errorf("QueryVideo of an unknown query: %v, want projection.ErrNotFound", err)
+		{"a query's video", func(t *testing.T, ctx context.Context, c searchcache.Cache) {
+			if _, err := c.QueryVideo(ctx, "never asked"); !errors.Is(err, searchcache.ErrNotFound) {
+				t.Errorf("QueryVideo of an unknown query: %v, want searchcache.ErrNotFound", err)
 			}
 			q := "canción de prueba «en vivo» / 2026"
 			if err := c.PutQueryVideo(ctx, q, "dQw4w9WgXcQ"); err != nil {
@@ -47,41 +36,41 @@ func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
 				t.Errorf("QueryVideo after a new answer = %q, %v", id, err)
 			}
 		}},
-		{"refuses what it cannot key", func(t *testing.T, ctx context.Context, c Cache) {
+		{"refuses what it cannot key", func(t *testing.T, ctx context.Context, c searchcache.Cache) {
 			if err := c.PutQueryVideo(ctx, "", "dQw4w9WgXcQ"); err == nil {
 				t.Error("PutQueryVideo with an empty query succeeded")
 			}
 			if err := c.PutQueryVideo(ctx, "q", "not/an id"); err == nil {
 				t.Error("PutQueryVideo with a bad id succeeded")
 			}
-			if _, err := c.Video(ctx, "a.b"); !errors.Is(err, projection.ErrNotFound) {
-				t.Errorf("Video of a bad id: %v, want projection.ErrNotFound", err)
+			if _, err := c.Video(ctx, "a.b"); !errors.Is(err, searchcache.ErrNotFound) {
+				t.Errorf("Video of a bad id: %v, want searchcache.ErrNotFound", err)
 			}
 		}},
-		{"a video's metadata", func(t *testing.T, ctx context.Context, c Cache) {
-			if _, err := c.Video(ctx, "unknownVid1"); !errors.Is(err, projection.ErrNotFound) {
-				t.Errorf("Video of an unknown id: %v, want projection.ErrNotFound", err)
+		{"a video's metadata", func(t *testing.T, ctx context.Context, c searchcache.Cache) {
+			if _, err := c.Video(ctx, "unknownVid1"); !errors.Is(err, searchcache.ErrNotFound) {
+				t.Errorf("Video of an unknown id: %v, want searchcache.ErrNotFound", err)
 			}
-			v := projection.Video{ID: "dQw4w9WgXcQ", Title: "Título ☃", DurationMs: 213_000, URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
+			v := searchcache.Video{ID: "dQw4w9WgXcQ", Title: "Título ☃", DurationMs: 213_000, URL: "https://www.youtube.com/watch?v=dQw4w9WgXcQ",
 				ThumbnailURL: "https://i.ytimg.com/vi/dQw4w9WgXcQ/hq.jpg", Channel: "Rick", Live: "none", Privacy: "public"}
-			checkCached(t, v, func(v projection.Video) error { return c.PutVideo(ctx, v) },
-				func() (projection.Video, error) { return c.Video(ctx, v.ID) },
-				func(v *projection.Video) *string { return &v.CachedAt })
+			checkCached(t, v, func(v searchcache.Video) error { return c.PutVideo(ctx, v) },
+				func() (searchcache.Video, error) { return c.Video(ctx, v.ID) },
+				func(v *searchcache.Video) *string { return &v.CachedAt })
 		}},
-		{"a playlist's listing", func(t *testing.T, ctx context.Context, c Cache) {
+		{"a playlist's listing", func(t *testing.T, ctx context.Context, c searchcache.Cache) {
 			const id = "PLcontract0000000000000000000000001"
-			if _, err := c.Playlist(ctx, id); !errors.Is(err, projection.ErrNotFound) {
-				t.Errorf("Playlist of an unknown id: %v, want projection.ErrNotFound", err)
+			if _, err := c.Playlist(ctx, id); !errors.Is(err, searchcache.ErrNotFound) {
+				t.Errorf("Playlist of an unknown id: %v, want searchcache.ErrNotFound", err)
 			}
-			p := projection.Playlist{ID: id, Total: 3, Max: 200, Items: []events.Song{
+			p := searchcache.Playlist{ID: id, Total: 3, Max: 200, Items: []events.Song{
 				{ID: "aaaaaaaaaa1", URL: "https://www.youtube.com/watch?v=aaaaaaaaaa1", Source: "youtube", Title: "Uno «1»", Channel: "Band",
 					ThumbnailURL: "https://i.ytimg.com/vi/aaaaaaaaaa1/hq.jpg"},
 				{ID: "bbbbbbbbbb2", URL: "https://www.youtube.com/watch?v=bbbbbbbbbb2", Source: "youtube", Title: "Dos", DurationMs: 180_000},
 				{ID: "ccccccccc3c", URL: "https://www.youtube.com/watch?v=ccccccccc3c", Source: "youtube"},
 			}}
-			checkCached(t, p, func(p projection.Playlist) error { return c.PutPlaylist(ctx, p) },
-				func() (projection.Playlist, error) { return c.Playlist(ctx, id) },
-				func(p *projection.Playlist) *string { return &p.CachedAt })
+			checkCached(t, p, func(p searchcache.Playlist) error { return c.PutPlaylist(ctx, p) },
+				func() (searchcache.Playlist, error) { return c.Playlist(ctx, id) },
+				func(p *searchcache.Playlist) *string { return &p.CachedAt })
 			// A new listing replaces the old one.
 			p.Items, p.Total = p.Items[:1], 1
 			if err := c.PutPlaylist(ctx, p); err != nil {
@@ -90,14 +79,14 @@ func RunCache(t *testing.T, newCache func(t *testing.T) Cache) {
 			if got, err := c.Playlist(ctx, id); err != nil || len(got.Items) != 1 || got.Total != 1 {
 				t.Errorf("Playlist after a new listing = %+v, %v; want its one item", got, err)
 			}
-			if err := c.PutPlaylist(ctx, projection.Playlist{ID: "not/a list"}); err == nil {
+			if err := c.PutPlaylist(ctx, searchcache.Playlist{ID: "not/a list"}); err == nil {
 				t.Error("PutPlaylist with a bad id succeeded")
 			}
-			if _, err := c.Playlist(ctx, "a.b"); !errors.Is(err, projection.ErrNotFound) {
-				t.Errorf("Playlist of a bad id: %v, want projection.ErrNotFound", err)
+			if _, err := c.Playlist(ctx, "a.b"); !errors.Is(err, searchcache.ErrNotFound) {
+				t.Errorf("Playlist of a bad id: %v, want searchcache.ErrNotFound", err)
 			}
 		}},
-		{"ping", func(t *testing.T, ctx context.Context, c Cache) {
+		{"ping", func(t *testing.T, ctx context.Context, c searchcache.Cache) {
 			if err := c.Ping(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/platform/testkit/projectiontest"
@@ -27,7 +28,7 @@ func TestKVCatalog(t *testing.T) {
 }
 
 func TestKVCache(t *testing.T) {
-	projectiontest.RunCache(t, func(t *testing.T) projectiontest.Cache {
+	projectiontest.RunCache(t, func(t *testing.T) searchcache.Cache {
 		env := natstest.Start(t)
 		c, err := kvstore.OpenCache(context.Background(), env.JS, 1, time.Hour)
 		if err != nil {

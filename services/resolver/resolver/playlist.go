@@ -18,8 +18,8 @@ import (
 	"github.com/butakero/butakero/platform/media/mediahosts"
 	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/media/ytdlp"
-	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/wader/goutubedl"
 )
 
@@ -113,7 +113,7 @@ func (r *Resolver) listYouTube(ctx context.Context, id string, max int, log *slo
 	if err != nil {
 		return nil, 0, err
 	}
-	r.putPlaylist(ctx, projection.Playlist{ID: id, Items: songs, Total: total, Max: max}, log)
+	r.putPlaylist(ctx, searchcache.Playlist{ID: id, Items: songs, Total: total, Max: max}, log)
 	return itemsOf(songs), total, nil
 }
 
@@ -128,24 +128,24 @@ func itemsOf(songs []events.Song) []item {
 
 // cachedPlaylist returns the cached listing of playlist id when it answers
 // max items.
-func (r *Resolver) cachedPlaylist(ctx context.Context, id string, max int, log *slog.Logger) (projection.Playlist, bool) {
+func (r *Resolver) cachedPlaylist(ctx context.Context, id string, max int, log *slog.Logger) (searchcache.Playlist, bool) {
 	if r.Cache == nil {
-		return projection.Playlist{}, false
+		return searchcache.Playlist{}, false
 	}
 	p, err := r.Cache.Playlist(ctx, id)
 	switch {
 	case err == nil && p.ID == id && len(p.Items) > 0 && p.Answers(max):
 		r.metrics.CacheLookup(CachePlaylists, true)
 		return p, true
-	case err != nil && !errors.Is(err, projection.ErrNotFound):
+	case err != nil && !errors.Is(err, searchcache.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "playlist", id, "error", err)
 	}
 	r.metrics.CacheLookup(CachePlaylists, false)
-	return projection.Playlist{}, false
+	return searchcache.Playlist{}, false
 }
 
 // putPlaylist caches a listing; a failure is logged, not returned.
-func (r *Resolver) putPlaylist(ctx context.Context, p projection.Playlist, log *slog.Logger) {
+func (r *Resolver) putPlaylist(ctx context.Context, p searchcache.Playlist, log *slog.Logger) {
 	if r.Cache == nil || len(p.Items) == 0 {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/stage"
+	"github.com/butakero/butakero/platform/searchcache"
 )
 
 // Resolver turns queries into songs. It is safe for concurrent use.
@@ -100,19 +101,19 @@ func (r *Resolver) quick(ctx context.Context, query string, log *slog.Logger) (_
 
 // quickVideo is video with no Data API call: the cached video, or the id
 // alone when there is no API; ok is false when only the API would tell.
-func (r *Resolver) quickVideo(ctx context.Context, id string, log *slog.Logger) (projection.Video, bool) {
+func (r *Resolver) quickVideo(ctx context.Context, id string, log *slog.Logger) (searchcache.Video, bool) {
 	if v, ok := r.lookupVideo(ctx, id, false, log); ok {
 		return v, true
 	}
 	if r.API == nil {
-		return projection.Video{ID: id, URL: songquery.WatchURL(id)}, true
+		return searchcache.Video{ID: id, URL: songquery.WatchURL(id)}, true
 	}
-	return projection.Video{}, false
+	return searchcache.Video{}, false
 }
 
 // search finds the video for free text: from the cache, else the Data
 // API, else yt-dlp. The video found is then checked like any other.
-func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (projection.Video, error) {
+func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (searchcache.Video, error) {
 	nq := projection.NormalizeQuery(text)
 	if id, ok := r.cachedQuery(ctx, nq, log); ok {
 		log.Info("resolver: search answered from the cache", "query", text, "video_id", id)
@@ -124,14 +125,14 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 		switch {
 		case err == nil:
 			if !songquery.IsVideoID(id) {
-				return projection.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", id)
+				return searchcache.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", id)
 			}
 			r.putQuery(ctx, nq, id, log)
 			return r.video(ctx, id, log)
 		case errors.Is(err, ErrNoResult):
-			return projection.Video{}, events.Fail(events.CodeNotFound, "no video found for %q", text)
+			return searchcache.Video{}, events.Fail(events.CodeNotFound, "no video found for %q", text)
 		case ctx.Err() != nil:
-			return projection.Video{}, fmt.Errorf("resolver: search stopped: %w", ctx.Err())
+			return searchcache.Video{}, fmt.Errorf("resolver: search stopped: %w", ctx.Err())
 		}
 		reason := FallbackReason(err)
 		r.metrics.Fallback(reason)
@@ -142,10 +143,10 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 	}
 	v, err := r.Search.Search(ctx, text)
 	if err != nil {
-		return projection.Video{}, err
+		return searchcache.Video{}, err
 	}
 	if !songquery.IsVideoID(v.ID) {
-		return projection.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", v.ID)
+		return searchcache.Video{}, events.Fail(events.CodeInternal, "the search returned an invalid video id %q", v.ID)
 	}
 	// The query is cached with its video only: without the API a cached id
 	// alone would let a live video through to the fetcher.
@@ -160,11 +161,11 @@ func (r *Resolver) search(ctx context.Context, text string, log *slog.Logger) (p
 // fetched: from the cache, else the Data API. Without the API (no key, or
 // it failed) it returns only the id: the fetcher's yt-dlp run then applies
 // the same limits.
-func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (projection.Video, error) {
+func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (searchcache.Video, error) {
 	if v, ok := r.cachedVideo(ctx, id, log); ok {
 		return v, admit(v, r.MaxDuration)
 	}
-	unknown := projection.Video{ID: id, URL: songquery.WatchURL(id)}
+	unknown := searchcache.Video{ID: id, URL: songquery.WatchURL(id)}
 	if r.API == nil {
 		return unknown, nil
 	}
@@ -172,7 +173,7 @@ func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (proj
 	v, err := r.API.Video(ctx, id)
 	if err != nil {
 		if ctx.Err() != nil {
-			return projection.Video{}, fmt.Errorf("resolver: video lookup stopped: %w", ctx.Err())
+			return searchcache.Video{}, fmt.Errorf("resolver: video lookup stopped: %w", ctx.Err())
 		}
 		reason := FallbackReason(err)
 		r.metrics.Fallback(reason)
@@ -185,7 +186,7 @@ func (r *Resolver) video(ctx context.Context, id string, log *slog.Logger) (proj
 }
 
 // admit refuses what the pipeline must not take, saying which limit.
-func admit(v projection.Video, max time.Duration) error {
+func admit(v searchcache.Video, max time.Duration) error {
 	d := time.Duration(v.DurationMs) * time.Millisecond
 	switch {
 	case v.Removed:
@@ -205,7 +206,7 @@ func admit(v projection.Video, max time.Duration) error {
 // cacheable reports whether v may be cached for the whole TTL: not what
 // can change soon (a live or upcoming stream ends or starts; a private
 // video may be made public) nor a video the API does not know.
-func cacheable(v projection.Video) bool {
+func cacheable(v searchcache.Video) bool {
 	return !v.Removed && v.Privacy != "private" && v.Live != "live" && v.Live != "upcoming"
 }
 
@@ -220,7 +221,7 @@ func (r *Resolver) cachedQuery(ctx context.Context, nq string, log *slog.Logger)
 	return r.lookupQuery(ctx, nq, true, log)
 }
 
-func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger) (projection.Video, bool) {
+func (r *Resolver) cachedVideo(ctx context.Context, id string, log *slog.Logger) (searchcache.Video, bool) {
 	return r.lookupVideo(ctx, id, true, log)
 }
 
@@ -236,7 +237,7 @@ func (r *Resolver) lookupQuery(ctx context.Context, nq string, countMiss bool, l
 	case err == nil && songquery.IsVideoID(id):
 		r.metrics.CacheLookup(CacheQueries, true)
 		return id, true
-	case err != nil && !errors.Is(err, projection.ErrNotFound):
+	case err != nil && !errors.Is(err, searchcache.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "error", err)
 	}
 	if countMiss {
@@ -245,22 +246,22 @@ func (r *Resolver) lookupQuery(ctx context.Context, nq string, countMiss bool, l
 	return "", false
 }
 
-func (r *Resolver) lookupVideo(ctx context.Context, id string, countMiss bool, log *slog.Logger) (projection.Video, bool) {
+func (r *Resolver) lookupVideo(ctx context.Context, id string, countMiss bool, log *slog.Logger) (searchcache.Video, bool) {
 	if r.Cache == nil {
-		return projection.Video{}, false
+		return searchcache.Video{}, false
 	}
 	v, err := r.Cache.Video(ctx, id)
 	switch {
 	case err == nil && v.ID == id:
 		r.metrics.CacheLookup(CacheVideos, true)
 		return v, true
-	case err != nil && !errors.Is(err, projection.ErrNotFound):
+	case err != nil && !errors.Is(err, searchcache.ErrNotFound):
 		log.Warn("resolver: cache lookup failed; going on without it", "song_id", id, "error", err)
 	}
 	if countMiss {
 		r.metrics.CacheLookup(CacheVideos, false)
 	}
-	return projection.Video{}, false
+	return searchcache.Video{}, false
 }
 
 // putQuery and putVideo fill the cache. A failure costs only a later
@@ -274,7 +275,7 @@ func (r *Resolver) putQuery(ctx context.Context, nq, id string, log *slog.Logger
 	}
 }
 
-func (r *Resolver) putVideo(ctx context.Context, v projection.Video, log *slog.Logger) {
+func (r *Resolver) putVideo(ctx context.Context, v searchcache.Video, log *slog.Logger) {
 	if r.Cache == nil || !cacheable(v) {
 		return
 	}
@@ -287,7 +288,7 @@ func (r *Resolver) putVideo(ctx context.Context, v projection.Video, log *slog.L
 }
 
 // songOf is the event's song for v.
-func songOf(v projection.Video) events.Song {
+func songOf(v searchcache.Video) events.Song {
 	return events.Song{
 		ID:           v.ID,
 		URL:          firstNonEmpty(v.URL, songquery.WatchURL(v.ID)),

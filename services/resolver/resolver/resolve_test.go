@@ -13,8 +13,8 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/media/songquery"
-	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
@@ -97,7 +97,7 @@ func newTestResolver(t *testing.T, api VideoAPI, search Searcher) (*Resolver, *p
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg)
 	if search == nil {
-		search = &scriptedSearcher{songs: map[string]projection.Video{}, calls: map[string]int{}}
+		search = &scriptedSearcher{songs: map[string]searchcache.Video{}, calls: map[string]int{}}
 	}
 	return &Resolver{API: api, Search: search, Cache: cache, Allowed: testAllowed, MaxDuration: 3 * time.Hour, metrics: newResolverMetrics(m)}, reg
 }
@@ -221,9 +221,9 @@ butakero_resolver_api_calls_total{method="videos.list"} 1
 // fallback is counted with its reason.
 func TestResolveFallback(t *testing.T) {
 	srv, api, ctx := fakeAPI(t, 60*time.Second)
-	viaYTDLP := projection.Video{ID: "ytdlpfound1", URL: songquery.WatchURL("ytdlpfound1"), Title: "Found by yt-dlp", DurationMs: 1000, Live: "none"}
-	liveYTDLP := projection.Video{ID: "ytdlplive01", URL: songquery.WatchURL("ytdlplive01"), Title: "Live", Live: "live"}
-	longYTDLP := projection.Video{ID: "ytdlplong01", URL: songquery.WatchURL("ytdlplong01"), Title: "Long", DurationMs: (4 * time.Hour).Milliseconds(), Live: "none"}
+	viaYTDLP := searchcache.Video{ID: "ytdlpfound1", URL: songquery.WatchURL("ytdlpfound1"), Title: "Found by yt-dlp", DurationMs: 1000, Live: "none"}
+	liveYTDLP := searchcache.Video{ID: "ytdlplive01", URL: songquery.WatchURL("ytdlplive01"), Title: "Live", Live: "live"}
+	longYTDLP := searchcache.Video{ID: "ytdlplong01", URL: songquery.WatchURL("ytdlplong01"), Title: "Long", DurationMs: (4 * time.Hour).Milliseconds(), Live: "none"}
 
 	tests := []struct {
 		name   string
@@ -253,7 +253,7 @@ func TestResolveFallback(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			search := &scriptedSearcher{
-				songs: map[string]projection.Video{"q1": viaYTDLP, "q2": viaYTDLP, "q3": viaYTDLP, "q4": viaYTDLP, "q5": viaYTDLP,
+				songs: map[string]searchcache.Video{"q1": viaYTDLP, "q2": viaYTDLP, "q3": viaYTDLP, "q4": viaYTDLP, "q5": viaYTDLP,
 					"live": liveYTDLP, "long": longYTDLP, "nothing": {}},
 				results: map[string][]error{"nothing": {events.Fail(events.CodeNotFound, `no video found for "nothing"`)}},
 				calls:   map[string]int{},
@@ -324,16 +324,16 @@ func (*brokenCache) QueryVideo(context.Context, string) (string, error) {
 func (*brokenCache) PutQueryVideo(context.Context, string, string) error {
 	return errors.New("store down")
 }
-func (*brokenCache) Video(context.Context, string) (projection.Video, error) {
-	return projection.Video{}, errors.New("store down")
+func (*brokenCache) Video(context.Context, string) (searchcache.Video, error) {
+	return searchcache.Video{}, errors.New("store down")
 }
-func (*brokenCache) PutVideo(context.Context, projection.Video) error {
+func (*brokenCache) PutVideo(context.Context, searchcache.Video) error {
 	return errors.New("store down")
 }
-func (*brokenCache) Playlist(context.Context, string) (projection.Playlist, error) {
-	return projection.Playlist{}, errors.New("store down")
+func (*brokenCache) Playlist(context.Context, string) (searchcache.Playlist, error) {
+	return searchcache.Playlist{}, errors.New("store down")
 }
-func (*brokenCache) PutPlaylist(context.Context, projection.Playlist) error {
+func (*brokenCache) PutPlaylist(context.Context, searchcache.Playlist) error {
 	return errors.New("store down")
 }
 

@@ -12,9 +12,9 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/media/songquery"
-	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/platform/testkit/wait"
@@ -27,11 +27,11 @@ import (
 type scriptedSearcher struct {
 	mu      sync.Mutex
 	results map[string][]error // per text, the errors to return first
-	songs   map[string]projection.Video
+	songs   map[string]searchcache.Video
 	calls   map[string]int
 }
 
-func (s *scriptedSearcher) Search(ctx context.Context, text string) (projection.Video, error) {
+func (s *scriptedSearcher) Search(ctx context.Context, text string) (searchcache.Video, error) {
 	s.mu.Lock()
 	song, ok := s.songs[text]
 	if !ok {
@@ -43,7 +43,7 @@ func (s *scriptedSearcher) Search(ctx context.Context, text string) (projection.
 	errs := s.results[text]
 	s.mu.Unlock()
 	if n < len(errs) {
-		return projection.Video{}, errs[n]
+		return searchcache.Video{}, errs[n]
 	}
 	return song, nil
 }
@@ -95,10 +95,10 @@ func startResolver(t *testing.T, env *natstest.Env, search Searcher) {
 
 func TestResolver(t *testing.T) {
 	env := natstest.Start(t)
-	foundVideo := projection.Video{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Title: "A song", DurationMs: 201000, Live: "none"}
+	foundVideo := searchcache.Video{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Title: "A song", DurationMs: 201000, Live: "none"}
 	found := events.Song{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Source: "youtube", Title: "A song", DurationMs: 201000}
 	search := &scriptedSearcher{
-		songs: map[string]projection.Video{"a song": foundVideo, "flaky song": foundVideo},
+		songs: map[string]searchcache.Video{"a song": foundVideo, "flaky song": foundVideo},
 		results: map[string][]error{
 			"flaky song": {events.Fail(events.CodeDownloadFailed, "search failed")},
 		},
@@ -244,13 +244,13 @@ type blockedSearcher struct {
 	release chan struct{}
 }
 
-func (s *blockedSearcher) Search(ctx context.Context, text string) (projection.Video, error) {
+func (s *blockedSearcher) Search(ctx context.Context, text string) (searchcache.Video, error) {
 	s.started <- struct{}{}
 	select {
 	case <-s.release:
-		return projection.Video{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Live: "none"}, nil
+		return searchcache.Video{ID: "abcdefghijk", URL: songquery.WatchURL("abcdefghijk"), Live: "none"}, nil
 	case <-ctx.Done():
-		return projection.Video{}, ctx.Err()
+		return searchcache.Video{}, ctx.Err()
 	}
 }
 

@@ -12,8 +12,8 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/media/songquery"
 	"github.com/butakero/butakero/platform/media/ytdlp"
-	"github.com/butakero/butakero/platform/projection"
 	"github.com/butakero/butakero/platform/runtime/tracing"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/wader/goutubedl"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -27,7 +27,7 @@ import (
 // search may succeed later (transient). It must stop when ctx ends and be
 // safe for concurrent use.
 type Searcher interface {
-	Search(ctx context.Context, text string) (projection.Video, error)
+	Search(ctx context.Context, text string) (searchcache.Video, error)
 }
 
 // YTDLPSearcher searches YouTube through yt-dlp ("ytsearch1:<text>") with
@@ -49,7 +49,7 @@ var _ Searcher = (*YTDLPSearcher)(nil)
 // with a playlist whose only entry is null and exit status 1, which
 // goutubedl reports as success with an empty entry. A search with no usable
 // entry is CodeNotFound; an error goutubedl does report is transient.
-func (s *YTDLPSearcher) Search(ctx context.Context, text string) (_ projection.Video, err error) {
+func (s *YTDLPSearcher) Search(ctx context.Context, text string) (_ searchcache.Video, err error) {
 	ctx, span := tracing.StartProcess(ctx, "yt-dlp", attribute.String("butakero.purpose", "search"))
 	defer func() { tracing.EndProcess(span, err) }()
 	stderr := &ytdlp.Tail{Max: 4 << 10}
@@ -64,17 +64,17 @@ func (s *YTDLPSearcher) Search(ctx context.Context, text string) (_ projection.V
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return projection.Video{}, fmt.Errorf("search: %w", ctx.Err())
+			return searchcache.Video{}, fmt.Errorf("search: %w", ctx.Err())
 		}
 		var ytErr goutubedl.YoutubedlError
 		if errors.As(err, &ytErr) {
-			return projection.Video{}, events.Wrap(events.CodeDownloadFailed, err, "the search for %q failed; it will be tried again", text)
+			return searchcache.Video{}, events.Wrap(events.CodeDownloadFailed, err, "the search for %q failed; it will be tried again", text)
 		}
-		return projection.Video{}, events.Wrap(events.CodeInternal, err, "the search could not be run")
+		return searchcache.Video{}, events.Wrap(events.CodeInternal, err, "the search could not be run")
 	}
 	var found searchResult
 	if err := json.Unmarshal(res.RawJSON, &found); err != nil {
-		return projection.Video{}, events.Wrap(events.CodeInternal, err, "the search answer could not be read")
+		return searchcache.Video{}, events.Wrap(events.CodeInternal, err, "the search answer could not be read")
 	}
 	candidates := found.Entries
 	if found.Type != "playlist" && found.Type != "multi_video" {
@@ -86,7 +86,7 @@ func (s *YTDLPSearcher) Search(ctx context.Context, text string) (_ projection.V
 		}
 		return e.video(), nil
 	}
-	return projection.Video{}, events.Wrap(events.CodeNotFound,
+	return searchcache.Video{}, events.Wrap(events.CodeNotFound,
 		fmt.Errorf("yt-dlp returned no usable entry; stderr: %s", stderr.String()),
 		"no video found for %q", text)
 }
@@ -114,8 +114,8 @@ type searchResult struct {
 }
 
 // video maps yt-dlp's fields onto the Data API's meanings.
-func (e *searchEntry) video() projection.Video {
-	v := projection.Video{
+func (e *searchEntry) video() searchcache.Video {
+	v := searchcache.Video{
 		ID:           e.ID,
 		URL:          songquery.WatchURL(e.ID),
 		Title:        e.Title,

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/media/songquery"
-	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 	htransport "google.golang.org/api/transport/http"
@@ -34,7 +34,7 @@ type VideoAPI interface {
 	// snippet, contentDetails and status: 1 quota unit). A video the API
 	// does not return (removed, or never existed) is a Video with Removed
 	// set, not an error.
-	Video(ctx context.Context, id string) (projection.Video, error)
+	Video(ctx context.Context, id string) (searchcache.Video, error)
 }
 
 // ErrNoResult is VideoAPI.SearchVideo's answer when nothing matches.
@@ -120,22 +120,22 @@ func (a *YouTubeAPI) SearchVideo(ctx context.Context, text string) (string, erro
 }
 
 // Video implements VideoAPI with videos.list.
-func (a *YouTubeAPI) Video(ctx context.Context, id string) (projection.Video, error) {
+func (a *YouTubeAPI) Video(ctx context.Context, id string) (searchcache.Video, error) {
 	resp, err := a.svc.Videos.List([]string{"snippet", "contentDetails", "status"}).Id(id).Context(ctx).Do()
 	if err != nil {
-		return projection.Video{}, fmt.Errorf("resolver: videos.list: %w", err)
+		return searchcache.Video{}, fmt.Errorf("resolver: videos.list: %w", err)
 	}
 	for _, it := range resp.Items {
 		if it.Id == id {
 			return videoFromAPI(it)
 		}
 	}
-	return projection.Video{ID: id, URL: songquery.WatchURL(id), Removed: true}, nil
+	return searchcache.Video{ID: id, URL: songquery.WatchURL(id), Removed: true}, nil
 }
 
 // videoFromAPI maps a videos.list item.
-func videoFromAPI(it *ytapi.Video) (projection.Video, error) {
-	v := projection.Video{ID: it.Id, URL: songquery.WatchURL(it.Id)}
+func videoFromAPI(it *ytapi.Video) (searchcache.Video, error) {
+	v := searchcache.Video{ID: it.Id, URL: songquery.WatchURL(it.Id)}
 	if s := it.Snippet; s != nil {
 		v.Title = s.Title
 		v.Channel = s.ChannelTitle
@@ -145,7 +145,7 @@ func videoFromAPI(it *ytapi.Video) (projection.Video, error) {
 	if c := it.ContentDetails; c != nil && c.Duration != "" {
 		d, err := ParseISODuration(c.Duration)
 		if err != nil {
-			return projection.Video{}, fmt.Errorf("resolver: video %s: %w", it.Id, err)
+			return searchcache.Video{}, fmt.Errorf("resolver: video %s: %w", it.Id, err)
 		}
 		v.DurationMs = d.Milliseconds()
 	}

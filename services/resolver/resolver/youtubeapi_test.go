@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/media/songquery"
-	"github.com/butakero/butakero/platform/projection"
+	"github.com/butakero/butakero/platform/searchcache"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
 )
 
@@ -88,17 +88,17 @@ func TestYouTubeAPI(t *testing.T) {
 		tests := []struct {
 			name string
 			id   string
-			want projection.Video
+			want searchcache.Video
 		}{
-			{name: "public, best thumbnail", id: rick, want: projection.Video{ID: rick, URL: songquery.WatchURL(rick),
+			{name: "public, best thumbnail", id: rick, want: searchcache.Video{ID: rick, URL: songquery.WatchURL(rick),
 				Title: "Rick Astley - Never Gonna Give You Up", Channel: "Rick Astley", DurationMs: 213000,
 				ThumbnailURL: "https://i.ytimg.com/vi/x/maxresdefault.jpg", Live: "none", Privacy: "public"}},
-			{name: "live", id: "liveliveliv", want: projection.Video{ID: "liveliveliv", URL: songquery.WatchURL("liveliveliv"),
+			{name: "live", id: "liveliveliv", want: searchcache.Video{ID: "liveliveliv", URL: songquery.WatchURL("liveliveliv"),
 				Title: "Live", Channel: "C", ThumbnailURL: "https://i.ytimg.com/vi/liveliveliv/hqdefault.jpg", Live: "live", Privacy: "public"}},
-			{name: "private", id: "privateprvt", want: projection.Video{ID: "privateprvt", URL: songquery.WatchURL("privateprvt"),
+			{name: "private", id: "privateprvt", want: searchcache.Video{ID: "privateprvt", URL: songquery.WatchURL("privateprvt"),
 				Title: "Private", Channel: "C", DurationMs: 60000, ThumbnailURL: "https://i.ytimg.com/vi/privateprvt/hqdefault.jpg",
 				Live: "none", Privacy: "private"}},
-			{name: "absent is removed", id: "removedremo", want: projection.Video{ID: "removedremo", URL: songquery.WatchURL("removedremo"), Removed: true}},
+			{name: "absent is removed", id: "removedremo", want: searchcache.Video{ID: "removedremo", URL: songquery.WatchURL("removedremo"), Removed: true}},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
