@@ -12,14 +12,18 @@ import (
 // it runs in a container behind a load balancer. services/gateway's main
 // and `butakero gateway` both call it through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	projections, _, err := store.Projections(ctx, env.Config, env.JS)
+	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
+	defer cancel()
+	projections, projWhere, err := store.Projections(setup, env.Config, env.JS)
 	if err != nil {
 		return err
 	}
-	blobs, _, err := store.Blobs(ctx, env.Config, env.JS)
+	blobs, blobWhere, err := store.Blobs(setup, env.Config, env.JS)
 	if err != nil {
 		return err
 	}
+	cancel()
+	env.Log.Info("stores opened", "projections", projWhere, "blobs", blobWhere)
 	return Run(ctx, Deps{
 		NC: env.NC, JS: env.JS, Publisher: events.NewPublisher(env.JS),
 		Store: projections, Blobs: blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log,

@@ -12,9 +12,12 @@ import (
 // out. services/recorder's main and `butakero recorder` both call it
 // through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	projections, _, err := store.Projections(ctx, env.Config, env.JS)
+	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
+	projections, where, err := store.Projections(setup, env.Config, env.JS)
+	cancel()
 	if err != nil {
 		return err
 	}
+	env.Log.Info("stores opened", "projections", where)
 	return Run(ctx, Deps{JS: env.JS, Store: projections, Config: env.Config, Metrics: env.Metrics, Log: env.Log})
 }
