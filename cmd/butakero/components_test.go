@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -25,7 +25,7 @@ import (
 // URL fails the health check; SIGTERM stops the node.
 func TestNATSServerCommand(t *testing.T) {
 	dir := t.TempDir()
-	client, monitor := freePort(t), freePort(t)
+	client, monitor := loopback.MustPort(t), loopback.MustPort(t)
 	cmd := exec.Command(os.Args[0], "nats-server", "-js", "-sd", dir, "-n", "node-1",
 		"-a", "127.0.0.1", "-p", strconv.Itoa(client), "-m", strconv.Itoa(monitor),
 		"--user", "svc", "--pass", "s3cret")
@@ -72,14 +72,4 @@ func TestNATSServerCommand(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the node did not stop within 15s of SIGTERM")
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

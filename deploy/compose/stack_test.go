@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 	"github.com/butakero/butakero/platform/store/dynamostore"
 	"github.com/butakero/butakero/platform/store/s3blob"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -231,7 +233,7 @@ func startStack(t *testing.T, ctx context.Context, files []string, tones ...audi
 	if err := os.WriteFile(overlay, []byte(fmt.Sprintf("networks:\n  default:\n    name: %s\n    external: true\n", project)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := strconv.Itoa(loopback.MustPort(t))
 	env := append(os.Environ(),
 		EnvImage+"="+image,
 		"BUTAKERO_PORT="+port,
@@ -550,17 +552,6 @@ func nthAddr(p netip.Prefix, n int) netip.Addr {
 		a = a.Next()
 	}
 	return a
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
 }
 
 func randomHex(t *testing.T, n int) string {

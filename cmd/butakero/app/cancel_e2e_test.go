@@ -19,6 +19,7 @@ import (
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/childproc"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,7 +80,7 @@ func TestCancel(t *testing.T) {
 		close(heldStarted)
 		<-r.Context().Done()
 	}))
-	natsAddr := freeAddr(t)
+	natsAddr := loopback.Addr(t)
 	in := start(t, t.TempDir(), map[string]string{
 		"NATS_LISTEN":        natsAddr,
 		"NATS_TOKEN":         natsToken,

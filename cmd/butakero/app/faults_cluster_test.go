@@ -14,6 +14,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
@@ -150,11 +151,11 @@ func startNATSCluster(t *testing.T, n int) *natsCluster {
 	c := &natsCluster{}
 	routes := make([]string, n)
 	for i := range n {
-		routes[i] = "nats-route://" + freeAddr(t)
+		routes[i] = "nats-route://" + loopback.Addr(t)
 	}
 	for i := range n {
 		dir := t.TempDir()
-		node := &natsNode{name: fmt.Sprintf("n%d", i+1), client: freeAddr(t), logs: &wait.Output{}}
+		node := &natsNode{name: fmt.Sprintf("n%d", i+1), client: loopback.Addr(t), logs: &wait.Output{}}
 		conf := fmt.Sprintf(`server_name: %s
 listen: %s
 jetstream { store_dir: %q }

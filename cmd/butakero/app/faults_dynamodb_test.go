@@ -15,6 +15,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
 	"github.com/butakero/butakero/platform/testkit/awstest"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 )
 
 // faultDynamoDBPaused runs the AWS profile and pauses DynamoDB Local
@@ -47,7 +48,7 @@ func faultDynamoDBPaused(t *testing.T, bin string) {
 	}
 	vars := map[string]string{
 		"DATA_DIR":                      t.TempDir(),
-		"NATS_LISTEN":                   freeAddr(t),
+		"NATS_LISTEN":                   loopback.Addr(t),
 		"NATS_TOKEN":                    natsToken,
 		"DYNAMODB_TABLE_NAME_OPERATION": awstest.Name("operations"),
 		"DYNAMODB_TABLE_NAME_SONGS":     awstest.Name("songs"),

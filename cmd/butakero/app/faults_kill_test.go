@@ -8,6 +8,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 )
 
 // longSong is long enough that its encode lasts several seconds, so that
@@ -39,9 +40,9 @@ func startMidEncode(t *testing.T, bin, grace string) midEncode {
 	files, name, d := longSong(t)
 	m := midEncode{d: d, vars: map[string]string{
 		"DATA_DIR":       t.TempDir(),
-		"NATS_LISTEN":    freeAddr(t),
+		"NATS_LISTEN":    loopback.Addr(t),
 		"NATS_TOKEN":     natsToken,
-		"HTTP_ADDR":      freeAddr(t),
+		"HTTP_ADDR":      loopback.Addr(t),
 		"STAGE_TIMEOUT":  "3m",
 		"SHUTDOWN_GRACE": grace,
 	}}

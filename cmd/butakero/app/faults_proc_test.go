@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/nats-io/nats.go"
@@ -106,7 +107,7 @@ func startProc(t *testing.T, bin, name string, vars map[string]string) *proc {
 // launchProc is startProc without the wait.
 func launchProc(t *testing.T, bin, name string, vars map[string]string, args ...string) *proc {
 	t.Helper()
-	all := map[string]string{"HTTP_ADDR": freeAddr(t)}
+	all := map[string]string{"HTTP_ADDR": loopback.Addr(t)}
 	for k, v := range vars {
 		all[k] = v
 	}

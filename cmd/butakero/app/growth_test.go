@@ -12,6 +12,7 @@ import (
 	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -33,7 +34,7 @@ func TestGrowthPerOperation(t *testing.T) {
 	audiofixture.Make(t, media, audiofixture.M4A("growth.m4a", songLen))
 	audiofixture.Write(t, media, "growth-bad.mp3", bytes.Repeat([]byte("not audio "), 300))
 	files := audiofixture.Serve(t, media)
-	natsAddr := freeAddr(t)
+	natsAddr := loopback.Addr(t)
 	in := start(t, t.TempDir(), map[string]string{"NATS_LISTEN": natsAddr, "NATS_TOKEN": natsToken})
 
 	js := connectJS(t, natsAddr)

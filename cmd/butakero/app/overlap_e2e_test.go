@@ -18,6 +18,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/platform/testkit/wait"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
@@ -133,7 +134,7 @@ func TestPlayWhileDownloading(t *testing.T) {
 	media := t.TempDir()
 	const d = 40 * time.Second
 	srv := audiofixture.Serve(t, media)
-	natsAddr := freeAddr(t)
+	natsAddr := loopback.Addr(t)
 	in := start(t, t.TempDir(), map[string]string{"NATS_LISTEN": natsAddr, "NATS_TOKEN": natsToken})
 	obs := observe(t, "nats://"+natsAddr)
 	cases := []struct {
@@ -236,7 +237,7 @@ func killedMidEarlyEncode(t *testing.T, bin string, song []byte, d time.Duration
 	src := newPaced(song, len(song)*2/3)
 	files.Handle("/paced.m4a", src)
 
-	httpAddr := freeAddr(t)
+	httpAddr := loopback.Addr(t)
 	env := append(os.Environ(), "NATS_URL="+srvNATS.ClientURL(), "NATS_TOKEN="+natsToken, "HTTP_ADDR="+httpAddr,
 		"ALLOWED_MEDIA_HOSTS=127.0.0.1:*", "LOG_LEVEL=info", "SHUTDOWN_GRACE=5s")
 	type service struct {

@@ -20,6 +20,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/services/recorder/recorder"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -36,7 +37,7 @@ func TestReplay(t *testing.T) {
 	audiofixture.Make(t, media, audiofixture.Spec{Name: "replay-long.wav", Duration: 30 * time.Minute, Args: []string{"-c:a", "pcm_s16le", "-ar", "8000", "-ac", "1"}})
 	files := audiofixture.Serve(t, media)
 	dataDir := t.TempDir()
-	natsAddr := freeAddr(t)
+	natsAddr := loopback.Addr(t)
 
 	in := start(t, dataDir, map[string]string{"NATS_LISTEN": natsAddr, "NATS_TOKEN": natsToken})
 	var ops []string // in the order they ran

@@ -3,12 +3,12 @@ package app_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/services/resolver/youtubetest"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -36,7 +36,7 @@ func TestResolveYouTube(t *testing.T) {
 	yt.AddSearch("never gonna give you up", rick)
 	yt.AddSearch("rain for ten hours", "toolongtool")
 
-	natsAddr := freeAddr(t)
+	natsAddr := loopback.Addr(t)
 	in := start(t, t.TempDir(), map[string]string{
 		"YOUTUBE_API_KEY":      youtubetest.Key,
 		"YOUTUBE_API_BASE_URL": yt.URL,
@@ -119,17 +119,6 @@ func TestResolveYouTube(t *testing.T) {
 }
 
 // freeAddr is a loopback address with a port free at the time of the call.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // openStream connects to the all-in-one's embedded server at addr.
 func openStream(t *testing.T, addr string) jetstream.Stream {
 	t.Helper()

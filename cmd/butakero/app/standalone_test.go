@@ -3,7 +3,6 @@ package app_test
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/platform/testkit/wait"
 )
 
@@ -63,14 +63,7 @@ func TestServicesAlone(t *testing.T) {
 	audiofixture.Make(t, media, audiofixture.M4A("alone.m4a", 3*time.Second))
 	files := audiofixture.Serve(t, media)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpAddr := ln.Addr().String()
-	ln.Close()
-
-	encoderMetrics := freeAddr(t)
+	httpAddr, encoderMetrics := loopback.Addr(t), loopback.Addr(t)
 	env := append(os.Environ(),
 		"NATS_URL="+srv.ClientURL(),
 		"NATS_TOKEN="+natsToken,

@@ -22,6 +22,7 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/butakero/butakero/services/notifier/notifier"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -136,7 +137,7 @@ func TestWebhooks(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := audiofixture.Serve(t, media)
-	dataDir, natsAddr := t.TempDir(), freeAddr(t)
+	dataDir, natsAddr := t.TempDir(), loopback.Addr(t)
 	env := map[string]string{
 		"WEBHOOK_URL":           flaky.srv.URL + "/hooks?token=abc," + refusing.srv.URL + "/hooks",
 		"WEBHOOK_SECRET":        secret,
@@ -261,7 +262,7 @@ func TestWebhookURLRemoved(t *testing.T) {
 	media := t.TempDir()
 	audiofixture.Make(t, media, audiofixture.M4A("short.m4a", 2*time.Second))
 	srv := audiofixture.Serve(t, media)
-	dataDir, natsAddr := t.TempDir(), freeAddr(t)
+	dataDir, natsAddr := t.TempDir(), loopback.Addr(t)
 	keptURL, removedURL := kept.srv.URL+"/hooks", removed.srv.URL+"/hooks"
 	env := map[string]string{
 		"WEBHOOK_URL":           keptURL + "," + removedURL,

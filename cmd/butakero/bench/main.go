@@ -478,12 +478,10 @@ type service struct {
 // startServiceEnv starts butakero on dataDir with the bench's settings and
 // extra (KEY=value) on top.
 func startServiceEnv(ctx context.Context, bin, dataDir string, extra []string) (*service, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	level := cmp.Or(os.Getenv("BENCH_LOG_LEVEL"), "warn") // the service's LOG_LEVEL
 	cmd := exec.CommandContext(ctx, bin)
 	cmd.Env = append(os.Environ(), "DATA_DIR="+dataDir, "HTTP_ADDR="+addr, "ALLOWED_MEDIA_HOSTS=127.0.0.1:*", "LOG_LEVEL="+level, "STAGE_TIMEOUT=30m",

@@ -35,6 +35,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/butakero/butakero/platform/store/awsconfig"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 )
 
 // Environment variables the test command sets.
@@ -208,7 +209,7 @@ func privateNetwork() error {
 func start(name, dir string, newCmd func(port int) *exec.Cmd) (*Server, error) {
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := loopback.Port()
 		if err != nil {
 			return nil, err
 		}
@@ -303,15 +304,6 @@ func (s *Server) stop() {
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 type syncWriter struct {

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/butakero/butakero/platform/testkit/loopback"
 )
 
 // EnvJaeger names the jaeger binary.
@@ -84,7 +86,7 @@ exporters:
 // does not start.
 func Start(t testing.TB) *Jaeger {
 	t.Helper()
-	return start(t, freeAddr(t), freeAddr(t))
+	return start(t, loopback.Addr(t), loopback.Addr(t))
 }
 
 // StartOnDefaultPorts is Start with the OTLP receivers on the ports an
@@ -105,7 +107,7 @@ func start(t testing.TB, otlpHTTP, otlpGRPC string) *Jaeger {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("%s: %v (run make test, which builds it)", EnvJaeger, err)
 	}
-	query, queryGRPC := freeAddr(t), freeAddr(t)
+	query, queryGRPC := loopback.Addr(t), loopback.Addr(t)
 	conf := filepath.Join(t.TempDir(), "jaeger.yaml")
 	if err := os.WriteFile(conf, fmt.Appendf(nil, config, query, queryGRPC, otlpHTTP, otlpGRPC), 0o600); err != nil {
 		t.Fatal(err)
@@ -288,16 +290,6 @@ func (j *Jaeger) WaitTrace(t testing.TB, traceID string, within time.Duration, d
 		}
 		<-time.After(200 * time.Millisecond)
 	}
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func portOpen(addr string) bool {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -23,9 +24,11 @@ type Cluster struct {
 // JetStream's meta leader knows all n and every node is current, and shuts it down when t ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	ports := make([]int, n)
+	// Every port picked before any node listens, none picked twice: a
+	// node's client listener must not take another's route port.
+	ports, clients := make([]int, n), make([]int, n)
 	for i := range ports {
-		ports[i] = freePort(t)
+		ports[i], clients[i] = loopback.MustPort(t), loopback.MustPort(t)
 	}
 	var routes []*url.URL
 	for _, p := range ports {
@@ -36,7 +39,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		opts := &server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1),
 			Host:       "127.0.0.1",
-			Port:       server.RANDOM_PORT,
+			Port:       clients[i],
 			JetStream:  true,
 			StoreDir:   t.TempDir(),
 			NoSigs:     true,
@@ -90,16 +93,6 @@ func (c *Cluster) URLs() string {
 		urls = append(urls, s.ClientURL())
 	}
 	return strings.Join(urls, ",")
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("natstest: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // Env connects to the cluster for t and creates the event stream on it
