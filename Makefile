@@ -3,11 +3,15 @@
 
 MODULES := $(shell go list -f '{{.Dir}}/...' -m 2>/dev/null)
 GOTEST_FLAGS ?= -count=1 -timeout 15m
+# What `versions` logs and GET /v1/info report for a local run or build
+# (go run stamps no VCS revision of its own).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+VERSION_FLAG := -ldflags "-X github.com/butakero/butakero/platform/runtime/versions.Butakero=$(VERSION)"
 
 .PHONY: run test test-deploy deps build vet fmt bench
 
 run: deps
-	go run ./cmd/butakero
+	go run $(VERSION_FLAG) ./cmd/butakero
 
 # scripts/test.sh also installs versitygw and DynamoDB Local (under .tools)
 # and runs the tests in a private network namespace.
@@ -23,7 +27,7 @@ deps:
 	@./scripts/deps.sh
 
 build:
-	mkdir -p bin && go build -o bin/butakero ./cmd/butakero
+	mkdir -p bin && go build $(VERSION_FLAG) -o bin/butakero ./cmd/butakero
 
 # Every module also builds and vets alone (GOWORK=off), from what its own
 # go.mod requires, and go mod tidy changes nothing: a container build of one
