@@ -12,6 +12,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Cluster is n JetStream servers in this process, routed to each other on
@@ -108,5 +109,31 @@ func (c *Cluster) Env(t testing.TB) *Env {
 	if err != nil {
 		t.Fatalf("natstest: %v", err)
 	}
+	waitStreamReady(ctx, t, stream, len(c.Servers))
 	return &Env{NC: nc, JS: js, Stream: stream}
+}
+
+// waitStreamReady waits until stream has a leader and its other
+// replicas-1 replicas are current: a publish to a stream just created can
+// find no leader yet ("no response from stream"), more so on a busy
+// machine.
+func waitStreamReady(ctx context.Context, t testing.TB, stream jetstream.Stream, replicas int) {
+	t.Helper()
+	for {
+		info, err := stream.Info(ctx)
+		if err == nil && info.Cluster != nil && info.Cluster.Leader != "" && len(info.Cluster.Replicas) == replicas-1 {
+			current := true
+			for _, r := range info.Cluster.Replicas {
+				current = current && r.Current
+			}
+			if current {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("natstest: stream %s has no leader with %d current replicas: %v (last error %v)", events.StreamName, replicas, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
