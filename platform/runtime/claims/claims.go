@@ -150,7 +150,7 @@ func (s *Store) Acquire(ctx context.Context, song, owner string) (*Claim, Record
 	// handful of passes is plenty (the key changes at most a few times per
 	// refresh period).
 	for range 5 {
-		e, err := s.kv.Get(ctx, song)
+		e, err := jsbucket.Get(ctx, s.kv, song)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			rev, err := s.kv.Create(ctx, song, val)

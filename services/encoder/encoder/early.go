@@ -259,7 +259,7 @@ func (h *handler) early(ctx context.Context, env events.Envelope, arr events.Aud
 func (h *handler) takeEarly(ctx context.Context, opID, run string, log *slog.Logger) (uint64, bool) {
 	val := encodeState(earlyState{Run: run, State: earlyRunning})
 	for range 3 {
-		e, err := h.earlyStates().Get(ctx, opID)
+		e, err := jsbucket.Get(ctx, h.earlyStates(), opID)
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			rev, err := h.earlyStates().Create(ctx, opID, val)
@@ -562,7 +562,7 @@ func (h *handler) awaitEarly(ctx context.Context, opID, run string, log *slog.Lo
 	late := encodeState(earlyState{Run: run, State: earlyLate})
 	waiting := false
 	for {
-		e, err := kv.Get(ctx, opID)
+		e, err := jsbucket.Get(ctx, kv, opID)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			if _, err := kv.Create(ctx, opID, late); errors.Is(err, jetstream.ErrKeyExists) {
 				continue
