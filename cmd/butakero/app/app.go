@@ -16,6 +16,7 @@ import (
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/natsconn"
 	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/runtime/standalone"
 	"github.com/butakero/butakero/platform/runtime/versions"
 	"github.com/butakero/butakero/platform/store"
 	"github.com/butakero/butakero/services/encoder/encoder"
@@ -57,7 +58,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	defer closeNATS()
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
 	defer cancel()
 	if _, err := events.EnsureStream(setup, js, cfg.StreamReplicas, cfg.StreamLimits()); err != nil {
 		return err

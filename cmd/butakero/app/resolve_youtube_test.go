@@ -118,7 +118,6 @@ func TestResolveYouTube(t *testing.T) {
 	})
 }
 
-// freeAddr is a loopback address with a port free at the time of the call.
 // openStream connects to the all-in-one's embedded server at addr.
 func openStream(t *testing.T, addr string) jetstream.Stream {
 	t.Helper()

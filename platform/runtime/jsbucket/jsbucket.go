@@ -14,6 +14,7 @@ package jsbucket
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -57,8 +58,11 @@ const NoResponderWait = 2 * time.Second
 // whichever replica holds the bucket; in a cluster, for a moment after the
 // bucket is created (its replicas have not subscribed yet) or while they
 // elect a leader, the read finds no responder at all. Get tries again then,
-// at growing intervals, for up to NoResponderWait or until ctx ends, and
-// returns the last error after that. Any other error is returned at once.
+// at growing intervals, for up to NoResponderWait, and returns
+// nats.ErrNoResponders after that; when ctx ends first, ctx's error
+// wrapped with it. Any other error is returned at once. A bucket that does
+// not exist has no responder either: its reads fail after NoResponderWait
+// (every bucket is created at start, so that is an operator's mistake).
 func Get(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyValueEntry, error) {
 	deadline := time.Now().Add(NoResponderWait)
 	wait := 10 * time.Millisecond
@@ -71,7 +75,7 @@ func Get(ctx context.Context, kv jetstream.KeyValue, key string) (jetstream.KeyV
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
 		case <-t.C:
 		}
 		wait = min(2*wait, 200*time.Millisecond)

@@ -43,8 +43,13 @@ type Env struct {
 	Versions *versions.Prober
 }
 
-// SetupTimeout bounds each call that creates a bucket or store at start.
-const SetupTimeout = 30 * time.Second
+// SetupTimeout bounds each step of a component's start: waiting for
+// JetStream to answer and creating the event stream, then opening its
+// stores. Opening a store may create it (AWS_AUTO_CREATE), and a new
+// DynamoDB table can take up to 2 minutes to become active (dynamostore):
+// the bound is for a store or cluster that never answers, so that the
+// process exits saying so instead of hanging.
+const SetupTimeout = 5 * time.Minute
 
 // Main runs service name: run is called with a context cancelled on SIGINT
 // or SIGTERM and should return once the service has stopped. Main exits the
@@ -143,8 +148,10 @@ func backlogOf(service string, recorderPartitions int) (backlogSource, bool) {
 		src.stream, src.parts = events.LanesStreamName, events.LaneConsumers(recorderPartitions)
 	case "encoder":
 		// An encoder task also measures the passthroughs' loudness from
-		// its second consumer: a measure is about as much CPU as a
-		// transcode, so its backlog counts as the encodes' does.
+		// its second consumer: a measure (two ffmpeg, one measure at a
+		// time per task) takes about the CPU time a transcode of the song
+		// does, so its backlog counts as the encodes' does. (A
+		// transcode's dca.encoded passes that consumer too, acked at once.)
 		src.parts = []string{events.ConsumerEncoder, events.ConsumerEncoderLoudness}
 	}
 	return src, true
