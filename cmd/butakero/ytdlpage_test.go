@@ -68,7 +68,7 @@ func TestServeWarnsOfAnOldYTDLP(t *testing.T) {
 				warned = warned || strings.Contains(sc.Text(), versions.StaleWarning)
 			}
 			if err := <-exited; err != nil {
-				t.Errorf("serve did not stop cleanly on SIGINT: %v", err)
+				t.Errorf("serve did not stop cleanly on SIGINT: %v:\n%s", err, strings.Join(logs, "\n"))
 			}
 			if versionsLine == "" || !strings.Contains(versionsLine, "yt_dlp="+tc.version) {
 				t.Fatalf("no versions line naming yt-dlp %s:\n%s", tc.version, strings.Join(logs, "\n"))

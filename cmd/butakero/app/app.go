@@ -3,6 +3,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -45,9 +46,17 @@ type Main struct {
 // fails; the first failure stops all. Shutdown goes in order: the gateway
 // stops taking requests, the consumers finish or release their in-flight
 // work, the NATS connection drains, and the embedded server (if any) stops
-// after flushing its store.
+// after flushing its store. Told to stop while it is still starting (a
+// Ctrl-C right after the start), it returns nil: what was starting ends
+// with ctx's error, which is no failure.
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg, log := m.Config, m.Log
+	defer func() {
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			log.Info("stopped while starting", "error", err)
+			err = nil
+		}
+	}()
 	// Logged once probed, in the background; the gateway answers the same
 	// report on /v1/info.
 	prober := versions.Start(log)

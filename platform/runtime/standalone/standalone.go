@@ -66,8 +66,15 @@ func Main(name string, run func(ctx context.Context, env Env) error) {
 
 // Run is Main without the signals and the exit, for a binary that runs one
 // of several services by name (`butakero fetcher`): it reads the
-// environment, connects, and calls run until ctx is cancelled.
-func Run(ctx context.Context, name string, run func(ctx context.Context, env Env) error) error {
+// environment, connects, and calls run until ctx is cancelled. Cancelled
+// while it is still starting (SIGTERM as the task starts), it returns nil:
+// what was starting ends with ctx's error, which is no failure.
+func Run(ctx context.Context, name string, run func(ctx context.Context, env Env) error) (err error) {
+	defer func() {
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil
+		}
+	}()
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

@@ -8,6 +8,10 @@ import (
 	"testing"
 
 	"github.com/butakero/butakero/events"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/testkit/loopback"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -64,5 +68,21 @@ func TestBacklogOf(t *testing.T) {
 		if ok && (src.consumer != c.service || src.stream != c.stream || !slices.Equal(src.parts, c.parts)) {
 			t.Errorf("%s: consumer %s on %s, parts %v; want %s on %s, parts %v", c.service, src.consumer, src.stream, src.parts, c.service, c.stream, c.parts)
 		}
+	}
+}
+
+// TestRunStoppedWhileStarting: a service alone cancelled before it has
+// started (SIGTERM as its task starts) returns no error, so the process
+// exits 0, and its run is never called.
+func TestRunStoppedWhileStarting(t *testing.T) {
+	env := natstest.StartWith(t, natsembed.Options{Listen: loopback.Addr(t), Auth: natsconn.Auth{Token: "stop-test"}})
+	t.Setenv("NATS_URL", env.Server.ClientURL())
+	t.Setenv("NATS_TOKEN", "stop-test")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ran := false
+	err := Run(ctx, "fetcher", func(context.Context, Env) error { ran = true; return nil })
+	if err != nil || ran {
+		t.Fatalf("cancelled before it started: Run returned %v, run called %v; want nil, false", err, ran)
 	}
 }

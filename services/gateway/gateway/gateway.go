@@ -258,9 +258,12 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 	if s.dashboard, err = loadDashboard(); err != nil {
 		return nil, fmt.Errorf("gateway: dashboard files: %w", err)
 	}
-	// This process exports the lag of every stage's durable consumer.
+	// This process exports the lag of every stage's durable consumer on
+	// the event stream. (The recorder reads its lanes, whose lag it
+	// exports itself; its consumer on the event stream is gone once the
+	// lanes took over, see events.EnsureLanes.)
 	s.metrics.WatchConsumers(d.JS, events.StreamName,
-		events.ConsumerResolver, events.ConsumerFetcher, events.ConsumerEncoder, events.ConsumerEncoderLoudness, events.ConsumerRecorder)
+		events.ConsumerResolver, events.ConsumerFetcher, events.ConsumerEncoder, events.ConsumerEncoderLoudness)
 
 	setup, cancel := context.WithTimeout(ctx, setupTimeout)
 	defer cancel()
