@@ -111,7 +111,13 @@ func StreamConfig(replicas int) jetstream.StreamConfig {
 // leader, which holds every committed message; a leader that does not
 // answer in time leaves the replica's answer.
 func (s *Store) getInfo(ctx context.Context, key string) (*jetstream.ObjectInfo, error) {
-	oi, err := s.obs.GetInfo(ctx, key)
+	// A direct get that finds no replica to answer (the stream just
+	// created, or electing a leader) is waited out (catchUp).
+	var oi *jetstream.ObjectInfo
+	err := catchUp(ctx, func() (err error) {
+		oi, err = s.obs.GetInfo(ctx, key)
+		return err
+	})
 	if !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return oi, err
 	}
