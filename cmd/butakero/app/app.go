@@ -3,7 +3,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,7 +51,7 @@ type Main struct {
 func (m *Main) Run(ctx context.Context) (err error) {
 	cfg, log := m.Config, m.Log
 	defer func() {
-		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		if standalone.Stopped(ctx, err) {
 			log.Info("stopped while starting", "error", err)
 			err = nil
 		}

@@ -43,6 +43,14 @@ type Env struct {
 	Versions *versions.Prober
 }
 
+// Stopped reports whether err only says that ctx, a component's run, was
+// cancelled: told to stop while it is still starting, what was starting
+// ends with ctx's error, and that is no failure. Run and the all-in-one
+// return nil for it.
+func Stopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled)
+}
+
 // SetupTimeout bounds each step of a component's start: waiting for
 // JetStream to answer and creating the event stream, then opening its
 // stores. Opening a store may create it (AWS_AUTO_CREATE), and a new
@@ -71,7 +79,7 @@ func Main(name string, run func(ctx context.Context, env Env) error) {
 // what was starting ends with ctx's error, which is no failure.
 func Run(ctx context.Context, name string, run func(ctx context.Context, env Env) error) (err error) {
 	defer func() {
-		if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		if Stopped(ctx, err) {
 			err = nil
 		}
 	}()

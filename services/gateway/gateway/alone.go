@@ -13,16 +13,16 @@ import (
 // and `butakero gateway` both call it through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
 	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-	defer cancel()
 	projections, projWhere, err := store.Projections(setup, env.Config, env.JS)
 	if err != nil {
+		cancel()
 		return err
 	}
 	blobs, blobWhere, err := store.Blobs(setup, env.Config, env.JS)
+	cancel()
 	if err != nil {
 		return err
 	}
-	cancel()
 	env.Log.Info("stores opened", "projections", projWhere, "blobs", blobWhere)
 	return Run(ctx, Deps{
 		NC: env.NC, JS: env.JS, Publisher: events.NewPublisher(env.JS),
