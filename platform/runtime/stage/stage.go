@@ -79,6 +79,9 @@ type Delivery struct {
 	// watched is the cancel watch's mark when the stream said the
 	// operation was not cancelled, before the attempt (isCancelled).
 	watched watchMark
+	// ticket is the message's place among those the slot gate counts
+	// as undecided until Quick has answered it or it waits for a slot.
+	ticket *ticket
 }
 
 // Emit is one event that handling a message causes. The runtime publishes
@@ -274,7 +277,7 @@ func (w *Worker) loop(ctx, work context.Context) error {
 			_ = msg.NakWithDelay(releaseDelay)
 			return nil
 		}
-		w.handle(ctx, work, msg)
+		w.handle(ctx, work, msg, w.gate.pulled())
 	}
 }
 
@@ -331,7 +334,7 @@ func (w *Worker) held(ctx, work context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.handle(ctx, work, msg)
+		w.handle(ctx, work, msg, nil)
 	}
 }
 
@@ -376,7 +379,10 @@ const endTimeout = 10 * time.Second
 // looking for a message's events.
 const maxHistory = 256
 
-func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
+// handle runs one message to its end: acked, handed back or failed. tk
+// is its ticket at the slot gate (nil for none), given up by the end.
+func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg, tk *ticket) {
+	defer w.gate.decided(tk)
 	log := w.Log.With("stage", w.Stage, "subject", msg.Subject())
 	env, ev, err := events.Decode(msg.Data())
 	if err != nil {
@@ -410,7 +416,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	}
 
 	begin := time.Now()
-	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
+	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log, ticket: tk}
 	cancelled, since := w.isCancelled(work, env.OperationID, log)
 	if cancelled {
 		w.endCancelled(ctx, d, msg, after, time.Since(begin))
@@ -520,9 +526,10 @@ func (w *Worker) attempt(ctx, work context.Context, d Delivery) (Outcome, error)
 	if w.Quick != nil {
 		out, err := w.quick(ctx, work, d, have)
 		if !errors.Is(err, ErrNotQuick) {
+			w.gate.decided(d.ticket)
 			return out, err
 		}
-		release, err := w.gate.slot(ctx)
+		release, err := w.gate.slot(ctx, d.ticket)
 		if err != nil {
 			return Outcome{}, err
 		}
