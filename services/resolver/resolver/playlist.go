@@ -55,6 +55,8 @@ type PlaylistAPI interface {
 	PlaylistItems(ctx context.Context, id string, max int) ([]events.Song, int, error)
 }
 
+var _ PlaylistAPI = (*YouTubeAPI)(nil)
+
 // PlaylistItems implements PlaylistAPI with playlistItems.list, 50 items
 // a page.
 func (a *YouTubeAPI) PlaylistItems(ctx context.Context, id string, max int) ([]events.Song, int, error) {
@@ -159,10 +161,10 @@ func (r *Resolver) putPlaylist(ctx context.Context, p searchcache.Playlist, log 
 func (r *Resolver) listYouTubeUncached(ctx context.Context, id string, max int, log *slog.Logger) ([]events.Song, int, error) {
 	var songs []events.Song
 	total := 0
-	api, ok := r.API.(PlaylistAPI)
-	if ok && r.API != nil {
+	ok := r.Playlists != nil
+	if ok {
 		var err error
-		songs, total, err = api.PlaylistItems(ctx, id, max)
+		songs, total, err = r.Playlists.PlaylistItems(ctx, id, max)
 		r.metrics.APICall("playlistItems.list")
 		if err != nil {
 			if strings.Contains(err.Error(), "playlistNotFound") || strings.Contains(err.Error(), "404") {
@@ -188,9 +190,7 @@ func (r *Resolver) flatPlaylist(ctx context.Context, id string, max int) ([]even
 	stderr := &ytdlp.Tail{Max: 4 << 10}
 	opts := goutubedl.Options{Type: goutubedl.TypePlaylist, FlatPlaylist: true, PlaylistEnd: uint(max),
 		StderrFn: func(cmd *exec.Cmd) io.Writer { ytdlp.Harden(cmd); return stderr }}
-	if s, ok := r.Search.(*YTDLPSearcher); ok {
-		opts.ProxyUrl, opts.Cookies = s.Proxy, s.Cookies
-	}
+	opts.ProxyUrl, opts.Cookies = r.YTDLPProxy, r.YTDLPCookies
 	res, err := goutubedl.New(ctx, "https://www.youtube.com/playlist?list="+id, opts)
 	if err != nil {
 		if ctx.Err() != nil {

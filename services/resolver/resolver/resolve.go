@@ -19,6 +19,12 @@ type Resolver struct {
 	// API is the Data API; nil means none (searches through Search, no
 	// metadata for URLs and ids).
 	API VideoAPI
+	// Playlists lists YouTube playlists with the Data API; nil lists
+	// them with yt-dlp --flat-playlist.
+	Playlists PlaylistAPI
+	// YTDLPProxy and YTDLPCookies are how yt-dlp lists a playlist
+	// (YTDLP_PROXY, YTDLP_COOKIES_FILE); "" means none.
+	YTDLPProxy, YTDLPCookies string
 	// Search is the fallback search (yt-dlp). Required.
 	Search Searcher
 	// Cache keeps searches and metadata; nil means none.

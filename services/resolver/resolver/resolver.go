@@ -59,6 +59,10 @@ type Deps struct {
 	// Config.YouTubeAPIKey and Config.YouTubeAPIBaseURL, or none when there
 	// is no key.
 	API VideoAPI
+	// Playlists lists playlists with the Data API; nil means the
+	// YouTubeAPI Run builds when API is nil and there is a key, or none
+	// (yt-dlp lists them).
+	Playlists PlaylistAPI
 	// Search finds free-text queries without the Data API; nil means a
 	// YTDLPSearcher configured from Config.
 	Search Searcher
@@ -85,13 +89,16 @@ func Run(ctx context.Context, d Deps) error {
 	if d.JS == nil || d.Log == nil {
 		return errors.New("resolver: Deps.JS and Deps.Log are required")
 	}
-	api := d.API
+	api, playlists := d.API, d.Playlists
 	if api == nil && d.Config.YouTubeAPIKey != "" {
 		yt, err := NewYouTubeAPI(ctx, d.Config.YouTubeAPIKey, d.Config.YouTubeAPIBaseURL, nil)
 		if err != nil {
 			return err
 		}
 		api = yt
+		if playlists == nil {
+			playlists = yt
+		}
 	}
 	cons, err := events.EnsureConsumer(ctx, d.JS, events.ConsumerResolver, d.Config.MaxAttempts)
 	if err != nil {
@@ -101,12 +108,15 @@ func Run(ctx context.Context, d Deps) error {
 		return fmt.Errorf("resolver: %w", err)
 	}
 	r := &Resolver{
-		API:         api,
-		Search:      d.Search,
-		Cache:       d.Cache,
-		Allowed:     d.Config.AllowedMediaHosts,
-		MaxDuration: d.Config.MaxDuration,
-		metrics:     newResolverMetrics(d.Metrics),
+		API:          api,
+		Playlists:    playlists,
+		YTDLPProxy:   d.Config.YTDLPProxy,
+		YTDLPCookies: d.Config.YTDLPCookiesFile,
+		Search:       d.Search,
+		Cache:        d.Cache,
+		Allowed:      d.Config.AllowedMediaHosts,
+		MaxDuration:  d.Config.MaxDuration,
+		metrics:      newResolverMetrics(d.Metrics),
 
 		PlaylistMaxItems: d.Config.PlaylistMaxItems,
 		Publisher:        d.Publisher,
@@ -115,7 +125,7 @@ func Run(ctx context.Context, d Deps) error {
 		r.Publisher = events.NewPublisher(d.JS)
 	}
 	if r.Search == nil {
-		r.Search = &YTDLPSearcher{Proxy: d.Config.YTDLPProxy, Cookies: d.Config.YTDLPCookiesFile}
+		r.Search = &YTDLPSearcher{Proxy: r.YTDLPProxy, Cookies: r.YTDLPCookies}
 	}
 	w := &stage.Worker{
 		Stage:       StageName,
