@@ -40,7 +40,7 @@ func (s *server) cancelOperation(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if op.Final() || op.Status == statusPartial {
+	if op.Final() {
 		return errorf(CodeConflict, fmt.Sprintf("the operation has ended already (%s)", v1StatusOf(op.Status)))
 	}
 	if parent != nil {
@@ -78,8 +78,8 @@ func v1StatusOf(status string) string {
 		return v1Failed
 	case projection.StatusCancelled:
 		return v1Cancelled
-	case statusPartial:
-		return statusPartial
+	case projection.StatusPartial:
+		return projection.StatusPartial
 	}
 	return v1InProgress
 }

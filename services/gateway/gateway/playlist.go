@@ -10,11 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// statusPartial is a parent operation's end when some children succeeded
-// and some did not. Only a parent has it; it is the gateway's view of the
-// children, not a projection's status.
-const statusPartial = "partial"
-
 // Counts of a parent's children, by state.
 const (
 	childQueued     = "queued"
@@ -123,7 +118,7 @@ func (s *server) parent(ctx context.Context, op projection.Operation) (projectio
 	case v.counts[v1Success] == 0:
 		op.Status, op.Message = projection.StatusFailed, fmt.Sprintf("none of the %d songs could be stored", n)
 	default:
-		op.Status, op.Message = statusPartial, fmt.Sprintf("%d of %d songs stored", v.counts[v1Success], n)
+		op.Status, op.Message = projection.StatusPartial, fmt.Sprintf("%d of %d songs stored", v.counts[v1Success], n)
 	}
 	return op, v, nil
 }
