@@ -380,32 +380,23 @@ const MaxSongIDLen = 128
 // token, one key in every store and one file name component: it has no
 // '/', no '.', nothing a shell or a path would read specially. A client
 // that builds a path from a song id a server sent checks it with this.
-func ValidSongID(id string) error {
-	if len(id) == 0 || len(id) > MaxSongIDLen {
-		return fmt.Errorf("%w: song id must have 1 to %d characters", ErrMalformed, MaxSongIDLen)
-	}
-	for _, r := range id {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-		default:
-			return fmt.Errorf("%w: song id may hold only letters, digits, '-' and '_'", ErrMalformed)
-		}
-	}
-	return nil
-}
+func ValidSongID(id string) error { return validID("song", id, MaxSongIDLen) }
 
 // ValidOperationID reports whether id can name an operation: 1 to 64
 // characters of [A-Za-z0-9_-], so that it is one subject token and one key
 // in every store.
-func ValidOperationID(id string) error {
-	if len(id) == 0 || len(id) > 64 {
-		return fmt.Errorf("%w: operation id must have 1 to 64 characters", ErrMalformed)
+func ValidOperationID(id string) error { return validID("operation", id, 64) }
+
+// validID is the rule of both ids: 1 to max characters of [A-Za-z0-9_-].
+func validID(what, id string, max int) error {
+	if len(id) == 0 || len(id) > max {
+		return fmt.Errorf("%w: %s id must have 1 to %d characters", ErrMalformed, what, max)
 	}
 	for _, r := range id {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
 		default:
-			return fmt.Errorf("%w: operation id may hold only letters, digits, '-' and '_'", ErrMalformed)
+			return fmt.Errorf("%w: %s id may hold only letters, digits, '-' and '_'", ErrMalformed, what)
 		}
 	}
 	return nil

@@ -158,7 +158,7 @@ func (s *Store) Tables() (operations, songs string) { return s.ops, s.songs }
 // for a finished operation past its TTL that DynamoDB has not deleted yet).
 // The read is strongly consistent.
 func (s *Store) Operation(ctx context.Context, id string) (projection.Operation, error) {
-	item, err := s.get(ctx, s.ops, id)
+	item, err := s.get(ctx, s.ops, id, events.ValidOperationID)
 	if err != nil {
 		return projection.Operation{}, err
 	}
@@ -170,7 +170,7 @@ func (s *Store) Operation(ctx context.Context, id string) (projection.Operation,
 // A finished operation gets expires_at = its last event's time (UpdatedAt)
 // plus the operation TTL.
 func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error {
-	if events.ValidSongID(op.ID) != nil {
+	if events.ValidOperationID(op.ID) != nil {
 		return fmt.Errorf("dynamostore: invalid operation id %q", op.ID)
 	}
 	return s.putIfNewer(ctx, s.ops, op.ID, op.LastSeq, s.operationItem(op))
@@ -179,7 +179,7 @@ func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error
 // Song returns the song with id, or projection.ErrNotFound. The read is
 // strongly consistent.
 func (s *Store) Song(ctx context.Context, id string) (projection.Song, error) {
-	item, err := s.get(ctx, s.songs, id)
+	item, err := s.get(ctx, s.songs, id, events.ValidSongID)
 	if err != nil {
 		return projection.Song{}, err
 	}
@@ -203,7 +203,7 @@ func (s *Store) PutSong(ctx context.Context, song projection.Song) error {
 // over none a PutItem. It reports whether it stored op; false means
 // another writer got there first, and the caller reads again.
 func (s *Store) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
-	if events.ValidSongID(op.ID) != nil {
+	if events.ValidOperationID(op.ID) != nil {
 		return false, fmt.Errorf("dynamostore: invalid operation id %q", op.ID)
 	}
 	item := s.operationItem(op)
@@ -372,9 +372,9 @@ func sameAttr(a, b types.AttributeValue) bool {
 }
 
 // get reads the item with key id from table, or projection.ErrNotFound
-// when it is missing or expired.
-func (s *Store) get(ctx context.Context, table, id string) (map[string]types.AttributeValue, error) {
-	if events.ValidSongID(id) != nil {
+// when it is missing or expired (or an id valid rejects).
+func (s *Store) get(ctx context.Context, table, id string, valid func(string) error) (map[string]types.AttributeValue, error) {
+	if valid(id) != nil {
 		return nil, projection.ErrNotFound
 	}
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{

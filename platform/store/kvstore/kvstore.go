@@ -151,7 +151,7 @@ func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyVa
 
 // Operation returns the operation with id, or projection.ErrNotFound.
 func (s *Store) Operation(ctx context.Context, id string) (projection.Operation, error) {
-	return getRecord(ctx, s, s.ops, s.opRevs, id)
+	return getRecord(ctx, s, s.ops, s.opRevs, id, events.ValidOperationID)
 }
 
 // PutOperation stores op under op.ID. A finished operation expires
@@ -173,7 +173,7 @@ func (s *Store) PutOperation(ctx context.Context, op projection.Operation) error
 // (a zero prev) one write that expects the key never written. Otherwise
 // the entry is read first.
 func (s *Store) PutOperationIf(ctx context.Context, op, prev projection.Operation) (bool, error) {
-	if events.ValidSongID(op.ID) != nil {
+	if events.ValidOperationID(op.ID) != nil {
 		return false, fmt.Errorf("kvstore: invalid key %q", op.ID)
 	}
 	known, ok := recall(s, s.opRevs, op.ID)
@@ -229,7 +229,7 @@ func (s *Store) putOperationAt(ctx context.Context, op projection.Operation, rev
 
 // putOperation writes op and returns its entry's revision.
 func (s *Store) putOperation(ctx context.Context, op projection.Operation, opts ...jetstream.PublishOpt) (uint64, error) {
-	if events.ValidSongID(op.ID) != nil {
+	if events.ValidOperationID(op.ID) != nil {
 		return 0, fmt.Errorf("kvstore: invalid key %q", op.ID)
 	}
 	body, err := json.Marshal(op)
@@ -275,7 +275,7 @@ func keySubject(bucket, key string) string { return "$KV." + bucket + "." + key 
 
 // Song returns the song with id, or projection.ErrNotFound.
 func (s *Store) Song(ctx context.Context, id string) (projection.Song, error) {
-	return getRecord(ctx, s, s.songs, s.songRevs, id)
+	return getRecord(ctx, s, s.songs, s.songRevs, id, events.ValidSongID)
 }
 
 // PutSong stores song under song.ID.
@@ -361,12 +361,12 @@ func get(ctx context.Context, kv jetstream.KeyValue, key string, v any) error {
 	return nil
 }
 
-// getRecord reads the record under id from kv (an invalid id is one it
-// does not hold: projection.ErrNotFound) and remembers its revision in
-// revs, for a conditional write over it.
-func getRecord[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, revs map[string]revOf[T], id string) (T, error) {
+// getRecord reads the record under id from kv (an id valid rejects is
+// one it does not hold: projection.ErrNotFound) and remembers its
+// revision in revs, for a conditional write over it.
+func getRecord[T any](ctx context.Context, s *Store, kv jetstream.KeyValue, revs map[string]revOf[T], id string, valid func(string) error) (T, error) {
 	var rec T
-	if events.ValidSongID(id) != nil {
+	if valid(id) != nil {
 		return rec, projection.ErrNotFound
 	}
 	rev, err := getRev(ctx, kv, id, &rec)

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -195,6 +196,15 @@ func testInvalidIDs(t *testing.T, ctx context.Context, s Store) {
 		if err := s.PutSong(ctx, projection.Song{ID: id, LastSeq: 1}); err == nil {
 			t.Errorf("PutSong with id %q succeeded", id)
 		}
+	}
+	// An operation id is held to its own rule (events.ValidOperationID):
+	// at most 64 characters, where a song id may have 128.
+	long := strings.Repeat("o", 65)
+	if err := s.PutOperation(ctx, projection.Operation{ID: long, LastSeq: 1}); err == nil {
+		t.Errorf("PutOperation with a %d-character id succeeded", len(long))
+	}
+	if err := s.PutSong(ctx, projection.Song{ID: long, LastSeq: 1}); err != nil {
+		t.Errorf("PutSong with a %d-character id: %v", len(long), err)
 	}
 }
 
