@@ -39,7 +39,6 @@ import (
 	"github.com/butakero/butakero/platform/runtime/membudget"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
-	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 	"github.com/butakero/butakero/services/encoder/internal/transcode"
 	"github.com/nats-io/nats.go"
@@ -78,7 +77,7 @@ type Blobs interface {
 	Location(key string) string
 }
 
-var _ Blobs = (*objstore.Store)(nil)
+var _ Blobs = blob.Store(nil)
 
 // Deps is what Run needs.
 type Deps struct {

@@ -49,7 +49,6 @@ import (
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/platform/runtime/tracing"
-	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wader/goutubedl"
@@ -87,7 +86,7 @@ type Blobs interface {
 	StagingBlobs
 }
 
-var _ Blobs = (*objstore.Store)(nil)
+var _ Blobs = blob.Store(nil)
 
 // Deps is what the fetcher needs. JS, Blobs and Log are required.
 type Deps struct {

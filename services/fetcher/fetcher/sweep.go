@@ -9,7 +9,6 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
-	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -22,7 +21,7 @@ type StagingBlobs interface {
 	Delete(ctx context.Context, key string) error
 }
 
-var _ StagingBlobs = (*objstore.Store)(nil)
+var _ StagingBlobs = blob.Store(nil)
 
 // Sweeper deletes staged downloads left behind. The encoder deletes a
 // song's staged source once its operation ends, whichever way; what a

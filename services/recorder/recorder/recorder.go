@@ -31,8 +31,6 @@ import (
 	"github.com/butakero/butakero/platform/runtime/config"
 	"github.com/butakero/butakero/platform/runtime/metrics"
 	"github.com/butakero/butakero/platform/runtime/stage"
-	"github.com/butakero/butakero/platform/store/dynamostore"
-	"github.com/butakero/butakero/platform/store/kvstore"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -56,10 +54,7 @@ type Store interface {
 	PutSongIf(ctx context.Context, song, prev projection.Song) (bool, error)
 }
 
-var (
-	_ Store = (*kvstore.Store)(nil)
-	_ Store = (*dynamostore.Store)(nil)
-)
+var _ Store = projection.Store(nil)
 
 // Deps is what Run needs.
 type Deps struct {
