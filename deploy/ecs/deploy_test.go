@@ -243,13 +243,6 @@ func TestRequiredEnvironment(t *testing.T) {
 	}
 }
 
-// contractOnly are the CONTRACT's variables that config.Load does not read
-// yet: the NATS authentication being added beside this work.
-var contractOnly = map[string]bool{
-	"NATS_CREDS": true, "NATS_TOKEN": true, "NATS_USER": true, "NATS_PASSWORD": true,
-	"NATS_TLS_CA": true, "NATS_TLS_CERT": true, "NATS_TLS_KEY": true,
-}
-
 // TestEveryVariableIsOneTheCodeReads: a misspelt name would be ignored
 // silently, leaving the default.
 func TestEveryVariableIsOneTheCodeReads(t *testing.T) {
@@ -265,7 +258,7 @@ func TestEveryVariableIsOneTheCodeReads(t *testing.T) {
 				names = append(names, k)
 			}
 			for _, k := range names {
-				if !known[k] && !contractOnly[k] {
+				if !known[k] {
 					t.Errorf("%s/%s: %s is not a variable platform/runtime/config reads", st, name, k)
 				}
 			}
