@@ -59,6 +59,21 @@ func Stopped(ctx context.Context, err error) bool {
 // process exits saying so instead of hanging.
 const SetupTimeout = 5 * time.Minute
 
+// Open opens one of a service's stores with open (store.Blobs,
+// store.Projections), within SetupTimeout, and logs where it is; what
+// names it in the log.
+func Open[S any](ctx context.Context, env Env, what string,
+	open func(context.Context, config.Config, jetstream.JetStream) (S, string, error)) (S, error) {
+	setup, cancel := context.WithTimeout(ctx, SetupTimeout)
+	defer cancel()
+	s, where, err := open(setup, env.Config, env.JS)
+	if err != nil {
+		return s, err
+	}
+	env.Log.Info("store opened", what, where)
+	return s, nil
+}
+
 // Main runs service name: run is called with a context cancelled on SIGINT
 // or SIGTERM and should return once the service has stopped. Main exits the
 // process with status 1 and the error on stderr when anything fails.

@@ -12,12 +12,9 @@ import (
 // dca.encoded plus upload.done out. services/encoder's main and
 // `butakero encoder` both call it through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-	blobs, where, err := store.Blobs(setup, env.Config, env.JS)
-	cancel()
+	blobs, err := standalone.Open(ctx, env, "blobs", store.Blobs)
 	if err != nil {
 		return err
 	}
-	env.Log.Info("stores opened", "blobs", where)
 	return Run(ctx, Deps{NC: env.NC, JS: env.JS, Blobs: blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log})
 }

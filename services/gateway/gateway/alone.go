@@ -12,18 +12,14 @@ import (
 // it runs in a container behind a load balancer. services/gateway's main
 // and `butakero gateway` both call it through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-	projections, projWhere, err := store.Projections(setup, env.Config, env.JS)
-	if err != nil {
-		cancel()
-		return err
-	}
-	blobs, blobWhere, err := store.Blobs(setup, env.Config, env.JS)
-	cancel()
+	projections, err := standalone.Open(ctx, env, "projections", store.Projections)
 	if err != nil {
 		return err
 	}
-	env.Log.Info("stores opened", "projections", projWhere, "blobs", blobWhere)
+	blobs, err := standalone.Open(ctx, env, "blobs", store.Blobs)
+	if err != nil {
+		return err
+	}
 	return Run(ctx, Deps{
 		NC: env.NC, JS: env.JS, Publisher: events.NewPublisher(env.JS),
 		Store: projections, Blobs: blobs, Metrics: env.Metrics, Config: env.Config, Log: env.Log,

@@ -12,12 +12,9 @@ import (
 // out. services/recorder's main and `butakero recorder` both call it
 // through standalone.
 func RunAlone(ctx context.Context, env standalone.Env) error {
-	setup, cancel := context.WithTimeout(ctx, standalone.SetupTimeout)
-	projections, where, err := store.Projections(setup, env.Config, env.JS)
-	cancel()
+	projections, err := standalone.Open(ctx, env, "projections", store.Projections)
 	if err != nil {
 		return err
 	}
-	env.Log.Info("stores opened", "projections", where)
 	return Run(ctx, Deps{JS: env.JS, Store: projections, Config: env.Config, Metrics: env.Metrics, Log: env.Log})
 }
