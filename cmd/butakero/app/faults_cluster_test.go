@@ -55,7 +55,7 @@ func faultCluster(t *testing.T, bin string) {
 		"SHUTDOWN_GRACE":  "5s",
 	}
 	// Both at once on the fresh cluster: each creates the stream, buckets
-	// and consumers or finds them (platform/runtime/jsbucket creates before it
+	// and consumers or finds them (platform/jsbucket creates before it
 	// updates, which a 2.15 cluster needs).
 	a := launchProc(t, bin, "butakero A", vars)
 	b := launchProc(t, bin, "butakero B", vars)

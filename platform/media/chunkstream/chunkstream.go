@@ -24,7 +24,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )

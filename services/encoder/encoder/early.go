@@ -15,8 +15,8 @@ import (
 
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/butakero/butakero/platform/media/sourcestream"
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
 	"github.com/butakero/butakero/platform/runtime/stage"
 	"github.com/butakero/butakero/services/encoder/internal/transcode"
 	"github.com/nats-io/nats.go/jetstream"

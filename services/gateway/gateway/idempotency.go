@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/events"
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

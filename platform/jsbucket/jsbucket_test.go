@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/butakero/butakero/platform/runtime/jsbucket"
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
