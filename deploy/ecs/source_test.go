@@ -159,8 +159,8 @@ func durationConst(t *testing.T, dir, name string) time.Duration {
 }
 
 // storeOpeners returns the platform/store openers (Blobs, Projections,
-// Cache) that the non-test code of package dir calls, sorted: the stores a
-// component run alone opens.
+// Cache) that the non-test code of package dir calls or hands on to be
+// called, sorted: the stores a component run alone opens.
 func storeOpeners(t *testing.T, dir string) []string {
 	t.Helper()
 	const storePkg = `"github.com/butakero/butakero/platform/store"`
@@ -178,12 +178,12 @@ func storeOpeners(t *testing.T, dir string) []string {
 		if name == "" {
 			continue
 		}
+		// An opener called (store.Cache(...)) or handed on to be called
+		// (standalone.Open(ctx, env, "blobs", store.Blobs)).
 		ast.Inspect(f, func(n ast.Node) bool {
-			if call, ok := n.(*ast.CallExpr); ok {
-				if sel, ok := call.Fun.(*ast.SelectorExpr); ok {
-					if id, ok := sel.X.(*ast.Ident); ok && id.Name == name {
-						seen[sel.Sel.Name] = true
-					}
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == name {
+					seen[sel.Sel.Name] = true
 				}
 			}
 			return true
