@@ -16,7 +16,8 @@ import (
 // a message Quick cannot answer (B) waits for the slot meanwhile, and a
 // message Quick answers (C) is answered beside them. B's timeout starts
 // when it has the slot, not when it was pulled; and while B waits the
-// worker pulls nothing more (D stays in the consumer).
+// worker pulls nothing more (D stays in the consumer): C is answered only
+// once B waits, so that the pull after C finds B counted.
 func TestQuickBesideSlots(t *testing.T) {
 	env, ctx, cons := startConsumer(t, events.ConsumerResolver, 3, 60*time.Second)
 	const timeout = 2 * time.Second
@@ -38,7 +39,8 @@ func TestQuickBesideSlots(t *testing.T) {
 	bLeft := make(chan time.Duration, 1)
 	aSawD := make(chan bool, 1)
 	aStarted := make(chan struct{})
-	w := &stage.Worker{
+	var w *stage.Worker
+	w = &stage.Worker{
 		Stage: "resolve", JS: env.JS, Consumer: cons, MaxAttempts: 3, Timeout: timeout,
 		Concurrency: 3, Slots: 1, Grace: time.Second, Cancellable: true,
 		Log: slog.New(slog.NewTextHandler(t.Output(), nil)),
@@ -48,6 +50,11 @@ func TestQuickBesideSlots(t *testing.T) {
 			quickSeen[q] = true
 			mu.Unlock()
 			if q == "C" {
+				// Answered once B waits for the slot: C's loop then
+				// finds no room to pull D.
+				if !stage.WaitForSlotWaiters(ctx, w, 1) {
+					t.Error("B never waited for the slot")
+				}
 				return resolved(), nil
 			}
 			return nil, stage.ErrNotQuick

@@ -12,30 +12,22 @@ var errNotStarted = errors.New("stage: stopped before the message had a slot")
 
 // slotGate bounds a Worker with Quick: at most cap(slots) messages run
 // Handle at once, and the worker pulls no message while as many wait for
-// a slot. A nil gate (no Quick) bounds nothing.
-//
-// A message pulled and not yet past Quick is undecided: it may be
-// answered at once or join the wait. While every slot is taken it counts
-// as waiting, so that a pull never slips in between a message's pull and
-// its turn to wait; while a slot is free it does not, and quick answers
-// keep flowing at the worker's whole concurrency.
+// a slot. A message counts as waiting once Quick has not answered it: one
+// still in Quick when a pull is decided is not counted yet, so a pull in
+// that moment may add one more, which waits its turn with its heartbeats
+// running. Counting it sooner would bound the quick answers to the
+// number of slots while every slot is taken. A nil gate (no Quick)
+// bounds nothing.
 type slotGate struct {
 	slots chan struct{}
 	// stopped is the worker's stop: a message still waiting then is
 	// released at once, not held through the grace period.
 	stopped <-chan struct{}
 
-	mu        sync.Mutex
-	room      *sync.Cond
-	waiting   int
-	undecided int
-	busy      int
+	mu      sync.Mutex
+	room    *sync.Cond
+	waiting int
 }
-
-// ticket is one pulled message's place among the undecided, given up
-// once (decided) when Quick answers it, it starts to wait for a slot, or
-// its handling ends.
-type ticket struct{ decided bool }
 
 func newSlotGate(n int, stopped <-chan struct{}) *slotGate {
 	g := &slotGate{slots: make(chan struct{}, n), stopped: stopped}
@@ -43,15 +35,8 @@ func newSlotGate(n int, stopped <-chan struct{}) *slotGate {
 	return g
 }
 
-// full says whether a pull now could add a message to those waiting
-// beyond the number of slots. Called with mu held.
-func (g *slotGate) full() bool {
-	n := cap(g.slots)
-	return g.waiting >= n || (g.busy >= n && g.waiting+g.undecided >= n)
-}
-
-// roomToPull waits until a pulled message could not make more messages
-// wait for a slot than there are slots: true then, false once ctx ends.
+// roomToPull waits until fewer messages wait for a slot than there are
+// slots: true then, false once ctx ends.
 func (g *slotGate) roomToPull(ctx context.Context) bool {
 	if g == nil {
 		return ctx.Err() == nil
@@ -64,75 +49,49 @@ func (g *slotGate) roomToPull(ctx context.Context) bool {
 	defer stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for g.full() && ctx.Err() == nil {
+	for g.waiting >= cap(g.slots) && ctx.Err() == nil {
 		g.room.Wait()
 	}
 	return ctx.Err() == nil
 }
 
-// pulled counts a message just pulled among the undecided.
-func (g *slotGate) pulled() *ticket {
-	if g == nil {
-		return nil
-	}
+// slot waits for a free slot, counted among the waiting meanwhile, and
+// returns the func that frees it. ctx ended first returns its cause, the
+// worker stopped first errNotStarted.
+func (g *slotGate) slot(ctx context.Context) (release func(), err error) {
 	g.mu.Lock()
-	g.undecided++
-	g.mu.Unlock()
-	return &ticket{}
-}
-
-// decided takes t's message off the undecided; a second call, or a nil
-// gate or ticket, does nothing.
-func (g *slotGate) decided(t *ticket) {
-	if g == nil || t == nil {
-		return
-	}
-	g.mu.Lock()
-	g.decide(t)
-	g.mu.Unlock()
-}
-
-// decide is decided with mu held.
-func (g *slotGate) decide(t *ticket) {
-	if t == nil || t.decided {
-		return
-	}
-	t.decided = true
-	g.undecided--
-	g.room.Broadcast()
-}
-
-// slot waits for a free slot, counted among the waiting meanwhile (and
-// no longer among the undecided), and returns the func that frees it.
-// ctx ended first returns its cause, the worker stopped first
-// errNotStarted.
-func (g *slotGate) slot(ctx context.Context, t *ticket) (release func(), err error) {
-	g.mu.Lock()
-	g.decide(t)
 	g.waiting++
+	g.room.Broadcast() // for waitFor
 	g.mu.Unlock()
-	select {
-	case g.slots <- struct{}{}:
+	defer func() {
 		g.mu.Lock()
 		g.waiting--
-		g.busy++
 		g.room.Broadcast()
 		g.mu.Unlock()
-		return func() {
-			<-g.slots
-			g.mu.Lock()
-			g.busy--
-			g.room.Broadcast()
-			g.mu.Unlock()
-		}, nil
+	}()
+	select {
+	case g.slots <- struct{}{}:
+		return func() { <-g.slots }, nil
 	case <-ctx.Done():
-		err = context.Cause(ctx)
+		return nil, context.Cause(ctx)
 	case <-g.stopped:
-		err = errNotStarted
+		return nil, errNotStarted
 	}
+}
+
+// waitFor waits until n messages wait for a slot: true then, false once
+// ctx ends. Tests use it to know a message is waiting.
+func (g *slotGate) waitFor(ctx context.Context, n int) bool {
+	stop := context.AfterFunc(ctx, func() {
+		g.mu.Lock()
+		g.room.Broadcast()
+		g.mu.Unlock()
+	})
+	defer stop()
 	g.mu.Lock()
-	g.waiting--
-	g.room.Broadcast()
-	g.mu.Unlock()
-	return nil, err
+	defer g.mu.Unlock()
+	for g.waiting < n && ctx.Err() == nil {
+		g.room.Wait()
+	}
+	return ctx.Err() == nil
 }

@@ -79,9 +79,6 @@ type Delivery struct {
 	// watched is the cancel watch's mark when the stream said the
 	// operation was not cancelled, before the attempt (isCancelled).
 	watched watchMark
-	// ticket is the message's place among those the slot gate counts
-	// as undecided until Quick has answered it or it waits for a slot.
-	ticket *ticket
 }
 
 // Emit is one event that handling a message causes. The runtime publishes
@@ -189,7 +186,9 @@ type Worker struct {
 	// included); 0 means Concurrency. While Slots messages wait for a
 	// slot the worker pulls nothing more: the rest stays in the
 	// consumer, where it counts as backlog, and none waits in this
-	// process with its AckWait running.
+	// process with its AckWait running. (A message still in Quick is not
+	// counted yet, so a pull in that moment may add one more waiter;
+	// quick answers run at Concurrency whatever the slots hold.)
 	Slots int
 
 	gate      *slotGate
@@ -277,7 +276,7 @@ func (w *Worker) loop(ctx, work context.Context) error {
 			_ = msg.NakWithDelay(releaseDelay)
 			return nil
 		}
-		w.handle(ctx, work, msg, w.gate.pulled())
+		w.handle(ctx, work, msg)
 	}
 }
 
@@ -334,7 +333,7 @@ func (w *Worker) held(ctx, work context.Context) error {
 		if err != nil {
 			return err
 		}
-		w.handle(ctx, work, msg, nil)
+		w.handle(ctx, work, msg)
 	}
 }
 
@@ -379,10 +378,7 @@ const endTimeout = 10 * time.Second
 // looking for a message's events.
 const maxHistory = 256
 
-// handle runs one message to its end: acked, handed back or failed. tk
-// is its ticket at the slot gate (nil for none), given up by the end.
-func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg, tk *ticket) {
-	defer w.gate.decided(tk)
+func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg) {
 	log := w.Log.With("stage", w.Stage, "subject", msg.Subject())
 	env, ev, err := events.Decode(msg.Data())
 	if err != nil {
@@ -416,7 +412,7 @@ func (w *Worker) handle(ctx, work context.Context, msg jetstream.Msg, tk *ticket
 	}
 
 	begin := time.Now()
-	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log, ticket: tk}
+	d := Delivery{Envelope: env, Event: ev, Seq: seq, Time: stored, Attempt: attempt, Log: log}
 	cancelled, since := w.isCancelled(work, env.OperationID, log)
 	if cancelled {
 		w.endCancelled(ctx, d, msg, after, time.Since(begin))
@@ -526,10 +522,9 @@ func (w *Worker) attempt(ctx, work context.Context, d Delivery) (Outcome, error)
 	if w.Quick != nil {
 		out, err := w.quick(ctx, work, d, have)
 		if !errors.Is(err, ErrNotQuick) {
-			w.gate.decided(d.ticket)
 			return out, err
 		}
-		release, err := w.gate.slot(ctx, d.ticket)
+		release, err := w.gate.slot(ctx)
 		if err != nil {
 			return Outcome{}, err
 		}
