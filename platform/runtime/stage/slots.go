@@ -41,6 +41,12 @@ func (g *slotGate) roomToPull(ctx context.Context) bool {
 	if g == nil {
 		return ctx.Err() == nil
 	}
+	return g.await(ctx, func() bool { return g.waiting < cap(g.slots) })
+}
+
+// await waits until cond holds (read with mu held): true then, false once
+// ctx ends.
+func (g *slotGate) await(ctx context.Context, cond func() bool) bool {
 	stop := context.AfterFunc(ctx, func() {
 		g.mu.Lock()
 		g.room.Broadcast()
@@ -49,7 +55,7 @@ func (g *slotGate) roomToPull(ctx context.Context) bool {
 	defer stop()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for g.waiting >= cap(g.slots) && ctx.Err() == nil {
+	for !cond() && ctx.Err() == nil {
 		g.room.Wait()
 	}
 	return ctx.Err() == nil
@@ -82,16 +88,5 @@ func (g *slotGate) slot(ctx context.Context) (release func(), err error) {
 // waitFor waits until n messages wait for a slot: true then, false once
 // ctx ends. Tests use it to know a message is waiting.
 func (g *slotGate) waitFor(ctx context.Context, n int) bool {
-	stop := context.AfterFunc(ctx, func() {
-		g.mu.Lock()
-		g.room.Broadcast()
-		g.mu.Unlock()
-	})
-	defer stop()
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for g.waiting < n && ctx.Err() == nil {
-		g.room.Wait()
-	}
-	return ctx.Err() == nil
+	return g.await(ctx, func() bool { return g.waiting >= n })
 }
