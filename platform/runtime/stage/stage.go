@@ -187,8 +187,8 @@ type Worker struct {
 	// slot the worker pulls nothing more: the rest stays in the
 	// consumer, where it counts as backlog, and none waits in this
 	// process with its AckWait running. (A message still in Quick is not
-	// counted yet, so a pull in that moment may add one more waiter;
-	// quick answers run at Concurrency whatever the slots hold.)
+	// counted yet, so pulls in that moment may add a few waiters; quick
+	// answers run at Concurrency whatever the slots hold.)
 	Slots int
 
 	gate      *slotGate
