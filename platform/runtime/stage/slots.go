@@ -12,12 +12,12 @@ var errNotStarted = errors.New("stage: stopped before the message had a slot")
 
 // slotGate bounds a Worker with Quick: at most cap(slots) messages run
 // Handle at once, and the worker pulls no message while as many wait for
-// a slot. A message counts as waiting once Quick has not answered it: one
+// a slot. A message counts as waiting once Quick has declined it: one
 // still in Quick when a pull is decided is not counted yet, so pulls in
 // that moment may add a few more (never beyond Concurrency), which wait
-// their turn with their heartbeats running. Counting it sooner would bound the quick answers to the
-// number of slots while every slot is taken. A nil gate (no Quick)
-// bounds nothing.
+// their turn with their heartbeats running. Counting it sooner would
+// bound the quick answers to the number of slots while every slot is
+// taken. A nil gate (no Quick) bounds nothing.
 type slotGate struct {
 	slots chan struct{}
 	// stopped is the worker's stop: a message still waiting then is

@@ -159,29 +159,18 @@ func (r *Resolver) putPlaylist(ctx context.Context, p searchcache.Playlist, log 
 // listYouTubeUncached lists a YouTube playlist with the Data API, else
 // yt-dlp --flat-playlist.
 func (r *Resolver) listYouTubeUncached(ctx context.Context, id string, max int, log *slog.Logger) ([]events.Song, int, error) {
-	var songs []events.Song
-	total := 0
-	ok := r.Playlists != nil
-	if ok {
-		var err error
-		songs, total, err = r.Playlists.PlaylistItems(ctx, id, max)
+	if r.Playlists != nil {
+		songs, total, err := r.Playlists.PlaylistItems(ctx, id, max)
 		r.metrics.APICall("playlistItems.list")
-		if err != nil {
-			if strings.Contains(err.Error(), "playlistNotFound") || strings.Contains(err.Error(), "404") {
-				return nil, 0, events.Wrap(events.CodeNotFound, err, "the YouTube playlist does not exist or is private")
-			}
-			log.Warn("resolver: playlistItems.list failed; listing with yt-dlp", "error", err)
-			songs = nil
-			ok = false
+		if err == nil {
+			return songs, total, nil
 		}
-	}
-	if !ok {
-		var err error
-		if songs, total, err = r.flatPlaylist(ctx, id, max); err != nil {
-			return nil, 0, err
+		if strings.Contains(err.Error(), "playlistNotFound") || strings.Contains(err.Error(), "404") {
+			return nil, 0, events.Wrap(events.CodeNotFound, err, "the YouTube playlist does not exist or is private")
 		}
+		log.Warn("resolver: playlistItems.list failed; listing with yt-dlp", "error", err)
 	}
-	return songs, total, nil
+	return r.flatPlaylist(ctx, id, max)
 }
 
 // flatPlaylist lists a YouTube playlist with yt-dlp --flat-playlist: one
