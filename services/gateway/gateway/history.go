@@ -78,16 +78,17 @@ type streamEvent struct {
 //
 // It asks the stream leader for the last message on "*.*.<id>" (one
 // request: the stream has nothing newer for this operation when that is
-// before from) and then reads the history through one ephemeral consumer
-// filtered on that subject, whatever the number of events, until it has
-// delivered that last message. The consumer may sit on a replica that
-// lags behind the leader; waiting for the leader's last sequence makes the
-// answer hold every event stored before the read began (a socket that
-// subscribed to the hub first misses none). Direct gets, which take a
-// batch in one request, would need AllowDirect on the event stream, and
-// that would turn every service's GetMsg on it (the stage's check for
-// what a redelivered message already caused, the cancel check) into reads
-// from replicas that may lag.
+// before from) and then for the messages up to it (readHistory: one
+// request each for the first few, then one ephemeral consumer filtered on
+// that subject for the rest of a long history, until it has delivered
+// that last message). The consumer may sit on a replica that lags behind
+// the leader; waiting for the leader's last sequence makes the answer hold
+// every event stored before the read began (a socket that subscribed to
+// the hub first misses none). Direct gets, which take a batch in one
+// request, would need AllowDirect on the event stream, and that would
+// turn every service's GetMsg on it (the stage's check for what a
+// redelivered message already caused, the cancel check) into reads from
+// replicas that may lag.
 func (s *server) history(ctx context.Context, opID string, from uint64) ([]streamEvent, error) {
 	stream, err := s.eventStream(ctx)
 	if err != nil {
@@ -140,35 +141,68 @@ func (s *server) history(ctx context.Context, opID string, from uint64) ([]strea
 	return nil, errNoHistory
 }
 
+// directReads is how many messages a history read asks the stream's
+// leader for one at a time (the next message on the operation's subjects)
+// before it reads the rest through a consumer: a status read's tail is
+// one or two events and a whole run about six, so a read usually creates
+// no consumer at all.
+const directReads = 8
+
 // historyConsumerIdle is how long the server keeps a history read's
-// consumer after its last pull; it deletes it then.
+// consumer after its last pull when the read could not delete it; it
+// deletes it then.
 const historyConsumerIdle = 5 * time.Second
 
 // readHistory passes add the messages on filter from stream sequence from
 // (the first one when from is 0) through to, in order, at most maxHistory
-// of them, read through one ephemeral consumer: its creation and one pull
-// when its replica holds them all, more pulls while that replica catches
-// up to to. Nothing acks: the consumer is AckNone, in memory, one replica,
-// and the server deletes it once idle.
+// of them.
+//
+// The first directReads are asked of the stream's leader one at a time,
+// each the next message on filter (no consumer: nats-server keeps at most
+// 1,000 consumers on a stream, and a consumer per read made them pile up
+// under a few hundred status polls a second). What remains of a longer
+// history is read through one ephemeral consumer: its creation and one
+// pull when its replica holds them all, more pulls while that replica
+// catches up to to. It is AckNone, in memory, one replica, and deleted
+// once read (or by the server once idle, if the deletion fails).
 func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, filter string, from, to uint64, add func(subject string, data []byte, seq uint64, at time.Time)) error {
-	cfg := jetstream.ConsumerConfig{
+	seq, n := max(from, 1), 0
+	for ; n < directReads; n++ {
+		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get: %w", err)
+		}
+		add(msg.Subject, msg.Data, msg.Sequence, msg.Time)
+		if msg.Sequence >= to {
+			return nil
+		}
+		seq = msg.Sequence + 1
+	}
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
 		Description:       "gateway: one read of an operation's history",
 		FilterSubject:     filter,
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       seq,
 		AckPolicy:         jetstream.AckNonePolicy,
 		MemoryStorage:     true,
 		Replicas:          1,
 		InactiveThreshold: historyConsumerIdle,
-	}
-	if from > 0 {
-		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
-	}
-	cons, err := stream.CreateConsumer(ctx, cfg)
+	})
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
+	defer func() {
+		del, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stream.DeleteConsumer(del, cons.CachedInfo().Name); err != nil {
+			s.log.Debug("gateway: a history read's consumer is left to expire", "error", err)
+		}
+	}()
 	pending := cons.CachedInfo().NumPending
-	for n, seq := 0, uint64(0); seq < to && n < maxHistory; {
+	for last := uint64(0); last < to && n < maxHistory; {
 		// Pull what the replica holds; one at a time while it has
 		// none of the rest yet.
 		want := min(max(int(pending), 1), maxHistory-n)
@@ -182,8 +216,8 @@ func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, filte
 				return fmt.Errorf("metadata: %w", err)
 			}
 			n++
-			seq, pending = md.Sequence.Stream, md.NumPending
-			add(msg.Subject(), msg.Data(), seq, md.Timestamp)
+			last, pending = md.Sequence.Stream, md.NumPending
+			add(msg.Subject(), msg.Data(), last, md.Timestamp)
 		}
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("fetch: %w", err)

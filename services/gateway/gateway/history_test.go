@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/butakero/butakero/events"
@@ -61,5 +62,46 @@ func TestHistoryInACluster(t *testing.T) {
 	}
 	if got.Status != "success" {
 		t.Errorf("status %q, want success", got.Status)
+	}
+}
+
+// TestHistoryReadsLeaveNoConsumers reads the histories of more operations
+// than nats-server lets a stream have consumers (1,000 by default), one
+// after another, faster than a consumer left behind would expire: every
+// read answers, and none leaves a consumer on the event stream.
+func TestHistoryReadsLeaveNoConsumers(t *testing.T) {
+	h := start(t)
+	stream, err := h.env.JS.Stream(t.Context(), events.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := stream.CachedInfo().State.Consumers
+	const ops = 1100
+	ids := make([]string, ops)
+	for i := range ids {
+		ids[i], _ = publishHistory(t, h.env, fmt.Sprintf("song %d", i), resolved)
+	}
+	for i, id := range ids {
+		r := h.do(t, "GET", "/v1/operations/"+id, nil)
+		var got struct {
+			Events []struct {
+				Kind string `json:"kind"`
+			} `json:"events"`
+		}
+		if r.status != 200 {
+			t.Fatalf("read %d of %d: %d %s", i+1, ops, r.status, r.body)
+		}
+		r.decode(t, 200, &got)
+		if len(got.Events) != 2 || got.Events[1].Kind != string(events.KindVideoResolved) {
+			t.Fatalf("read %d: events %+v, want song.requested and video.resolved", i+1, got.Events)
+		}
+	}
+	info, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's own hub is one consumer.
+	if n := info.State.Consumers; n > before+1 {
+		t.Errorf("the event stream has %d consumers after %d history reads, %d before", n, ops, before)
 	}
 }
