@@ -50,8 +50,8 @@ func (d drainResult) writesPerSec() float64 { return float64(d.writes) / d.took.
 // writes a second from its first write until the lanes are drained. No
 // client polls meanwhile, so this is the recorder's own ceiling against
 // the store, to set beside the store's rate alone (dynamoRate).
-func recorderDrain(ctx context.Context, work, endpoint string, ops, lanes int, profile string) (drainResult, error) {
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(work, "tp-drain")})
+func recorderDrain(ctx context.Context, work, endpoint, tables string, ops, lanes int, profile string) (drainResult, error) {
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(work, "tp-drain-"+tables)})
 	if err != nil {
 		return drainResult{}, err
 	}
@@ -68,18 +68,10 @@ func recorderDrain(ctx context.Context, work, endpoint string, ops, lanes int, p
 	if _, err := events.EnsureStream(ctx, js, 1, events.StreamLimits{}); err != nil {
 		return drainResult{}, err
 	}
-	song := events.Song{ID: "drain-song", Title: "Drain", URL: "http://127.0.0.1/drain.m4a", Source: "direct"}
-	history := []events.Event{events.SongRequested{Query: song.URL}, events.VideoResolved{Song: song},
-		events.UploadDone{Song: song, Key: "audio/drain-song.dca", Location: "s3://bench/audio/drain-song.dca", Size: 1234, Cached: true}}
 	pub := events.NewPublisher(js)
 	var last uint64
 	for range ops {
-		id := events.NewID()
-		for _, ev := range history {
-			env, err := events.New(id, song.ID, ev)
-			if err != nil {
-				return drainResult{}, err
-			}
+		for _, env := range drainOperation() {
 			ack, err := pub.Publish(ctx, env)
 			if err != nil {
 				return drainResult{}, err
@@ -87,12 +79,10 @@ func recorderDrain(ctx context.Context, work, endpoint string, ops, lanes int, p
 			last = ack.Sequence
 		}
 	}
-	store, err := dynamostore.New(ctx, awsconfig.Static(benchRegion, benchAccess, benchSecret), dynamostore.Options{
-		OperationsTable: "drain-ops", SongsTable: "drain-songs", Endpoint: endpoint, AutoCreate: true})
+	counted, err := drainStore(ctx, endpoint, "drain-"+tables)
 	if err != nil {
 		return drainResult{}, err
 	}
-	counted := &countingStore{Store: store}
 	cfg, err := config.Load(config.FromMap(nil))
 	if err != nil {
 		return drainResult{}, err
@@ -136,6 +126,94 @@ func recorderDrain(ctx context.Context, work, endpoint string, ops, lanes int, p
 	}
 	return drainResult{events: 3 * ops, writes: counted.writes.Load(), took: end.Sub(*first),
 		inStore: time.Duration(counted.busy.Load()), lanes: lanes}, nil
+}
+
+// drainSong is the stored song every operation of a drain asks for.
+var drainSong = events.Song{ID: "drain-song", Title: "Drain", URL: "http://127.0.0.1/drain.m4a", Source: "direct"}
+
+// drainOperation is the events of one operation of a drain, in order:
+// what a request for a stored song makes (song.requested, video.resolved,
+// upload.done cached).
+func drainOperation() []events.Envelope {
+	id := events.NewID()
+	var envs []events.Envelope
+	for _, ev := range []events.Event{events.SongRequested{Query: drainSong.URL}, events.VideoResolved{Song: drainSong},
+		events.UploadDone{Song: drainSong, Key: "audio/drain-song.dca", Location: "s3://bench/audio/drain-song.dca", Size: 1234, Cached: true}} {
+		env, err := events.New(id, drainSong.ID, ev)
+		must(err)
+		envs = append(envs, env)
+	}
+	return envs
+}
+
+// drainStore is a DynamoDB store in DynamoDB Local on new tables named
+// after prefix, counting its writes.
+func drainStore(ctx context.Context, endpoint, prefix string) (*countingStore, error) {
+	store, err := dynamostore.New(ctx, awsconfig.Static(benchRegion, benchAccess, benchSecret), dynamostore.Options{
+		OperationsTable: prefix + "-ops", SongsTable: prefix + "-songs", Endpoint: endpoint, AutoCreate: true})
+	if err != nil {
+		return nil, err
+	}
+	return &countingStore{Store: store}, nil
+}
+
+// storeAlone is the recorder's writes without the recorder: writers
+// goroutines apply the events of ops operations of a drain
+// (drainOperation) to DynamoDB Local on new tables, each its own
+// operations' events in order, through recorder.Applier, the code the
+// lanes run, with no stream, delivery or acknowledgement. Its rate is what
+// DynamoDB Local sustains of the recorder's own writes (an operation's
+// item created, then updated twice, on the tables and indexes the
+// recorder uses) from as many writers as the recorder has lanes.
+func storeAlone(ctx context.Context, endpoint, tables string, ops, writers int) (drainResult, error) {
+	counted, err := drainStore(ctx, endpoint, "alone-"+tables)
+	if err != nil {
+		return drainResult{}, err
+	}
+	backlog := make([][]events.Envelope, ops)
+	for i := range backlog {
+		backlog[i] = drainOperation()
+	}
+	apply := recorder.NewApplier(counted, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var next atomic.Int64
+	var seq atomic.Uint64
+	errs := make(chan error, writers)
+	for range writers {
+		go func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(backlog) {
+					errs <- nil
+					return
+				}
+				for _, env := range backlog[i] {
+					ev, err := env.Event()
+					if err == nil {
+						_, err = apply.Apply(ctx, env, ev, seq.Add(1), time.Now())
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	var all []error
+	for range writers {
+		if err := <-errs; err != nil {
+			all = append(all, err)
+		}
+	}
+	if err := errors.Join(all...); err != nil {
+		return drainResult{}, err
+	}
+	first := counted.first.Load()
+	if first == nil {
+		return drainResult{}, errors.New("nothing was written")
+	}
+	return drainResult{events: 3 * ops, writes: counted.writes.Load(), took: time.Since(*first),
+		inStore: time.Duration(counted.busy.Load()), lanes: writers}, nil
 }
 
 // countingStore counts the recorder's writes that stored something,

@@ -25,8 +25,11 @@
 //     20 ms and then every 250 ms: operations a second, p50/p99 from POST
 //     to final status and the projection lag's p99, in the embedded
 //     profile, the AWS profile (DynamoDB Local, versitygw) with DynamoDB
-//     Local's own conditional-write rate, and two processes on a
-//     three-node cluster with each one's share of the events applied.
+//     Local's own conditional-write rate and the recorder draining a
+//     backlog, -drain-rounds times, each between two runs of its own
+//     writes applied with no stream (the recorder's share of them,
+//     target ≥ 70 %), and two processes on a three-node cluster with each
+//     one's share of the events applied.
 //  8. Play before it is stored: request (POST /v1/operations) to the
 //     first DCA frame a client of GET /v1/operations/{id}/dca reads, for a
 //     3-minute AAC song (target ≤ 1 s), the long AAC song (≤ 1.5 s) and a
@@ -78,6 +81,7 @@ func main() {
 	flag.IntVar(&tp.requests, "tp-requests", 2000, "requests for a stored song per throughput run")
 	flag.IntVar(&tp.inflight, "tp-inflight", 50, "requests in flight in a throughput run")
 	flag.StringVar(&tp.drainProfile, "drain-cpuprofile", "", "write a CPU profile of the bench process (the recorder and its embedded JetStream) while the recorder drains")
+	flag.IntVar(&tp.drainRounds, "drain-rounds", 3, "how many times the recorder drains its backlog into DynamoDB Local, each between two runs of its writes alone")
 	flag.IntVar(&tp.lanes, "tp-lanes", config.DefaultRecorderPartitions, "the recorder's lanes (RECORDER_PARTITIONS) in the throughput runs, and DynamoDB Local's writers")
 	flag.BoolVar(&tp.pollLater, "tp-poll-later", false, "in the throughput runs, make the first status read one interval after the POST answers (a bot polling on a timer), not at once")
 	profiles := flag.String("tp-profiles", "embedded,aws,cluster", "the deployments the throughput measure runs, comma-separated: embedded, aws, cluster")
@@ -526,7 +530,7 @@ func (s *service) stop() {
 // request asks for song and waits until its status is final, polling it
 // every poll, with http.DefaultClient.
 func (s *service) request(ctx context.Context, song string, poll time.Duration) (time.Duration, error) {
-	d, _, err := s.requestWith(ctx, http.DefaultClient, song, poll, false)
+	d, _, _, err := s.requestWith(ctx, http.DefaultClient, song, poll, false)
 	return d, err
 }
 

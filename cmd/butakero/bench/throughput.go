@@ -50,8 +50,12 @@ type throughputOpts struct {
 	// lanes is RECORDER_PARTITIONS for the services and the drain, and
 	// the writers of DynamoDB Local's own rate.
 	lanes int
-	// drainProfile, when set, is where the drain's CPU profile goes.
+	// drainProfile, when set, is where the first drain's CPU profile
+	// goes.
 	drainProfile string
+	// drainRounds is how many times the recorder drains its backlog,
+	// each between two runs of its writes alone.
+	drainRounds int
 	// profiles are the deployments measured: "embedded", "aws",
 	// "cluster".
 	profiles map[string]bool
@@ -71,9 +75,12 @@ type loadResult struct {
 	applied  []float64 // events applied by each process's recorder
 	failures int
 	polls    int // status reads of the finished operations
-	first    int // operations final at their first status read
-	poll     time.Duration
-	inflight int
+	// readErrors counts the status reads answered with an error (not
+	// 200), which the client polled again after.
+	readErrors int
+	first      int // operations final at their first status read
+	poll       time.Duration
+	inflight   int
 	// backlog is the largest pending count (messages not yet delivered
 	// plus delivered and not acked) seen of each durable consumer during
 	// the load, in the first process.
@@ -106,6 +113,9 @@ func (r loadResult) String() string {
 	}
 	if r.failures > 0 {
 		line += fmt.Sprintf("  (%d failed)", r.failures)
+	}
+	if r.readErrors > 0 {
+		line += fmt.Sprintf("  (%d status reads answered an error)", r.readErrors)
 	}
 	// An operation not final at its first read waits one more interval
 	// (with the first read one interval after the POST, every operation
@@ -145,44 +155,107 @@ func lagString(s float64) string {
 // drainOps is the backlog of operations the recorder drains alone.
 const drainOps = 3000
 
+// drainMeasure is the drain part of section 7: DynamoDB Local's own rate
+// of two-attribute conditional UpdateItems before and after (rates), and
+// rounds of the recorder's own writes alone (alone, one more than the
+// drains) interleaved with the recorder draining the same backlog
+// (drains): alone[i] and alone[i+1] come just before and just after
+// drains[i].
+type drainMeasure struct {
+	rates  [2]float64
+	alone  []drainResult
+	drains []drainResult
+}
+
+// rate is DynamoDB Local's two-attribute rate, the mean of before and
+// after.
+func (m drainMeasure) rate() float64 { return (m.rates[0] + m.rates[1]) / 2 }
+
+// shares are each drain's writes a second over the mean of the store's
+// rates of the same writes alone just before and just after it.
+func (m drainMeasure) shares() []float64 {
+	var out []float64
+	for i, d := range m.drains {
+		out = append(out, d.writesPerSec()/((m.alone[i].writesPerSec()+m.alone[i+1].writesPerSec())/2))
+	}
+	return out
+}
+
 // drainAndRate measures the recorder draining drainOps operations with
-// o.lanes lanes, and DynamoDB Local alone with as many writers just
-// before and just after it: their mean is the rate the drain is set
-// against, so that load from elsewhere on the machine weighs on both
-// about alike.
+// o.lanes lanes, o.drainRounds times, each between two runs of the same
+// writes applied by as many writers with no stream (storeAlone), and
+// DynamoDB Local's rate of two-attribute conditional UpdateItems from as
+// many writers before and after all of them. Set against its neighbours,
+// a drain meets the same DynamoDB Local, load from elsewhere on the
+// machine and growth of its tables as they do: DynamoDB Local's rate of
+// one kind of write moves by up to 2× from one 10-second window to the
+// next, and a single drain against one window says more about that than
+// about the recorder.
 //
 // DynamoDB Local is a JVM: a freshly started one is several times slower
 // until its JIT has warmed up (seen: 221 writes/s ten seconds in, 1,237 a
 // minute later), so the measures come after writes that count for
 // nothing, until two windows in a row agree (warmDynamoDB).
-func drainAndRate(ctx context.Context, work, endpoint string, o throughputOpts) (drainResult, [2]float64, error) {
-	var rates [2]float64
+func drainAndRate(ctx context.Context, work, endpoint string, o throughputOpts) (drainMeasure, error) {
+	var m drainMeasure
 	if err := warmDynamoDB(ctx, endpoint, o.lanes); err != nil {
-		return drainResult{}, rates, err
+		return m, err
 	}
 	step("throughput: DynamoDB Local alone, %d writers", o.lanes)
 	var err error
-	if rates[0], err = dynamoRate(ctx, endpoint, "bench-rate-before", o.lanes, 10*time.Second); err != nil {
-		return drainResult{}, rates, err
+	if m.rates[0], err = dynamoRate(ctx, endpoint, "bench-rate-before", o.lanes, 10*time.Second); err != nil {
+		return m, err
 	}
-	step("throughput: the recorder draining %d operations into DynamoDB Local, %d lanes", drainOps, o.lanes)
-	drain, err := recorderDrain(ctx, work, endpoint, drainOps, o.lanes, o.drainProfile)
-	if err != nil {
-		return drainResult{}, rates, fmt.Errorf("recorder drain: %w", err)
+	rounds := max(o.drainRounds, 1)
+	for i := 0; i <= rounds; i++ {
+		step("throughput: the recorder's writes of %d operations alone, %d writers (%d of %d)", drainOps, o.lanes, i+1, rounds+1)
+		alone, err := storeAlone(ctx, endpoint, strconv.Itoa(i), drainOps, o.lanes)
+		if err != nil {
+			return m, fmt.Errorf("the recorder's writes alone: %w", err)
+		}
+		m.alone = append(m.alone, alone)
+		if i == rounds {
+			break
+		}
+		step("throughput: the recorder draining %d operations into DynamoDB Local, %d lanes (%d of %d)", drainOps, o.lanes, i+1, rounds)
+		profile := ""
+		if i == 0 {
+			profile = o.drainProfile
+		}
+		drain, err := recorderDrain(ctx, work, endpoint, strconv.Itoa(i), drainOps, o.lanes, profile)
+		if err != nil {
+			return m, fmt.Errorf("recorder drain: %w", err)
+		}
+		m.drains = append(m.drains, drain)
 	}
 	step("throughput: DynamoDB Local alone again, %d writers", o.lanes)
-	rates[1], err = dynamoRate(ctx, endpoint, "bench-rate-after", o.lanes, 10*time.Second)
-	return drain, rates, err
+	m.rates[1], err = dynamoRate(ctx, endpoint, "bench-rate-after", o.lanes, 10*time.Second)
+	return m, err
 }
 
-func printDrain(drain drainResult, rates [2]float64, lanes int) {
-	rate := (rates[0] + rates[1]) / 2
-	fmt.Printf("\nDynamoDB Local alone: %.0f conditional UpdateItem/s from %d writers (%.0f before the drain, %.0f after)\n", rate, lanes, rates[0], rates[1])
-	fmt.Printf("  %-44s recorder %.0f writes/s = %.0f%% of it (%d events, %d writes in %s)\n",
-		fmt.Sprintf("recorder draining %d operations", drainOps), drain.writesPerSec(), 100*drain.writesPerSec()/rate,
-		drain.events, drain.writes, drain.took.Round(time.Millisecond))
-	fmt.Printf("  %-44s the lanes spent %.0f%% of their time in DynamoDB calls, %.0f%% on the rest (delivery, ack, apply)\n",
-		"", 100*drain.storeShare(), 100*(1-drain.storeShare()))
+func printDrain(m drainMeasure, lanes int) {
+	rate := m.rate()
+	fmt.Printf("\nDynamoDB Local alone: %.0f conditional UpdateItem/s of two attributes from %d writers (%.0f before the drains, %.0f after)\n", rate, lanes, m.rates[0], m.rates[1])
+	fmt.Printf("The recorder draining %d operations (%d events), against its own writes applied alone by %d writers just before and after (recorder.Applier, no stream):\n", drainOps, 3*drainOps, lanes)
+	shares := m.shares()
+	for i, d := range m.drains {
+		fmt.Printf("  drain %d: %.0f writes/s (%d in %s, the lanes %.0f%% of their time in DynamoDB calls); alone %.0f before, %.0f after: %.0f%% of them, %.0f%% of the two-attribute rate\n",
+			i+1, d.writesPerSec(), d.writes, d.took.Round(time.Millisecond), 100*d.storeShare(),
+			m.alone[i].writesPerSec(), m.alone[i+1].writesPerSec(), 100*shares[i], 100*d.writesPerSec()/rate)
+	}
+	fmt.Printf("  median share of its own writes alone: %.0f%% (target ≥ 70 %%)\n", 100*medianFloat(shares))
+}
+
+// medianFloat is the median of xs (0 for none).
+func medianFloat(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Sorted(slices.Values(xs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // drainOnly is -only=drain: DynamoDB Local, the recorder's drain and
@@ -196,11 +269,11 @@ func drainOnly(ctx context.Context, work string, o throughputOpts) error {
 		return err
 	}
 	defer ddb.stop()
-	drain, rates, err := drainAndRate(ctx, work, ddb.endpoint, o)
+	m, err := drainAndRate(ctx, work, ddb.endpoint, o)
 	if err != nil {
 		return err
 	}
-	printDrain(drain, rates, o.lanes)
+	printDrain(m, o.lanes)
 	return nil
 }
 
@@ -260,13 +333,13 @@ func throughput(ctx context.Context, work, bin, mediaURL string, o throughputOpt
 		if err != nil {
 			return err
 		}
-		drain, rates, err := drainAndRate(ctx, work, ddb.endpoint, o)
+		m, err := drainAndRate(ctx, work, ddb.endpoint, o)
 		if err != nil {
 			return err
 		}
-		rate := (rates[0] + rates[1]) / 2
+		rate := m.rate()
 		defer func() {
-			printDrain(drain, rates, o.lanes)
+			printDrain(m, o.lanes)
 			for _, r := range results {
 				if strings.HasPrefix(r.label, "AWS") {
 					var applied float64
@@ -395,8 +468,9 @@ func runLoad(ctx context.Context, label string, procs []*service, song string, n
 					return
 				}
 				p := procs[(i+w)%len(procs)]
-				d, polls, err := p.requestWith(ctx, benchClient, song, poll, later)
+				d, polls, errored, err := p.requestWith(ctx, benchClient, song, poll, later)
 				mu.Lock()
+				r.readErrors += errored
 				if err != nil {
 					r.failures++
 				} else {
@@ -545,12 +619,13 @@ func scrapeBacklog(base string) map[string]float64 {
 // requestWith asks for song with c and waits until its status is final,
 // polling it every poll: the first time at once, or one poll after the
 // POST answers with later. It returns the time from the POST to the final
-// status and the status reads it took.
-func (s *service) requestWith(ctx context.Context, c *http.Client, song string, poll time.Duration, later bool) (time.Duration, int, error) {
+// status, the status reads it took and how many of them answered an error
+// (read again after an interval, as a bot would).
+func (s *service) requestWith(ctx context.Context, c *http.Client, song string, poll time.Duration, later bool) (_ time.Duration, polls, errored int, _ error) {
 	start := time.Now()
 	resp, err := c.Post(s.base+"/api/audio/start?song="+url.QueryEscape(song), "", nil)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -558,7 +633,7 @@ func (s *service) requestWith(ctx context.Context, c *http.Client, song string, 
 		OperationID string `json:"operation_id"`
 	}
 	if err := json.Unmarshal(body, &sr); err != nil || sr.OperationID == "" {
-		return 0, 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
+		return 0, 0, 0, fmt.Errorf("start: %d %s", resp.StatusCode, body)
 	}
 	wait := func() error {
 		select {
@@ -570,13 +645,16 @@ func (s *service) requestWith(ctx context.Context, c *http.Client, song string, 
 	}
 	if later {
 		if err := wait(); err != nil {
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
 	}
-	for polls := 1; ; polls++ {
+	for polls = 1; ; polls++ {
 		resp, err := c.Get(s.base + "/api/audio/status?operation_id=" + sr.OperationID)
 		if err != nil {
-			return 0, polls, err
+			return 0, polls, errored, err
+		}
+		if resp.StatusCode != http.StatusOK {
+			errored++
 		}
 		var st struct {
 			Status struct{ Status, Message string } `json:"status"`
@@ -586,12 +664,12 @@ func (s *service) requestWith(ctx context.Context, c *http.Client, song string, 
 		resp.Body.Close()
 		switch st.Status.Status {
 		case "success":
-			return time.Since(start), polls, nil
+			return time.Since(start), polls, errored, nil
 		case "failed":
-			return 0, polls, fmt.Errorf("operation failed: %s", st.Status.Message)
+			return 0, polls, errored, fmt.Errorf("operation failed: %s", st.Status.Message)
 		}
 		if err := wait(); err != nil {
-			return 0, polls, err
+			return 0, polls, errored, err
 		}
 	}
 }

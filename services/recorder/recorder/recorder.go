@@ -242,6 +242,27 @@ func (r *recorder) song(ctx context.Context, id string) (projection.Song, error)
 	return r.songs.getOrRead(ctx, id, r.store.Song)
 }
 
+// Applier applies events to the projections as the recorder's lanes do
+// (the same records held, the same conditional writes, the same retries
+// of a write lost to another writer), without a stream to take them
+// from: Replay applies through one, and the bench sets the store's work
+// alone against the lanes draining the same events. It is safe for
+// concurrent use by events of different operations; the events of one
+// operation must come one at a time, in stream order.
+type Applier struct{ r *recorder }
+
+// NewApplier returns an Applier writing to store.
+func NewApplier(store Store, log *slog.Logger) *Applier {
+	return &Applier{r: newRecorder(store, log, nil)}
+}
+
+// Apply applies ev (in env), the stream's message seq stored at t, and
+// reports whether a record changed; an event applied already changes
+// nothing.
+func (a *Applier) Apply(ctx context.Context, env events.Envelope, ev events.Event, seq uint64, t time.Time) (bool, error) {
+	return a.r.applyChanged(ctx, env, ev, seq, t, a.r.log)
+}
+
 // forget lets the records of operation opID and song songID go, after a
 // write lost to another writer: both are read again.
 func (r *recorder) forget(opID, songID string) {

@@ -66,7 +66,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, store Store, log *slog.
 		it.Stop()
 	}()
 
-	r := newRecorder(store, log, nil)
+	a := NewApplier(store, log)
 	for st.LastSeq < last {
 		msg, err := it.Next()
 		if err != nil {
@@ -90,7 +90,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, store Store, log *slog.
 			log.Warn("replay: skipping undecodable message", "seq", st.LastSeq, "subject", msg.Subject(), "error", err)
 			continue
 		}
-		changed, err := r.applyChanged(ctx, env, ev, st.LastSeq, md.Timestamp, log)
+		changed, err := a.Apply(ctx, env, ev, st.LastSeq, md.Timestamp)
 		if err != nil {
 			return st, fmt.Errorf("replay: sequence %d: %w", st.LastSeq, err)
 		}
