@@ -105,3 +105,41 @@ func TestHistoryReadsLeaveNoConsumers(t *testing.T) {
 		t.Errorf("the event stream has %d consumers after %d history reads, %d before", n, ops, before)
 	}
 }
+
+// TestTwoGatewaysEachSeeEveryEvent runs two gateways on one server, as
+// two gateway tasks of a deployment do, and follows one operation on a
+// socket of each: both deliver every event, in order. (The hubs' consumers
+// had one name, so the second gateway took over the first one's consumer
+// and each hub got only some of the events.)
+func TestTwoGatewaysEachSeeEveryEvent(t *testing.T) {
+	a := start(t)
+	bNC, err := a.env.Server.Connect("gateway-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := serve(t, config.Config{}, nil, a.env, bNC)
+	opID, envs := publishHistory(t, a.env, "rick astley")
+	sa, sb := dial(t, a, opID, nil), dial(t, b, opID, nil)
+	for _, s := range []*socket{sa, sb} {
+		if m := s.nextEvent(); m["id"] != envs[0].ID {
+			t.Fatalf("first event %v, want song.requested %s", m["id"], envs[0].ID)
+		}
+	}
+	for range 10 {
+		for _, ev := range []events.Event{resolved, downloaded, encoded} {
+			e, err := events.Next(envs[len(envs)-1], "dQw4w9WgXcQ", ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.env.Publish(t, e)
+			envs = append(envs, e)
+		}
+	}
+	for name, s := range map[string]*socket{"first": sa, "second": sb} {
+		for i, want := range envs[1:] {
+			if m := s.nextEvent(); m["id"] != want.ID {
+				t.Fatalf("the %s gateway's socket: event %d is %v (%v), want %s", name, i+1, m["id"], m["kind"], want.ID)
+			}
+		}
+	}
+}

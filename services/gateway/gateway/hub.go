@@ -77,7 +77,10 @@ func startHub(setup, life context.Context, nc *nats.Conn, js jetstream.JetStream
 	cons, err := js.OrderedConsumer(setup, events.StreamName, jetstream.OrderedConsumerConfig{
 		FilterSubjects: subjects,
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
-		NamePrefix:     "gateway-hub",
+		// nats.go names the consumer NamePrefix_<n>, counting resets: a
+		// prefix of its own per gateway, or two gateways' hubs share one
+		// consumer, and its events, and delete it under each other.
+		NamePrefix: "gateway-hub-" + events.NewID(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gateway: hub consumer: %w", err)
