@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"cmp"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type live struct {
 	// generations: once the newer holds maxStored, it becomes the older
 	// and the oldest is dropped, so the songs seen last stay known.
 	stored, storedBefore map[string]struct{}
+	// ending holds, by operation, the channels awaitEnd handed out, to
+	// close once the operation's end is folded.
+	ending map[string][]chan struct{}
 }
 
 // maxStored bounds one generation of the stored songs: about 100 bytes
@@ -75,6 +79,10 @@ func (l *live) apply(data []byte, seq uint64, at time.Time) {
 	now := l.now()
 	if op.Final() && !wasFinal {
 		l.ended = append(l.ended, ended{id: env.OperationID, at: now})
+		for _, ch := range l.ending[env.OperationID] {
+			close(ch)
+		}
+		delete(l.ending, env.OperationID)
 	}
 	for len(l.ended) > 0 && now.Sub(l.ended[0].at) > liveKeep {
 		delete(l.ops, l.ended[0].id)
@@ -88,6 +96,34 @@ func (l *live) get(id string) (projection.Operation, bool) {
 	defer l.mu.Unlock()
 	op, ok := l.ops[id]
 	return op, ok
+}
+
+// awaitEnd returns a channel closed once the end of the operation with id
+// is folded (at once if it is already), and the function that lets the
+// channel go, to call once done waiting. An operation the hub never
+// delivered the start of is never folded: the channel stays open.
+func (l *live) awaitEnd(id string) (<-chan struct{}, func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ch := make(chan struct{})
+	if op, ok := l.ops[id]; ok && op.Final() {
+		close(ch)
+		return ch, func() {}
+	}
+	if l.ending == nil {
+		l.ending = map[string][]chan struct{}{}
+	}
+	l.ending[id] = append(l.ending[id], ch)
+	return ch, func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		waiting := slices.DeleteFunc(l.ending[id], func(c chan struct{}) bool { return c == ch })
+		if len(waiting) == 0 {
+			delete(l.ending, id)
+		} else {
+			l.ending[id] = waiting
+		}
+	}
 }
 
 // markStored notes song as stored; l.mu is held.

@@ -73,3 +73,65 @@ func TestLive(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveAwaitEnd: the channel awaitEnd hands out closes when the end of
+// its operation is folded, not before; one asked for after the end is
+// closed already; one let go is dropped, and its operation's end closes
+// the others still waiting.
+func TestLiveAwaitEnd(t *testing.T) {
+	l := newLive()
+	song := events.Song{ID: "s1", Title: "T"}
+	var seq uint64
+	apply := func(opID string, ev events.Event) {
+		t.Helper()
+		e, err := events.New(opID, "s1", ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		l.apply(b, seq, time.Now())
+	}
+	closed := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+
+	apply("op1", events.SongRequested{Query: "q"})
+	early, stopEarly := l.awaitEnd("op1")
+	defer stopEarly()
+	dropped, stopDropped := l.awaitEnd("op1")
+	apply("op1", events.VideoResolved{Song: song})
+	if closed(early) {
+		t.Fatal("closed after video.resolved, before the end")
+	}
+	stopDropped()
+	apply("op1", events.UploadDone{Song: song, Key: "audio/s1.dca", Size: 10, Cached: true})
+	if !closed(early) {
+		t.Fatal("not closed once upload.done is folded")
+	}
+	if closed(dropped) {
+		t.Error("a channel let go was closed at the end")
+	}
+	late, stopLate := l.awaitEnd("op1")
+	defer stopLate()
+	if !closed(late) {
+		t.Error("asked for after the end: not closed")
+	}
+	never, stopNever := l.awaitEnd("op2")
+	apply("op2", events.UploadDone{Song: song, Key: "audio/s1.dca", Size: 10, Cached: true})
+	if closed(never) {
+		t.Error("closed for an operation whose start the hub never delivered")
+	}
+	stopNever()
+	if n := len(l.ending); n != 0 {
+		t.Errorf("%d operations still have waiters after every one was let go or closed", n)
+	}
+}
