@@ -16,8 +16,10 @@ import (
 // a message Quick cannot answer (B) waits for the slot meanwhile, and a
 // message Quick answers (C) is answered beside them. B's timeout starts
 // when it has the slot, not when it was pulled; and while B waits the
-// worker pulls nothing more (D stays in the consumer): C is answered only
-// once B waits, so that the pull after C finds B counted.
+// worker pulls nothing more (D stays in the consumer). B leaves Quick only
+// once C is in Quick, so that both are pulled before B waits (a pull after
+// B waits would not take C), and C is answered only once B waits, so that
+// the pull after C finds B counted.
 func TestQuickBesideSlots(t *testing.T) {
 	env, ctx, cons := startConsumer(t, events.ConsumerResolver, 3, 60*time.Second)
 	const timeout = 2 * time.Second
@@ -35,10 +37,12 @@ func TestQuickBesideSlots(t *testing.T) {
 	var mu sync.Mutex
 	quickSeen := map[string]bool{}
 	cAnswered := make(chan struct{})
+	cInQuick := make(chan struct{})
 	dPublished := make(chan struct{})
 	bLeft := make(chan time.Duration, 1)
 	aSawD := make(chan bool, 1)
 	aStarted := make(chan struct{})
+	testCtx := ctx
 	var w *stage.Worker
 	w = &stage.Worker{
 		Stage: "resolve", JS: env.JS, Consumer: cons, MaxAttempts: 3, Timeout: timeout,
@@ -49,7 +53,15 @@ func TestQuickBesideSlots(t *testing.T) {
 			mu.Lock()
 			quickSeen[q] = true
 			mu.Unlock()
-			if q == "C" {
+			switch q {
+			case "B":
+				select {
+				case <-cInQuick:
+				case <-ctx.Done():
+					t.Error("C never reached Quick")
+				}
+			case "C":
+				close(cInQuick)
 				// Answered once B waits for the slot: C's loop then
 				// finds no room to pull D.
 				if !stage.WaitForSlotWaiters(ctx, w, 1) {
@@ -71,7 +83,10 @@ func TestQuickBesideSlots(t *testing.T) {
 				case <-ctx.Done():
 					t.Error("C was not answered while A held the only slot")
 				}
-				<-dPublished
+				select {
+				case <-dPublished:
+				case <-testCtx.Done():
+				}
 				<-ctx.Done() // A's STAGE_TIMEOUT
 				mu.Lock()
 				aSawD <- quickSeen["D"]
