@@ -178,8 +178,10 @@ func checkQuery(name, raw string) (string, error) {
 // cannot be missed; operation.failed ends the wait early. For a song the
 // hub saw stored, it then waits up to storedWait more (within startWait)
 // for the operation's end, which the fetcher answers from the stored DCA:
-// the client's first status read is then final. An end it sees returns
-// once the hub has folded it too (awaitFold). Only a failure to
+// the client's first status read is then final. An end it sees (a stored
+// song's, or a failure or cancellation at any point) returns once the
+// hub has folded it too, or after foldWait (awaitFold), which may take
+// the answer up to foldWait past startWait. Only a failure to
 // subscribe or publish is an error: then nothing, or possibly an unacked
 // copy, is in the stream.
 func (s *server) request(ctx context.Context, env events.Envelope) (string, error) {
@@ -253,7 +255,8 @@ const foldWait = 250 * time.Millisecond
 // three-node cluster the stream's replication comes between them, and
 // without this wait a quarter of the first status reads after a stored
 // song's POST found the operation not ended yet (bench section 7, two
-// processes: 70-75 % final at the first read, 100 % with it).
+// processes: 70-75 % final at the first read, 100 % with it; see the
+// README's Projections that keep up).
 func (s *server) awaitFold(ctx context.Context, opID string) {
 	folded, stop := s.hub.live.awaitEnd(opID)
 	defer stop()

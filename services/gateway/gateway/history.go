@@ -126,7 +126,7 @@ func (s *server) history(ctx context.Context, opID string, from uint64) ([]strea
 		add(last.Subject, last.Data, last.Sequence, last.Time)
 		return out, nil
 	}
-	if err := s.readHistory(ctx, stream, filter, from, last.Sequence, add); err != nil {
+	if err := s.readHistory(ctx, stream, opID, filter, from, last.Sequence, add); err != nil {
 		return nil, fmt.Errorf("read the history of %s: %w", opID, err)
 	}
 	if from != 0 {
@@ -153,9 +153,13 @@ const directReads = 8
 // deletes it then.
 const historyConsumerIdle = 5 * time.Second
 
-// readHistory passes add the messages on filter from stream sequence from
-// (the first one when from is 0) through to, in order, at most maxHistory
-// of them.
+// historyConsumerDelete bounds the deletion of a history read's consumer
+// (a request to the meta leader on a cluster), which the read waits for.
+const historyConsumerDelete = 5 * time.Second
+
+// readHistory passes add the messages of operation opID on filter from
+// stream sequence from (the first one when from is 0) through to, in
+// order, at most maxHistory of them.
 //
 // The first directReads are asked of the stream's leader one at a time,
 // each the next message on filter (no consumer: nats-server keeps at most
@@ -165,7 +169,7 @@ const historyConsumerIdle = 5 * time.Second
 // pull when its replica holds them all, more pulls while that replica
 // catches up to to. It is AckNone, in memory, one replica, and deleted
 // once read (or by the server once idle, if the deletion fails).
-func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, filter string, from, to uint64, add func(subject string, data []byte, seq uint64, at time.Time)) error {
+func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, opID, filter string, from, to uint64, add func(subject string, data []byte, seq uint64, at time.Time)) error {
 	seq, n := max(from, 1), 0
 	for ; n < directReads; n++ {
 		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
@@ -195,10 +199,10 @@ func (s *server) readHistory(ctx context.Context, stream jetstream.Stream, filte
 		return fmt.Errorf("consumer: %w", err)
 	}
 	defer func() {
-		del, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		del, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyConsumerDelete)
 		defer cancel()
 		if err := stream.DeleteConsumer(del, cons.CachedInfo().Name); err != nil {
-			s.log.Debug("gateway: a history read's consumer is left to expire", "error", err)
+			s.log.Debug("a history read's consumer is left to expire", "operation_id", opID, "error", err)
 		}
 	}()
 	pending := cons.CachedInfo().NumPending

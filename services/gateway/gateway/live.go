@@ -99,14 +99,16 @@ func (l *live) get(id string) (projection.Operation, bool) {
 }
 
 // awaitEnd returns a channel closed once the end of the operation with id
-// is folded (at once if it is already), and the function that lets the
-// channel go, to call once done waiting. An operation the hub never
-// delivered the start of is never folded: the channel stays open.
+// is folded (at once if it is already, or if the operation is not held and
+// maxLive are: it will never be), and the function that lets the channel
+// go, to call once done waiting. An operation the hub never delivers the
+// start of is never folded either: its channel stays open.
 func (l *live) awaitEnd(id string) (<-chan struct{}, func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	ch := make(chan struct{})
-	if op, ok := l.ops[id]; ok && op.Final() {
+	op, held := l.ops[id]
+	if held && op.Final() || !held && len(l.ops) >= maxLive {
 		close(ch)
 		return ch, func() {}
 	}
