@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"os"
@@ -159,8 +160,8 @@ func drainStore(ctx context.Context, endpoint, prefix string) (*countingStore, e
 
 // storeAlone is the recorder's writes without the recorder: writers
 // goroutines apply the events of ops operations of a drain
-// (drainOperation) to DynamoDB Local on new tables, each its own
-// operations' events in order, through recorder.Applier, the code the
+// (drainOperation) to DynamoDB Local on new tables, each the operations
+// of one lane (laneOf) in order, through recorder.Applier, the code the
 // lanes run, with no stream, delivery or acknowledgement. Its rate is what
 // DynamoDB Local sustains of the recorder's own writes (an operation's
 // item created, then updated twice, on the tables and indexes the
@@ -170,23 +171,21 @@ func storeAlone(ctx context.Context, endpoint, tables string, ops, writers int) 
 	if err != nil {
 		return drainResult{}, err
 	}
-	backlog := make([][]events.Envelope, ops)
-	for i := range backlog {
-		backlog[i] = drainOperation()
+	// Each writer takes the operations of one lane, as the lanes split
+	// them: the drain ends with its busiest lane, and so does this.
+	backlog := make([][][]events.Envelope, writers)
+	for range ops {
+		op := drainOperation()
+		w := laneOf(op[0].OperationID, writers)
+		backlog[w] = append(backlog[w], op)
 	}
 	apply := recorder.NewApplier(counted, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	var next atomic.Int64
 	var seq atomic.Uint64
 	errs := make(chan error, writers)
-	for range writers {
+	for w := range writers {
 		go func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(backlog) {
-					errs <- nil
-					return
-				}
-				for _, env := range backlog[i] {
+			for _, op := range backlog[w] {
+				for _, env := range op {
 					ev, err := env.Event()
 					if err == nil {
 						_, err = apply.Apply(ctx, env, ev, seq.Add(1), time.Now())
@@ -197,6 +196,7 @@ func storeAlone(ctx context.Context, endpoint, tables string, ops, writers int) 
 					}
 				}
 			}
+			errs <- nil
 		}()
 	}
 	var all []error
@@ -214,6 +214,15 @@ func storeAlone(ctx context.Context, endpoint, tables string, ops, writers int) 
 	}
 	return drainResult{events: 3 * ops, writes: counted.writes.Load(), took: time.Since(*first),
 		inStore: time.Duration(counted.busy.Load()), lanes: writers}, nil
+}
+
+// laneOf is the recorder's lane of operation opID among lanes, as
+// nats-server's partition() subject transform computes it for the lanes
+// stream (events.LanesStreamConfig): FNV-1a of the token, modulo lanes.
+func laneOf(opID string, lanes int) int {
+	h := fnv.New32a()
+	h.Write([]byte(opID))
+	return int(h.Sum32() % uint32(lanes))
 }
 
 // countingStore counts the recorder's writes that stored something,
