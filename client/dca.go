@@ -18,7 +18,10 @@ const maxResumes = 3
 // DownloadDCA streams a stored song's DCA file into w and returns how many
 // bytes it wrote. It holds no more than a small buffer in memory whatever
 // the file's length. A song that is unknown or not stored yet is an
-// *APIError "not_found".
+// *APIError "not_found". Once the song's loudness is measured, the DCA's
+// metadata carries it (butakero.loudness_lufs, butakero.true_peak_db):
+// the gateway writes it into the stored header's room, a new version of
+// the file (its own ETag) with the same frames.
 //
 // When the connection breaks mid-file, DownloadDCA asks for the rest with
 // a Range request tied to the file's ETag (If-Range), up to a few times,

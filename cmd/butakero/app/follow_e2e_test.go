@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,7 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/media/dcahead"
+	"github.com/butakero/butakero/platform/store/objstore"
 	"github.com/butakero/butakero/platform/testkit/audiofixture"
+	"github.com/butakero/butakero/platform/testkit/loopback"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/butakero/butakero/services/encoder/dcafile"
 )
 
@@ -70,13 +76,17 @@ func gated(data []byte, gate <-chan struct{}) http.Handler {
 // and /ogg while it is made. The source is held back until three clients
 // follow the operation (two on /dca, one on /ogg), so they read the DCA as
 // the encoder makes it: each /dca body is, byte for byte, the DCA stored
-// once it is done, and the /ogg body passes the Ogg checks. A fourth
-// client joins once the first frames are out. A second song, whose source
+// once it is done (the object in the profile's store, read with the
+// store's own client), and the /ogg body passes the Ogg checks; GET
+// /v1/songs/{id}/dca then serves those bytes with the song's loudness
+// added to the header's metadata (the header was written before the
+// loudness was known), the same length and frames, while the operation's
+// route serves the stored bytes as they are. A fourth client joins once
+// the first frames are out. A second song, whose source
 // is cut short, fails mid-encode: its follower's body ends without the
 // chunked transfer's end, and a client coming after the failure gets 409
 // operation_failed. It runs in each profile: in the AWS one the frames
-// travel on JetStream as in the embedded one, the DCA is stored in S3 and
-// the followers' bytes are compared with the S3 object itself.
+// travel on JetStream as in the embedded one and the DCA is stored in S3.
 func TestFollowBeforeStored(t *testing.T) {
 	if os.Getenv(envNodeModules) == "" {
 		t.Fatalf("%s is not set: run the tests with scripts/test.sh, which installs prism-media", envNodeModules)
@@ -95,6 +105,16 @@ func followBeforeStored(t *testing.T, p profile) {
 	}
 	srv := audiofixture.Serve(t, media)
 	env := p.env(t)
+	object := p.object
+	if object == nil {
+		// The embedded profile: its Object Store, read over the
+		// process's NATS listener.
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["NATS_LISTEN"], env["NATS_TOKEN"] = loopback.Addr(t), natsToken
+		object = embeddedObject
+	}
 	in := start(t, t.TempDir(), env)
 
 	t.Run("followers read the stored DCA", func(t *testing.T) {
@@ -122,11 +142,8 @@ func followBeforeStored(t *testing.T, p profile) {
 		if st.Status != "success" {
 			t.Fatalf("operation ended %q: %s", st.Status, st.Message)
 		}
-		stored := in.follow("/v1/songs/" + st.SongID + "/dca")
-		if stored.status != 200 || stored.err != nil {
-			t.Fatalf("stored DCA: %d %v", stored.status, stored.err)
-		}
-		info, err := dcafile.Parse(bytes.NewReader(stored.body))
+		obj := object(t, env, st.SongID)
+		info, err := dcafile.Parse(bytes.NewReader(obj))
 		if err != nil {
 			t.Fatalf("stored DCA: %v", err)
 		}
@@ -135,13 +152,13 @@ func followBeforeStored(t *testing.T, p profile) {
 			if f.err != nil || f.status != 200 || f.header.Get("Cache-Control") != "no-store" || f.header.Get("Content-Length") != "" {
 				t.Fatalf("follower %d: %d %v %v: want 200, a body followed as it was made", i, f.status, f.header, f.err)
 			}
-			if !bytes.Equal(f.body, stored.body) {
-				t.Fatalf("follower %d read %d bytes, the stored DCA has %d (equal: false)", i, len(f.body), len(stored.body))
+			if !bytes.Equal(f.body, obj) {
+				t.Fatalf("follower %d read %d bytes, the store holds %d (equal: false)", i, len(f.body), len(obj))
 			}
 		}
 		l := <-late
-		if l.err != nil || l.status != 200 || !bytes.Equal(l.body, stored.body) {
-			t.Fatalf("late follower: %d %v, %d bytes of the stored %d", l.status, l.err, len(l.body), len(stored.body))
+		if l.err != nil || l.status != 200 || !bytes.Equal(l.body, obj) {
+			t.Fatalf("late follower: %d %v, %d bytes of the stored %d", l.status, l.err, len(l.body), len(obj))
 		}
 		t.Logf("late follower: Cache-Control %q (no-store: followed live)", l.header.Get("Cache-Control"))
 		o := <-oggs
@@ -149,15 +166,37 @@ func followBeforeStored(t *testing.T, p profile) {
 			t.Fatalf("/ogg follower: %d %v %v", o.status, o.header, o.err)
 		}
 		checkOgg(t, o.body, d, info.Frames)
-		if p.object != nil {
-			if obj := p.object(t, env, st.SongID); !bytes.Equal(obj, stored.body) {
-				t.Fatalf("the %s store holds %d bytes for the song, the followers read %d (equal: false)", p.name, len(obj), len(stored.body))
-			}
+
+		// Once the catalog has the loudness, the song's DCA is the stored
+		// frames behind a header that carries it.
+		song := in.storedSong(t, st.SongID)
+		if song.TruePeakDB == nil {
+			t.Fatalf("the catalog has no true peak: %+v", song)
 		}
-		// Stored now: the same route answers the file whole.
+		stored := in.follow("/v1/songs/" + st.SongID + "/dca")
+		if stored.status != 200 || stored.err != nil {
+			t.Fatalf("GET the song's DCA: %d %v", stored.status, stored.err)
+		}
+		served, err := dcafile.Parse(bytes.NewReader(stored.body))
+		if err != nil {
+			t.Fatalf("the song's DCA: %v", err)
+		}
+		b := served.Metadata.Butakero
+		if b == nil || b.LoudnessLUFS == nil || *b.LoudnessLUFS != *song.LoudnessLUFS || b.TruePeakDB == nil || *b.TruePeakDB != *song.TruePeakDB {
+			t.Fatalf("the song's DCA metadata %+v, want the catalog's loudness %v LUFS %v dBTP", b, *song.LoudnessLUFS, *song.TruePeakDB)
+		}
+		if len(stored.body) != len(obj) {
+			t.Fatalf("the song's DCA has %d bytes, the store %d: the loudness did not go in the header's room", len(stored.body), len(obj))
+		}
+		storedHead, servedHead := dcaHeaderLen(t, obj), dcaHeaderLen(t, stored.body)
+		if !bytes.Equal(stored.body[servedHead:], obj[storedHead:]) {
+			t.Fatalf("the song's DCA has %d bytes of frames, the store %d (equal: false)", len(stored.body)-servedHead, len(obj)-storedHead)
+		}
+		// Stored now: the operation's route answers the stored file whole,
+		// as it is (a follower that resumes there reads on the same bytes).
 		again := in.follow(path + "/dca")
-		if again.status != 200 || again.header.Get("Content-Length") != strconv.Itoa(len(stored.body)) || !bytes.Equal(again.body, stored.body) {
-			t.Fatalf("after success: %d %v", again.status, again.header)
+		if again.status != 200 || again.header.Get("Content-Length") != strconv.Itoa(len(obj)) || !bytes.Equal(again.body, obj) {
+			t.Fatalf("after success: %d %v, %d bytes, want the stored %d", again.status, again.header, len(again.body), len(obj))
 		}
 	})
 
@@ -196,4 +235,34 @@ func followBeforeStored(t *testing.T, p profile) {
 			}
 		}
 	})
+}
+
+// embeddedObject reads a stored song's DCA from the all-in-one's Object
+// Store, over the NATS listener env names (NATS_LISTEN), with the store's
+// own client: not through the gateway.
+func embeddedObject(t *testing.T, env map[string]string, songID string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := natstest.Open(ctx, t, objstore.Open, connectJS(t, env["NATS_LISTEN"]), 1)
+	rc, _, err := store.Open(ctx, blob.DCAKey(songID))
+	if err != nil {
+		t.Fatalf("open the stored DCA: %v", err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read the stored DCA: %v", err)
+	}
+	return b
+}
+
+// dcaHeaderLen is the length of dca's header: where its frames start.
+func dcaHeaderLen(t *testing.T, dca []byte) int {
+	t.Helper()
+	n, err := dcahead.Len(dca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n)
 }

@@ -92,6 +92,13 @@ func TestOggOpus(t *testing.T) {
 			if song.Mode != c.mode || song.ModeReason == "" || song.LoudnessLUFS == nil || song.TruePeakDB == nil || song.OggURL == "" {
 				t.Fatalf("catalog song %+v, want mode %s with a reason and loudness", song, c.mode)
 			}
+			// The DCA's metadata carries the same, whether the encoder knew
+			// the loudness when it wrote the header or not (the gateway
+			// completes a streamed header from the catalog).
+			b := in.dca(t, st.SongID).Metadata.Butakero
+			if b == nil || b.Mode != c.mode || b.LoudnessLUFS == nil || *b.LoudnessLUFS != *song.LoudnessLUFS || b.TruePeakDB == nil || *b.TruePeakDB != *song.TruePeakDB {
+				t.Fatalf("DCA metadata %+v, want mode %s and the catalog's loudness %v LUFS %v dBTP", b, c.mode, *song.LoudnessLUFS, *song.TruePeakDB)
+			}
 			resp, err := http.Get(in.base + song.OggURL)
 			if err != nil {
 				t.Fatal(err)

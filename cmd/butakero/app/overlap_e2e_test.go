@@ -171,7 +171,9 @@ func TestPlayWhileDownloading(t *testing.T) {
 			if f.err != nil || f.status != 200 {
 				t.Fatalf("follower: %d %v", f.status, f.err)
 			}
-			stored := in.follow("/v1/songs/" + st.SongID + "/dca")
+			// The stored bytes as they are: the operation's route, once
+			// the song is stored (the song's route adds the loudness).
+			stored := in.follow("/v1/operations/" + op.OperationID + "/dca")
 			if stored.status != 200 || !bytes.Equal(f.body, stored.body) {
 				t.Fatalf("the follower read %d bytes, the stored DCA has %d (status %d): not the same", len(f.body), len(stored.body), stored.status)
 			}
@@ -288,7 +290,7 @@ func killedMidEarlyEncode(t *testing.T, bin string, song []byte, d time.Duration
 	}
 	// The follower of the killed encode's frames was cut off, never
 	// handed a short file as a whole one.
-	stored := in.follow("/v1/songs/" + st.SongID + "/dca")
+	stored := in.follow("/v1/operations/" + op.OperationID + "/dca")
 	if f := <-got; f.err == nil && !bytes.Equal(f.body, stored.body) {
 		t.Errorf("the follower of the cut encode read %d bytes without error, not the stored %d", len(f.body), len(stored.body))
 	}

@@ -12,6 +12,7 @@ package dcafile
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -19,16 +20,17 @@ import (
 	"io"
 	"time"
 
+	"github.com/butakero/butakero/platform/media/dcahead"
 	"github.com/jonas747/dca"
 )
 
 // Magic opens every DCA1 file.
-const Magic = "DCA1"
+const Magic = dcahead.Magic
 
 // MaxMetadataLen bounds the metadata JSON a Reader accepts. The standard
 // metadata is a few hundred bytes; cover art can make it larger, never this
 // large in a file this package wrote.
-const MaxMetadataLen = 16 << 20
+const MaxMetadataLen = dcahead.MaxMetadataLen
 
 // ErrFormat is wrapped by every error about a malformed DCA file.
 var ErrFormat = errors.New("dcafile: not a valid DCA1 file")
@@ -74,8 +76,10 @@ type Butakero struct {
 	//
 	// The encoder streams its DCAs, header first, so what it writes now
 	// carries neither: they are in the dca.encoded event and the catalog
-	// (a redelivery that finds the DCA stored measures its packets).
-	// DCAs stored before it streamed have them.
+	// (a redelivery that finds the DCA stored measures its packets), and
+	// the header keeps room for them (NewWriter), which the gateway fills
+	// from the catalog when it serves the DCA. DCAs stored before it
+	// streamed have them.
 	LoudnessLUFS *float64 `json:"loudness_lufs,omitempty"`
 	TruePeakDB   *float64 `json:"true_peak_db,omitempty"`
 	// Run names the encode that made the DCA, as its chunks on
@@ -128,6 +132,12 @@ func NewWriter(w io.Writer, meta Metadata) (*Writer, error) {
 	js, err := json.Marshal(meta)
 	if err != nil {
 		return nil, fmt.Errorf("dcafile: encode metadata: %w", err)
+	}
+	if b := meta.Butakero; b != nil && b.LoudnessLUFS == nil && b.TruePeakDB == nil {
+		// The loudness is not known yet: room for it, as JSON whitespace,
+		// so that the gateway can add it to the header without changing
+		// the file's length (package dcahead).
+		js = append(js, bytes.Repeat([]byte{' '}, dcahead.LoudnessRoom)...)
 	}
 	hdr := make([]byte, 0, len(Magic)+4+len(js))
 	hdr = append(hdr, Magic...)

@@ -34,6 +34,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -177,8 +178,11 @@ type server struct {
 	storedWait time.Duration
 	dashboard  map[string]dashboardFile
 	oggSizes   *oggSizes
-	versions   Versions
-	cfg        config.Config // for GET /v1/info's profile and features
+	// heads remembers the completed headers of DCAs served (dca.go's
+	// completedHead), by song and DCA digest; nil for one served as stored.
+	heads    *lru.Cache[string, *completed]
+	versions Versions
+	cfg      config.Config // for GET /v1/info's profile and features
 	// life ends when the gateway stops: songs followed before they are
 	// stored are cut off then (opaudio.go).
 	life   context.Context
@@ -231,6 +235,7 @@ func New(ctx context.Context, d Deps) (*fiber.App, error) {
 		startWait:  d.StartWait,
 		storedWait: d.StoredWait,
 		oggSizes:   newOggSizes(),
+		heads:      newHeads(),
 		versions:   d.Versions,
 		memory:     d.Memory,
 		cfg:        d.Config,

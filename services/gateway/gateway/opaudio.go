@@ -90,7 +90,7 @@ func (s *server) operationAudio(c *fiber.Ctx, ogg bool) error {
 		if ogg {
 			return s.storedOgg(c, songID)
 		}
-		return s.storedDCA(c, songID)
+		return s.storedDCA(c, songID, false)
 	}
 	if ok, err := s.dcaStored(ctx, songID); err != nil {
 		return err
