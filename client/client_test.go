@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -150,6 +151,21 @@ func TestClient(t *testing.T) {
 	})
 
 	t.Run("resume a download", func(t *testing.T) {
+		// Once the catalog has the loudness, the DCA's header carries it
+		// for good: every download below is of that one version.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			song, err := c.Song(ctx, stored.SongID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if song.LoudnessLUFS != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("song %+v: no loudness after 10 s", song)
+			}
+			<-time.After(20 * time.Millisecond)
+		}
 		var whole bytes.Buffer
 		if _, err := c.DownloadDCA(ctx, stored.SongID, &whole); err != nil {
 			t.Fatal(err)
@@ -295,12 +311,26 @@ func TestPlayDCA(t *testing.T) {
 	if err != nil || n != int64(played.Len()) {
 		t.Fatalf("PlayDCA: %d bytes, %v", n, err)
 	}
+	// The stored bytes as they are: the operation's route once stored.
+	if _, err := direct.Wait(ctx, op.ID); err != nil {
+		t.Fatal(err)
+	}
 	var stored bytes.Buffer
-	if _, err := direct.DownloadDCA(ctx, op.SongID, &stored); err != nil {
+	if _, err := direct.PlayDCA(ctx, op.ID, &stored); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(played.Bytes(), stored.Bytes()) {
 		t.Fatalf("played %d bytes, stored %d: not the same", played.Len(), stored.Len())
+	}
+	// The song's DCA: the same length and frames, the header's metadata
+	// completed with the loudness once measured.
+	var song bytes.Buffer
+	if _, err := direct.DownloadDCA(ctx, op.SongID, &song); err != nil {
+		t.Fatal(err)
+	}
+	frames := func(b []byte) []byte { return b[8+binary.LittleEndian.Uint32(b[4:8]):] }
+	if song.Len() != stored.Len() || !bytes.Equal(frames(song.Bytes()), frames(stored.Bytes())) {
+		t.Fatalf("the song's DCA has %d bytes, the stored one %d: not the same frames", song.Len(), stored.Len())
 	}
 
 	op, err = direct.Start(ctx, fixtures.URL("play.mp3"), "")
