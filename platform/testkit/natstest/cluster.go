@@ -2,6 +2,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"github.com/butakero/butakero/events"
 	"github.com/butakero/butakero/platform/testkit/loopback"
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -105,9 +107,28 @@ func (c *Cluster) Env(t testing.TB) *Env {
 	// stream's replicas elect a leader first.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	stream, err := events.EnsureStream(ctx, js, len(c.Servers), events.StreamLimits{})
-	if err != nil {
-		t.Fatalf("natstest: %v", err)
+	var stream jetstream.Stream
+	for {
+		// A request the meta leader lost (a leader change on a busy
+		// machine) is never answered: each attempt has a bound of its
+		// own, and one not answered may have created the stream, so it
+		// is looked for before another create (an update while a create
+		// is in flight goes unanswered too).
+		actx, acancel := context.WithTimeout(ctx, 10*time.Second)
+		s, err := events.EnsureStream(actx, js, len(c.Servers), events.StreamLimits{})
+		acancel()
+		if err == nil {
+			stream = s
+			break
+		}
+		if ctx.Err() != nil || !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders)) {
+			t.Fatalf("natstest: %v", err)
+		}
+		t.Logf("natstest: %v; trying again", err)
+		if s, err := js.Stream(ctx, events.StreamName); err == nil {
+			stream = s
+			break
+		}
 	}
 	waitStreamReady(ctx, t, stream, len(c.Servers))
 	return &Env{NC: nc, JS: js, Stream: stream}
