@@ -117,6 +117,13 @@ func New(ctx context.Context, ac aws.Config, o Options) (*Store, error) {
 			so.BaseEndpoint = aws.String(o.Endpoint)
 		}
 		so.UsePathStyle = pathStyle
+		// A ranged read (OpenRange: every /dca Range, every chunk a
+		// reader pulls) has no checksum to validate, nor has a multipart
+		// object's: the SDK would print "Response has no supported
+		// checksum" to standard error, outside the service's log, on
+		// every such read. Whole-object checksums are still validated
+		// where the response has one.
+		so.DisableLogOutputChecksumValidationSkipped = true
 	})
 	s := &Store{
 		aws:     ac,
