@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/butakero/butakero/platform/media/dcahead"
 )
 
 // crcTable is Ogg's CRC-32: polynomial 0x04c11db7, not reflected, initial
@@ -164,20 +166,12 @@ const DefaultPreSkip = 312
 // muxed as it comes.
 func MuxDCA(dst io.Writer, src io.Reader, serial uint32) error {
 	br := bufio.NewReaderSize(src, 64<<10)
-	var hdr [8]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil || string(hdr[:4]) != "DCA1" {
-		return errors.New("oggopus: not a DCA1 file")
-	}
-	n := int32(binary.LittleEndian.Uint32(hdr[4:]))
-	if n <= 0 || n > 16<<20 {
-		return fmt.Errorf("oggopus: DCA metadata length %d", n)
-	}
-	js := make([]byte, n)
-	if _, err := io.ReadFull(br, js); err != nil {
-		return fmt.Errorf("oggopus: DCA metadata: %w", err)
+	hdr, err := dcahead.Read(br)
+	if err != nil {
+		return fmt.Errorf("oggopus: %w", err)
 	}
 	var meta DCAMeta
-	if err := json.Unmarshal(js, &meta); err != nil {
+	if err := json.Unmarshal(hdr[8:], &meta); err != nil {
 		return fmt.Errorf("oggopus: DCA metadata: %w", err)
 	}
 	head := Head{Channels: 2, PreSkip: DefaultPreSkip, InputRate: SampleRate}

@@ -197,23 +197,12 @@ type Reader struct {
 // NewReader reads and checks the DCA1 header from r.
 func NewReader(r io.Reader) (*Reader, error) {
 	br := bufio.NewReader(r)
-	var hdr [8]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
-		return nil, fmt.Errorf("%w: header: %v", ErrFormat, err)
+	hdr, err := dcahead.Read(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
 	}
-	if string(hdr[:4]) != Magic {
-		return nil, fmt.Errorf("%w: magic %q", ErrFormat, hdr[:4])
-	}
-	n := int32(binary.LittleEndian.Uint32(hdr[4:]))
-	if n <= 0 || n > MaxMetadataLen {
-		return nil, fmt.Errorf("%w: metadata length %d", ErrFormat, n)
-	}
-	js := make([]byte, n)
-	if _, err := io.ReadFull(br, js); err != nil {
-		return nil, fmt.Errorf("%w: metadata: %v", ErrFormat, err)
-	}
-	d := &Reader{r: br, size: int64(len(hdr)) + int64(n)}
-	if err := json.Unmarshal(js, &d.meta); err != nil {
+	d := &Reader{r: br, size: int64(len(hdr))}
+	if err := json.Unmarshal(hdr[8:], &d.meta); err != nil {
 		return nil, fmt.Errorf("%w: metadata JSON: %v", ErrFormat, err)
 	}
 	return d, nil

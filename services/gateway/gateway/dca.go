@@ -107,21 +107,16 @@ func (s *server) startStored(ctx context.Context, c *fiber.Ctx, id, etagPrefix s
 	if err != nil {
 		return key, info, "", true, err
 	}
-	rangeHeader, done, err = s.revalidate(c, info, etagPrefix)
+	rangeHeader, done, err = s.revalidate(c, info, etagPrefix, dcaMaxAge)
 	return key, info, rangeHeader, done, err
 }
 
 // revalidate sets the caching headers of an answer made from the stored
-// DCA info (cacheHeaders), the ETag the DCA's digest after etagPrefix so
-// that each form of the DCA has its own, and answers 304 when the
-// client's copy is current (done).
-func (s *server) revalidate(c *fiber.Ctx, info blob.Info, etagPrefix string) (rangeHeader string, done bool, err error) {
-	return s.revalidateFor(c, info, etagPrefix, dcaMaxAge)
-}
-
-// revalidateFor is revalidate with a Cache-Control max-age of maxAge
-// seconds; 0 asks caches to revalidate every time (no-cache).
-func (s *server) revalidateFor(c *fiber.Ctx, info blob.Info, etagPrefix string, maxAge int) (rangeHeader string, done bool, err error) {
+// DCA info (cacheHeaders): the ETag the DCA's digest after etagPrefix so
+// that each form of the DCA has its own, a Cache-Control max-age of
+// maxAge seconds (0: no-cache, caches ask every time). It answers 304
+// when the client's copy is current (done).
+func (s *server) revalidate(c *fiber.Ctx, info blob.Info, etagPrefix string, maxAge int) (rangeHeader string, done bool, err error) {
 	etag := ""
 	if info.Digest != "" {
 		etag = `"` + etagPrefix + info.Digest + `"`
@@ -190,7 +185,7 @@ func (s *server) storedDCA(c *fiber.Ctx, id string, complete bool) error {
 		// Another form of the DCA than the stored bytes: its own ETag.
 		prefix, size = headETagPrefix, info.Size-head.stored+int64(len(head.header))
 	}
-	rangeHeader, done, err := s.revalidateFor(c, info, prefix, maxAge)
+	rangeHeader, done, err := s.revalidate(c, info, prefix, maxAge)
 	if done {
 		return err
 	}
@@ -224,15 +219,12 @@ func (s *server) storedDCA(c *fiber.Ctx, id string, complete bool) error {
 		}
 		return internal(fmt.Errorf("open DCA %s at %d: %w", key, off, err))
 	}
-	body := &blobBody{rc: rc, cancel: bcancel}
+	body := &blobBody{front: front, rc: rc, cancel: bcancel}
 	if opened.Size != info.Size || opened.Digest != info.Digest {
 		// Encoded again between Stat and OpenRange: these bytes do not
 		// match the headers set above. The client's retry gets the new one.
 		_ = body.Close()
 		return internal(fmt.Errorf("DCA %s changed while being opened", key))
-	}
-	if len(front) > 0 {
-		body.front = front
 	}
 	return c.SendStream(body, int(length))
 }
