@@ -43,10 +43,6 @@ func (c sdkCall) String() string {
 // Helpers of the SDK that send requests of their own, by the Go source
 // that uses them.
 var (
-	// transfermanager.Client.UploadObject (feature/s3/transfermanager
-	// api_op_UploadObject.go): a single PutObject below one part, else a
-	// multipart upload, aborted on failure.
-	uploaderOps = []string{"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload"}
 	// Paginators and waiters: s3.New<Op>Paginator sends <Op>; the waiters
 	// poll one operation.
 	sdkHelpers = map[string]string{
@@ -247,16 +243,11 @@ func (p *adapterPkg) recordCall(fi *funcInfo, call *ast.CallExpr, lits map[strin
 	}
 	switch fn := call.Fun.(type) {
 	case *ast.SelectorExpr:
-		// <x>.client.<Op>(ctx, in), <x>.uploader.UploadObject, <x>.presign.Presign<Op>
+		// <x>.client.<Op>(ctx, in), <x>.presign.Presign<Op>
 		if inner, ok := fn.X.(*ast.SelectorExpr); ok {
 			switch inner.Sel.Name {
 			case "client":
 				add(p.sdkCallOf(fi, fn.Sel.Name, call, lits))
-				return
-			case "uploader":
-				for _, op := range uploaderOps {
-					add(sdkCall{Op: op})
-				}
 				return
 			case "presign":
 				// A presigned URL is signed with the role's credentials:
@@ -266,7 +257,7 @@ func (p *adapterPkg) recordCall(fi *funcInfo, call *ast.CallExpr, lits map[strin
 			}
 		}
 		// s3.NewListObjectsV2Paginator, dynamodb.NewTableExistsWaiter…
-		if pkg, ok := fn.X.(*ast.Ident); ok && (pkg.Name == "s3" || pkg.Name == "dynamodb" || pkg.Name == "transfermanager") {
+		if pkg, ok := fn.X.(*ast.Ident); ok && (pkg.Name == "s3" || pkg.Name == "dynamodb") {
 			name := fn.Sel.Name
 			switch {
 			case sdkConstructors[name]:

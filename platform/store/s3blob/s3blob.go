@@ -2,11 +2,15 @@
 // the AWS profile's counterpart of objstore, behind the same methods and
 // the same blob.Info and blob.ErrNotFound.
 //
-// Uploads stream (feature/s3/transfermanager): a blob is cut into parts of
-// PartSize bytes sent by at most Concurrency workers, so a Put holds at
-// most about (Concurrency+2)·PartSize bytes whatever the blob's size, and
-// a blob smaller than one part goes up in a single PutObject. Downloads stream the
-// response body. Keys are made only from ids (see ValidKey).
+// Uploads stream through a spool file: Put writes the blob to an unlinked
+// temporary file as it reads it, and sends each part of PartSize bytes
+// from that file as soon as it is written, at most Concurrency at a time
+// (a blob of one part or less goes up in a single PutObject). So a Put
+// holds no part in memory whatever the blob's size (the SDK's own
+// uploader keeps Concurrency+1 part buffers and the first part: 20 MiB
+// per upload), and a store slower than the reader does not hold the
+// reader back: the spool takes up the difference, on disk. Downloads
+// stream the response body. Keys are made only from ids (see ValidKey).
 package s3blob
 
 import (
@@ -24,7 +28,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -40,7 +43,8 @@ const (
 	// MinPartSize is S3's smallest part of a multipart upload (but the
 	// last).
 	MinPartSize = 5 << 20
-	// DefaultPartSize is S3's smallest part: the least memory per upload.
+	// DefaultPartSize is S3's smallest part: a part goes up as soon as
+	// it is written, so the blob is stored soon after its last byte.
 	DefaultPartSize = MinPartSize
 	// DefaultConcurrency is how many parts of one upload are sent at once.
 	DefaultConcurrency = 2
@@ -65,20 +69,25 @@ type Options struct {
 	// AutoCreate creates the bucket at New when it is missing
 	// (AWS_AUTO_CREATE).
 	AutoCreate bool
-	// PartSize and Concurrency bound an upload's memory (see the package
+	// PartSize and Concurrency shape an upload (see the package
 	// comment). Zero means DefaultPartSize and DefaultConcurrency; a part
 	// is at least 5 MiB.
 	PartSize    int64
 	Concurrency int
+	// SpoolDir is where uploads are spooled; "" is os.TempDir() (TMPDIR).
+	// A Put takes as much room there as its blob, while it runs.
+	SpoolDir string
 }
 
 // Store is a blob store on one S3 bucket. It is safe for concurrent use.
 type Store struct {
-	aws      aws.Config
-	client   *s3.Client
-	presign  *s3.PresignClient
-	uploader *transfermanager.Client
-	bucket   string
+	aws         aws.Config
+	client      *s3.Client
+	presign     *s3.PresignClient
+	bucket      string
+	partSize    int64
+	concurrency int
+	spoolDir    string
 }
 
 var _ blob.Store = (*Store)(nil)
@@ -126,18 +135,13 @@ func New(ctx context.Context, ac aws.Config, o Options) (*Store, error) {
 		so.DisableLogOutputChecksumValidationSkipped = true
 	})
 	s := &Store{
-		aws:     ac,
-		client:  client,
-		presign: s3.NewPresignClient(client),
-		// A failed multipart upload is always aborted (on Put's
-		// detached context, see Put); a blob under one part is one
-		// PutObject.
-		uploader: transfermanager.New(client, func(u *transfermanager.Options) {
-			u.PartSizeBytes = o.PartSize
-			u.MultipartUploadThreshold = o.PartSize
-			u.Concurrency = o.Concurrency
-		}),
-		bucket: o.Bucket,
+		aws:         ac,
+		client:      client,
+		presign:     s3.NewPresignClient(client),
+		bucket:      o.Bucket,
+		partSize:    o.PartSize,
+		concurrency: o.Concurrency,
+		spoolDir:    o.SpoolDir,
 	}
 	if o.AutoCreate {
 		if err := s.createBucket(ctx); err != nil {
@@ -180,7 +184,8 @@ func (s *Store) createBucket(ctx context.Context) error {
 // error or an ended ctx aborts the upload, and the previous blob (or none)
 // stays. meta is stored as user metadata (x-amz-meta-*); values outside
 // printable ASCII are stored RFC 2047-encoded. Put reads r from one
-// goroutine and never holds more than the parts in flight.
+// goroutine into its spool (see the package comment) and returns once the
+// last part is stored; a failed upload stops the read.
 func (s *Store) Put(ctx context.Context, key, contentType string, meta map[string]string, r io.Reader) (blob.Info, error) {
 	if err := ValidKey(key); err != nil {
 		return blob.Info{}, err
@@ -189,34 +194,46 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 	if err != nil {
 		return blob.Info{}, fmt.Errorf("s3blob: put %s: %w", key, err)
 	}
-	// The uploader aborts a failed multipart upload with the context it
-	// was given, and a cancelled one would leave the parts behind. So ctx
-	// reaches the upload as a read error, and the requests run on a
-	// context that outlives ctx by abortGrace.
+	sp, err := newSpool(s.spoolDir)
+	if err != nil {
+		return blob.Info{}, fmt.Errorf("s3blob: put %s: the upload's spool: %w", key, err)
+	}
+	defer sp.close()
+	// A failed multipart upload is aborted with the requests' context,
+	// and a cancelled one would leave the parts behind. So ctx reaches
+	// the upload as a read error, and the requests run on a context that
+	// outlives ctx by abortGrace.
 	uctx, cancel := workers.Grace(ctx, abortGrace)
 	defer cancel()
+	u := &upload{s: s, ctx: uctx, key: key, contentType: contentType, meta: md, sp: sp}
+	sent := make(chan result, 1)
+	go func() { sent <- u.run() }()
 
 	body := &countingReader{ctx: ctx, r: r}
-	in := &transfermanager.UploadObjectInput{Bucket: &s.bucket, Key: &key, Body: body, Metadata: md}
-	if contentType != "" {
-		in.ContentType = &contentType
+	_, err = io.CopyBuffer(sp, body, make([]byte, spoolBuffer))
+	if body.err != nil {
+		err = body.err
 	}
-	out, err := s.uploader.UploadObject(uctx, in)
-	if err != nil {
-		if body.err != nil {
-			return blob.Info{}, fmt.Errorf("s3blob: put %s: reading the blob: %w", key, body.err)
-		}
-		return blob.Info{}, fmt.Errorf("s3blob: put %s: %s: %w", key, awsconfig.Reason(err), err)
+	if err != nil && !errors.Is(err, errUploadFailed) {
+		err = fmt.Errorf("reading the blob: %w", err)
+	}
+	sp.end(err)
+	res := <-sent
+	if res.err != nil {
+		return blob.Info{}, fmt.Errorf("s3blob: put %s: %w", key, res.err)
 	}
 	return blob.Info{
 		Key:         key,
 		Size:        body.n,
 		ContentType: contentType,
 		Location:    s.Location(key),
-		Digest:      etag(out.ETag),
+		Digest:      res.etag,
 		Modified:    time.Now().UTC(),
 	}, nil
 }
+
+// spoolBuffer is how much of a blob Put reads at a time.
+const spoolBuffer = 64 << 10
 
 // List returns the Info of every blob whose key starts with prefix (a
 // ListObjectsV2 per thousand keys). Content types are not listed.

@@ -3,9 +3,12 @@ package s3blob_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +133,81 @@ func TestStreamsInParts(t *testing.T) {
 	if len(ups.Uploads) != 0 {
 		t.Errorf("%d multipart uploads left after a failed Put", len(ups.Uploads))
 	}
+}
+
+// TestSpoolsItsParts checks that a Put sends its parts from a spool file,
+// never from memory: a 40 MiB blob goes up allocating less than one part
+// (the SDK's uploader kept three 5 MiB parts and the first one), is read
+// back byte for byte, and leaves nothing in the spool's directory; and
+// that a failed upload stops the read of its blob.
+func TestSpoolsItsParts(t *testing.T) {
+	srv := awstest.S3(t)
+	dir := t.TempDir()
+	s, err := s3blob.New(t.Context(), srv.AWS(), s3blob.Options{Bucket: awstest.Name("blobs"), Endpoint: srv.Endpoint, AutoCreate: true, SpoolDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	const size = 40<<20 + 12345
+	want := sha256.New()
+	src := io.TeeReader(io.LimitReader(&pattern{}, size), want)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	info, err := s.Put(ctx, "audio/spooled.dca", "audio/x-dca", nil, src)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size != size {
+		t.Fatalf("Put stored %d bytes, want %d", info.Size, size)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc >= s3blob.MinPartSize {
+		t.Errorf("Put of %d bytes allocated %d bytes: a part's worth or more", size, alloc)
+	}
+	rc, _, err := s.Open(ctx, "audio/spooled.dca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	n, err := io.Copy(got, rc)
+	rc.Close()
+	if err != nil || n != size || !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("read back %d bytes (%v), want the %d put, byte for byte", n, err, size)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the spool directory holds %d files after the Put", len(left))
+	}
+
+	// A bucket that does not exist: the upload fails, and Put returns
+	// instead of reading an endless blob to its end.
+	missing, err := s3blob.New(ctx, srv.AWS(), s3blob.Options{Bucket: awstest.Name("missing"), Endpoint: srv.Endpoint, SpoolDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	endless := &zeros{n: 1 << 50}
+	if _, err := missing.Put(ctx, "audio/never.dca", "audio/x-dca", nil, endless); err == nil {
+		t.Fatal("Put into a missing bucket succeeded")
+	} else if !strings.Contains(err.Error(), "multipart") {
+		t.Errorf("Put into a missing bucket: %v, want the multipart upload's failure", err)
+	}
+	if endless.off > 4*s3blob.MinPartSize {
+		t.Errorf("Put read %d bytes of a blob it could not store", endless.off)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("the spool directory holds %d files after a failed Put", len(left))
+	}
+}
+
+// pattern is an endless reader of bytes that are not all alike.
+type pattern struct{ off int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = byte(p.off*7 + p.off>>11)
+		p.off++
+	}
+	return len(b), nil
 }
 
 func TestPresignGet(t *testing.T) {
