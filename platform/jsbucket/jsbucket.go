@@ -8,7 +8,8 @@
 // answered, and neither is that create: processes starting together hang.
 // Here the create goes first (a create of an identical definition succeeds),
 // and an update is sent only for an existing bucket whose definition
-// differs.
+// differs; each request has a bound of its own and one never answered is
+// made again (AttemptTimeout).
 package jsbucket
 
 import (
@@ -21,33 +22,73 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
+// AttemptTimeout bounds each create or update request. The cluster's meta
+// leader sometimes loses a request (a leader change on a busy machine),
+// and a lost request is never answered: each attempt gets a bound of its
+// own within the caller's ctx, and one that is not answered, or finds no
+// JetStream responder yet (a cluster still starting), is made again. A
+// create that was applied though its answer was lost succeeds the second
+// time: a create of an identical definition succeeds.
+const AttemptTimeout = 10 * time.Second
+
+// retryPause is how long a request that found no responder waits before
+// it is made again.
+const retryPause = 250 * time.Millisecond
+
+// ensure runs createOrUpdate, each attempt bounded by AttemptTimeout, until
+// it is answered or ctx ends.
+func ensure[T any](ctx context.Context, createOrUpdate func(context.Context) (T, error)) (T, error) {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		v, err := createOrUpdate(attempt)
+		cancel()
+		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		if err == nil || !lost || ctx.Err() != nil {
+			return v, err
+		}
+		t := time.NewTimer(retryPause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, fmt.Errorf("%w (%w)", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
 // KeyValue creates the bucket cfg defines, or updates an existing one to it.
 func KeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.UpdateKeyValue(ctx, cfg)
-	}
-	return kv, err
+	return ensure(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		kv, err := js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.UpdateKeyValue(ctx, cfg)
+		}
+		return kv, err
+	})
 }
 
 // ObjectStore creates the object store cfg defines, or updates an existing
 // one to it.
 func ObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	obs, err := js.CreateObjectStore(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		obs, err = js.UpdateObjectStore(ctx, cfg)
-	}
-	return obs, err
+	return ensure(ctx, func(ctx context.Context) (jetstream.ObjectStore, error) {
+		obs, err := js.CreateObjectStore(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			obs, err = js.UpdateObjectStore(ctx, cfg)
+		}
+		return obs, err
+	})
 }
 
 // Stream creates the stream cfg defines, or updates an existing one to it,
 // create first for the same reason as the buckets.
 func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	s, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		s, err = js.UpdateStream(ctx, cfg)
-	}
-	return s, err
+	return ensure(ctx, func(ctx context.Context) (jetstream.Stream, error) {
+		s, err := js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.UpdateStream(ctx, cfg)
+		}
+		return s, err
+	})
 }
 
 // NoResponderWait bounds how long Get tries a key again while its bucket

@@ -3,9 +3,14 @@ package jsbucket_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/butakero/butakero/platform/jsbucket"
+	"github.com/butakero/butakero/platform/runtime/natsconn"
+	"github.com/butakero/butakero/platform/runtime/natsembed"
+	"github.com/butakero/butakero/platform/testkit/natstest"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -58,4 +63,30 @@ func TestGet(t *testing.T) {
 			t.Fatalf("after %d reads: %v, want one read, then the context's end and no responders", kv.calls, err)
 		}
 	})
+}
+
+// TestCreateLost checks that a stream's create whose request is lost (the
+// connection is cut before the server sees it, so no answer ever comes)
+// is made again after AttemptTimeout and succeeds, within the caller's
+// context.
+func TestCreateLost(t *testing.T) {
+	const token = "lost-create"
+	env := natstest.StartWith(t, natsembed.Options{Listen: "127.0.0.1:0", Auth: natsconn.Auth{Token: token}})
+	proxy := natstest.StartFaultProxy(t, strings.TrimPrefix(env.Server.ClientURL(), "nats://"))
+	_, js := natstest.Connect(t, proxy.URL(), nats.Token(token), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	const name = "JSBUCKET_LOST"
+	proxy.Arm("$JS.API.STREAM.CREATE."+name, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*jsbucket.AttemptTimeout)
+	defer cancel()
+	cfg := jetstream.StreamConfig{Name: name, Subjects: []string{"lost.>"}, Storage: jetstream.MemoryStorage}
+	s, err := jsbucket.Stream(ctx, js, cfg)
+	if err != nil {
+		t.Fatalf("Stream after a lost create: %v", err)
+	}
+	if proxy.Fired() != 1 {
+		t.Fatalf("the proxy cut %d creates, want 1: the test lost nothing", proxy.Fired())
+	}
+	if got := s.CachedInfo().Config.Subjects; len(got) != 1 || got[0] != "lost.>" {
+		t.Errorf("the stream's subjects are %v", got)
+	}
 }

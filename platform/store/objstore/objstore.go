@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/butakero/butakero/platform/blob"
+	"github.com/butakero/butakero/platform/jsbucket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -37,13 +38,11 @@ var _ blob.Store = (*Store)(nil)
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, error) {
 	// The bucket's stream is created here, not by nats.go's
 	// CreateObjectStore, for one setting nats.go does not offer (see
-	// StreamConfig). As jsbucket does, the create goes first and an update
-	// is sent only for an existing stream whose definition differs.
+	// StreamConfig), through jsbucket: the create goes first, an update is
+	// sent only for an existing stream whose definition differs, and a
+	// request never answered is made again.
 	cfg := StreamConfig(replicas)
-	_, err := js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = js.UpdateStream(ctx, cfg)
-	}
+	_, err := jsbucket.Stream(ctx, js, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("objstore: open %s: %w", Bucket, err)
 	}
