@@ -22,28 +22,39 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// AttemptTimeout bounds each create or update request. The cluster's meta
-// leader sometimes loses a request (a leader change on a busy machine),
-// and a lost request is never answered: each attempt gets a bound of its
-// own within the caller's ctx, and one that is not answered, or finds no
-// JetStream responder yet (a cluster still starting), is made again. A
-// create that was applied though its answer was lost succeeds the second
-// time: a create of an identical definition succeeds.
+// AttemptTimeout bounds each attempt (a create, and the update it may lead
+// to). The cluster's meta leader sometimes loses a request (a leader
+// change on a busy machine), and a lost request is never answered: each
+// attempt gets a bound of its own within the caller's ctx, and one that is
+// not answered is made again. A create that was applied though its answer
+// was lost succeeds the second time: a create of an identical definition
+// succeeds. An attempt that finds no JetStream responder (a cluster still
+// starting) is made again for up to NoResponderSetupWait; after that its
+// error is returned (no server of the account runs JetStream).
 const AttemptTimeout = 10 * time.Second
+
+// NoResponderSetupWait bounds how long a create or update is tried again
+// while it finds no responder.
+const NoResponderSetupWait = 30 * time.Second
 
 // retryPause is how long a request that found no responder waits before
 // it is made again.
 const retryPause = 250 * time.Millisecond
 
 // ensure runs createOrUpdate, each attempt bounded by AttemptTimeout, until
-// it is answered or ctx ends.
+// it is answered or ctx ends (see AttemptTimeout).
 func ensure[T any](ctx context.Context, createOrUpdate func(context.Context) (T, error)) (T, error) {
+	noResponders := time.Now().Add(NoResponderSetupWait)
 	for {
 		attempt, cancel := context.WithTimeout(ctx, AttemptTimeout)
 		v, err := createOrUpdate(attempt)
 		cancel()
-		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
-		if err == nil || !lost || ctx.Err() != nil {
+		switch {
+		case err == nil || ctx.Err() != nil:
+			return v, err
+		case errors.Is(err, context.DeadlineExceeded):
+			continue // not answered: made again at once
+		case !errors.Is(err, nats.ErrNoResponders) || time.Now().After(noResponders):
 			return v, err
 		}
 		t := time.NewTimer(retryPause)

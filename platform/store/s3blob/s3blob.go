@@ -199,25 +199,33 @@ func (s *Store) Put(ctx context.Context, key, contentType string, meta map[strin
 		return blob.Info{}, fmt.Errorf("s3blob: put %s: the upload's spool: %w", key, err)
 	}
 	defer sp.close()
-	// A failed multipart upload is aborted with the requests' context,
-	// and a cancelled one would leave the parts behind. So ctx reaches
-	// the upload as a read error, and the requests run on a context that
-	// outlives ctx by abortGrace.
-	uctx, cancel := workers.Grace(ctx, abortGrace)
+	// An ended ctx fails the upload at once: no part is sent after it,
+	// nor the completion. The parts in flight are let finish (for up to
+	// abortGrace), since a part cut off mid-way may still be stored by
+	// the server after the abort (S3 says so of AbortMultipartUpload),
+	// and a started multipart upload is then aborted on a context of its
+	// own, so that no parts are left behind.
+	rctx, cancel := workers.Grace(ctx, abortGrace)
 	defer cancel()
-	u := &upload{s: s, ctx: uctx, key: key, contentType: contentType, meta: md, sp: sp}
+	u := &upload{s: s, ctx: rctx, abortCtx: ctx, key: key, contentType: contentType, meta: md, sp: sp}
+	defer context.AfterFunc(ctx, func() { u.fail(ctx.Err()) })()
 	sent := make(chan result, 1)
 	go func() { sent <- u.run() }()
+	// Should the read panic, the upload stops rather than wait for it.
+	defer u.fail(errors.New("s3blob: Put ended before its blob"))
 
 	body := &countingReader{ctx: ctx, r: r}
 	_, err = io.CopyBuffer(sp, body, make([]byte, spoolBuffer))
-	if body.err != nil {
-		err = body.err
+	switch {
+	case body.err != nil:
+		u.fail(fmt.Errorf("reading the blob: %w", body.err))
+	case err != nil && !errors.Is(err, errUploadFailed):
+		u.fail(err) // the spool's own failure (sourceSpool.Write says so)
+	case ctx.Err() != nil:
+		u.fail(ctx.Err()) // ended with the blob's last read: nothing is completed
+	default:
+		sp.end(nil)
 	}
-	if err != nil && !errors.Is(err, errUploadFailed) {
-		err = fmt.Errorf("reading the blob: %w", err)
-	}
-	sp.end(err)
 	res := <-sent
 	if res.err != nil {
 		return blob.Info{}, fmt.Errorf("s3blob: put %s: %w", key, res.err)

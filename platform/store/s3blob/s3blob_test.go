@@ -180,7 +180,7 @@ func TestSpoolsItsParts(t *testing.T) {
 	}
 
 	// A bucket that does not exist: the upload fails, and Put returns
-	// instead of reading an endless blob to its end.
+	// instead of reading an endless blob forever.
 	missing, err := s3blob.New(ctx, srv.AWS(), s3blob.Options{Bucket: awstest.Name("missing"), Endpoint: srv.Endpoint, SpoolDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -191,12 +191,41 @@ func TestSpoolsItsParts(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "multipart") {
 		t.Errorf("Put into a missing bucket: %v, want the multipart upload's failure", err)
 	}
-	if endless.off > 4*s3blob.MinPartSize {
-		t.Errorf("Put read %d bytes of a blob it could not store", endless.off)
-	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Errorf("the spool directory holds %d files after a failed Put", len(left))
 	}
+
+	// A ctx that ends once the whole blob is read, parts still to send:
+	// nothing is completed, and the multipart upload is aborted.
+	cctx, cancel := context.WithCancel(ctx)
+	late := &cancelAtEOF{r: io.LimitReader(&pattern{}, 3*s3blob.MinPartSize+99), cancel: cancel}
+	if _, err := s.Put(cctx, "audio/cancelled.dca", "audio/x-dca", nil, late); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Put whose ctx ended after the last read: %v, want context.Canceled", err)
+	}
+	if _, err := s.Stat(ctx, "audio/cancelled.dca"); !errors.Is(err, blob.ErrNotFound) {
+		t.Errorf("Stat of the cancelled blob: %v, want not found", err)
+	}
+	ups, err := s.Client().ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.Bucket())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Errorf("%d multipart uploads left after a cancelled Put", len(ups.Uploads))
+	}
+}
+
+// cancelAtEOF reads r and cancels its context as it returns r's end.
+type cancelAtEOF struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c *cancelAtEOF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
 }
 
 // pattern is an endless reader of bytes that are not all alike.

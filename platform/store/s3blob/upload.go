@@ -52,6 +52,9 @@ func (sp *spool) Write(b []byte) (int, error) {
 		return 0, err
 	}
 	n, err := sp.f.Write(b)
+	if err != nil {
+		err = fmt.Errorf("spooling the blob: %w", err)
+	}
 	sp.mu.Lock()
 	sp.n += int64(n)
 	sp.cond.Broadcast()
@@ -59,11 +62,14 @@ func (sp *spool) Write(b []byte) (int, error) {
 	return n, err
 }
 
-// end marks the blob read to its end (err nil) or failed; the first failure
-// is kept.
+// end marks the blob read to its end (err nil) or failed, once: a spool
+// that has ended stays as it ended.
 func (sp *spool) end(err error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if sp.done {
+		return
+	}
 	sp.done = true
 	if sp.err == nil {
 		sp.err = err
@@ -94,8 +100,10 @@ func (sp *spool) close() { _ = sp.f.Close() }
 // stops the spool (and so the read), and a started multipart upload is
 // aborted.
 type upload struct {
-	s           *Store
-	ctx         context.Context // the requests' (it outlives Put's ctx by abortGrace)
+	s   *Store
+	ctx context.Context // the requests' (it outlives Put's ctx by abortGrace)
+	// abortCtx is Put's, which an abort outlives by abortGrace.
+	abortCtx    context.Context
 	key         string
 	contentType string
 	meta        map[string]string
@@ -132,7 +140,13 @@ func (u *upload) run() result {
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, u.s.concurrency)
 	for {
-		n, done, err := u.sp.wait(off + ps)
+		// The first wait is for more than a part: a blob of exactly one
+		// part is then known whole, and goes up in one PutObject.
+		want := off + ps
+		if u.id == nil {
+			want = ps + 1
+		}
+		n, done, err := u.sp.wait(want)
 		if err == nil {
 			err = u.failed()
 		}
@@ -171,12 +185,10 @@ func (u *upload) run() result {
 	}
 	wg.Wait()
 	if err := u.failed(); err != nil {
-		u.abort()
-		return result{err: err}
+		return result{err: u.abort(err)}
 	}
 	if _, _, err := u.sp.wait(off); err != nil {
-		u.abort()
-		return result{err: err}
+		return result{err: u.abort(err)}
 	}
 	return u.complete()
 }
@@ -241,21 +253,30 @@ func (u *upload) complete() result {
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: u.parts},
 	})
 	if err != nil {
-		u.abort()
-		return result{err: fmt.Errorf("complete the multipart upload: %s: %w", awsconfig.Reason(err), err)}
+		return result{err: u.abort(fmt.Errorf("complete the multipart upload: %s: %w", awsconfig.Reason(err), err))}
 	}
 	return result{etag: etag(out.ETag)}
 }
 
-// abort drops a started multipart upload's parts.
-func (u *upload) abort() {
+// abort drops a started multipart upload's parts, on a context that
+// outlives Put's by abortGrace, and returns err, with the abort's own
+// failure if it failed (the parts are then left to the bucket's lifecycle
+// rule for incomplete uploads).
+func (u *upload) abort(err error) error {
 	if u.id == nil {
-		return
+		return err
 	}
-	_, _ = u.s.client.AbortMultipartUpload(u.ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id})
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(u.abortCtx), abortGrace)
+	defer cancel()
+	_, aerr := u.s.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &u.s.bucket, Key: &u.key, UploadId: u.id})
+	if aerr != nil {
+		return fmt.Errorf("%w (and the multipart upload could not be aborted: %s: %w)", err, awsconfig.Reason(aerr), aerr)
+	}
+	return err
 }
 
-// fail records the upload's first failure and stops the spool's read.
+// fail records the upload's first failure and stops the spool's read: no
+// part is sent after it.
 func (u *upload) fail(err error) {
 	u.mu.Lock()
 	if u.err == nil {
